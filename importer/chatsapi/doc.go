@@ -1,9 +1,16 @@
 // Package chatsapi is a client for the Kommo Chats API ("amojo"): send a
 // new_message, create a chat, page a chat's history and connect a channel.
 //
-// Every attempt is signed afresh with package signer and waits on the shared
-// rate limiter first. Errors are *Error values classified in one place
-// (Classify): retryable, in doubt, permanent, rate limited, bad signature or
-// account blocked. The client makes one HTTP attempt per call; retry policy
-// belongs to the caller, which knows what a repeated request would cost.
+// Every attempt waits on the shared rate limiter first, then is signed afresh
+// with package signer (a new Date each time) over the exact body bytes it
+// sends. The client makes one HTTP attempt per call and never follows
+// redirects; retry policy belongs to the caller, which knows what a repeated
+// request would cost.
+//
+// Every failure is an *Error, classified in one place (classify in
+// errors.go) into a Kind: permanent, retryable, rate limited, bad signature
+// or blocked. InDoubt says whether the API may have acted on the request
+// (a 5xx, an unusable 2xx, or a timeout, broken connection or cancellation
+// after the request was written); an in-doubt send should be looked up with
+// History (HistoryBody.ClientID is our msgid) before it is sent again.
 package chatsapi

@@ -1,0 +1,500 @@
+package chatsapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/kommo-import/kommo-import/signer"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultBaseURL          = "https://amojo.kommo.com"
+	DefaultTimeout          = 30 * time.Second
+	DefaultMaxResponseBytes = 1 << 20
+)
+
+// MaxHistoryLimit is the largest page History asks for (the API's maximum).
+const MaxHistoryLimit = 50
+
+// Limiter is waited on before every HTTP attempt. *rate.Limiter satisfies it;
+// share one between every client and worker that talks to the same account.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
+// Config configures a Client. Only Secret is required; ScopeID is required by
+// the scoped calls (everything except Connect).
+type Config struct {
+	BaseURL string // default DefaultBaseURL; https, or http only for loopback hosts or with AllowInsecureHTTP
+	ScopeID string
+	Secret  signer.Secret
+	// HTTPClient is used as a template: the Client copies it and turns off
+	// redirect following. Nil gives a client with 10s dial, 10s TLS
+	// handshake and 30s response-header timeouts and certificate checks on.
+	HTTPClient *http.Client
+	// Timeout bounds one attempt, response body included. Default 30s.
+	Timeout time.Duration
+	// Limiter is waited on before every attempt; nil means no limit.
+	Limiter Limiter
+	// Now gives the Date header's time; default time.Now.
+	Now func() time.Time
+	// AllowInsecureHTTP permits plain http to a non-loopback host.
+	AllowInsecureHTTP bool
+	// MaxResponseBytes caps how much of a response body is read. Default 1 MiB.
+	MaxResponseBytes int64
+}
+
+// Client calls the Kommo Chats API. It is safe for concurrent use. Each call
+// makes exactly one HTTP attempt; retrying is the caller's decision.
+type Client struct {
+	base     *url.URL
+	scopeID  string
+	secret   signer.Secret
+	hc       *http.Client
+	timeout  time.Duration
+	limiter  Limiter
+	now      func() time.Time
+	maxBytes int64
+}
+
+// New validates cfg and returns a Client. It refuses a BaseURL that is not
+// https (plain http only to a loopback host or with AllowInsecureHTTP), that
+// has a path, query or credentials, an empty Secret, negative durations or
+// sizes, and an HTTPClient whose transport skips certificate verification.
+func New(cfg Config) (*Client, error) {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	base, err := parseBaseURL(cfg.BaseURL, cfg.AllowInsecureHTTP)
+	if err != nil {
+		return nil, fmt.Errorf("chats api: %w", err)
+	}
+	if cfg.Secret == "" {
+		return nil, errors.New("chats api: empty channel secret")
+	}
+	if cfg.ScopeID != "" {
+		if err := checkSegment("scope id", cfg.ScopeID); err != nil {
+			return nil, fmt.Errorf("chats api: %w", err)
+		}
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("chats api: negative timeout %s", cfg.Timeout)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxResponseBytes < 0 {
+		return nil, fmt.Errorf("chats api: negative MaxResponseBytes %d", cfg.MaxResponseBytes)
+	}
+	if cfg.MaxResponseBytes == 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	var hc http.Client
+	if cfg.HTTPClient != nil {
+		if t, ok := cfg.HTTPClient.Transport.(*http.Transport); ok && t.TLSClientConfig != nil && t.TLSClientConfig.InsecureSkipVerify {
+			return nil, errors.New("chats api: HTTP client skips TLS certificate verification")
+		}
+		hc = *cfg.HTTPClient
+	} else {
+		hc = http.Client{Transport: newTransport()}
+	}
+	// The signature covers the path, and a redirected POST could be
+	// processed twice: a 3xx is returned to the caller as a permanent error.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Client{
+		base:     base,
+		scopeID:  cfg.ScopeID,
+		secret:   cfg.Secret,
+		hc:       &hc,
+		timeout:  cfg.Timeout,
+		limiter:  cfg.Limiter,
+		now:      cfg.Now,
+		maxBytes: cfg.MaxResponseBytes,
+	}, nil
+}
+
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          32,
+		MaxIdleConnsPerHost:   32, // every worker talks to the one amojo host
+		IdleConnTimeout:       90 * time.Second,
+	}
+}
+
+func parseBaseURL(raw string, allowInsecure bool) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("base URL: %w", err)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, fmt.Errorf("base URL %q: no host", raw)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
+		return nil, fmt.Errorf("base URL %q: want scheme://host[:port] only", u.Redacted())
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !allowInsecure && !isLoopback(u.Hostname()) {
+			return nil, fmt.Errorf("base URL %q: plain http to a non-loopback host (the channel secret signs every request; use https)", raw)
+		}
+	default:
+		return nil, fmt.Errorf("base URL %q: scheme must be https", raw)
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkSegment refuses ids that would change the URL's shape or need
+// escaping: the server verifies the signature over the path it sees, and
+// escaping rules differ between implementations.
+func checkSegment(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("empty %s", what)
+	}
+	if s == "." || s == ".." || url.PathEscape(s) != s {
+		return fmt.Errorf("%s %q: not a plain URL path segment", what, s)
+	}
+	return nil
+}
+
+const pathPrefix = "/v2/origin/custom/"
+
+// SendResult is the API's answer to new_message. Note the naming: MsgID is
+// Kommo's id for the message and RefID echoes ours (Payload.MsgID).
+type SendResult struct {
+	MsgID          string `json:"msgid"`
+	ConversationID string `json:"conversation_id"` // Kommo's chat id
+	SenderID       string `json:"sender_id"`
+	ReceiverID     string `json:"receiver_id"`
+	RefID          string `json:"ref_id"`
+}
+
+// SendMessage posts p as a new_message event to the client's scope. The body
+// is marshalled once and those exact bytes are signed and sent. A 2xx answer
+// without new_message.msgid is a retryable, in-doubt *Error.
+func (c *Client) SendMessage(ctx context.Context, p *Payload) (*SendResult, error) {
+	const op = "send message"
+	if p == nil {
+		return nil, invalid(op, errors.New("nil payload"))
+	}
+	path, err := c.scopedPath(op)
+	if err != nil {
+		return nil, err
+	}
+	body, merr := json.Marshal(Event{EventType: EventNewMessage, Payload: *p})
+	if merr != nil {
+		return nil, invalid(op, merr)
+	}
+	var out struct {
+		NewMessage *SendResult `json:"new_message"`
+	}
+	if err := c.do(ctx, op, http.MethodPost, path, "", body, func(status int, b []byte) error {
+		if err := json.Unmarshal(b, &out); err != nil {
+			return fmt.Errorf("decode response: %w", err)
+		}
+		if out.NewMessage == nil || out.NewMessage.MsgID == "" {
+			return errors.New("response without new_message.msgid")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return out.NewMessage, nil
+}
+
+// Chat is the answer to create chat: Kommo's chat id (the one History takes)
+// and Kommo's id for the user.
+type Chat struct {
+	ID     string
+	UserID string
+}
+
+// chatUser is Participant without ref_id, which create chat no longer takes.
+type chatUser struct {
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Avatar      string   `json:"avatar,omitempty"`
+	Profile     *Profile `json:"profile,omitempty"`
+	ProfileLink string   `json:"profile_link,omitempty"`
+}
+
+// CreateChat creates the chat for our conversationID with user as the
+// client, or returns the existing one: the API is idempotent per
+// conversation_id, so repeating it after an in-doubt failure is safe.
+func (c *Client) CreateChat(ctx context.Context, conversationID string, user Participant) (*Chat, error) {
+	const op = "create chat"
+	if conversationID == "" {
+		return nil, invalid(op, errors.New("empty conversation id"))
+	}
+	if user.ID == "" || user.Name == "" {
+		return nil, invalid(op, errors.New("user needs an id and a name"))
+	}
+	path, err := c.scopedPath(op, "chats")
+	if err != nil {
+		return nil, err
+	}
+	body, merr := json.Marshal(struct {
+		ConversationID string   `json:"conversation_id"`
+		User           chatUser `json:"user"`
+	}{conversationID, chatUser{user.ID, user.Name, user.Avatar, user.Profile, user.ProfileLink}})
+	if merr != nil {
+		return nil, invalid(op, merr)
+	}
+	var out struct {
+		ID   string `json:"id"`
+		User struct {
+			ID string `json:"id"`
+		} `json:"user"`
+	}
+	if err := c.do(ctx, op, http.MethodPost, path, "", body, func(_ int, b []byte) error {
+		if err := json.Unmarshal(b, &out); err != nil {
+			return fmt.Errorf("decode response: %w", err)
+		}
+		if out.ID == "" {
+			return errors.New("response without chat id")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return &Chat{ID: out.ID, UserID: out.User.ID}, nil
+}
+
+// HistoryMessage is one message of a chat's history.
+type HistoryMessage struct {
+	Timestamp     int64               `json:"timestamp"`
+	MsecTimestamp int64               `json:"msec_timestamp"`
+	Sender        *HistoryParticipant `json:"sender,omitempty"`
+	Receiver      *HistoryParticipant `json:"receiver,omitempty"`
+	Message       HistoryBody         `json:"message"`
+}
+
+// HistoryParticipant is a sender or receiver in history. ID is Kommo's id;
+// ClientID is ours (present for external participants only).
+type HistoryParticipant struct {
+	ID       string `json:"id"`
+	ClientID string `json:"client_id,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Avatar   string `json:"avatar,omitempty"`
+	Phone    string `json:"phone,omitempty"`
+	Email    string `json:"email,omitempty"`
+}
+
+// HistoryBody is the message of a history entry. ID is Kommo's message id;
+// ClientID is our msgid (Payload.MsgID), the key for finding in-doubt sends.
+type HistoryBody struct {
+	ID           string    `json:"id"`
+	ClientID     string    `json:"client_id,omitempty"`
+	Type         string    `json:"type"`
+	Text         string    `json:"text,omitempty"`
+	Media        string    `json:"media,omitempty"`
+	Thumbnail    string    `json:"thumbnail,omitempty"`
+	FileName     string    `json:"file_name,omitempty"`
+	FileSize     int64     `json:"file_size,omitempty"`
+	MediaGroupID string    `json:"media_group_id,omitempty"`
+	Location     *Location `json:"location,omitempty"`
+	Contact      *Contact  `json:"contact,omitempty"`
+}
+
+// History returns one page of Kommo chat chatID's messages (chatID is Kommo's
+// id, Chat.ID, not our conversation id), skipping offset messages. limit must
+// be at least 1; above MaxHistoryLimit it is lowered to MaxHistoryLimit. A 204
+// (no such chat, or no messages) returns (nil, nil). The signature covers the
+// path only, not the query string.
+func (c *Client) History(ctx context.Context, chatID string, offset, limit int) ([]HistoryMessage, error) {
+	const op = "history"
+	if err := checkSegment("chat id", chatID); err != nil {
+		return nil, invalid(op, err)
+	}
+	if offset < 0 {
+		return nil, invalid(op, fmt.Errorf("negative offset %d", offset))
+	}
+	if limit < 1 {
+		return nil, invalid(op, fmt.Errorf("limit %d: want 1..%d", limit, MaxHistoryLimit))
+	}
+	limit = min(limit, MaxHistoryLimit)
+	path, err := c.scopedPath(op, "chats", chatID, "history")
+	if err != nil {
+		return nil, err
+	}
+	query := url.Values{"offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(limit)}}.Encode()
+	var out struct {
+		Messages []HistoryMessage `json:"messages"`
+	}
+	if err := c.do(ctx, op, http.MethodGet, path, query, nil, func(status int, b []byte) error {
+		if status == http.StatusNoContent {
+			return nil
+		}
+		if err := json.Unmarshal(b, &out); err != nil {
+			return fmt.Errorf("decode response: %w", err)
+		}
+		if out.Messages == nil {
+			out.Messages = []HistoryMessage{}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return out.Messages, nil
+}
+
+// Connection is the answer to connect.
+type Connection struct {
+	ScopeID        string `json:"scope_id"`
+	AccountID      string `json:"account_id"`
+	Title          string `json:"title"`
+	HookAPIVersion string `json:"hook_api_version"`
+}
+
+// Connect connects channel channelID to the account with amojo id accountID
+// (hook API v2) and returns the scope id to use for every other call. An
+// empty title leaves the channel's own name. It needs no ScopeID in Config.
+func (c *Client) Connect(ctx context.Context, channelID, accountID, title string) (*Connection, error) {
+	const op = "connect"
+	if err := checkSegment("channel id", channelID); err != nil {
+		return nil, invalid(op, err)
+	}
+	if accountID == "" {
+		return nil, invalid(op, errors.New("empty account id"))
+	}
+	// Field order as in the documentation's example (and vector V1).
+	body, merr := json.Marshal(struct {
+		AccountID      string `json:"account_id"`
+		Title          string `json:"title,omitempty"`
+		HookAPIVersion string `json:"hook_api_version"`
+	}{accountID, title, "v2"})
+	if merr != nil {
+		return nil, invalid(op, merr)
+	}
+	var out Connection
+	if err := c.do(ctx, op, http.MethodPost, pathPrefix+channelID+"/connect", "", body, func(_ int, b []byte) error {
+		if err := json.Unmarshal(b, &out); err != nil {
+			return fmt.Errorf("decode response: %w", err)
+		}
+		if out.ScopeID == "" {
+			return errors.New("response without scope_id")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (c *Client) scopedPath(op string, elems ...string) (string, error) {
+	if c.scopeID == "" {
+		return "", invalid(op, errors.New("no scope id configured (run connect first)"))
+	}
+	return pathPrefix + strings.Join(append([]string{c.scopeID}, elems...), "/"), nil
+}
+
+// invalid is the error for a call that can never succeed as made.
+func invalid(op string, err error) *Error {
+	return &Error{Op: op, Kind: KindPermanent, Err: err}
+}
+
+// do makes one signed attempt. On a 2xx it hands the body to decode; a
+// decode error, like every other failure, becomes an *Error via classify.
+func (c *Client) do(ctx context.Context, op, method, path, query string, body []byte, decode func(status int, body []byte) error) error {
+	a := c.attempt(ctx, op, method, path, query, body)
+	if a.err == nil && a.decodeErr == nil && a.status/100 == 2 {
+		a.decodeErr = decode(a.status, a.body)
+		if a.decodeErr == nil {
+			return nil
+		}
+	}
+	a.parentErr = ctx.Err()
+	a.now = c.now()
+	return classify(a)
+}
+
+// attempt waits on the limiter, signs with a fresh Date and makes one HTTP
+// request, reading at most maxBytes of the response within the timeout.
+func (c *Client) attempt(ctx context.Context, op, method, path, query string, body []byte) attempt {
+	a := attempt{op: op}
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			a.err = fmt.Errorf("rate limiter: %w", err)
+			return a
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	var wrote atomic.Bool
+	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) { wrote.Store(info.Err == nil) },
+	})
+	u := *c.base
+	u.Path, u.RawQuery = path, query
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(actx, method, u.String(), rd)
+	if err != nil {
+		a.err = err
+		return a
+	}
+	signer.Sign(method, path, body, c.secret, c.now()).Apply(req.Header)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "kommo-import")
+
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		a.err, a.wrote = c.timeoutErr(actx, ctx, err), wrote.Load()
+		return a
+	}
+	defer resp.Body.Close()
+	a.status, a.header = resp.StatusCode, resp.Header
+	a.body, err = io.ReadAll(io.LimitReader(resp.Body, c.maxBytes+1))
+	a.wrote = wrote.Load()
+	switch {
+	case err != nil:
+		a.err = c.timeoutErr(actx, ctx, fmt.Errorf("read response: %w", err))
+	case int64(len(a.body)) > c.maxBytes:
+		a.body = a.body[:c.maxBytes]
+		a.decodeErr = errTooLarge{c.maxBytes}
+	}
+	return a
+}
+
+// timeoutErr says so when the attempt's own deadline, not the caller's, ended it.
+func (c *Client) timeoutErr(actx, parent context.Context, err error) error {
+	if parent.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("no complete response within %s: %w", c.timeout, err)
+	}
+	return err
+}
