@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kommo-import/kommo-import/internal/sim"
+	"github.com/kommo-import/kommo-import/signer"
+)
+
+// EnvSecret is the only place the channel secret is read from: a flag would
+// leave it in shell history and process listings.
+const EnvSecret = "KOMMO_CHANNEL_SECRET"
+
+// EnvScopeID is the scope id's fallback, shared with kommo-import.
+const EnvScopeID = "KOMMO_SCOPE_ID"
+
+var errUsage = errors.New("usage")
+
+type usageErr struct{ msg string }
+
+func (e usageErr) Error() string        { return e.msg + " (see kommo-sim --help)" }
+func (e usageErr) Is(target error) bool { return target == errUsage }
+
+const helpText = `kommo-sim: a local stand-in for the Kommo Chats API ("amojo").
+
+It serves the endpoints a history import uses, as Kommo documents them, and is
+strict about them: every request must be signed with the channel secret
+(Date, Content-Type: application/json, Content-MD5, X-Signature), or it gets the
+documented 403 ORIGIN_INVALID_SIGNATURE; payloads are checked field by field
+(400 INVALID_DATA naming the field); requests over the rate limit get the
+documented 429 with Retry-After. It never contacts Kommo.
+
+  POST /v2/origin/custom/{scope_id}                         new_message (import a message)
+  POST /v2/origin/custom/{scope_id}/chats                   create chat (idempotent per conversation_id)
+  GET  /v2/origin/custom/{scope_id}/chats/{chat_id}/history?offset=N&limit=M   (limit <= 50; 204 if none)
+  POST /v2/origin/custom/{channel_id}/connect               connect (answers with --scope-id)
+
+Unsigned control endpoints for tests and operators:
+  GET  /_sim/stats    counters: requests by endpoint and status, accepted, duplicates,
+                      refusals, rate_limited, faults, blocked, max_requests_in_any_1s
+  GET  /_sim/ledger   the accepted messages (same entries as --ledger)
+  POST /_sim/faults   {"spec":"500=0.05","seed":7} changes the faults at run time
+  POST /_sim/unblock  lifts the --block-after block
+
+Every accepted message is appended to the --ledger file, one JSON line each:
+seq, received_at, scope_id, conversation_id, chat_id, msgid, kommo_msgid, silent,
+msec_timestamp, duplicate, payload (as received). A repeated msgid is recorded
+again as a duplicate (the worst case the real API may do) unless --idempotent-msgid.
+
+Rehearse a migration:
+  export KOMMO_CHANNEL_SECRET=any-test-secret   # the same value for both programs
+  kommo-sim --addr 127.0.0.1:8089 --scope-id rehearsal_scope --ledger ledger.jsonl &
+  export KOMMO_API_URL=http://127.0.0.1:8089 KOMMO_SCOPE_ID=rehearsal_scope
+  kommo-import ...                               # or --api-url http://127.0.0.1:8089
+  curl -s http://127.0.0.1:8089/_sim/stats       # duplicates must be 0, rate_limited 0
+  # the ledger shows what "Kommo" received: every msgid once, in order per
+  # conversation, silent=false only on the newest message of each conversation.
+Then do it again with --faults and kill the importer half-way: the result must
+be the same.
+
+Fault spec (--faults): comma-separated kind=probability, at most one fault per
+request, probabilities summing to at most 1, drawn from --seed (same seed and
+request sequence, same faults):
+  500, 503      answer 5xx before processing; nothing recorded
+  429           spurious 429 with Retry-After of --fault-retry-after
+  hang          no answer for --hang, or until the client gives up; nothing recorded
+  accept-500    message recorded, then 500
+  accept-drop   message recorded, then the TCP connection is dropped, no answer
+  e.g. --faults 500=0.02,503=0.02,429=0.01,hang=0.01,accept-500=0.02,accept-drop=0.01
+new_message takes all kinds; create chat and history take 500, 503, hang and
+--latency/--jitter; connect takes none.
+
+Usage: kommo-sim --scope-id ID --ledger FILE [flags]
+The channel secret is read only from the environment variable ` + EnvSecret + `.
+
+Flags:
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kommo-sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		addr            = fs.String("addr", "127.0.0.1:8089", "listen address; port 0 picks a free port")
+		addrFile        = fs.String("addr-file", "", "write the base URL (http://host:port) to this file once listening")
+		scopeID         = fs.String("scope-id", getenv(EnvScopeID), "the scope id served (default $"+EnvScopeID+")")
+		channelID       = fs.String("channel-id", "", "channel id accepted by connect (default: the part of --scope-id before '_')")
+		ledgerPath      = fs.String("ledger", "", "append accepted messages to this JSONL file (required)")
+		rate            = fs.Float64("rate", sim.DefaultRate, "rate limit in requests per second over all API requests; 0 = no limit")
+		burst           = fs.Int("burst", 0, "token bucket size (default ceil(rate))")
+		retryAfter      = fs.Duration("retry-after", sim.DefaultRetryAfter, "retry_after of a rate-limit 429")
+		blockAfter      = fs.Int("block-after", 0, "after this many rate-limit 429s answer every request with a 403 HTML block page (0 = never)")
+		faultSpec       = fs.String("faults", "", "fault spec, e.g. 500=0.02,accept-drop=0.01 (see above)")
+		seed            = fs.Int64("seed", 1, "seed of the fault generator")
+		faultRetryAfter = fs.Duration("fault-retry-after", sim.DefaultFaultRetryAfter, "retry_after of an injected 429")
+		latency         = fs.Duration("latency", 0, "added to every new_message, create chat and history request")
+		jitter          = fs.Duration("jitter", 0, "random extra latency in [0, jitter)")
+		historyDelay    = fs.Duration("history-delay", 0, "an accepted message shows in history only after this delay")
+		hang            = fs.Duration("hang", sim.DefaultHang, "how long a hang fault holds a request")
+		idempotent      = fs.Bool("idempotent-msgid", false, "answer a repeated msgid with the first result instead of recording a duplicate")
+		verbose         = fs.Bool("verbose", false, "log every request")
+	)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), helpText)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageErr{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageErr{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
+	secret := signer.Secret(getenv(EnvSecret))
+	if secret == "" {
+		return usageErr{"the channel secret is not set: export " + EnvSecret}
+	}
+	if *scopeID == "" {
+		return usageErr{"--scope-id is required (or set " + EnvScopeID + ")"}
+	}
+	if *ledgerPath == "" {
+		return usageErr{"--ledger is required"}
+	}
+	faults, err := sim.ParseFaults(*faultSpec)
+	if err != nil {
+		return usageErr{"--faults: " + err.Error()}
+	}
+	if *rate < 0 {
+		return usageErr{"--rate must not be negative"}
+	}
+
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ledger, err := os.OpenFile(*ledgerPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	defer ledger.Close()
+
+	s, err := sim.New(sim.Options{
+		ScopeID: *scopeID, ChannelID: *channelID, Secret: secret,
+		Rate: *rate, Burst: *burst, RetryAfter: *retryAfter, BlockAfter: *blockAfter,
+		Faults: faults, Seed: *seed, FaultRetryAfter: *faultRetryAfter,
+		Latency: *latency, Jitter: *jitter, HistoryDelay: *historyDelay, Hang: *hang,
+		IdempotentMsgID: *idempotent, Ledger: ledger, Logger: logger,
+	})
+	if err != nil {
+		return usageErr{err.Error()}
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	url := "http://" + ln.Addr().String()
+	// Handlers held by a hang fault end when the base context is cancelled,
+	// so shutdown never waits out --hang.
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	fmt.Fprintf(stderr, "kommo-sim listening on %s (scope %s, rate %g/s, faults %s, ledger %s)\n",
+		url, *scopeID, *rate, faults, *ledgerPath)
+	if *addrFile != "" {
+		if err := writeFileAtomic(*addrFile, []byte(url+"\n")); err != nil {
+			srv.Close()
+			return fmt.Errorf("write --addr-file: %w", err)
+		}
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	cancelBase()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		srv.Close()
+	}
+	// The final counters go to stdout, for scripts.
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s.Stats()); err != nil {
+		return fmt.Errorf("print stats: %w", err)
+	}
+	if err := ledger.Sync(); err != nil {
+		return fmt.Errorf("sync ledger: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes via a temporary file and a rename, so a test polling
+// for the file never reads it half-written.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".kommo-sim-addr-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

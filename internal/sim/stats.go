@@ -1,0 +1,72 @@
+package sim
+
+import (
+	"encoding/json"
+	"maps"
+	"time"
+)
+
+// Stats are the simulator's counters, as GET /_sim/stats returns them.
+type Stats struct {
+	// Requests counts API requests (everything but /_sim/), by endpoint
+	// (new_message, create_chat, history, connect, unknown) and by the status
+	// sent ("200", "429", ..., "dropped" for a dropped connection, "none" when
+	// the client went away before an answer).
+	Requests   int64            `json:"requests"`
+	ByEndpoint map[string]int64 `json:"by_endpoint"`
+	ByStatus   map[string]int64 `json:"by_status"`
+	// Accepted counts recorded messages, duplicates included.
+	Accepted   int64 `json:"accepted"`
+	Duplicates int64 `json:"duplicates"`
+	// IdempotentRepeats counts repeated msgids answered from the first
+	// result without recording (only with Options.IdempotentMsgID).
+	IdempotentRepeats int64 `json:"idempotent_repeats"`
+	ChatsCreated      int64 `json:"chats_created"`
+	RejectedSignature int64 `json:"rejected_signature"`
+	RejectedInvalid   int64 `json:"rejected_invalid"`
+	RejectedScope     int64 `json:"rejected_scope"`
+	// RateLimited counts real rate-limit 429s (not injected ones).
+	RateLimited int64 `json:"rate_limited"`
+	// BlockedRequests counts requests answered with the block page.
+	BlockedRequests int64            `json:"blocked_requests"`
+	Faults          map[string]int64 `json:"faults"`
+	FaultSpec       string           `json:"fault_spec"`
+	Blocked         bool             `json:"blocked"`
+	// MaxRequestsInAny1s is the most API requests that reached the rate
+	// limiter within any sliding one-second window, refused ones included.
+	MaxRequestsInAny1s int `json:"max_requests_in_any_1s"`
+}
+
+func newStats() Stats {
+	return Stats{ByEndpoint: map[string]int64{}, ByStatus: map[string]int64{}, Faults: map[string]int64{}}
+}
+
+func (s Stats) clone() Stats {
+	s.ByEndpoint = copyMap(s.ByEndpoint)
+	s.ByStatus = copyMap(s.ByStatus)
+	s.Faults = copyMap(s.Faults)
+	return s
+}
+
+func copyMap(m map[string]int64) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	maps.Copy(out, m)
+	return out
+}
+
+// LedgerEntry is one accepted message, as written to the JSONL ledger.
+type LedgerEntry struct {
+	Seq            int64     `json:"seq"`
+	ReceivedAt     time.Time `json:"received_at"` // RFC 3339 with nanoseconds
+	ScopeID        string    `json:"scope_id"`
+	ConversationID string    `json:"conversation_id"`
+	ChatID         string    `json:"chat_id"`
+	MsgID          string    `json:"msgid"`
+	KommoMsgID     string    `json:"kommo_msgid"`
+	Silent         bool      `json:"silent"`
+	MsecTimestamp  int64     `json:"msec_timestamp"`
+	// Duplicate is true when the msgid had been accepted before.
+	Duplicate bool `json:"duplicate"`
+	// Payload is the payload object exactly as the client sent it.
+	Payload json.RawMessage `json:"payload"`
+}
