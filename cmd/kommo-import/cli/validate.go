@@ -1,0 +1,196 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/kommo-import/kommo-import/sources"
+)
+
+const validateHelp = `Read a source to the end and report every bad record (file:line: field: reason),
+then the counts of records, valid ones, rejected ones, skipped duplicates
+and conversations. Nothing is sent and no database is needed (except to read
+--source postgres). Exits 0 when every record is valid, 3 when any is not.
+
+With --json the counts are printed as one JSON object on stdout and the bad
+records go to stderr instead.`
+
+func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error {
+	fs := newFlagSet(env, "validate", "--source SOURCE [flags]", validateHelp)
+	var spec sources.Spec
+	sources.RegisterFlags(fs, &spec)
+	rejectsPath := fs.String("rejects", "", "write the bad records to `FILE` for fixing: one JSON object a line\n"+
+		"{file,line,field,reason,raw}, or CSV when FILE ends in .csv")
+	asJSON := fs.Bool("json", false, "print the counts as one JSON object")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	if spec.Kind == "" {
+		return withHint(ExitUsage, errors.New("validate: --source is required"), "kommo-import validate --source export.csv")
+	}
+	if err := spec.Check(); err != nil {
+		return usageError(fmt.Errorf("validate: %w", err))
+	}
+	spec.Stdin = env.Stdin
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sig:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	r, err := sources.Open(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("validate: %w", err)
+	}
+	defer r.Close()
+
+	var rejects *rejectWriter
+	if *rejectsPath != "" {
+		if rejects, err = createRejects(*rejectsPath); err != nil {
+			return fmt.Errorf("validate: %w", err)
+		}
+		defer rejects.close()
+	}
+	report := env.Stdout
+	if *asJSON {
+		report = env.Stderr
+	}
+	for {
+		_, err := r.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		var le *sources.LineError
+		if errors.As(err, &le) {
+			fmt.Fprintln(report, le.Error())
+			if rejects != nil {
+				if err := rejects.write(le); err != nil {
+					return fmt.Errorf("validate: write rejects: %w", err)
+				}
+			}
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return withHint(ExitInterrupted, errors.New("validate: interrupted"), "run validate again; it reads from the start")
+			}
+			return fmt.Errorf("validate: %w", err)
+		}
+	}
+	if rejects != nil {
+		if err := rejects.close(); err != nil {
+			return fmt.Errorf("validate: write rejects: %w", err)
+		}
+	}
+	st := r.Stats()
+	if err := printCounts(env.Stdout, r.Name(), st, *asJSON); err != nil {
+		return err
+	}
+	if st.Rejected > 0 {
+		hint := "fix the records listed above and validate again"
+		if *rejectsPath != "" {
+			hint = "fix the records in " + *rejectsPath + " and validate again"
+		}
+		return withHint(ExitIncomplete, fmt.Errorf("validate: %d of %d records are invalid", st.Rejected, st.Total()), hint)
+	}
+	return nil
+}
+
+// validateCounts is the --json report.
+type validateCounts struct {
+	Source        string `json:"source"`
+	Records       int64  `json:"records"`
+	Valid         int64  `json:"valid"`
+	Rejected      int64  `json:"rejected"`
+	Duplicates    int64  `json:"duplicates"`
+	Conversations int64  `json:"conversations"`
+	BytesRead     int64  `json:"bytes_read"`
+}
+
+func printCounts(w io.Writer, name string, st sources.Stats, asJSON bool) error {
+	c := validateCounts{
+		Source: name, Records: st.Total(), Valid: st.Records, Rejected: st.Rejected,
+		Duplicates: st.Duplicates, Conversations: st.Conversations, BytesRead: st.BytesRead,
+	}
+	if asJSON {
+		return json.NewEncoder(w).Encode(c)
+	}
+	_, err := fmt.Fprintf(w, "%s\n  records        %d\n  valid          %d\n  rejected       %d\n  duplicates     %d (skipped)\n  conversations  %d\n",
+		name, c.Records, c.Valid, c.Rejected, c.Duplicates, c.Conversations)
+	return err
+}
+
+// rejectWriter writes bad records as JSONL or CSV.
+type rejectWriter struct {
+	f   *os.File
+	buf *bufio.Writer
+	csv *csv.Writer
+}
+
+func createRejects(path string) (*rejectWriter, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	w := &rejectWriter{f: f, buf: bufio.NewWriter(f)}
+	if strings.HasSuffix(strings.ToLower(path), ".csv") {
+		w.csv = csv.NewWriter(w.buf)
+		if err := w.csv.Write([]string{"file", "line", "field", "reason", "raw"}); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// rejectLine is one line of a JSONL rejects file.
+type rejectLine struct {
+	File   string `json:"file"`
+	Line   int64  `json:"line"`
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+	Raw    string `json:"raw"`
+}
+
+func (w *rejectWriter) write(le *sources.LineError) error {
+	reason := ""
+	if le.Err != nil {
+		reason = le.Err.Error()
+	}
+	if w.csv != nil {
+		return w.csv.Write([]string{le.File, strconv.FormatInt(le.Line, 10), le.Field, reason, string(le.Raw)})
+	}
+	b, err := json.Marshal(rejectLine{File: le.File, Line: le.Line, Field: le.Field, Reason: reason, Raw: string(le.Raw)})
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	_, err = w.buf.Write(b)
+	return err
+}
+
+// close flushes and closes; safe to call twice.
+func (w *rejectWriter) close() error {
+	if w.f == nil {
+		return nil
+	}
+	if w.csv != nil {
+		w.csv.Flush()
+	}
+	err := errors.Join(w.buf.Flush(), w.f.Close())
+	w.f = nil
+	return err
+}

@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// runValidateCmd runs "kommo-import validate args..." with buffers and returns
+// stdout, stderr and the exit code main would use.
+func runValidateCmd(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	env := Env{Getenv: func(string) string { return "" }, Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut}
+	err := Run(context.Background(), append([]string{"validate"}, args...), env, nil)
+	code = ExitCode(err, &errOut)
+	return out.String(), errOut.String(), code
+}
+
+const (
+	sampleCSV   = "../../../testdata/messages.csv"
+	messyCSV    = "../../../testdata/messages-messy.csv"
+	messyJSONL  = "../../../testdata/messages-messy.jsonl"
+	sampleJSONL = "../../../testdata/messages.jsonl"
+)
+
+func TestValidateCommand(t *testing.T) {
+	t.Parallel()
+	stdinJSONL, err := os.ReadFile(sampleJSONL)
+	require.NoError(t, err)
+	tests := []struct {
+		name       string
+		stdin      string
+		args       []string
+		wantCode   int
+		wantOut    []string // substrings of stdout
+		wantNotOut []string
+		wantErr    []string // substrings of stderr
+	}{
+		{name: "clean CSV", args: []string{"--source", sampleCSV}, wantCode: ExitOK,
+			wantOut: []string{"records        14", "valid          14", "rejected       0", "duplicates     0", "conversations  3"}},
+		{name: "clean JSONL from stdin", stdin: string(stdinJSONL), args: []string{"--source", "jsonl:-"}, wantCode: ExitOK,
+			wantOut: []string{"stdin\n", "valid          14"}},
+		{name: "messy CSV lists every bad record then counts", args: []string{"--source", messyCSV}, wantCode: ExitIncomplete,
+			wantOut: []string{
+				messyCSV + ":4: message.file_name: required for type picture\n",
+				messyCSV + ":12: msgid: conflicting duplicate of line 8",
+				messyCSV + ":31: message.location.lon: required",
+				"records        26", "valid          6", "rejected       19", "duplicates     1", "conversations  3",
+			},
+			wantErr: []string{"19 of 26 records are invalid", "Try: "}},
+		{name: "json counts", args: []string{"--source", messyJSONL, "--json"}, wantCode: ExitIncomplete,
+			wantOut:    []string{`{"source":"` + messyJSONL + `","records":18,"valid":5,"rejected":12,"duplicates":1,"conversations":3,"bytes_read":`},
+			wantNotOut: []string{":4: "},
+			wantErr:    []string{messyJSONL + ":4: invalid JSON"}},
+		{name: "map and ignore", args: []string{"--source", "csv:" + sampleCSV, "--ignore-columns", "sender_avatar,sender_profile_link"},
+			wantCode: ExitOK, wantOut: []string{"valid          14"}},
+		{name: "no source", args: nil, wantCode: ExitUsage, wantErr: []string{"--source is required"}},
+		{name: "bad source", args: []string{"--source", "x.xlsx"}, wantCode: ExitUsage, wantErr: []string{"cannot tell the format"}},
+		{name: "postgres without dsn", args: []string{"--source", "postgres", "--source-table", "t"}, wantCode: ExitUsage, wantErr: []string{"--source-dsn is required"}},
+		{name: "missing file", args: []string{"--source", "nope.csv"}, wantCode: ExitFatal, wantErr: []string{"nope.csv"}},
+		{name: "help", args: []string{"--help"}, wantCode: ExitOK, wantOut: []string{"-source SOURCE", "-rejects FILE", "-map canonical=theirs", "-source-query SQL", "-ignore-columns"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			out, errOut, code := runValidateCmd(t, tt.stdin, tt.args...)
+			require.Equal(t, tt.wantCode, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+			for _, s := range tt.wantOut {
+				require.Contains(t, out, s)
+			}
+			for _, s := range tt.wantNotOut {
+				require.NotContains(t, out, s)
+			}
+			for _, s := range tt.wantErr {
+				require.Contains(t, errOut, s)
+			}
+		})
+	}
+}
+
+func TestValidateJSONOutputIsOneObject(t *testing.T) {
+	t.Parallel()
+	out, _, code := runValidateCmd(t, "", "--source", messyCSV, "--json")
+	require.Equal(t, ExitIncomplete, code)
+	var counts map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &counts))
+	require.Equal(t, map[string]any{"source": messyCSV, "records": 26.0, "valid": 6.0, "rejected": 19.0, "duplicates": 1.0,
+		"conversations": 3.0, "bytes_read": counts["bytes_read"]}, counts)
+}
+
+func TestValidateRejectsFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+
+	t.Run("jsonl", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(dir, "rejects.jsonl")
+		_, _, code := runValidateCmd(t, "", "--source", messyCSV, "--rejects", path)
+		require.Equal(t, ExitIncomplete, code)
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		require.Len(t, lines, 19)
+		var first struct {
+			File   string `json:"file"`
+			Line   int64  `json:"line"`
+			Field  string `json:"field"`
+			Reason string `json:"reason"`
+			Raw    string `json:"raw"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(lines[0]), &first))
+		require.Equal(t, messyCSV, first.File)
+		require.Equal(t, int64(4), first.Line)
+		require.Equal(t, "message.file_name", first.Field)
+		require.Equal(t, "required for type picture", first.Reason)
+		require.True(t, strings.HasPrefix(first.Raw, "conv-anna-001,m-0003,"), first.Raw)
+	})
+
+	t.Run("csv", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(dir, "rejects.csv")
+		_, _, code := runValidateCmd(t, "", "--source", messyJSONL, "--rejects", path)
+		require.Equal(t, ExitIncomplete, code)
+		f, err := os.Open(path)
+		require.NoError(t, err)
+		defer f.Close()
+		rows, err := csv.NewReader(f).ReadAll()
+		require.NoError(t, err)
+		require.Len(t, rows, 13)
+		require.Equal(t, []string{"file", "line", "field", "reason", "raw"}, rows[0])
+		require.Equal(t, []string{messyJSONL, "5", "timestamp", "got JSON string, want a whole number"}, rows[2][:4])
+		require.Contains(t, rows[2][4], `"msgid": "j-05"`)
+	})
+
+	t.Run("clean input leaves an empty rejects file", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(dir, "none.jsonl")
+		require.NoError(t, os.WriteFile(path, []byte("stale\n"), 0o644))
+		_, _, code := runValidateCmd(t, "", "--source", sampleCSV, "--rejects", path)
+		require.Equal(t, ExitOK, code)
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.Empty(t, b)
+	})
+}

@@ -1,0 +1,339 @@
+package sources
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kommo-import/kommo-import/importer/chatsapi"
+)
+
+// columnPlan says what each input column (CSV header cell or postgres result
+// column) feeds: a canonical field, the whole payload, or nothing.
+type columnPlan struct {
+	names   []string // input column names, for messages and raw rows
+	canon   []string // canonical name per input column; "" = ignored
+	payload int      // index of the json payload column (postgres), or -1
+}
+
+// planColumns matches input columns to canonical names. It fails, listing
+// them, on unknown columns (unless ignored), on --map entries naming a column
+// that is not there, on two columns feeding one field, and when the columns
+// cannot possibly make a valid message.
+func planColumns(names []string, spec Spec, allowPayload bool) (columnPlan, error) {
+	plan := columnPlan{names: names, canon: make([]string, len(names)), payload: -1}
+	theirs := make(map[string]string, len(spec.ColumnMap)) // lower(theirs) -> canonical
+	for canon, t := range spec.ColumnMap {
+		theirs[strings.ToLower(strings.TrimSpace(t))] = canon
+	}
+	ignore := make(map[string]bool, len(spec.IgnoreColumns))
+	for _, c := range spec.IgnoreColumns {
+		ignore[strings.ToLower(strings.TrimSpace(c))] = true
+	}
+	seen := map[string]string{} // canonical -> input name
+	found := map[string]bool{}  // lower(input) present
+	var unknown []string
+	for i, name := range names {
+		key := strings.ToLower(strings.TrimSpace(name))
+		found[key] = true
+		var canon string
+		switch {
+		case ignore[key]:
+			continue
+		case theirs[key] != "":
+			canon = theirs[key]
+		case allowPayload && key == "payload":
+			if plan.payload >= 0 {
+				return plan, fmt.Errorf("two payload columns")
+			}
+			plan.payload = i
+			continue
+		default:
+			if _, ok := canonicalSet[key]; !ok {
+				unknown = append(unknown, name)
+				continue
+			}
+			if _, mapped := spec.ColumnMap[key]; mapped {
+				return plan, fmt.Errorf("column %q is canonical but --map %s=%s names another column for it; ignore one of them (--ignore-columns)", name, key, spec.ColumnMap[key])
+			}
+			canon = key
+		}
+		if prev, dup := seen[canon]; dup {
+			return plan, fmt.Errorf("columns %q and %q both give %s", prev, name, canon)
+		}
+		seen[canon] = name
+		plan.canon[i] = canon
+	}
+	if len(unknown) > 0 {
+		return plan, fmt.Errorf("unknown columns %s; map them (--map canonical=theirs) or ignore them (--ignore-columns); canonical columns: %s",
+			quoteList(unknown), strings.Join(CanonicalColumns, ", "))
+	}
+	missing := map[string]bool{}
+	for canon, t := range spec.ColumnMap {
+		if !found[strings.ToLower(strings.TrimSpace(t))] {
+			missing[canon+"="+t] = true
+		}
+	}
+	if len(missing) > 0 {
+		return plan, fmt.Errorf("--map %s: no such column (columns: %s)", strings.Join(sortedKeys(missing), ", "), quoteList(names))
+	}
+	if plan.payload >= 0 {
+		if len(seen) > 0 {
+			return plan, fmt.Errorf("a payload column holds the whole message; the other columns (%s) would be unused: drop or ignore them", quoteList(valuesOf(seen)))
+		}
+		return plan, nil
+	}
+	var need []string
+	for _, c := range []string{"conversation_id", "msgid", "sender_id", "sender_name", "message_type"} {
+		if seen[c] == "" {
+			need = append(need, c)
+		}
+	}
+	if seen["timestamp"] == "" && seen["msec_timestamp"] == "" {
+		need = append(need, "timestamp or msec_timestamp")
+	}
+	if len(need) > 0 {
+		return plan, fmt.Errorf("no column for %s (required; --map canonical=theirs renames a column)", strings.Join(need, ", "))
+	}
+	return plan, nil
+}
+
+func quoteList(s []string) string {
+	q := make([]string, len(s))
+	for i, v := range s {
+		q[i] = strconv.Quote(v)
+	}
+	return strings.Join(q, ", ")
+}
+
+func valuesOf(m map[string]string) []string {
+	set := map[string]bool{}
+	for _, v := range m {
+		set[v] = true
+	}
+	return sortedKeys(set)
+}
+
+// builder assembles a payload from canonical cells. Empty cells are absent.
+type builder struct {
+	p          chatsapi.Payload
+	tsMs       int64 // milliseconds from an RFC 3339 or timestamptz timestamp cell
+	lat, lon   bool  // location cells present
+	latV, lonV float64
+}
+
+func (b *builder) reset() { *b = builder{} }
+
+func (b *builder) sender() *chatsapi.Participant {
+	if b.p.Sender == nil {
+		b.p.Sender = &chatsapi.Participant{}
+	}
+	return b.p.Sender
+}
+
+func (b *builder) receiver() *chatsapi.Participant {
+	if b.p.Receiver == nil {
+		b.p.Receiver = &chatsapi.Participant{}
+	}
+	return b.p.Receiver
+}
+
+func (b *builder) message() *chatsapi.Message {
+	if b.p.Message == nil {
+		b.p.Message = &chatsapi.Message{}
+	}
+	return b.p.Message
+}
+
+func (b *builder) post() *chatsapi.Post {
+	m := b.message()
+	if m.Post == nil {
+		m.Post = &chatsapi.Post{}
+	}
+	return m.Post
+}
+
+func (b *builder) contact() *chatsapi.Contact {
+	m := b.message()
+	if m.Contact == nil {
+		m.Contact = &chatsapi.Contact{}
+	}
+	return m.Contact
+}
+
+func profile(u *chatsapi.Participant) *chatsapi.Profile {
+	if u.Profile == nil {
+		u.Profile = &chatsapi.Profile{}
+	}
+	return u.Profile
+}
+
+// jsonPath turns a canonical column name into the payload's JSON path.
+func jsonPath(canon string) string {
+	switch canon {
+	case "message_location_lat":
+		return "message.location.lat"
+	case "message_location_lon":
+		return "message.location.lon"
+	case "message_contact_name":
+		return "message.contact.name"
+	case "message_contact_phone":
+		return "message.contact.phone"
+	case "sender_phone", "receiver_phone", "sender_email", "receiver_email":
+		who, f, _ := strings.Cut(canon, "_")
+		return who + ".profile." + f
+	case "source_external_id":
+		return "source.external_id"
+	}
+	for _, prefix := range []string{"sender_", "receiver_", "message_", "post_"} {
+		if rest, ok := strings.CutPrefix(canon, prefix); ok {
+			if prefix == "post_" {
+				return "message.post." + rest
+			}
+			return strings.TrimSuffix(prefix, "_") + "." + rest
+		}
+	}
+	return canon
+}
+
+// set stores one non-empty cell.
+func (b *builder) set(canon, v string) error {
+	switch canon {
+	case "conversation_id":
+		b.p.ConversationID = v
+	case "msgid":
+		b.p.MsgID = v
+	case "timestamp":
+		return b.setTimestamp(v)
+	case "msec_timestamp":
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return fieldErr("msec_timestamp", "%q is not unix milliseconds", v)
+		}
+		b.p.MsecTimestamp = n
+	case "sender_id":
+		b.sender().ID = v
+	case "sender_name":
+		b.sender().Name = v
+	case "sender_ref_id":
+		b.sender().RefID = v
+	case "sender_avatar":
+		b.sender().Avatar = v
+	case "sender_profile_link":
+		b.sender().ProfileLink = v
+	case "sender_phone":
+		profile(b.sender()).Phone = v
+	case "sender_email":
+		profile(b.sender()).Email = v
+	case "receiver_id":
+		b.receiver().ID = v
+	case "receiver_name":
+		b.receiver().Name = v
+	case "receiver_ref_id":
+		b.receiver().RefID = v
+	case "receiver_avatar":
+		b.receiver().Avatar = v
+	case "receiver_profile_link":
+		b.receiver().ProfileLink = v
+	case "receiver_phone":
+		profile(b.receiver()).Phone = v
+	case "receiver_email":
+		profile(b.receiver()).Email = v
+	case "message_type":
+		b.message().Type = v
+	case "message_text":
+		b.message().Text = v
+	case "message_media":
+		b.message().Media = v
+	case "message_file_name":
+		b.message().FileName = v
+	case "message_file_size", "message_media_duration":
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return fieldErr(jsonPath(canon), "%q is not a whole number", v)
+		}
+		if canon == "message_file_size" {
+			b.message().FileSize = n
+		} else {
+			b.message().MediaDuration = n
+		}
+	case "message_sticker_id":
+		b.message().StickerID = v
+	case "message_location_lat", "message_location_lon":
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return fieldErr(jsonPath(canon), "%q is not a number", v)
+		}
+		if canon == "message_location_lat" {
+			b.lat, b.latV = true, f
+		} else {
+			b.lon, b.lonV = true, f
+		}
+	case "message_contact_name":
+		b.contact().Name = v
+	case "message_contact_phone":
+		b.contact().Phone = v
+	case "post_id":
+		b.post().ID = v
+	case "post_url":
+		b.post().URL = v
+	case "post_preview_url":
+		b.post().PreviewURL = v
+	case "post_preview_permalink":
+		b.post().PreviewPermalink = v
+	case "post_username":
+		b.post().Username = v
+	case "post_caption":
+		b.post().Caption = v
+	case "source_external_id":
+		b.p.Source = &chatsapi.Source{ExternalID: v}
+	}
+	return nil
+}
+
+// setTime stores a timestamptz (or timestamp) value from postgres, keeping its
+// milliseconds.
+func (b *builder) setTime(canon string, t time.Time) error {
+	switch canon {
+	case "timestamp":
+		b.p.Timestamp, b.tsMs = t.Unix(), t.UnixMilli()
+	case "msec_timestamp":
+		b.p.MsecTimestamp = t.UnixMilli()
+	default:
+		return b.set(canon, t.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// setTimestamp takes unix seconds or RFC 3339 (whose milliseconds are kept
+// when no msec_timestamp is given).
+func (b *builder) setTimestamp(v string) error {
+	v = strings.TrimSpace(v)
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		b.p.Timestamp = n
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return fieldErr("timestamp", "%q is neither unix seconds nor RFC 3339 (2006-01-02T15:04:05Z)", v)
+	}
+	return b.setTime("timestamp", t)
+}
+
+// finish completes the payload once every cell is set.
+func (b *builder) finish() error {
+	if b.p.MsecTimestamp == 0 && b.tsMs != 0 {
+		b.p.MsecTimestamp = b.tsMs
+	}
+	if b.lat || b.lon {
+		if !b.lat {
+			return fieldErr("message.location.lat", "%w when message_location_lon is given", ErrRequired)
+		}
+		if !b.lon {
+			return fieldErr("message.location.lon", "%w when message_location_lat is given", ErrRequired)
+		}
+		b.message().Location = &chatsapi.Location{Lat: b.latV, Lon: b.lonV}
+	}
+	return nil
+}

@@ -1,0 +1,278 @@
+package sources
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/kommo-import/kommo-import/importer/chatsapi"
+)
+
+// csvDecoder reads RFC 4180 CSV with a header row. It splits records itself
+// rather than through encoding/csv so that it can cap a record's size, skip an
+// oversized or malformed record and carry on at the next one with exact line
+// numbers and byte offsets, and keep the record's bytes as read for rejects.
+// Like encoding/csv it drops a leading BOM, accepts LF or CRLF, turns CRLF
+// inside quoted fields into LF and skips empty lines.
+type csvDecoder struct {
+	br     *bufio.Reader
+	max    int
+	line   int64 // lines consumed
+	offset int64 // bytes consumed
+	rec    []byte
+	field  []byte   // unescaped quoted fields; never reallocated mid-record
+	cells  [][]byte // the record's fields, pointing into rec or field
+	plan   columnPlan
+	b      builder
+}
+
+var bom = []byte{0xEF, 0xBB, 0xBF}
+
+func newCSV(br *bufio.Reader, spec Spec) (*csvDecoder, error) {
+	d := &csvDecoder{br: br, max: spec.MaxRecordBytes}
+	if head, _ := br.Peek(3); bytes.Equal(head, bom) {
+		br.Discard(3)
+		d.offset = 3
+	}
+	var header []string
+	for header == nil {
+		pos, tooLarge, err := d.readRecord()
+		if err == io.EOF {
+			return nil, errors.New("empty CSV: no header row")
+		}
+		if err != nil {
+			return nil, err
+		}
+		if tooLarge {
+			return nil, fmt.Errorf("line %d: header row longer than %d bytes", pos.line, d.max)
+		}
+		if len(pos.raw) == 0 || isLineBreak(pos.raw) {
+			continue
+		}
+		if err := d.split(pos.raw); err != nil {
+			return nil, fmt.Errorf("line %d: header: %w", pos.line, err.Err)
+		}
+		header = make([]string, len(d.cells))
+		for i, c := range d.cells {
+			header[i] = string(c)
+		}
+	}
+	plan, err := planColumns(header, spec, false)
+	if err != nil {
+		return nil, err
+	}
+	d.plan = plan
+	return d, nil
+}
+
+func (d *csvDecoder) close() error { return nil }
+
+func isLineBreak(b []byte) bool { return string(b) == "\n" || string(b) == "\r\n" }
+
+func (d *csvDecoder) next(_ context.Context, p *chatsapi.Payload) (position, error) {
+	for {
+		pos, tooLarge, err := d.readRecord()
+		if err != nil {
+			return pos, err
+		}
+		if tooLarge {
+			return pos, &LineError{Err: fmt.Errorf("%w: record of more than %d bytes", ErrTooLarge, d.max)}
+		}
+		if isLineBreak(pos.raw) {
+			continue
+		}
+		if le := d.split(pos.raw); le != nil {
+			return pos, le
+		}
+		if len(d.cells) != len(d.plan.names) {
+			return pos, &LineError{Err: fmt.Errorf("%d fields, the header has %d", len(d.cells), len(d.plan.names))}
+		}
+		d.b.reset()
+		for i, c := range d.cells {
+			if canon := d.plan.canon[i]; canon != "" && len(c) > 0 {
+				if err := d.b.set(canon, string(c)); err != nil {
+					return pos, err
+				}
+			}
+		}
+		if err := d.b.finish(); err != nil {
+			return pos, err
+		}
+		*p = d.b.p
+		return pos, nil
+	}
+}
+
+// CSV scanning states, enough to know whether a line break ends the record.
+const (
+	stFieldStart = iota
+	stUnquoted
+	stQuoted
+	stAfterQuote // a quote inside a quoted field: closes it, or starts ""
+)
+
+// readRecord reads one record's bytes, line break included: lines are added
+// until a line break falls outside quotes. Past the cap it keeps reading to the
+// record's end but holds only MaxRawBytes, and reports tooLarge.
+func (d *csvDecoder) readRecord() (pos position, tooLarge bool, err error) {
+	pos = position{line: d.line + 1, offset: d.offset}
+	d.rec = d.rec[:0]
+	if cap(d.rec) > 1<<20 {
+		d.rec = nil
+	}
+	state := stFieldStart
+	size := 0
+	for {
+		chunk, err := d.br.ReadSlice('\n')
+		size += len(chunk)
+		d.offset += int64(len(chunk))
+		switch {
+		case tooLarge:
+		case len(d.rec)+len(chunk) > d.max:
+			tooLarge = true
+			d.rec = append(d.rec, chunk[:min(len(chunk), max(0, MaxRawBytes-len(d.rec)))]...)
+		default:
+			d.rec = append(d.rec, chunk...)
+		}
+		state = scanCSV(state, chunk)
+		if n := len(chunk); n > 0 && chunk[n-1] == '\n' {
+			d.line++
+			if state != stQuoted {
+				pos.raw = d.rec
+				return pos, tooLarge, nil
+			}
+		}
+		switch err {
+		case nil, bufio.ErrBufferFull:
+			continue
+		case io.EOF:
+			pos.raw = d.rec
+			if size == 0 {
+				return pos, false, io.EOF
+			}
+			d.line++ // the last line, without a line break
+			return pos, tooLarge, nil
+		default:
+			return pos, false, err
+		}
+	}
+}
+
+// scanCSV advances the quote state over b.
+func scanCSV(state int, b []byte) int {
+	for i := 0; i < len(b); {
+		switch state {
+		case stQuoted:
+			j := bytes.IndexByte(b[i:], '"')
+			if j < 0 {
+				return stQuoted
+			}
+			i += j + 1
+			state = stAfterQuote
+			continue
+		case stUnquoted:
+			j := bytes.IndexByte(b[i:], ',')
+			if j < 0 {
+				return stUnquoted
+			}
+			i += j + 1
+			state = stFieldStart
+			continue
+		case stFieldStart:
+			switch b[i] {
+			case '"':
+				state = stQuoted
+			case ',':
+			default:
+				state = stUnquoted
+			}
+		case stAfterQuote:
+			switch b[i] {
+			case '"':
+				state = stQuoted
+			case ',':
+				state = stFieldStart
+			default:
+				state = stUnquoted
+			}
+		}
+		i++
+	}
+	return state
+}
+
+// split parses one record (line break included) into d.cells.
+func (d *csvDecoder) split(rec []byte) *LineError {
+	if n := len(rec); n > 0 && rec[n-1] == '\n' {
+		rec = rec[:n-1]
+		if n := len(rec); n > 0 && rec[n-1] == '\r' {
+			rec = rec[:n-1]
+		}
+	}
+	if cap(d.field) < len(rec) {
+		d.field = make([]byte, 0, len(rec))
+	}
+	d.field = d.field[:0]
+	d.cells = d.cells[:0]
+	for pos := 0; ; {
+		col := len(d.cells) + 1
+		if pos < len(rec) && rec[pos] == '"' {
+			pos++
+			start := len(d.field)
+			for {
+				j := bytes.IndexByte(rec[pos:], '"')
+				if j < 0 {
+					return &LineError{Err: fmt.Errorf("field %d: quoted field not closed before the end of the file", col)}
+				}
+				d.appendQuoted(rec[pos : pos+j])
+				pos += j + 1
+				if pos < len(rec) && rec[pos] == '"' {
+					d.field = append(d.field, '"')
+					pos++
+					continue
+				}
+				break
+			}
+			d.cells = append(d.cells, d.field[start:len(d.field):len(d.field)])
+			if pos == len(rec) {
+				return nil
+			}
+			if rec[pos] != ',' {
+				return &LineError{Err: fmt.Errorf(`field %d: extraneous or missing " in quoted field`, col)}
+			}
+			pos++
+			continue
+		}
+		end := len(rec)
+		if j := bytes.IndexByte(rec[pos:], ','); j >= 0 {
+			end = pos + j
+		}
+		cell := rec[pos:end]
+		if bytes.IndexByte(cell, '"') >= 0 {
+			return &LineError{Err: fmt.Errorf(`field %d: bare " in a field that is not quoted`, col)}
+		}
+		d.cells = append(d.cells, cell)
+		if end == len(rec) {
+			return nil
+		}
+		pos = end + 1
+	}
+}
+
+// appendQuoted appends part of a quoted field, turning CRLF into LF as
+// encoding/csv does.
+func (d *csvDecoder) appendQuoted(b []byte) {
+	for {
+		j := bytes.Index(b, []byte("\r\n"))
+		if j < 0 {
+			d.field = append(d.field, b...)
+			return
+		}
+		d.field = append(d.field, b[:j]...)
+		d.field = append(d.field, '\n')
+		b = b[j+2:]
+	}
+}

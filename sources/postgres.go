@@ -1,0 +1,253 @@
+package sources
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/kommo-import/kommo-import/importer/chatsapi"
+)
+
+// pgDecoder streams the rows of a query: pgx reads them off the connection as
+// Next asks for them, so memory holds one row at a time whatever the size of
+// the result.
+type pgDecoder struct {
+	conn   *pgx.Conn
+	rows   pgx.Rows
+	cancel context.CancelFunc
+	plan   columnPlan
+	row    int64
+	b      builder
+	raw    []byte
+	js     jsonlDecoder // decodes a payload column the way JSONL lines are
+}
+
+// openPostgres connects and starts the query. With --source-table the table
+// is read whole in msgid order, which makes a second read return the same
+// rows in the same order (resumable); a --source-query is taken as written.
+func openPostgres(ctx context.Context, spec Spec) (_ *pgDecoder, resumable bool, err error) {
+	cfg, err := pgx.ParseConfig(spec.DSN)
+	if err != nil {
+		return nil, false, fmt.Errorf("source postgres: parse --source-dsn: %w", err)
+	}
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = "kommo-import source"
+	}
+	// The query lives as long as the Reader, not as long as Open's ctx; Next's
+	// ctx interrupts it.
+	qctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	conn, err := pgx.ConnectConfig(qctx, cfg)
+	if err != nil {
+		cancel()
+		return nil, false, fmt.Errorf("source postgres: connect to %s: %w", redactDSN(cfg), err)
+	}
+	d := &pgDecoder{conn: conn, cancel: cancel}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	query := spec.Query
+	if spec.Table != "" {
+		table := pgx.Identifier(strings.Split(spec.Table, ".")).Sanitize()
+		plan, err := d.probe(qctx, "SELECT * FROM "+table+" LIMIT 0", spec)
+		if err != nil {
+			return nil, false, err
+		}
+		order := "payload->>'msgid'"
+		if plan.payload >= 0 {
+			col := pgx.Identifier{plan.names[plan.payload]}.Sanitize()
+			order = fmt.Sprintf("COALESCE(%s->'payload'->>'msgid', %s->>'msgid')", col, col)
+		} else {
+			for i, c := range plan.canon {
+				if c == "msgid" {
+					order = pgx.Identifier{plan.names[i]}.Sanitize()
+				}
+			}
+		}
+		query = "SELECT * FROM " + table + " ORDER BY " + order
+		resumable = true
+	}
+	d.rows, err = conn.Query(qctx, query)
+	if err != nil {
+		return nil, false, fmt.Errorf("source postgres: query: %w", err)
+	}
+	d.plan, err = planColumns(fieldNames(d.rows.FieldDescriptions()), spec, true)
+	if err != nil {
+		return nil, false, fmt.Errorf("source postgres: %w", err)
+	}
+	if err := d.rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("source postgres: query: %w", err)
+	}
+	return d, resumable, nil
+}
+
+func (d *pgDecoder) probe(ctx context.Context, sql string, spec Spec) (columnPlan, error) {
+	rows, err := d.conn.Query(ctx, sql)
+	if err != nil {
+		return columnPlan{}, fmt.Errorf("source postgres: %w", err)
+	}
+	names := fieldNames(rows.FieldDescriptions())
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return columnPlan{}, fmt.Errorf("source postgres: %w", err)
+	}
+	plan, err := planColumns(names, spec, true)
+	if err != nil {
+		return plan, fmt.Errorf("source postgres: %w", err)
+	}
+	return plan, nil
+}
+
+func fieldNames(fds []pgconn.FieldDescription) []string {
+	names := make([]string, len(fds))
+	for i, fd := range fds {
+		names[i] = fd.Name
+	}
+	return names
+}
+
+func redactDSN(cfg *pgx.ConnConfig) string {
+	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+}
+
+func (d *pgDecoder) close() error {
+	if d.rows != nil {
+		d.rows.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := d.conn.Close(ctx)
+	d.cancel()
+	return err
+}
+
+func (d *pgDecoder) next(ctx context.Context, p *chatsapi.Payload) (position, error) {
+	stop := context.AfterFunc(ctx, d.cancel)
+	defer stop()
+	if !d.rows.Next() {
+		if err := d.rows.Err(); err != nil {
+			return position{line: d.row + 1}, err
+		}
+		return position{line: d.row + 1}, io.EOF
+	}
+	d.row++
+	pos := position{line: d.row}
+	if d.plan.payload >= 0 {
+		raw := d.rows.RawValues()[d.plan.payload]
+		fd := d.rows.FieldDescriptions()[d.plan.payload]
+		if fd.DataTypeOID == pgtype.JSONBOID && fd.Format == pgtype.BinaryFormatCode && len(raw) > 0 {
+			raw = raw[1:] // the jsonb binary format's version byte
+		}
+		pos.raw = raw
+		if raw == nil {
+			pos.raw = []byte("null")
+			*p = chatsapi.Payload{}
+			return pos, &LineError{Field: "payload", Err: ErrRequired}
+		}
+		return pos, d.js.decode(raw, p)
+	}
+	vals, err := d.rows.Values()
+	if err != nil {
+		return pos, &LineError{Err: fmt.Errorf("decode row: %w", err)}
+	}
+	d.raw = rowJSON(d.raw[:0], d.plan.names, vals)
+	pos.raw = d.raw
+	d.b.reset()
+	for i, v := range vals {
+		canon := d.plan.canon[i]
+		if canon == "" || v == nil {
+			continue
+		}
+		if err := d.setValue(canon, v); err != nil {
+			return pos, err
+		}
+	}
+	if err := d.b.finish(); err != nil {
+		return pos, err
+	}
+	*p = d.b.p
+	return pos, nil
+}
+
+// setValue stores one column value; timestamptz keeps its milliseconds.
+func (d *pgDecoder) setValue(canon string, v any) error {
+	var s string
+	switch v := v.(type) {
+	case time.Time:
+		return d.b.setTime(canon, v)
+	case string:
+		s = v
+	case int64:
+		s = strconv.FormatInt(v, 10)
+	case int32:
+		s = strconv.FormatInt(int64(v), 10)
+	case int16:
+		s = strconv.FormatInt(int64(v), 10)
+	case float64:
+		s = strconv.FormatFloat(v, 'f', -1, 64)
+	case float32:
+		s = strconv.FormatFloat(float64(v), 'f', -1, 32)
+	case bool:
+		s = strconv.FormatBool(v)
+	case []byte:
+		s = string(v)
+	case [16]byte: // uuid
+		s = fmt.Sprintf("%x-%x-%x-%x-%x", v[0:4], v[4:6], v[6:8], v[8:10], v[10:16])
+	case pgtype.Numeric:
+		b, err := v.MarshalJSON()
+		if err != nil {
+			return fieldErr(jsonPath(canon), "numeric: %v", err)
+		}
+		s = string(b)
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fieldErr(jsonPath(canon), "unsupported column type %T", v)
+		}
+		s = string(bytes.Trim(b, `"`))
+	}
+	if s == "" {
+		return nil
+	}
+	return d.b.set(canon, s)
+}
+
+// rowJSON writes a row as a JSON object, for rejects.
+func rowJSON(dst []byte, names []string, vals []any) []byte {
+	dst = append(dst, '{')
+	for i, v := range vals {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		name, _ := json.Marshal(names[i])
+		dst = append(dst, name...)
+		dst = append(dst, ':')
+		switch v := v.(type) {
+		case time.Time:
+			dst = append(dst, '"')
+			dst = v.UTC().AppendFormat(dst, time.RFC3339Nano)
+			dst = append(dst, '"')
+		case [16]byte:
+			dst = fmt.Appendf(dst, `"%x-%x-%x-%x-%x"`, v[0:4], v[4:6], v[6:8], v[8:10], v[10:16])
+		default:
+			b, err := json.Marshal(v)
+			if err != nil {
+				b = []byte("null")
+			}
+			dst = append(dst, b...)
+		}
+	}
+	return append(dst, '}')
+}

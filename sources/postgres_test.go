@@ -1,0 +1,183 @@
+package sources
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kommo-import/kommo-import/importer/chatsapi"
+	"github.com/kommo-import/kommo-import/internal/pgtest"
+)
+
+func TestPostgres(t *testing.T) {
+	t.Parallel()
+	sender := &chatsapi.Participant{ID: "u1", Name: "Anna"}
+	tests := []struct {
+		name          string
+		setup         string
+		spec          Spec // Kind and DSN filled in
+		wantErr       string
+		wantIDs       []string
+		wantErrs      []errAt
+		wantPayload   *chatsapi.Payload // the first record
+		wantResumable bool
+	}{
+		{
+			name: "typed columns",
+			setup: `CREATE TABLE t (conversation_id text, msgid uuid, timestamp timestamptz, sender_id bigint, sender_name text,
+				message_type text, message_file_name text, message_file_size bigint, message_location_lat double precision,
+				message_location_lon numeric, message_media_duration integer, message_text varchar(20));
+				INSERT INTO t VALUES ('c1', '0b6f7f5e-6d3a-4c55-9d51-0c1f9b3a2e10', '2024-03-01 09:15:02.123+00', 42, 'Anna',
+				'location', NULL, NULL, 43.25, -76.5, NULL, NULL)`,
+			spec:    Spec{Query: "SELECT * FROM t"},
+			wantIDs: []string{"0b6f7f5e-6d3a-4c55-9d51-0c1f9b3a2e10"},
+			wantPayload: &chatsapi.Payload{Timestamp: 1709284502, MsecTimestamp: 1709284502123, MsgID: "0b6f7f5e-6d3a-4c55-9d51-0c1f9b3a2e10",
+				ConversationID: "c1", Sender: &chatsapi.Participant{ID: "42", Name: "Anna"},
+				Message: &chatsapi.Message{Type: "location", Location: &chatsapi.Location{Lat: 43.25, Lon: -76.5}}},
+		},
+		{
+			name: "msec_timestamp as timestamptz, timestamp as seconds",
+			setup: `CREATE TABLE t (conversation_id text, msgid text, timestamp bigint, msec_timestamp timestamptz, sender_id text, sender_name text, message_type text, message_text text);
+				INSERT INTO t VALUES ('c1', 'a', 1709284502, '2024-03-01 09:15:02.999+00', 'u1', 'Anna', 'text', 'hi'),
+				                     ('c1', 'b', 1709284503, '2024-03-01 09:15:02.999+00', 'u1', 'Anna', 'text', 'hi')`,
+			spec:     Spec{Query: "SELECT * FROM t ORDER BY msgid"},
+			wantIDs:  []string{"a"},
+			wantErrs: []errAt{{2, "msec_timestamp"}},
+			wantPayload: &chatsapi.Payload{Timestamp: 1709284502, MsecTimestamp: 1709284502999, MsgID: "a", ConversationID: "c1",
+				Sender: sender, Message: &chatsapi.Message{Type: "text", Text: "hi"}},
+		},
+		{
+			name: "aliases map columns in the query",
+			setup: `CREATE TABLE msgs (id text, chat text, at timestamptz, author text, body text);
+				INSERT INTO msgs VALUES ('a', 'c1', '2024-03-01 09:15:02+00', 'Anna', 'hi')`,
+			spec: Spec{Query: `SELECT id AS msgid, chat AS conversation_id, at AS timestamp, 'u1' AS sender_id, author AS sender_name,
+				'text' AS message_type, body AS message_text FROM msgs`},
+			wantIDs: []string{"a"},
+			wantPayload: &chatsapi.Payload{Timestamp: 1709284502, MsecTimestamp: 1709284502000, MsgID: "a", ConversationID: "c1",
+				Sender: sender, Message: &chatsapi.Message{Type: "text", Text: "hi"}},
+		},
+		{
+			name: "--map and --ignore-columns",
+			setup: `CREATE TABLE msgs (pk serial, id text, chat text, at timestamptz, sender_id text, sender_name text, message_type text, body text);
+				INSERT INTO msgs (id, chat, at, sender_id, sender_name, message_type, body) VALUES ('a', 'c1', '2024-03-01 09:15:02+00', 'u1', 'Anna', 'text', 'hi')`,
+			spec: Spec{Table: "msgs", ColumnMap: map[string]string{"msgid": "id", "conversation_id": "chat", "timestamp": "at", "message_text": "body"},
+				IgnoreColumns: []string{"pk"}},
+			wantIDs:       []string{"a"},
+			wantResumable: true,
+		},
+		{
+			name:    "unknown columns",
+			setup:   `CREATE TABLE msgs (pk serial, msgid text, conversation_id text, timestamp bigint, sender_id text, sender_name text, message_type text, body text)`,
+			spec:    Spec{Table: "msgs"},
+			wantErr: `unknown columns "pk", "body"`,
+		},
+		{
+			name: "table read in msgid order, quoted name in a schema",
+			setup: `CREATE SCHEMA imp; CREATE TABLE imp."Chat Export" (msgid text, conversation_id text, timestamp bigint, sender_id text, sender_name text, message_type text, message_text text);
+				INSERT INTO imp."Chat Export" VALUES ('c', 'c1', 1709284502, 'u1', 'Anna', 'text', 'hi'), ('a', 'c1', 1709284502, 'u1', 'Anna', 'text', 'hi'),
+				('b', 'c2', 1709284502, 'u1', 'Anna', 'text', NULL)`,
+			spec:          Spec{Table: "imp.Chat Export"},
+			wantIDs:       []string{"a", "c"},
+			wantErrs:      []errAt{{2, "message.text"}},
+			wantResumable: true,
+		},
+		{
+			name: "jsonb payload column: events and bare payloads",
+			setup: `CREATE TABLE p (id serial, payload jsonb);
+				INSERT INTO p (payload) VALUES
+				('{"event_type":"new_message","payload":{"timestamp":1709284502,"msgid":"b","conversation_id":"c1","sender":{"id":"u1","name":"Anna"},"message":{"type":"text","text":"hi"},"silent":true}}'),
+				('{"timestamp":1709284502,"msgid":"a","conversation_id":"c1","sender":{"id":"u1","name":"Anna"},"message":{"type":"text","text":"hi"}}'),
+				(NULL),
+				('{"timestamp":"x","msgid":"d"}'),
+				('{"timestamp":1709284502,"msgid":"e","conversation_id":"c1","sender":{"id":"u1","name":"Anna"},"message":{"type":"file"}}')`,
+			spec:     Spec{Table: "p", IgnoreColumns: []string{"id"}},
+			wantIDs:  []string{"a", "b"},
+			wantErrs: []errAt{{3, "timestamp"}, {4, "message.file_name"}, {5, "payload"}}, // ORDER BY msgid puts NULL last
+			wantPayload: &chatsapi.Payload{Timestamp: 1709284502, MsecTimestamp: 1709284502000, MsgID: "a", ConversationID: "c1",
+				Sender: sender, Message: &chatsapi.Message{Type: "text", Text: "hi"}},
+			wantResumable: true,
+		},
+		{
+			name: "json payload column from a query",
+			setup: `CREATE TABLE p (doc json);
+				INSERT INTO p VALUES ('{"timestamp":1709284502,"msgid":"a","conversation_id":"c1","sender":{"id":"u1","name":"Anna"},"message":{"type":"text","text":"hi"}}')`,
+			spec:    Spec{Query: "SELECT doc AS payload FROM p"},
+			wantIDs: []string{"a"},
+		},
+		{
+			name:    "payload with other columns",
+			setup:   `CREATE TABLE p (msgid text, payload jsonb)`,
+			spec:    Spec{Table: "p"},
+			wantErr: "a payload column holds the whole message",
+		},
+		{
+			name:    "bad query",
+			setup:   `SELECT 1`,
+			spec:    Spec{Query: "SELECT * FROM nowhere"},
+			wantErr: "nowhere",
+		},
+		{
+			name:    "streams many rows",
+			setup:   `SELECT 1`,
+			spec:    Spec{Query: "SELECT 'c' || (i % 7) AS conversation_id, 'm' || i AS msgid, 1709284502 + i AS timestamp, 'u1' AS sender_id, 'Anna' AS sender_name, 'text' AS message_type, 'hi' AS message_text FROM generate_series(1, 20000) i"},
+			wantIDs: nil, // counted below
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dsn := pgtest.URL(t)
+			execSQL(t, dsn, tt.setup)
+			spec := tt.spec
+			spec.Kind, spec.DSN, spec.Now = KindPostgres, dsn, nowFunc
+			r, err := Open(t.Context(), spec)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, "postgres", r.Name())
+			require.Equal(t, tt.wantResumable, r.Resumable())
+			require.NoError(t, r.Close())
+
+			res := readAll(t, spec)
+			if tt.wantIDs == nil {
+				require.Equal(t, Stats{Records: 20000, Conversations: 7}, res.stats)
+				return
+			}
+			if tt.wantErrs == nil {
+				tt.wantErrs = []errAt{}
+			}
+			require.Equal(t, tt.wantErrs, res.errAts(), "errors: %v", res.errs)
+			for _, e := range res.errs {
+				require.Equal(t, "postgres", e.File)
+				require.NotEmpty(t, e.Raw)
+			}
+			require.Equal(t, tt.wantIDs, res.msgids())
+			if tt.wantPayload != nil {
+				require.Equal(t, *tt.wantPayload, res.records[0].Payload)
+			}
+			for _, rec := range res.records {
+				require.NotEmpty(t, rec.Raw)
+				require.Zero(t, rec.Offset)
+			}
+		})
+	}
+}
+
+func TestPostgresCancel(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.URL(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	r, err := Open(ctx, Spec{Kind: KindPostgres, DSN: dsn, Now: nowFunc,
+		Query: "SELECT 'c' AS conversation_id, 'm' || i AS msgid, 1709284502 AS timestamp, 'u' AS sender_id, 'A' AS sender_name, 'text' AS message_type, 'x' AS message_text FROM generate_series(1, 1000000) i"})
+	require.NoError(t, err)
+	defer r.Close()
+	_, err = r.Next(ctx)
+	require.NoError(t, err)
+	cancel()
+	_, err = r.Next(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	require.NoError(t, r.Close())
+}

@@ -1,0 +1,324 @@
+package sources
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"math"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/kommo-import/kommo-import/importer/chatsapi"
+)
+
+// decoder is one format's half of a Reader: it turns the input into payloads
+// and knows where each starts. Validation, duplicates and counting are the
+// Reader's, so every format gets them the same.
+type decoder interface {
+	// next resets p and decodes the next record into it. A bad record is a
+	// *LineError (Field and Err only); io.EOF ends the input; any other
+	// error is fatal. pos.raw is valid until the next call.
+	next(ctx context.Context, p *chatsapi.Payload) (pos position, err error)
+	close() error
+}
+
+type position struct {
+	line, offset int64
+	raw          []byte
+}
+
+// Reader yields the validated records of one source. It is not safe for
+// concurrent use.
+type Reader struct {
+	name      string
+	dec       decoder
+	now       func() time.Time
+	resumable bool
+	bytesRead *atomic.Int64 // bytes of the stored input read so far
+	closers   []io.Closer
+
+	seed  maphash.Seed
+	seen  map[uint64]seenMsg // msgid hash -> first occurrence, packed
+	convs map[uint64]struct{}
+	stats Stats
+	p     chatsapi.Payload
+}
+
+// seenMsg is all that is kept per message besides its msgid hash: 32 bits
+// of content hash (enough to tell a conflicting duplicate from a repeat; a
+// false "repeat" needs a 1 in 4 billion coincidence on a msgid that was
+// already reused) and the first line, capped at 2^32-1. Eight bytes plus an
+// eight-byte key keep a million messages in about 30 MB of map.
+type seenMsg uint64
+
+func packSeen(content uint64, line int64) seenMsg {
+	return seenMsg(content<<32 | uint64(min(max(line, 0), math.MaxUint32)))
+}
+
+func (s seenMsg) content() uint64 { return uint64(s) >> 32 }
+func (s seenMsg) line() int64     { return int64(uint32(s)) }
+
+// Open opens the source spec names. For files it reads nothing yet except the
+// CSV header, so a bad header (unknown columns, nothing for msgid) is an error
+// here, before any record. For postgres it connects and runs the query.
+func Open(ctx context.Context, spec Spec) (*Reader, error) {
+	if err := spec.Check(); err != nil {
+		return nil, err
+	}
+	if spec.MaxRecordBytes <= 0 {
+		spec.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	r := &Reader{
+		now:   spec.Now,
+		seed:  maphash.MakeSeed(),
+		seen:  make(map[uint64]seenMsg),
+		convs: make(map[uint64]struct{}),
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if spec.Kind == KindPostgres {
+		dec, resumable, err := openPostgres(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		r.name, r.dec, r.resumable = KindPostgres, dec, resumable
+		return r, nil
+	}
+	in, err := r.openFile(spec)
+	if err != nil {
+		return nil, err
+	}
+	switch spec.Kind {
+	case KindJSONL:
+		r.dec = newJSONL(in, spec.MaxRecordBytes)
+	case KindCSV:
+		r.dec, err = newCSV(in, spec)
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("%s: %w", r.name, err)
+		}
+	}
+	return r, nil
+}
+
+// openFile opens the file (or stdin), counting the bytes read and
+// decompressing gzip, which it recognises by its magic bytes.
+func (r *Reader) openFile(spec Spec) (*bufio.Reader, error) {
+	var src io.Reader
+	if spec.Path == "-" {
+		r.name = "stdin"
+		src = spec.Stdin
+		if src == nil {
+			src = os.Stdin
+		}
+	} else {
+		f, err := os.Open(spec.Path)
+		if err != nil {
+			return nil, fmt.Errorf("open source: %w", err)
+		}
+		r.name, r.resumable = spec.Path, true
+		r.closers = append(r.closers, f)
+		src = f
+	}
+	r.bytesRead = new(atomic.Int64)
+	br := bufio.NewReaderSize(&countingReader{r: src, n: r.bytesRead}, 256<<10)
+	magic, _ := br.Peek(2)
+	if !bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+		return br, nil
+	}
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("%s: gzip: %w", r.name, err)
+	}
+	r.closers = append(r.closers, zr)
+	return bufio.NewReaderSize(zr, 256<<10), nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// Next returns the next valid record. A bad record comes back as a *LineError:
+// record it and call Next again, the stream goes on. A msgid seen before with
+// identical content is skipped (Stats().Duplicates); with different content it
+// is a *LineError wrapping ErrConflictingDuplicate that names the first line.
+// io.EOF ends the input; any other error (I/O, database) is fatal.
+func (r *Reader) Next(ctx context.Context) (Record, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return Record{}, err
+		}
+		pos, err := r.dec.next(ctx, &r.p)
+		if err == io.EOF {
+			return Record{}, io.EOF
+		}
+		var le *LineError
+		if errors.As(err, &le) {
+			return Record{}, r.reject(le, pos)
+		}
+		if err != nil {
+			return Record{}, fmt.Errorf("read %s at line %d: %w", r.name, pos.line, err)
+		}
+		if err := Validate(&r.p, r.now()); err != nil {
+			errors.As(err, &le)
+			return Record{}, r.reject(le, pos)
+		}
+		idKey := r.hashString(r.p.MsgID)
+		content := r.hashContent(&r.p)
+		entry := packSeen(content, pos.line)
+		if first, ok := r.seen[idKey]; ok {
+			if first.content() == entry.content() {
+				r.stats.Duplicates++
+				continue
+			}
+			return Record{}, r.reject(fieldErr("msgid", "%w of line %d: the same msgid %q with different content",
+				ErrConflictingDuplicate, first.line(), r.p.MsgID), pos)
+		}
+		r.seen[idKey] = entry
+		r.convs[r.hashString(r.p.ConversationID)] = struct{}{}
+		r.stats.Records++
+		return Record{Payload: r.p, Line: pos.line, Offset: pos.offset, Raw: bytes.Clone(pos.raw)}, nil
+	}
+}
+
+func (r *Reader) reject(le *LineError, pos position) *LineError {
+	r.stats.Rejected++
+	le.File = r.name
+	if le.Line == 0 {
+		le.Line = pos.line
+	}
+	raw := pos.raw
+	if len(raw) > MaxRawBytes {
+		raw = raw[:MaxRawBytes]
+	}
+	le.Raw = bytes.Clone(raw)
+	return le
+}
+
+// Stats returns the counts so far; after io.EOF they are final.
+func (r *Reader) Stats() Stats {
+	s := r.stats
+	s.Conversations = int64(len(r.convs))
+	if r.bytesRead != nil {
+		s.BytesRead = r.bytesRead.Load()
+	}
+	return s
+}
+
+// Name is the file as given, "stdin", or "postgres".
+func (r *Reader) Name() string { return r.name }
+
+// Resumable reports whether reading the source again from the start yields
+// the same records in the same order, so a resumed import may skip what it
+// already staged by position. False for stdin, and for a postgres
+// --source-query, whose row order is the query's business (the importer then
+// re-reads and relies on msgid de-duplication); true for files and for
+// --source-table, which is read in msgid order.
+func (r *Reader) Resumable() bool { return r.resumable }
+
+// Close releases the file or database connection.
+func (r *Reader) Close() error {
+	var errs []error
+	if r.dec != nil {
+		errs = append(errs, r.dec.close())
+		r.dec = nil
+	}
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		errs = append(errs, r.closers[i].Close())
+	}
+	r.closers = nil
+	return errors.Join(errs...)
+}
+
+func (r *Reader) hashString(s string) uint64 { return maphash.String(r.seed, s) }
+
+// hashContent hashes every field of a normalised payload. Strings are
+// followed by 0xff, which valid UTF-8 never contains, so field boundaries are
+// unambiguous.
+func (r *Reader) hashContent(p *chatsapi.Payload) uint64 {
+	var h maphash.Hash
+	h.SetSeed(r.seed)
+	str := func(s string) { h.WriteString(s); h.WriteByte(0xff) }
+	num := func(n int64) {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], uint64(n))
+		h.Write(b[:])
+	}
+	flag := func(present bool) {
+		if present {
+			h.WriteByte(1)
+		} else {
+			h.WriteByte(0)
+		}
+	}
+	num(p.Timestamp)
+	num(p.MsecTimestamp)
+	str(p.MsgID)
+	str(p.ConversationID)
+	str(p.ConversationRefID)
+	for _, u := range []*chatsapi.Participant{p.Sender, p.Receiver} {
+		flag(u != nil)
+		if u == nil {
+			continue
+		}
+		str(u.ID)
+		str(u.RefID)
+		str(u.Name)
+		str(u.Avatar)
+		str(u.ProfileLink)
+		flag(u.Profile != nil)
+		if u.Profile != nil {
+			str(u.Profile.Phone)
+			str(u.Profile.Email)
+		}
+	}
+	if m := p.Message; m != nil {
+		str(m.Type)
+		str(m.Text)
+		str(m.Media)
+		str(m.FileName)
+		num(m.FileSize)
+		num(m.MediaDuration)
+		str(m.StickerID)
+		flag(m.Location != nil)
+		if m.Location != nil {
+			num(int64(math.Float64bits(m.Location.Lat)))
+			num(int64(math.Float64bits(m.Location.Lon)))
+		}
+		flag(m.Contact != nil)
+		if m.Contact != nil {
+			str(m.Contact.Name)
+			str(m.Contact.Phone)
+		}
+		flag(m.Post != nil)
+		if po := m.Post; po != nil {
+			str(po.ID)
+			str(po.URL)
+			str(po.PreviewURL)
+			str(po.PreviewPermalink)
+			str(po.Username)
+			str(po.Caption)
+		}
+	}
+	flag(p.Source != nil)
+	if p.Source != nil {
+		str(p.Source.ExternalID)
+	}
+	return h.Sum64()
+}

@@ -1,0 +1,93 @@
+package sources
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/kommo-import/kommo-import/importer/chatsapi"
+)
+
+// Record is one valid message read from a source.
+type Record struct {
+	// Payload is validated and normalised: both timestamps set, Silent false
+	// (a silent flag in the input is ignored: the importer decides it).
+	Payload chatsapi.Payload
+	// Line is the 1-based line where the record starts (CSV: the first line
+	// of a record whose quoted fields span lines; postgres: the row number).
+	Line int64
+	// Offset is the byte offset of the record's start in the decompressed
+	// input; 0 for postgres.
+	Offset int64
+	// Raw is the record as read: the JSONL line, the CSV record's bytes (with
+	// its line breaks), or a postgres row as a JSON object. The caller owns it.
+	Raw []byte
+}
+
+// MaxRawBytes caps LineError.Raw, so a rejected 30 MiB line does not end up
+// whole in a rejects file or table.
+const MaxRawBytes = 64 << 10
+
+// Reasons a caller may branch on with errors.Is. Most reasons are plain text:
+// they are for the person fixing the file, not for code.
+var (
+	// ErrRequired: a required field is missing or empty.
+	ErrRequired = errors.New("required")
+	// ErrTooLarge: the line or record is longer than Spec.MaxRecordBytes.
+	ErrTooLarge = errors.New("record too large")
+	// ErrConflictingDuplicate: the msgid was seen before with different content.
+	ErrConflictingDuplicate = errors.New("conflicting duplicate")
+	// ErrInvalidUTF8: a string holds bytes that are not UTF-8; the record is
+	// rejected rather than repaired, since repairing would change the text.
+	ErrInvalidUTF8 = errors.New("invalid UTF-8")
+)
+
+// LineError is one bad record: where it is, which field, and why. Field is the
+// payload's JSON path ("message.file_name", "sender.ref_id"), or empty when the
+// record as a whole is bad (not JSON, wrong number of CSV fields).
+type LineError struct {
+	File  string
+	Line  int64
+	Field string
+	Err   error
+	// Raw is the record as read, capped at MaxRawBytes.
+	Raw []byte
+}
+
+// Error reads "orders.csv:17: message.file_name: required for type file".
+func (e *LineError) Error() string {
+	b := make([]byte, 0, 64)
+	if e.File != "" {
+		b = append(b, e.File...)
+		b = append(b, ':')
+	}
+	b = strconv.AppendInt(b, e.Line, 10)
+	b = append(b, ": "...)
+	if e.Field != "" {
+		b = append(b, e.Field...)
+		b = append(b, ": "...)
+	}
+	if e.Err != nil {
+		b = append(b, e.Err.Error()...)
+	}
+	return string(b)
+}
+
+func (e *LineError) Unwrap() error { return e.Err }
+
+// fieldErr builds the position-less part of a LineError; Reader fills in the rest.
+func fieldErr(field string, format string, args ...any) *LineError {
+	return &LineError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// Stats counts what a Reader has read so far.
+type Stats struct {
+	Records       int64 // valid records returned by Next
+	Rejected      int64 // LineErrors returned by Next
+	Duplicates    int64 // repeated msgids with identical content, skipped
+	Conversations int64 // distinct conversation_id among valid records
+	BytesRead     int64 // bytes read from the input as stored (compressed for .gz); 0 for postgres
+}
+
+// Total is every record seen: valid, rejected and skipped duplicates.
+func (s Stats) Total() int64 { return s.Records + s.Rejected + s.Duplicates }

@@ -1,0 +1,277 @@
+package sources
+
+import (
+	"fmt"
+	"math"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kommo-import/kommo-import/importer/chatsapi"
+)
+
+// Plausible time range of a message. Before 2000 is almost always a unit
+// mistake (seconds read as milliseconds, or a zero date). The future gets a
+// day of grace: exports often store local time as if it were UTC (up to 14
+// hours ahead) and clocks drift; a milliseconds value put in a seconds column
+// lands thousands of years ahead, far beyond any grace.
+var minTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const futureGrace = 24 * time.Hour
+
+// Validate checks p against the Chats API's rules for new_message and
+// normalises it: it derives timestamp from msec_timestamp or the other way
+// round, and clears Silent. It returns nil or a *LineError whose Field is the
+// JSON path of the first bad field (File and Line left for the caller).
+func Validate(p *chatsapi.Payload, now time.Time) error {
+	p.Silent = false
+	if p.ConversationID == "" {
+		return &LineError{Field: "conversation_id", Err: ErrRequired}
+	}
+	if p.MsgID == "" {
+		return &LineError{Field: "msgid", Err: ErrRequired}
+	}
+	if err := checkTime(p, now); err != nil {
+		return err
+	}
+	if err := checkUTF8(p); err != nil {
+		return err
+	}
+	if p.Sender == nil {
+		return &LineError{Field: "sender", Err: ErrRequired}
+	}
+	if err := checkParticipant("sender", p.Sender); err != nil {
+		return err
+	}
+	if p.Receiver != nil {
+		if err := checkParticipant("receiver", p.Receiver); err != nil {
+			return err
+		}
+		if p.Sender.RefID == "" {
+			return fieldErr("sender.ref_id", "%w for an outgoing message (one with a receiver): the Kommo user's amojo_id or the bot id", ErrRequired)
+		}
+	}
+	if err := checkMessage(p.Message); err != nil {
+		return err
+	}
+	if p.Source != nil {
+		if err := checkExternalID(p.Source.ExternalID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkTime(p *chatsapi.Payload, now time.Time) error {
+	switch {
+	case p.Timestamp == 0 && p.MsecTimestamp == 0:
+		return fieldErr("timestamp", "%w (timestamp or msec_timestamp)", ErrRequired)
+	case p.MsecTimestamp == 0:
+		if p.Timestamp > math.MaxInt64/1000 || p.Timestamp < 0 {
+			return fieldErr("timestamp", "%d is out of range", p.Timestamp)
+		}
+		p.MsecTimestamp = p.Timestamp * 1000
+	case p.Timestamp == 0:
+		p.Timestamp = floorDiv(p.MsecTimestamp, 1000)
+	case floorDiv(p.MsecTimestamp, 1000) != p.Timestamp:
+		return fieldErr("msec_timestamp", "%d (%s) disagrees with timestamp %d (%s)",
+			p.MsecTimestamp, fmtTime(time.UnixMilli(p.MsecTimestamp)), p.Timestamp, fmtTime(time.Unix(p.Timestamp, 0)))
+	}
+	t := time.UnixMilli(p.MsecTimestamp)
+	if t.Before(minTime) {
+		return fieldErr("timestamp", "%s is before 2000-01-01: implausible for a chat message (wrong unit?)", fmtTime(t))
+	}
+	if limit := now.Add(futureGrace); t.After(limit) {
+		hint := ""
+		if p.Timestamp > 1e11 {
+			hint = " (milliseconds in the seconds field?)"
+		}
+		return fieldErr("timestamp", "%s is in the future (now %s)%s", fmtTime(t), fmtTime(now), hint)
+	}
+	return nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+func fmtTime(t time.Time) string {
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return fmt.Sprintf("year %d", y)
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func checkParticipant(path string, u *chatsapi.Participant) error {
+	if u.ID == "" {
+		return &LineError{Field: path + ".id", Err: ErrRequired}
+	}
+	if u.Name == "" {
+		return &LineError{Field: path + ".name", Err: ErrRequired}
+	}
+	return nil
+}
+
+// Types whose message needs file_name and file_size.
+var fileTypes = map[string]bool{chatsapi.TypeFile: true, chatsapi.TypeVideo: true, chatsapi.TypePicture: true}
+
+var knownTypes = map[string]bool{
+	chatsapi.TypeText: true, chatsapi.TypeContact: true, chatsapi.TypeFile: true,
+	chatsapi.TypeVideo: true, chatsapi.TypePicture: true, chatsapi.TypeVoice: true,
+	chatsapi.TypeAudio: true, chatsapi.TypeSticker: true, chatsapi.TypeLocation: true,
+}
+
+const knownTypeList = "text, contact, file, video, picture, voice, audio, sticker, location"
+
+func checkMessage(m *chatsapi.Message) error {
+	if m == nil {
+		return &LineError{Field: "message", Err: ErrRequired}
+	}
+	if m.Type == "" {
+		return &LineError{Field: "message.type", Err: ErrRequired}
+	}
+	if !knownTypes[m.Type] {
+		return fieldErr("message.type", "unknown type %q (known: %s)", m.Type, knownTypeList)
+	}
+	switch {
+	case m.Type == chatsapi.TypeText:
+		if m.Text == "" {
+			return fieldErr("message.text", "%w for type text", ErrRequired)
+		}
+	case fileTypes[m.Type]:
+		if m.FileName == "" {
+			return fieldErr("message.file_name", "%w for type %s", ErrRequired, m.Type)
+		}
+		if m.FileSize == 0 {
+			return fieldErr("message.file_size", "%w for type %s", ErrRequired, m.Type)
+		}
+	case m.Type == chatsapi.TypeLocation:
+		if m.Location == nil {
+			return fieldErr("message.location", "%w for type location", ErrRequired)
+		}
+		if lat := m.Location.Lat; !(lat >= -90 && lat <= 90) {
+			return fieldErr("message.location.lat", "%v is out of range [-90, 90]", lat)
+		}
+		if lon := m.Location.Lon; !(lon >= -180 && lon <= 180) {
+			return fieldErr("message.location.lon", "%v is out of range [-180, 180]", lon)
+		}
+	case m.Type == chatsapi.TypeContact:
+		if m.Contact == nil || m.Contact.Name == "" {
+			return fieldErr("message.contact.name", "%w for type contact", ErrRequired)
+		}
+		if m.Contact.Phone == "" {
+			return fieldErr("message.contact.phone", "%w for type contact", ErrRequired)
+		}
+	}
+	if m.FileSize < 0 {
+		return fieldErr("message.file_size", "%d is negative", m.FileSize)
+	}
+	if m.MediaDuration < 0 {
+		return fieldErr("message.media_duration", "%d is negative", m.MediaDuration)
+	}
+	if m.Post != nil {
+		if m.Post.ID == "" {
+			return fieldErr("message.post.id", "%w when a post is given", ErrRequired)
+		}
+		if m.Post.URL == "" {
+			return fieldErr("message.post.url", "%w when a post is given", ErrRequired)
+		}
+	}
+	return nil
+}
+
+// checkExternalID applies the API's rule for source.external_id: at most 40
+// printable ASCII characters.
+func checkExternalID(s string) error {
+	if s == "" {
+		return &LineError{Field: "source.external_id", Err: ErrRequired}
+	}
+	if len(s) > 40 {
+		return fieldErr("source.external_id", "%d characters, at most 40 allowed", len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return fieldErr("source.external_id", "byte %d is not printable ASCII", i+1)
+		}
+	}
+	return nil
+}
+
+// checkUTF8 rejects any string that is not UTF-8. CSV and PostgreSQL (SQL_ASCII
+// databases) can carry such bytes; the JSONL reader checks the raw line itself
+// because encoding/json would silently replace them.
+func checkUTF8(p *chatsapi.Payload) error {
+	bad := func(field, s string) error {
+		if utf8.ValidString(s) {
+			return nil
+		}
+		return &LineError{Field: field, Err: ErrInvalidUTF8}
+	}
+	check := []struct{ f, s string }{
+		{"conversation_id", p.ConversationID}, {"conversation_ref_id", p.ConversationRefID}, {"msgid", p.MsgID},
+	}
+	for _, c := range check {
+		if err := bad(c.f, c.s); err != nil {
+			return err
+		}
+	}
+	for _, u := range []struct {
+		path string
+		p    *chatsapi.Participant
+	}{{"sender", p.Sender}, {"receiver", p.Receiver}} {
+		if u.p == nil {
+			continue
+		}
+		for _, c := range []struct{ f, s string }{
+			{".id", u.p.ID}, {".ref_id", u.p.RefID}, {".name", u.p.Name}, {".avatar", u.p.Avatar}, {".profile_link", u.p.ProfileLink},
+		} {
+			if err := bad(u.path+c.f, c.s); err != nil {
+				return err
+			}
+		}
+		if u.p.Profile != nil {
+			if err := bad(u.path+".profile.phone", u.p.Profile.Phone); err != nil {
+				return err
+			}
+			if err := bad(u.path+".profile.email", u.p.Profile.Email); err != nil {
+				return err
+			}
+		}
+	}
+	if m := p.Message; m != nil {
+		for _, c := range []struct{ f, s string }{
+			{"message.type", m.Type}, {"message.text", m.Text}, {"message.media", m.Media},
+			{"message.file_name", m.FileName}, {"message.sticker_id", m.StickerID},
+		} {
+			if err := bad(c.f, c.s); err != nil {
+				return err
+			}
+		}
+		if c := m.Contact; c != nil {
+			if err := bad("message.contact.name", c.Name); err != nil {
+				return err
+			}
+			if err := bad("message.contact.phone", c.Phone); err != nil {
+				return err
+			}
+		}
+		if po := m.Post; po != nil {
+			for _, c := range []struct{ f, s string }{
+				{"message.post.id", po.ID}, {"message.post.url", po.URL}, {"message.post.preview_url", po.PreviewURL},
+				{"message.post.preview_permalink", po.PreviewPermalink}, {"message.post.username", po.Username},
+				{"message.post.caption", po.Caption},
+			} {
+				if err := bad(c.f, c.s); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if p.Source != nil {
+		return bad("source.external_id", p.Source.ExternalID)
+	}
+	return nil
+}
