@@ -1,0 +1,88 @@
+# kommo-import: build, test and demo targets. `make help` lists them.
+#
+# Tests need a PostgreSQL server. With neither TEST_DATABASE_URL nor DATABASE_URL set, `make test`
+# (and bench, fuzz) start a throwaway cluster from the machine's PostgreSQL binaries through
+# scripts/with-pg.sh and stop it afterwards; otherwise they use the server given (tests only ever
+# create and drop their own kt_* databases there).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO ?= go
+# Per test binary. The whole suite is meant to take a few minutes on 2 cores; this only catches hangs.
+TEST_TIMEOUT ?= 5m
+# The race detector is on by default: the importer is a worker pool sharing a limiter and a
+# checkpoint, exactly where races hide. `make test RACE=` turns it off for a faster run.
+RACE ?= -race
+# Extra flags for go test, e.g. make test TESTFLAGS='-run TestImport -v'.
+TESTFLAGS ?=
+FUZZTIME_SMOKE ?= 5s
+FUZZTIME ?= 5m
+BENCHTIME ?= 1s
+PKGS ?= ./...
+
+ifeq ($(strip $(TEST_DATABASE_URL)$(DATABASE_URL)),)
+WITH_PG := scripts/with-pg.sh
+else
+WITH_PG :=
+endif
+
+# for_each_fuzz runs $(1) with $$pkg and $$fuzz set, once per Fuzz* target found by go test -list,
+# so targets added later are picked up without editing this file. go test -list prints the names of
+# a package, then its "ok <pkg>" line.
+define for_each_fuzz
+	targets=$$($(GO) test -list '^Fuzz' $(PKGS) | awk '/^Fuzz/ { names[n++] = $$1; next } /^ok/ { for (i = 0; i < n; i++) print $$2, names[i]; n = 0 }'); \
+	if [[ -z "$$targets" ]]; then echo "no fuzz targets"; exit 0; fi; \
+	while read -r pkg fuzz; do \
+		echo "== $$fuzz ($$pkg)"; \
+		$(1); \
+	done <<< "$$targets"
+endef
+
+.PHONY: help
+help: ## list targets
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z-]*:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+.PHONY: test
+test: vet ## go vet, then the whole suite (-race; RACE= to skip) and a fuzz smoke run, against PostgreSQL
+	$(WITH_PG) $(MAKE) --no-print-directory test-go fuzz-smoke
+
+# test-go and fuzz-smoke expect a server: `make test` provides one.
+.PHONY: test-go
+test-go:
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(RACE) $(TESTFLAGS) $(PKGS)
+
+.PHONY: fuzz-smoke
+fuzz-smoke: ## run every Fuzz* target briefly (FUZZTIME_SMOKE, default 5s)
+	@$(call for_each_fuzz,$(GO) test -run '^$$' -fuzz "^$$fuzz\$$" -fuzztime $(FUZZTIME_SMOKE) "$$pkg")
+
+.PHONY: fuzz
+fuzz: ## run every Fuzz* target for FUZZTIME (default 5m) each; failures land in testdata/fuzz/
+	$(WITH_PG) $(MAKE) --no-print-directory fuzz-smoke FUZZTIME_SMOKE=$(FUZZTIME)
+
+.PHONY: bench
+bench: ## run all benchmarks (against PostgreSQL where they need it)
+	$(WITH_PG) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count=1 $(PKGS)
+
+.PHONY: build
+build: ## build bin/kommo-import and bin/kommo-sim
+	$(GO) build -o bin/ ./cmd/kommo-import ./cmd/kommo-sim
+
+.PHONY: demo
+demo: build ## run the end-to-end demo (scripts/demo.sh)
+	scripts/demo.sh
+
+.PHONY: vet
+vet: ## go vet
+	$(GO) vet $(PKGS)
+
+.PHONY: lint
+lint: vet ## gofmt check and go vet
+	@unformatted=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0 | xargs -0 gofmt -l); \
+	if [[ -n "$$unformatted" ]]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+
+.PHONY: clean
+clean: ## remove build output and the test cache
+	rm -rf bin/
+	$(GO) clean -testcache
