@@ -107,15 +107,20 @@ func newFlagSet(env Env, name, usageLine, help string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args into fs; --help prints usage to stdout and returns errHelp.
+// parseFlags parses args into fs; --help prints usage to stdout (once) and
+// returns errHelp. Parse errors print usage to stderr, as the flag package does.
 func parseFlags(fs *flag.FlagSet, env Env, args []string) error {
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(env.Stdout)
-		fs.Usage()
-		return errHelp
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fs.SetOutput(env.Stdout)
+			fs.Usage()
+			return errHelp
+		}
 	}
-	if err != nil {
+	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
 	if fs.NArg() > 0 {

@@ -1,0 +1,422 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/kommo-import/kommo-import/importer"
+	"github.com/kommo-import/kommo-import/importer/chatsapi"
+	"github.com/kommo-import/kommo-import/signer"
+	"github.com/kommo-import/kommo-import/sources"
+)
+
+const runHelp = `
+Stage a source into PostgreSQL, plan it, and send every message to the Kommo
+Chats API: in chronological order within each conversation, silent except the
+newest message of each conversation (one incoming lead and one notification per
+chat), at most --rate requests per second for all workers and processes of the
+run together.
+
+Every step is checkpointed. Run the same command again after any interruption
+(Ctrl-C, kill, crash, network or API outage) and it resumes where it stopped,
+sending nothing twice: a message whose request may have landed is looked up in
+the chat's history before it is ever sent again. Several processes may work the
+same run at once; they share its rate.
+
+The channel secret is read from the environment (KOMMO_CHANNEL_SECRET) or from
+--channel-secret-file, never from a flag value; it is never printed or stored.
+
+Examples:
+  kommo-import run --source csv:export.csv --scope-id "$KOMMO_SCOPE_ID"
+  kommo-import run --source jsonl:history.jsonl.gz --rate 6 --workers 16
+  kommo-import run --source postgres --source-dsn "$OLD_DB" --source-table messages`
+
+type runFlags struct {
+	source      sources.Spec
+	db          dbFlags
+	logs        logFlags
+	run         string
+	scopeID     string
+	apiURL      string
+	secretFile  string
+	notify      string
+	rate        float64
+	workers     int
+	timeout     time.Duration
+	reconcile   time.Duration
+	maxAttempts int
+	jsonOut     bool
+	progress    string
+	interval    time.Duration
+	insecure    bool
+}
+
+func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error {
+	fs := newFlagSet(env, "run", "--source SOURCE --scope-id ID [flags]", runHelp)
+	var f runFlags
+	sources.RegisterFlags(fs, &f.source)
+	f.db.register(fs, env)
+	f.logs.register(fs)
+	fs.StringVar(&f.run, "run", "", "run name; default: derived from the scope and the source, so the same command resumes")
+	fs.StringVar(&f.scopeID, "scope-id", env.Getenv(envScopeID), "the channel's scope_id in the account (env "+envScopeID+"; `kommo-import connect` prints it)")
+	fs.StringVar(&f.apiURL, "api-url", orDefault(env.Getenv(envAPIURL), chatsapi.DefaultBaseURL), "Chats API base URL (env "+envAPIURL+"); kommo-sim's URL for a rehearsal")
+	fs.StringVar(&f.secretFile, "channel-secret-file", "", "read the channel secret from this file instead of env "+envChannelSecret)
+	fs.StringVar(&f.notify, "notify", importer.NotifyNewest, "newest: the newest message of each conversation is not silent (one lead and one notification per chat); none: every message silent")
+	fs.Float64Var(&f.rate, "rate", 5, "requests per second for the whole run, all processes together (Kommo documents at most 7); -1: no limit, for kommo-sim only")
+	fs.IntVar(&f.workers, "workers", 8, "conversations sent at once by this process")
+	fs.DurationVar(&f.timeout, "request-timeout", 30*time.Second, "time limit of one HTTP request")
+	fs.DurationVar(&f.reconcile, "reconcile-wait", 10*time.Second, "after a request whose fate is unknown, wait this long for the API's asynchronous processing before looking the message up in history")
+	fs.IntVar(&f.maxAttempts, "max-attempts", 8, "attempts per message on 5xx and network errors before the run stops as interrupted")
+	fs.BoolVar(&f.jsonOut, "json", false, "print the final summary as JSON")
+	fs.StringVar(&f.progress, "progress", "auto", "progress output on stderr: auto (a bar on a terminal, log lines otherwise), bar, log or none")
+	fs.DurationVar(&f.interval, "progress-interval", 10*time.Second, "interval of progress log lines")
+	fs.BoolVar(&f.insecure, "insecure-allow-plain-http", false, "DANGEROUS: allow --api-url with plain http to a non-loopback host (the secret-signed requests travel unencrypted)")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	cfg, secret, err := f.validate(env)
+	if err != nil {
+		return err
+	}
+	bar := f.progress == "bar" || (f.progress == "auto" && isTerminal(env.Stderr))
+	if bar && f.logs.level == "info" {
+		// The bar says what info lines would; keep the terminal readable.
+		f.logs.level = "warn"
+	}
+	log, err := f.logs.logger(env.Stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	if f.rate > 7 {
+		log.Warn("--rate is above Kommo's documented limit of 7 requests/s: expect 429 answers with long pauses, and repeated excess gets the account blocked", "rate", f.rate)
+	}
+
+	pool, err := f.db.open(ctx, int32(f.workers+4))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	limiter := importer.NewLimiter(cfg.Rate)
+	client, err := chatsapi.New(chatsapi.Config{
+		BaseURL: f.apiURL, ScopeID: f.scopeID, Secret: secret,
+		Timeout: f.timeout, Limiter: limiter, AllowInsecureHTTP: f.insecure,
+	})
+	if err != nil {
+		return usageError(err)
+	}
+	im, err := importer.New(pool, client, limiter, cfg)
+	if err != nil {
+		return usageError(err)
+	}
+
+	// First signal: soft stop. Second: stop at once.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	soft := make(chan struct{})
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sig:
+			}
+			n++
+			if n == 1 {
+				log.Warn("stopping: finishing the requests in flight (interrupt again to stop at once)")
+				close(soft)
+				continue
+			}
+			log.Warn("stopping at once")
+			cancel()
+			return
+		}
+	}()
+
+	progressDone := make(chan struct{})
+	stopProgress := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		switch {
+		case f.progress == "none":
+			<-stopProgress
+		case bar:
+			showBar(im, env.Stderr, stopProgress)
+		default:
+			logProgress(im, log, f.interval, stopProgress)
+		}
+	}()
+	sum, runErr := im.Run(ctx, soft)
+	close(stopProgress)
+	<-progressDone
+
+	if sum != nil {
+		if err := printSummary(env.Stdout, sum, f.jsonOut); err != nil {
+			return err
+		}
+	}
+	resume := "kommo-import run " + shellQuote(withRunFlag(args, cfg.Run))
+	var stop *importer.StopError
+	switch {
+	case errors.As(runErr, &stop):
+		return withHint(ExitOperator, runErr, stop.Hint+"\nThen resume with: "+resume)
+	case errors.Is(runErr, importer.ErrInterrupted):
+		return withHint(ExitInterrupted, runErr, "resume with: "+resume)
+	case runErr != nil:
+		return withHint(ExitFatal, runErr, "fix the cause, then resume with: "+resume)
+	case sum.Outcome == importer.OutcomeIncomplete:
+		return withHint(ExitIncomplete, fmt.Errorf("run %s finished with %d failed messages and %d rejected records", sum.Name, sum.Failed, sum.Rejected),
+			"kommo-import status --run "+shellQuote([]string{sum.Name})+" shows them")
+	}
+	return nil
+}
+
+func (f *runFlags) validate(env Env) (importer.Config, signer.Secret, error) {
+	var cfg importer.Config
+	if f.scopeID == "" {
+		return cfg, "", withHint(ExitUsage, errors.New("no scope: set "+envScopeID+" or --scope-id"), "kommo-import connect prints the scope_id of a channel in an account")
+	}
+	if f.source.Kind == "" {
+		return cfg, "", usageError(errors.New("no source: give --source csv:FILE, jsonl:FILE or postgres"))
+	}
+	secret, err := readSecret(env, f.secretFile)
+	if err != nil {
+		return cfg, "", err
+	}
+	if f.rate == 0 || (f.rate < 0 && f.rate != -1) {
+		return cfg, "", usageError(errors.New("--rate must be above 0 (Kommo documents at most 7 requests/s), or -1 for no limit against kommo-sim"))
+	}
+	if f.workers < 1 {
+		return cfg, "", usageError(errors.New("--workers must be at least 1"))
+	}
+	if f.notify != importer.NotifyNewest && f.notify != importer.NotifyNone {
+		return cfg, "", usageError(fmt.Errorf("--notify must be newest or none, not %q", f.notify))
+	}
+	switch f.progress {
+	case "auto", "bar", "log", "none":
+	default:
+		return cfg, "", usageError(fmt.Errorf("--progress must be auto, bar, log or none, not %q", f.progress))
+	}
+	label, err := sourceLabel(f.source)
+	if err != nil {
+		return cfg, "", err
+	}
+	name := f.run
+	if name == "" {
+		if f.source.Path == "-" {
+			return cfg, "", withHint(ExitUsage, errors.New("reading from stdin needs --run NAME: a stream has no name to resume by"), "kommo-import run --run my-import --source jsonl:- ...")
+		}
+		name = defaultRunName(f.scopeID, label, f.source)
+	}
+	cfg = importer.Config{
+		Run: name, ScopeID: f.scopeID, Source: f.source, SourceLabel: label, Notify: f.notify,
+		Rate: f.rate, Workers: f.workers, ReconcileWait: f.reconcile, MaxAttempts: f.maxAttempts,
+	}
+	return cfg, secret, nil
+}
+
+// readSecret reads the channel secret from --channel-secret-file or the
+// environment. It is never accepted as a flag value: those show in ps.
+func readSecret(env Env, file string) (signer.Secret, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", usageError(fmt.Errorf("--channel-secret-file: %w", err))
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "" {
+			return "", usageError(fmt.Errorf("--channel-secret-file %s is empty", file))
+		}
+		return signer.Secret(s), nil
+	}
+	if s := strings.TrimSpace(env.Getenv(envChannelSecret)); s != "" {
+		return signer.Secret(s), nil
+	}
+	return "", withHint(ExitUsage, errors.New("no channel secret: set "+envChannelSecret+" or give --channel-secret-file"),
+		"the secret comes with the channel registration from Kommo support; never pass it as a flag value")
+}
+
+// sourceLabel is how the run records its source: stable across invocations
+// (absolute paths) and free of passwords (the DSN is left out).
+func sourceLabel(s sources.Spec) (string, error) {
+	switch s.Kind {
+	case "postgres":
+		if s.Table != "" {
+			return "postgres:table=" + s.Table, nil
+		}
+		return "postgres:query=" + s.Query, nil
+	default:
+		if s.Path == "-" || s.Path == "" {
+			return s.Kind + ":-", nil
+		}
+		abs, err := filepath.Abs(s.Path)
+		if err != nil {
+			return "", usageError(err)
+		}
+		return s.Kind + ":" + abs, nil
+	}
+}
+
+var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
+
+// defaultRunName derives a readable, stable name from the scope and source.
+func defaultRunName(scope, label string, s sources.Spec) string {
+	sum := sha256.Sum256([]byte(scope + "\n" + label))
+	base := "postgres"
+	if s.Kind != "postgres" {
+		base = filepath.Base(s.Path)
+	} else if s.Table != "" {
+		base = s.Table
+	}
+	base = strings.Trim(unsafeName.ReplaceAllString(base, "-"), "-")
+	if len(base) > 40 {
+		base = base[:40]
+	}
+	return base + "-" + hex.EncodeToString(sum[:4])
+}
+
+// withRunFlag returns args with --run NAME added when it is not there, so the
+// printed resume command names the run even if it was derived.
+func withRunFlag(args []string, name string) []string {
+	for _, a := range args {
+		if a == "--run" || a == "-run" || strings.HasPrefix(a, "--run=") || strings.HasPrefix(a, "-run=") {
+			return args
+		}
+	}
+	return append(append([]string{}, args...), "--run", name)
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
+	if asJSON {
+		return writeJSON(w, s)
+	}
+	fmt.Fprintf(w, "run %s (scope %s): %s\n", s.Name, s.ScopeID, s.Outcome)
+	if s.StopReason != "" {
+		fmt.Fprintf(w, "  stopped because:     %s\n", s.StopReason)
+	}
+	fmt.Fprintf(w, "  source:              %s\n", s.Source)
+	fmt.Fprintf(w, "  records read:        %d valid, %d rejected, %d duplicates skipped\n", s.Records, s.Rejected, s.Duplicates)
+	fmt.Fprintf(w, "  already in scope:    %d sent before (skipped), %d held by other runs (skipped)\n", s.KnownSent, s.KnownOther)
+	if len(s.OtherRuns) > 0 {
+		fmt.Fprintf(w, "                       other runs holding them: %s (resume those to send them)\n", strings.Join(s.OtherRuns, ", "))
+	}
+	fmt.Fprintf(w, "  staged:              %d messages\n", s.Staged)
+	fmt.Fprintf(w, "  sent:                %d (%d now), failed %d, pending %d, in doubt %d\n", s.Sent, s.SentNow, s.Failed, s.Pending, s.Sending)
+	fmt.Fprintf(w, "  in-doubt reconciled: %d looked up, %d found already delivered\n", s.InDoubt, s.InDoubtFound)
+	fmt.Fprintf(w, "  HTTP requests:       %d (%.3f per delivered message), %d retries, %d rate-limited\n", s.Requests, s.RequestsPerMessage, s.Retries, s.RateLimited)
+	fmt.Fprintf(w, "  elapsed:             %s, %.2f messages/s\n", (time.Duration(s.ElapsedSeconds * float64(time.Second))).Round(time.Millisecond), s.EffectiveRate)
+	return nil
+}
+
+func showBar(im *importer.Importer, w io.Writer, stop <-chan struct{}) {
+	b := progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(false),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionSpinnerType(14),
+	)
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	var max int64 = -1
+	for {
+		p := im.Progress()
+		if p.Phase == "sending" && p.Total != max {
+			max = p.Total
+			b.ChangeMax64(max)
+		}
+		if p.Phase == "sending" {
+			_ = b.Set64(p.Done)
+		} else {
+			_ = b.Set64(p.Read)
+		}
+		b.Describe(describe(p))
+		select {
+		case <-stop:
+			_ = b.Exit()
+			fmt.Fprintln(w)
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func describe(p importer.Progress) string {
+	switch p.Phase {
+	case "sending":
+		s := fmt.Sprintf("sending  %.1f req/s  ETA %s", p.Rate, eta(p))
+		if !p.PausedUntil.IsZero() {
+			s += fmt.Sprintf("  PAUSED (429) for %s", time.Until(p.PausedUntil).Round(time.Second))
+		}
+		if p.DBDown {
+			s += "  WAITING FOR THE DATABASE"
+		}
+		return s
+	default:
+		return p.Phase
+	}
+}
+
+// eta is pending ÷ rate: the API's limit, not the recent speed, sets the pace.
+func eta(p importer.Progress) string {
+	left := p.Total - p.Done
+	if left <= 0 {
+		return "0s"
+	}
+	if p.Rate <= 0 {
+		return "?"
+	}
+	d := time.Duration(float64(left) / p.Rate * float64(time.Second))
+	if !p.PausedUntil.IsZero() {
+		d += time.Until(p.PausedUntil)
+	}
+	return d.Round(time.Second).String()
+}
+
+func logProgress(im *importer.Importer, log *slog.Logger, every time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		p := im.Progress()
+		attrs := []any{"phase", p.Phase}
+		if p.Phase == "sending" {
+			attrs = append(attrs, "done", p.Done, "total", p.Total, "sent_now", p.SentNow, "rate", p.Rate, "eta", eta(p), "processes", p.Processes)
+			if !p.PausedUntil.IsZero() {
+				attrs = append(attrs, "paused_until", p.PausedUntil.Format(time.RFC3339))
+			}
+			if p.DBDown {
+				attrs = append(attrs, "database", "unavailable, retrying")
+			}
+		} else {
+			attrs = append(attrs, "records_read", p.Read)
+		}
+		log.Info("progress", attrs...)
+	}
+}

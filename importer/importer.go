@@ -1,0 +1,246 @@
+package importer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kommo-import/kommo-import/importer/chatsapi"
+	"github.com/kommo-import/kommo-import/sources"
+)
+
+// API is what the importer needs of the Chats API client.
+type API interface {
+	SendMessage(ctx context.Context, p *chatsapi.Payload) (*chatsapi.SendResult, error)
+	CreateChat(ctx context.Context, conversationID string, user chatsapi.Participant) (*chatsapi.Chat, error)
+	History(ctx context.Context, chatID string, offset, limit int) ([]chatsapi.HistoryMessage, error)
+}
+
+// Notify modes.
+const (
+	NotifyNewest = "newest" // the newest message of each conversation is loud
+	NotifyNone   = "none"   // everything silent
+)
+
+// Config is one run's settings. Zero values take the defaults noted.
+type Config struct {
+	Run         string       // run name; required
+	ScopeID     string       // required
+	Source      sources.Spec // what to stage
+	SourceLabel string       // how the source is recorded and shown (no passwords); required
+	Notify      string       // NotifyNewest (default) or NotifyNone
+	Rate        float64      // requests/s for all processes of the run together; default 5; <0: unlimited
+	Workers     int          // concurrent conversations in this process; default 8
+
+	Lease         time.Duration // conversation lease; default 60s
+	Heartbeat     time.Duration // process heartbeat and lease renewal; default 2s
+	ReconcileWait time.Duration // wait after an in-doubt attempt before trusting history; default 10s
+	MaxAttempts   int           // attempts per message on retryable errors before the run stops; default 8
+	BackoffBase   time.Duration // first retry delay; default 1s
+	BackoffMax    time.Duration // longest retry delay; default 60s
+	DefaultPause  time.Duration // pause on a 429 that gives no retry-after; default 60s
+	BatchSize     int           // staging batch; default 5000
+	DBOutageLimit time.Duration // how long sending waits for a lost database before the run stops; default 5m
+
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Run == "" || c.ScopeID == "" || c.SourceLabel == "" {
+		return errors.New("importer: Run, ScopeID and SourceLabel are required")
+	}
+	if c.Notify == "" {
+		c.Notify = NotifyNewest
+	}
+	if c.Notify != NotifyNewest && c.Notify != NotifyNone {
+		return fmt.Errorf("notify must be %q or %q, not %q", NotifyNewest, NotifyNone, c.Notify)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Rate == 0 {
+		c.Rate = 5
+	}
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	def(&c.Lease, 60*time.Second)
+	def(&c.Heartbeat, 2*time.Second)
+	def(&c.ReconcileWait, 10*time.Second)
+	def(&c.BackoffBase, time.Second)
+	def(&c.BackoffMax, 60*time.Second)
+	def(&c.DefaultPause, 60*time.Second)
+	def(&c.DBOutageLimit, 5*time.Minute)
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 8
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 5000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Importer works one run. Several Importers (in one process or many) may
+// work the same run at once.
+type Importer struct {
+	cfg     Config
+	pool    *pgxpool.Pool
+	api     API
+	limiter *Limiter
+	log     *slog.Logger
+	procID  string
+
+	stats counters
+}
+
+// New returns an Importer for cfg. The limiter must be the one the API
+// client waits on before each attempt, so the importer can pause it on a 429
+// and split the run's rate between processes.
+func New(pool *pgxpool.Pool, api API, limiter *Limiter, cfg Config) (*Importer, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &Importer{
+		cfg:     cfg,
+		pool:    pool,
+		api:     api,
+		limiter: limiter,
+		log:     cfg.Logger,
+		procID:  fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:])),
+	}, nil
+}
+
+// Outcome says how a run ended.
+type Outcome string
+
+// The outcomes of Run.
+const (
+	OutcomeDone        Outcome = "done"        // nothing left to send; no failures, no rejects
+	OutcomeIncomplete  Outcome = "incomplete"  // nothing left to send, but some messages failed or records were rejected
+	OutcomeInterrupted Outcome = "interrupted" // stopped early; running again resumes
+	OutcomeStopped     Outcome = "stopped"     // stopped for the operator: account blocked, signature refused, clock skew
+)
+
+// StopError is returned when the run must stop until an operator acts.
+type StopError struct {
+	Reason string // what happened
+	Hint   string // what to do
+	Err    error
+}
+
+func (e *StopError) Error() string { return e.Reason }
+func (e *StopError) Unwrap() error { return e.Err }
+
+// ErrInterrupted is returned (wrapped) when a run stops early for a reason
+// that another attempt may not have: a signal, an API outage, a lost database.
+var ErrInterrupted = errors.New("interrupted")
+
+const upsertRun = `
+INSERT INTO kommo_import_runs (name, scope_id, source, notify, rate)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (name) DO UPDATE SET rate = EXCLUDED.rate, updated_at = now()
+RETURNING scope_id, source, notify`
+
+// openRun creates the run row, or checks that an existing one is the same job.
+func (im *Importer) openRun(ctx context.Context) error {
+	var scope, source, notify string
+	err := im.pool.QueryRow(ctx, upsertRun, im.cfg.Run, im.cfg.ScopeID, im.cfg.SourceLabel, im.cfg.Notify, im.cfg.Rate).
+		Scan(&scope, &source, &notify)
+	if err != nil {
+		return fmt.Errorf("open run %s: %w", im.cfg.Run, err)
+	}
+	switch {
+	case scope != im.cfg.ScopeID:
+		return fmt.Errorf("run %q belongs to scope %s, not %s: give another --run name", im.cfg.Run, scope, im.cfg.ScopeID)
+	case source != im.cfg.SourceLabel:
+		return fmt.Errorf("run %q was started from %s, not %s: resume it with the same source, or give another --run name", im.cfg.Run, source, im.cfg.SourceLabel)
+	case notify != im.cfg.Notify:
+		return fmt.Errorf("run %q was planned with --notify %s; it cannot change to %s", im.cfg.Run, notify, im.cfg.Notify)
+	}
+	return nil
+}
+
+// Run stages, plans and sends the run until nothing is left or it must stop.
+// Closing soft asks for a soft stop: no new conversation is claimed and no new
+// message is started, the requests in flight finish and are checkpointed.
+// Cancelling ctx stops at once; the database stays consistent (an interrupted
+// request leaves its message in doubt, to be reconciled on resume).
+func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, error) {
+	started := time.Now()
+	if err := im.openRun(ctx); err != nil {
+		return nil, err
+	}
+	if err := im.register(ctx); err != nil {
+		return nil, err
+	}
+	defer im.unregister()
+
+	err := im.stage(ctx, soft) // stages, then plans
+	var sendStart time.Time
+	if err == nil {
+		sendStart = time.Now()
+		err = im.send(ctx, soft)
+	}
+	sum, serr := im.summarize(context.WithoutCancel(ctx), started, sendStart)
+	if serr != nil && err == nil {
+		err = serr
+	}
+	if sum != nil {
+		sum.Outcome = outcomeOf(sum, err)
+		if sum.Outcome == OutcomeStopped || sum.Outcome == OutcomeInterrupted {
+			sum.StopReason = err.Error()
+		}
+	}
+	return sum, err
+}
+
+func outcomeOf(s *Summary, err error) Outcome {
+	var stop *StopError
+	switch {
+	case errors.As(err, &stop):
+		return OutcomeStopped
+	case err != nil:
+		return OutcomeInterrupted
+	case s.Failed > 0 || s.Rejected > 0:
+		return OutcomeIncomplete
+	default:
+		return OutcomeDone
+	}
+}
+
+// stopped reports whether soft has been closed.
+func stopped(soft <-chan struct{}) bool {
+	select {
+	case <-soft:
+		return true
+	default:
+		return false
+	}
+}
+
+// checkpointCtx gives a checkpoint write its own deadline, detached from the
+// run's cancellation, so a stopping run still records what it sent.
+func checkpointCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+}
+
+// inTx runs fn in a transaction.
+func (im *Importer) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, im.pool, fn)
+}

@@ -1,0 +1,201 @@
+package importer_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kommo-import/kommo-import/importer"
+	"github.com/kommo-import/kommo-import/internal/sim"
+)
+
+func TestRunDeliversExactlyOnceInOrder(t *testing.T) {
+	h := newHarness(t, sim.Options{})
+	msgs := genMessages(1, 12, 25)
+	path := writeJSONL(t, msgs)
+
+	sum := h.run("r1", path, nil)
+
+	require.Equal(t, importer.OutcomeDone, sum.Outcome)
+	require.EqualValues(t, len(msgs), sum.Sent)
+	require.EqualValues(t, len(msgs), sum.SentNow)
+	require.EqualValues(t, len(msgs), sum.Requests, "one request per message without faults")
+	checkLedger(t, h.sim.Ledger(), msgs, newestOf(msgs))
+
+	// Running the same command again sends nothing.
+	again := h.run("r1", path, nil)
+	require.Zero(t, again.SentNow)
+	require.Zero(t, again.Requests)
+	require.Len(t, h.sim.Ledger(), len(msgs))
+}
+
+func TestRunNotifyNoneIsAllSilent(t *testing.T) {
+	h := newHarness(t, sim.Options{})
+	msgs := genMessages(2, 5, 10)
+	h.run("quiet", writeJSONL(t, msgs), func(c *importer.Config) { c.Notify = importer.NotifyNone })
+	checkLedger(t, h.sim.Ledger(), msgs, map[string]string{})
+}
+
+func TestRunSurvivesFaults(t *testing.T) {
+	faults, err := sim.ParseFaults("500=0.04,503=0.04,429=0.03,accept-500=0.04,accept-drop=0.03,hang=0.01")
+	require.NoError(t, err)
+	// The simulator creates a duplicate for a repeated msgid: a blind resend would show.
+	h := newHarness(t, sim.Options{Faults: faults, Seed: 7, FaultRetryAfter: 50 * time.Millisecond,
+		Hang: 3 * time.Second, HistoryDelay: 20 * time.Millisecond})
+	msgs := genMessages(3, 15, 20)
+
+	sum := h.run("faulty", writeJSONL(t, msgs), func(c *importer.Config) {
+		c.ReconcileWait = 100 * time.Millisecond
+	})
+
+	require.Equal(t, importer.OutcomeDone, sum.Outcome)
+	checkLedger(t, h.sim.Ledger(), msgs, newestOf(msgs))
+	st := h.sim.Stats()
+	require.Positive(t, st.Faults["accept-500"]+st.Faults["accept-drop"], "the faults under test were injected")
+	require.Positive(t, sum.InDoubtFound, "accepted-then-failed messages were found in history, not resent")
+	require.Zero(t, st.Duplicates)
+}
+
+func TestResyncSendsOnlyNewMessages(t *testing.T) {
+	h := newHarness(t, sim.Options{})
+	all := genMessages(4, 10, 12)
+	// The first export was taken at a moment in the middle of the history.
+	msecs := make([]int64, len(all))
+	for i, m := range all {
+		msecs[i] = m.Msec
+	}
+	slices.Sort(msecs)
+	cutoff := msecs[len(msecs)/2]
+	var first []msg
+	for _, m := range all {
+		if m.Msec < cutoff {
+			first = append(first, m)
+		}
+	}
+	h.run("export-1", writeJSONL(t, first), nil)
+	checkLedger(t, h.sim.Ledger(), first, newestOf(first))
+
+	sum := h.run("export-2", writeJSONL(t, all), nil)
+	require.EqualValues(t, len(first), sum.KnownSent, "messages sent by the first run are not staged again")
+	require.EqualValues(t, len(all)-len(first), sum.SentNow)
+	checkLedger(t, h.sim.Ledger(), all, nil) // exactly once overall
+
+	// Loud in the second run: the newest of each conversation, if it is new.
+	newestAll := newestOf(all)
+	firstIDs := map[string]bool{}
+	for _, m := range first {
+		firstIDs[m.ID] = true
+	}
+	loud2 := map[string]string{}
+	for conv, id := range newestAll {
+		if !firstIDs[id] {
+			loud2[conv] = id
+		}
+	}
+	var second []string
+	for _, e := range h.sim.Ledger()[len(first):] {
+		if !e.Silent {
+			second = append(second, e.MsgID)
+		}
+	}
+	require.ElementsMatch(t, values(loud2), second)
+}
+
+func values(m map[string]string) []string {
+	var out []string
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+func TestTwoImportersShareOneRun(t *testing.T) {
+	h := newHarness(t, sim.Options{Rate: 40})
+	msgs := genMessages(5, 20, 8)
+	path := writeJSONL(t, msgs)
+	var wg sync.WaitGroup
+	sums := make([]*importer.Summary, 2)
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			im := h.importer("shared", path, func(c *importer.Config) { c.Rate = 20 })
+			sums[i], errs[i] = im.Run(context.Background(), nil)
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
+	checkLedger(t, h.sim.Ledger(), msgs, newestOf(msgs))
+	require.Zero(t, h.sim.Stats().RateLimited, "together the processes kept to the run's rate")
+	require.LessOrEqual(t, h.sim.Stats().MaxRequestsInAny1s, 20+2)
+}
+
+func TestBlockedAccountStopsTheRun(t *testing.T) {
+	// One rate-limit 429 and the simulated account is blocked.
+	h := newHarness(t, sim.Options{Rate: 5, Burst: 1, BlockAfter: 1, RetryAfter: time.Second})
+	msgs := genMessages(6, 4, 10)
+	im := h.importer("blocked", writeJSONL(t, msgs), func(c *importer.Config) { c.Rate = 100 })
+	sum, err := im.Run(context.Background(), nil)
+	var stop *importer.StopError
+	require.True(t, errors.As(err, &stop), "got %v", err)
+	require.Contains(t, stop.Reason, "blocked")
+	require.Equal(t, importer.OutcomeStopped, sum.Outcome)
+	require.Zero(t, sum.Sending, "a refused request is not left in doubt")
+	require.Less(t, sum.Sent, int64(len(msgs)))
+}
+
+func TestSoftStopCheckpointsAndResumes(t *testing.T) {
+	h := newHarness(t, sim.Options{Latency: 5 * time.Millisecond})
+	msgs := genMessages(8, 10, 30)
+	path := writeJSONL(t, msgs)
+	soft := make(chan struct{})
+	im := h.importer("soft", path, func(c *importer.Config) { c.Rate = 100 })
+	go func() {
+		for im.Progress().SentNow < 20 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		close(soft)
+	}()
+	sum, err := im.Run(context.Background(), soft)
+	require.ErrorIs(t, err, importer.ErrInterrupted)
+	require.Equal(t, importer.OutcomeInterrupted, sum.Outcome)
+	require.Zero(t, sum.Sending, "a soft stop finishes the requests in flight")
+	require.Less(t, sum.Sent, int64(len(msgs)))
+
+	final := h.run("soft", path, nil)
+	require.Equal(t, importer.OutcomeDone, final.Outcome)
+	checkLedger(t, h.sim.Ledger(), msgs, newestOf(msgs))
+}
+
+func TestClockSkewStopsWithTheSkewNamed(t *testing.T) {
+	// The API's clock is 20 minutes ahead of ours: every signature is refused.
+	h := newHarness(t, sim.Options{Now: func() time.Time { return time.Now().Add(20 * time.Minute) }})
+	msgs := genMessages(9, 3, 5)
+	im := h.importer("skew", writeJSONL(t, msgs), nil)
+	sum, err := im.Run(context.Background(), nil)
+	var stop *importer.StopError
+	require.True(t, errors.As(err, &stop), "got %v", err)
+	require.Contains(t, stop.Reason, "clock is about 20m0s behind the API's")
+	require.Contains(t, stop.Hint, "clock")
+	require.Equal(t, importer.OutcomeStopped, sum.Outcome)
+	// At most one refusal per worker in flight: no retries burnt.
+	require.LessOrEqual(t, h.sim.Stats().RejectedSignature, int64(4))
+	require.Zero(t, sum.Sending)
+}
+
+func TestUnknownScopeStopsInsteadOfFailingEveryMessage(t *testing.T) {
+	h := newHarness(t, sim.Options{})
+	msgs := genMessages(10, 3, 5)
+	sum, err := h.importerForScope("wrong-scope", writeJSONL(t, msgs), "not-registered").Run(context.Background(), nil)
+	var stop *importer.StopError
+	require.True(t, errors.As(err, &stop), "got %v", err)
+	require.Contains(t, stop.Reason, "does not know this scope")
+	require.Zero(t, sum.Failed)
+}

@@ -1,0 +1,261 @@
+package importer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kommo-import/kommo-import/sources"
+)
+
+// The staging lock is a session advisory lock per run: one process stages
+// and plans, the others wait and then join the sending.
+const (
+	lockRun   = `SELECT pg_advisory_lock(hashtextextended('kommo-import run ' || $1, 0))`
+	tryRun    = `SELECT pg_try_advisory_lock(hashtextextended('kommo-import run ' || $1, 0))`
+	unlockRun = `SELECT pg_advisory_unlock(hashtextextended('kommo-import run ' || $1, 0))`
+)
+
+const createStageTable = `
+CREATE TEMP TABLE IF NOT EXISTS kommo_import_stage (
+    msgid           text   NOT NULL,
+    conversation_id text   NOT NULL,
+    line            bigint NOT NULL,
+    msec_timestamp  bigint NOT NULL,
+    payload         bytea  NOT NULL
+) ON COMMIT DELETE ROWS`
+
+const selectStaging = `SELECT staging_done, planned, staged_line FROM kommo_import_runs WHERE name = $1`
+
+// countKnown counts the batch's msgids that the scope already has from
+// another run: sent (a re-sync skips them) or still to be sent by that run.
+const countKnown = `
+SELECT count(*) FILTER (WHERE m.state = 'sent'), count(*) FILTER (WHERE m.state <> 'sent')
+FROM kommo_import_stage s
+JOIN kommo_import_messages m ON m.scope_id = $1 AND m.msgid = s.msgid
+WHERE m.run_name <> $2`
+
+const insertStaged = `
+INSERT INTO kommo_import_messages (scope_id, msgid, run_name, conversation_id, line, msec_timestamp, payload)
+SELECT $1, msgid, $2, conversation_id, line, msec_timestamp, payload
+FROM kommo_import_stage
+ORDER BY line
+ON CONFLICT (scope_id, msgid) DO NOTHING`
+
+const checkpointStaging = `
+UPDATE kommo_import_runs SET
+    staged_line  = $2,
+    staged       = staged + $3,
+    known_sent   = known_sent + $4,
+    known_other  = known_other + $5,
+    rejected     = rejected + $6,
+    records      = $7,
+    duplicates   = $8,
+    staging_done = $9,
+    updated_at   = now()
+WHERE name = $1`
+
+// maxRejectRaw caps the raw record stored with a reject.
+const maxRejectRaw = 64 << 10
+
+type stageRow struct {
+	msgid, conversationID string
+	line, msec            int64
+	payload               []byte
+}
+
+type rejectRow struct {
+	line          int64
+	field, reason string
+	raw           []byte
+}
+
+// stage reads the source into the messages table in batches, each committed
+// with the source position it reached, then plans the run. It does both
+// under the run's advisory lock; a process that finds the lock taken waits,
+// then finds the work done.
+func (im *Importer) stage(ctx context.Context, soft <-chan struct{}) error {
+	conn, err := im.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+	defer conn.Release()
+	var got bool
+	if err := conn.QueryRow(ctx, tryRun, im.cfg.Run).Scan(&got); err != nil {
+		return fmt.Errorf("stage: lock: %w", err)
+	}
+	if !got {
+		im.log.Info("another process is staging this run; waiting for it", "run", im.cfg.Run)
+		if _, err := conn.Exec(ctx, lockRun, im.cfg.Run); err != nil {
+			return fmt.Errorf("stage: lock: %w", err)
+		}
+	}
+	defer func() {
+		uctx, cancel := checkpointCtx(ctx)
+		defer cancel()
+		if _, err := conn.Exec(uctx, unlockRun, im.cfg.Run); err != nil {
+			// Closing the session is the sure way to release the lock.
+			_ = conn.Conn().Close(uctx)
+		}
+	}()
+
+	var done, planned bool
+	var stagedLine int64
+	if err := conn.QueryRow(ctx, selectStaging, im.cfg.Run).Scan(&done, &planned, &stagedLine); err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+	if !done {
+		im.stats.phase.Store("staging")
+		if err := im.stageSource(ctx, conn, stagedLine, soft); err != nil {
+			return err
+		}
+	}
+	if !planned {
+		return im.planWith(ctx, conn)
+	}
+	return nil
+}
+
+func (im *Importer) stageSource(ctx context.Context, conn *pgxpool.Conn, stagedLine int64, soft <-chan struct{}) error {
+	r, err := sources.Open(ctx, im.cfg.Source)
+	if err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+	defer r.Close()
+	if stagedLine > 0 {
+		if !r.Resumable() {
+			return fmt.Errorf("stage: this run's staging stopped at line %d of %s, which cannot be read again; "+
+				"save the input to a file and start a new run from it (messages already staged are not staged twice)", stagedLine, r.Name())
+		}
+		im.log.Info("resuming staging", "run", im.cfg.Run, "after_line", stagedLine)
+	} else if !r.Resumable() {
+		im.log.Warn("staging from a stream that cannot be read again: if this run is interrupted while staging, it cannot resume staging", "source", r.Name())
+	}
+	if _, err := conn.Exec(ctx, createStageTable); err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+
+	started := time.Now()
+	batch := make([]stageRow, 0, im.cfg.BatchSize)
+	var rejects []rejectRow
+	var batchBytes int
+	lastLine := stagedLine
+	for {
+		rec, err := r.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var le *sources.LineError
+		switch {
+		case errors.As(err, &le):
+			if le.Line <= stagedLine {
+				continue
+			}
+			rejects = append(rejects, rejectRow{line: le.Line, field: le.Field, reason: cleanText(errText(le.Err)), raw: capBytes(le.Raw, maxRejectRaw)})
+			lastLine = max(lastLine, le.Line)
+		case err != nil:
+			return fmt.Errorf("stage: read %s: %w", r.Name(), err)
+		default:
+			im.stats.read.Add(1)
+			if rec.Line <= stagedLine {
+				continue
+			}
+			payload, err := json.Marshal(&rec.Payload)
+			if err != nil {
+				return fmt.Errorf("stage: %s:%d: %w", r.Name(), rec.Line, err)
+			}
+			batch = append(batch, stageRow{rec.Payload.MsgID, rec.Payload.ConversationID, rec.Line, rec.Payload.MsecTimestamp, payload})
+			batchBytes += len(payload)
+			lastLine = max(lastLine, rec.Line)
+		}
+		if len(batch)+len(rejects) >= im.cfg.BatchSize || batchBytes >= 16<<20 {
+			if err := im.flushStage(ctx, conn, batch, rejects, lastLine, r.Stats(), false); err != nil {
+				return err
+			}
+			batch, rejects, batchBytes = batch[:0], nil, 0
+			if stopped(soft) {
+				return fmt.Errorf("%w while staging at line %d", ErrInterrupted, lastLine)
+			}
+		}
+	}
+	if err := im.flushStage(ctx, conn, batch, rejects, lastLine, r.Stats(), true); err != nil {
+		return err
+	}
+	im.log.Info("staging done", "run", im.cfg.Run, "records", r.Stats().Records, "rejected", r.Stats().Rejected,
+		"duplicates", r.Stats().Duplicates, "elapsed", time.Since(started).Round(time.Millisecond))
+	return nil
+}
+
+func (im *Importer) flushStage(ctx context.Context, conn *pgxpool.Conn, batch []stageRow, rejects []rejectRow, lastLine int64, st sources.Stats, done bool) error {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		var inserted, knownSent, knownOther int64
+		if len(batch) > 0 {
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"kommo_import_stage"},
+				[]string{"msgid", "conversation_id", "line", "msec_timestamp", "payload"},
+				pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
+					b := &batch[i]
+					return []any{b.msgid, b.conversationID, b.line, b.msec, b.payload}, nil
+				}))
+			if err != nil {
+				return err
+			}
+			if err := tx.QueryRow(ctx, countKnown, im.cfg.ScopeID, im.cfg.Run).Scan(&knownSent, &knownOther); err != nil {
+				return err
+			}
+			tag, err := tx.Exec(ctx, insertStaged, im.cfg.ScopeID, im.cfg.Run)
+			if err != nil {
+				return err
+			}
+			inserted = tag.RowsAffected()
+		}
+		if len(rejects) > 0 {
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"kommo_import_rejects"},
+				[]string{"run_name", "line", "field", "reason", "raw"},
+				pgx.CopyFromSlice(len(rejects), func(i int) ([]any, error) {
+					r := &rejects[i]
+					return []any{im.cfg.Run, r.line, r.field, r.reason, r.raw}, nil
+				}))
+			if err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, checkpointStaging, im.cfg.Run, lastLine, inserted, knownSent, knownOther,
+			int64(len(rejects)), st.Records, st.Duplicates, done)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("stage: batch ending at line %d: %w", lastLine, err)
+	}
+	im.stats.staged.Store(st.Records)
+	return nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "invalid"
+	}
+	return err.Error()
+}
+
+// cleanText makes s storable as PostgreSQL text: valid UTF-8, no NUL bytes.
+func cleanText(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return strings.ReplaceAll(s, "\x00", "\\0")
+}
+
+func capBytes(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}

@@ -1,0 +1,56 @@
+// Command benchgen writes a synthetic JSONL export for benchmarks and memory
+// checks: N messages spread over C conversations, in shuffled-by-block source
+// order, each payload padded to about -size bytes.
+//
+//	go run ./internal/benchgen -messages 1000000 -conversations 20000 > export.jsonl
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kommo-import/kommo-import/importer/chatsapi"
+)
+
+func main() {
+	n := flag.Int("messages", 100000, "messages to write")
+	convs := flag.Int("conversations", 1000, "conversations to spread them over")
+	size := flag.Int("size", 300, "approximate payload size in bytes")
+	seed := flag.Uint64("seed", 1, "random seed")
+	flag.Parse()
+	if *convs < 1 || *n < 1 {
+		fmt.Fprintln(os.Stderr, "benchgen: -messages and -conversations must be at least 1")
+		os.Exit(2)
+	}
+	r := rand.New(rand.NewPCG(*seed, 2))
+	w := bufio.NewWriterSize(os.Stdout, 1<<20)
+	enc := json.NewEncoder(w)
+	base := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	pad := strings.Repeat("lorem ipsum dolor sit amet ", *size/27+1)[:max(*size-200, 1)]
+	for i := range *n {
+		c := i % *convs
+		seq := i / *convs
+		p := chatsapi.Payload{
+			MsecTimestamp:  base + int64(seq)*60_000 + int64(c) + int64(r.IntN(30_000)),
+			MsgID:          fmt.Sprintf("bench-%d-%d", c, seq),
+			ConversationID: fmt.Sprintf("bench-conv-%d", c),
+			Sender:         &chatsapi.Participant{ID: fmt.Sprintf("client-%d", c), Name: fmt.Sprintf("Client %d", c)},
+			Message:        &chatsapi.Message{Type: chatsapi.TypeText, Text: pad},
+		}
+		p.Timestamp = p.MsecTimestamp / 1000
+		if err := enc.Encode(&p); err != nil {
+			fmt.Fprintln(os.Stderr, "benchgen:", err)
+			os.Exit(1)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		fmt.Fprintln(os.Stderr, "benchgen:", err)
+		os.Exit(1)
+	}
+}
