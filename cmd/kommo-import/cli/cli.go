@@ -33,6 +33,10 @@ func commands() []command {
 		{"validate", "read a source and report every bad record, sending nothing", runValidate},
 		{"status", "show what a run has done and what is left", runStatus},
 		{"runs", "list the runs in the database", runRuns},
+		{"report", "list a run's failed and rejected messages with their reasons", runReport},
+		{"retry", "send a run's failed messages again, after their cause is fixed", runRetry},
+		{"verify", "read chat history back from the API and check every sent message is there once", runVerify},
+		{"connect", "connect the channel to an account and print the scope_id", runConnect},
 		{"migrate", "apply the database schema and exit", runMigrate},
 	}
 }
