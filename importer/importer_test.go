@@ -199,3 +199,30 @@ func TestUnknownScopeStopsInsteadOfFailingEveryMessage(t *testing.T) {
 	require.Contains(t, stop.Reason, "does not know this scope")
 	require.Zero(t, sum.Failed)
 }
+
+func TestTwoRunsOnOneScopeNeverSendAMsgidTwice(t *testing.T) {
+	h := newHarness(t, sim.Options{})
+	msgs := genMessages(13, 15, 10)
+	// Two exports of the same history, started as different runs at once.
+	paths := []string{writeJSONL(t, msgs), writeJSONL(t, msgs)}
+	var wg sync.WaitGroup
+	sums := make([]*importer.Summary, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			sums[i], err = h.importer([]string{"run-a", "run-b"}[i], paths[i], nil).Run(context.Background(), nil)
+			require.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	checkLedger(t, h.sim.Ledger(), msgs, newestOf(msgs))
+	// The scope-level key decided: each msgid was staged by exactly one run,
+	// and the other run says why it skipped it.
+	require.EqualValues(t, len(msgs), sums[0].Staged+sums[1].Staged)
+	for i, s := range sums {
+		other := sums[1-i]
+		require.EqualValues(t, other.Staged, s.KnownSent+s.KnownOther, "run %s skipped what %s holds", s.Name, other.Name)
+	}
+}

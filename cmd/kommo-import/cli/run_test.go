@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kommo-import/kommo-import/importer"
+	"github.com/kommo-import/kommo-import/internal/pgtest"
+	"github.com/kommo-import/kommo-import/internal/sim"
+)
+
+const (
+	cliScope  = "chan_acct"
+	cliSecret = "cli-test-secret-8d1e"
+)
+
+// cliEnv is an environment with a database, a simulator and the secret.
+type cliEnv struct {
+	vars map[string]string
+	sim  *sim.Server
+}
+
+func newCLIEnv(t *testing.T) *cliEnv {
+	t.Helper()
+	s, err := sim.New(sim.Options{ScopeID: cliScope, Secret: cliSecret})
+	require.NoError(t, err)
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return &cliEnv{sim: s, vars: map[string]string{
+		envDatabaseURL: pgtest.URL(t), envScopeID: cliScope, envAPIURL: srv.URL, envChannelSecret: cliSecret,
+	}}
+}
+
+func (c *cliEnv) run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	env := Env{Getenv: func(k string) string { return c.vars[k] }, Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut}
+	err := Run(context.Background(), args, env, nil)
+	code = ExitCode(err, &errOut)
+	return out.String(), errOut.String(), code
+}
+
+func TestRunCommandImportsAndReports(t *testing.T) {
+	c := newCLIEnv(t)
+	out, errOut, code := c.run(t, "run", "--source", sampleJSONL, "--rate", "-1", "--progress", "none")
+	require.Equal(t, ExitOK, code, "stderr: %s", errOut)
+	require.Contains(t, out, ": done\n")
+	require.Contains(t, out, "sent:                14 (14 now)")
+	require.Len(t, c.sim.Ledger(), 14)
+	require.NotContains(t, out+errOut, cliSecret)
+
+	// status --json of the (derived, stable) run name; the same command resumes to nothing.
+	out, _, code = c.run(t, "status", "--json")
+	require.Equal(t, ExitOK, code)
+	var st importer.RunStatus
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	require.Equal(t, "done", st.State)
+	require.EqualValues(t, 14, st.Sent)
+	require.True(t, strings.HasPrefix(st.Name, "messages.jsonl-"), st.Name)
+
+	out, _, code = c.run(t, "run", "--source", sampleJSONL, "--rate", "-1", "--progress", "none", "--json")
+	require.Equal(t, ExitOK, code)
+	var sum importer.Summary
+	require.NoError(t, json.Unmarshal([]byte(out), &sum))
+	require.Equal(t, st.Name, sum.Name, "the same command resumes the same run")
+	require.Zero(t, sum.SentNow)
+	require.Len(t, c.sim.Ledger(), 14)
+
+	out, _, code = c.run(t, "runs")
+	require.Equal(t, ExitOK, code)
+	require.Contains(t, out, st.Name)
+}
+
+func TestRunCommandWithRejectsExitsIncomplete(t *testing.T) {
+	c := newCLIEnv(t)
+	out, errOut, code := c.run(t, "run", "--source", messyJSONL, "--rate", "-1", "--progress", "none")
+	require.Equal(t, ExitIncomplete, code, "stderr: %s", errOut)
+	require.Contains(t, out, "12 rejected")
+	require.Contains(t, errOut, "kommo-import status --run")
+}
+
+func TestRunCommandConfigurationErrors(t *testing.T) {
+	c := newCLIEnv(t)
+	secretFile := t.TempDir() + "/secret"
+	require.NoError(t, os.WriteFile(secretFile, []byte(cliSecret+"\n"), 0o600))
+	tests := []struct {
+		name    string
+		unset   string
+		args    []string
+		wantErr string
+	}{
+		{"no secret", envChannelSecret, []string{"--source", sampleJSONL}, "no channel secret: set KOMMO_CHANNEL_SECRET"},
+		{"no scope", envScopeID, []string{"--source", sampleJSONL}, "no scope"},
+		{"no database", envDatabaseURL, []string{"--source", sampleJSONL}, "no database"},
+		{"no source", "", nil, "no source"},
+		{"zero rate", "", []string{"--source", sampleJSONL, "--rate", "0"}, "--rate must be above 0"},
+		{"stdin needs a run name", "", []string{"--source", "jsonl:-"}, "needs --run NAME"},
+		{"plain http to a remote host", "", []string{"--source", sampleJSONL, "--api-url", "http://example.com"}, "http"},
+		{"unknown flag", "", []string{"--sourc", "x"}, "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{}
+			for k, v := range c.vars {
+				if k != tt.unset {
+					vars[k] = v
+				}
+			}
+			cc := &cliEnv{vars: vars, sim: c.sim}
+			_, errOut, code := cc.run(t, append([]string{"run"}, tt.args...)...)
+			require.Equal(t, ExitUsage, code, errOut)
+			require.Contains(t, errOut, tt.wantErr)
+			require.NotContains(t, errOut, cliSecret)
+		})
+	}
+	// The secret file works where the environment has none.
+	vars := map[string]string{}
+	for k, v := range c.vars {
+		if k != envChannelSecret {
+			vars[k] = v
+		}
+	}
+	cc := &cliEnv{vars: vars, sim: c.sim}
+	_, errOut, code := cc.run(t, "run", "--source", sampleCSV, "--channel-secret-file", secretFile, "--rate", "-1", "--progress", "none")
+	require.Equal(t, ExitOK, code, errOut)
+}
