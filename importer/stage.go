@@ -207,14 +207,17 @@ func (im *Importer) flushStage(ctx context.Context, conn *pgxpool.Conn, batch []
 			if err != nil {
 				return err
 			}
-			if err := tx.QueryRow(ctx, countKnown, im.cfg.ScopeID, im.cfg.Run).Scan(&knownSent, &knownOther); err != nil {
-				return err
-			}
 			tag, err := tx.Exec(ctx, insertStaged, im.cfg.ScopeID, im.cfg.Run)
 			if err != nil {
 				return err
 			}
 			inserted = tag.RowsAffected()
+			// Counted after the insert: a conflict with another run's
+			// concurrent batch resolves only once that batch commits, and
+			// only then is its row visible to a new statement.
+			if err := tx.QueryRow(ctx, countKnown, im.cfg.ScopeID, im.cfg.Run).Scan(&knownSent, &knownOther); err != nil {
+				return err
+			}
 		}
 		if len(rejects) > 0 {
 			_, err := tx.CopyFrom(ctx, pgx.Identifier{"kommo_import_rejects"},

@@ -157,6 +157,11 @@ running() {
 cmd_stop() {
 	local dir=$1
 	[[ -d $dir ]] || return 0
+	# start failed before marking it (e.g. no binaries): an empty dir is safe to remove.
+	if [[ -z $(ls -A "$dir") ]]; then
+		rmdir "$dir"
+		return 0
+	fi
 	[[ -e $dir/$MARKER ]] || die "stop: $dir was not made by '$0 start'; refusing to delete it"
 	if [[ -f $dir/data/postmaster.pid ]]; then
 		find_bin

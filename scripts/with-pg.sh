@@ -3,7 +3,8 @@
 #
 #   scripts/with-pg.sh [--database-url] CMD [ARGS...]
 #
-# Starts a cluster (scripts/pg.sh) in a fresh temp dir, exports its URL as TEST_DATABASE_URL for CMD,
+# Starts a cluster (scripts/pg.sh) in a fresh temp dir (on /dev/shm when it has room, for speed;
+# PG_TMPDIR overrides), exports its URL as TEST_DATABASE_URL for CMD,
 # and always stops it and deletes the dir afterwards: on success, failure, Ctrl-C or kill (SIGTERM,
 # SIGHUP). Exits with CMD's exit code (130 after Ctrl-C).
 #
@@ -28,7 +29,26 @@ if [[ $# -eq 0 ]]; then
 	exit 2
 fi
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/kommo-pg.XXXXXX")
+# base_dir picks where the cluster lives: $PG_TMPDIR if set, else /dev/shm when it is a writable
+# tmpfs with room to spare (creating a database there is ~7x faster than on a VM disk, and every
+# database test creates one), else $TMPDIR. Docker's default 64 MB /dev/shm fails the size check.
+base_dir() {
+	if [[ -n ${PG_TMPDIR:-} ]]; then
+		echo "$PG_TMPDIR"
+		return
+	fi
+	local avail_kb
+	if [[ -d /dev/shm && -w /dev/shm ]]; then
+		avail_kb=$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')
+		if [[ $avail_kb =~ ^[0-9]+$ ]] && ((avail_kb >= 1024 * 1024)); then
+			echo /dev/shm
+			return
+		fi
+	fi
+	echo "${TMPDIR:-/tmp}"
+}
+
+dir=$(mktemp -d "$(base_dir)/kommo-pg.XXXXXX")
 
 cleanup() {
 	local rc=$?
