@@ -47,7 +47,7 @@ type Config struct {
 	BackoffBase   time.Duration // first retry delay; default 1s
 	BackoffMax    time.Duration // longest retry delay; default 60s
 	DefaultPause  time.Duration // pause on a 429 that gives no retry-after; default 60s
-	BatchSize     int           // staging batch; default 5000
+	BatchSize     int           // staging batch; default 10000
 	DBOutageLimit time.Duration // how long sending waits for a lost database before the run stops; default 5m
 
 	Logger *slog.Logger
@@ -85,7 +85,7 @@ func (c *Config) setDefaults() error {
 		c.MaxAttempts = 8
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 5000
+		c.BatchSize = 10000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

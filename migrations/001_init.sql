@@ -53,8 +53,6 @@ CREATE INDEX kommo_import_messages_run_conv
     ON kommo_import_messages (run_name, conversation_id, msec_timestamp, seq);
 CREATE INDEX kommo_import_messages_scope_conv
     ON kommo_import_messages (scope_id, conversation_id, msec_timestamp DESC, seq DESC);
-CREATE INDEX kommo_import_messages_run_state
-    ON kommo_import_messages (run_name, state);
 
 CREATE TABLE kommo_import_conversations (
     run_name        text    NOT NULL REFERENCES kommo_import_runs (name),
