@@ -83,6 +83,8 @@ func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) e
 	fs.StringVar(&f.progress, "progress", "auto", "progress output on stderr: auto (a bar on a terminal, log lines otherwise), bar, log or none")
 	fs.DurationVar(&f.interval, "progress-interval", 10*time.Second, "interval of progress log lines")
 	fs.BoolVar(&f.insecure, "insecure-allow-plain-http", false, "DANGEROUS: allow --api-url with plain http to a non-loopback host (the secret-signed requests travel unencrypted)")
+	var mf metricsFlags // metrics.go
+	mf.register(fs)
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -110,10 +112,17 @@ func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) e
 	}
 	defer pool.Close()
 
+	met, err := mf.start(log, cfg.Run, pool)
+	if err != nil {
+		return err
+	}
+	defer met.close()
 	limiter := importer.NewLimiter(cfg.Rate)
+	met.watchLimiter(limiter)
 	client, err := chatsapi.New(chatsapi.Config{
 		BaseURL: f.apiURL, ScopeID: f.scopeID, Secret: secret,
 		Timeout: f.timeout, Limiter: limiter, AllowInsecureHTTP: f.insecure,
+		HTTPClient: met.httpClient(),
 	})
 	if err != nil {
 		return usageError(err)
@@ -122,6 +131,7 @@ func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) e
 	if err != nil {
 		return usageError(err)
 	}
+	met.watchImporter(im)
 
 	// First signal: soft stop. Second: stop at once.
 	ctx, cancel := context.WithCancel(ctx)

@@ -1,0 +1,322 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kommo-import/kommo-import/importer"
+)
+
+// metricsFlags is --metrics-addr, shared by run, retry and verify.
+type metricsFlags struct {
+	addr string
+}
+
+func (m *metricsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&m.addr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics while the command runs, e.g. 127.0.0.1:9090 (default: off)")
+}
+
+// statesRefresh is how often the messages-by-state gauge is read from the
+// database: a count over the run's rows, too heavy to run on every scrape.
+var statesRefresh = 10 * time.Second // a variable for tests
+
+// metrics serves one command's Prometheus metrics. A nil *metrics (no
+// --metrics-addr) is valid and does nothing, so commands need no branches.
+type metrics struct {
+	reg  *prometheus.Registry
+	run  prometheus.Registerer // adds the run="NAME" label
+	srv  *http.Server
+	addr string // where it listens (the real port when given :0)
+	log  *slog.Logger
+
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inFlight prometheus.Gauge
+	states   *prometheus.GaugeVec
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// start listens on the flag's address and serves /metrics until close. It
+// returns nil (and no error) when the flag is empty. It refreshes the run's
+// message counts by state from pool in the background.
+func (m *metricsFlags) start(log *slog.Logger, run string, pool *pgxpool.Pool) (*metrics, error) {
+	if m.addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", m.addr)
+	if err != nil {
+		return nil, withHint(ExitUsage, fmt.Errorf("--metrics-addr: %w", err), "give a free address, e.g. --metrics-addr 127.0.0.1:9090")
+	}
+	met := newMetrics(run)
+	met.log = log
+	met.addr = ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(met.reg, promhttp.HandlerOpts{Registry: met.reg}))
+	met.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	met.wg.Add(1)
+	go func() {
+		defer met.wg.Done()
+		if err := met.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("metrics server stopped", "err", err)
+		}
+	}()
+	if pool != nil {
+		met.wg.Add(1)
+		go func() {
+			defer met.wg.Done()
+			met.refreshStates(pool, run)
+		}()
+	}
+	log.Info("serving metrics", "url", "http://"+met.addr+"/metrics")
+	return met, nil
+}
+
+func newMetrics(run string) *metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &metrics{
+		reg:  reg,
+		run:  prometheus.WrapRegistererWith(prometheus.Labels{"run": run}, reg),
+		stop: make(chan struct{}),
+		log:  slog.New(slog.DiscardHandler),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kommo_import_http_requests_total",
+			Help: "HTTP attempts to the Chats API by endpoint and status code (code \"error\": no response).",
+		}, []string{"endpoint", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kommo_import_http_request_duration_seconds",
+			Help:    "Time from sending a Chats API request to its response headers (or failure).",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"endpoint"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kommo_import_http_requests_in_flight",
+			Help: "Chats API requests waiting for their response.",
+		}),
+		states: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kommo_import_messages",
+			Help: "Messages of the run by state (pending, sending = in doubt, sent, failed), from the database, all processes together.",
+		}, []string{"state"}),
+	}
+	m.run.MustRegister(m.requests, m.duration, m.inFlight, m.states)
+	return m
+}
+
+// close stops serving and the refresh; safe on nil.
+func (m *metrics) close() {
+	if m == nil {
+		return
+	}
+	close(m.stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = m.srv.Shutdown(ctx)
+	m.wg.Wait()
+}
+
+const selectStates = `SELECT state, count(*) FROM kommo_import_messages WHERE run_name = $1 GROUP BY state`
+
+func (m *metrics) refreshStates(pool *pgxpool.Pool, run string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-m.stop
+		cancel()
+	}()
+	t := time.NewTicker(statesRefresh)
+	defer t.Stop()
+	for {
+		if err := m.loadStates(ctx, pool, run); err != nil && ctx.Err() == nil {
+			m.log.Debug("metrics: read message states", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *metrics) loadStates(ctx context.Context, pool *pgxpool.Pool, run string) error {
+	rows, err := pool.Query(ctx, selectStates, run)
+	if err != nil {
+		return err
+	}
+	counts := map[string]float64{"pending": 0, "sending": 0, "sent": 0, "failed": 0}
+	var state string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&state, &n}, func() error {
+		counts[state] = float64(n)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for s, n := range counts {
+		m.states.WithLabelValues(s).Set(n)
+	}
+	return nil
+}
+
+// watchLimiter exposes the limiter's rate, pause and waits; safe on nil.
+func (m *metrics) watchLimiter(l *importer.Limiter) {
+	if m == nil {
+		return
+	}
+	m.run.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kommo_import_rate_limit_requests_per_second",
+			Help: "Request rate in force in this process (its share of the run's rate, lowered after 429s); 0: unlimited.",
+		}, l.Rate),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kommo_import_rate_limit_paused",
+			Help: "1 while every request is paused after a 429, else 0.",
+		}, func() float64 {
+			if l.PausedUntil().IsZero() {
+				return 0
+			}
+			return 1
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kommo_import_rate_limit_paused_until_seconds",
+			Help: "Unix time the current 429 pause ends; 0 when not paused.",
+		}, func() float64 {
+			t := l.PausedUntil()
+			if t.IsZero() {
+				return 0
+			}
+			return float64(t.UnixNano()) / 1e9
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "kommo_import_rate_limit_wait_seconds_total",
+			Help: "Time requests spent waiting for the rate limiter (pauses included).",
+		}, func() float64 { return l.Waited().Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "kommo_import_rate_limit_requests_total",
+			Help: "Requests the rate limiter let through (every HTTP attempt, look-ups and retries included).",
+		}, func() float64 { return float64(l.Requests()) }),
+	)
+}
+
+// watchImporter exposes the importer's own progress; safe on nil.
+func (m *metrics) watchImporter(im *importer.Importer) {
+	if m == nil {
+		return
+	}
+	m.run.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "kommo_import_process_sent_total",
+			Help: "Messages this process delivered.",
+		}, func() float64 { return float64(im.Progress().SentNow) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kommo_import_progress_done",
+			Help: "Messages of the run sent or failed, as this process last knew (the bar's position).",
+		}, func() float64 { return float64(im.Progress().Done) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kommo_import_progress_total",
+			Help: "Messages the run holds (known once sending starts).",
+		}, func() float64 { return float64(im.Progress().Total) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kommo_import_processes",
+			Help: "Live processes working the run, as this process last saw.",
+		}, func() float64 { return float64(im.Progress().Processes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kommo_import_database_down",
+			Help: "1 while sending waits for the database to come back.",
+		}, func() float64 {
+			if im.Progress().DBDown {
+				return 1
+			}
+			return 0
+		}),
+	)
+}
+
+// httpClient returns the HTTP client the Chats API client should copy: a
+// transport like chatsapi's default, observed. Nil (the chatsapi default)
+// when metrics are off.
+func (m *metrics) httpClient() *http.Client {
+	if m == nil {
+		return nil
+	}
+	return &http.Client{Transport: &observedTransport{next: apiTransport(), m: m}}
+}
+
+// apiTransport mirrors chatsapi's default transport (unexported there):
+// bounded dial, TLS handshake and header waits, certificate checks on, and
+// enough idle connections for every worker on the one amojo host.
+func apiTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          32,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+	}
+}
+
+// observedTransport counts every attempt by endpoint and status, times it
+// and tracks those in flight.
+type observedTransport struct {
+	next http.RoundTripper
+	m    *metrics
+}
+
+func (t *observedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	ep := endpointOf(r)
+	t.m.inFlight.Inc()
+	defer t.m.inFlight.Dec()
+	start := time.Now()
+	resp, err := t.next.RoundTrip(r)
+	t.m.duration.WithLabelValues(ep).Observe(time.Since(start).Seconds())
+	code := "error"
+	if err == nil {
+		code = strconv.Itoa(resp.StatusCode)
+	}
+	t.m.requests.WithLabelValues(ep, code).Inc()
+	return resp, err
+}
+
+// endpointOf names a Chats API request by its route, never by its ids, so
+// the label's values stay few.
+func endpointOf(r *http.Request) string {
+	const prefix = "/v2/origin/custom/"
+	p, ok := strings.CutPrefix(r.URL.Path, prefix)
+	if !ok {
+		return "other"
+	}
+	parts := strings.Split(strings.Trim(p, "/"), "/")
+	switch {
+	case len(parts) == 1 && r.Method == http.MethodPost:
+		return "send_message"
+	case len(parts) == 2 && parts[1] == "connect":
+		return "connect"
+	case len(parts) == 2 && parts[1] == "chats":
+		return "create_chat"
+	case len(parts) == 4 && parts[1] == "chats" && parts[3] == "history":
+		return "history"
+	}
+	return "other"
+}

@@ -1,0 +1,274 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kommo-import/kommo-import/importer"
+)
+
+const reportHelp = `
+List a run's failed messages (refused by the API: msgid, conversation, source
+line, attempts and the API's answer) and its rejected records (refused while
+staging: source line, field, reason and the record as read), in source order.
+
+Formats: text for people; csv and jsonl (one object a line, with "kind":
+"failed" or "rejected") for spreadsheets and scripts. The default is text on
+a terminal, jsonl when stdout is a pipe or file, and for --output the format
+its extension names (.csv, .jsonl), else text.
+
+Exits 0 when the run has neither, 3 when it has some. Fix the cause of the
+failures, then send them again with kommo-import retry --run NAME. Rejected
+records never reached the database: fix them in the source and import it as
+a new run (messages already sent are skipped).
+
+Examples:
+  kommo-import report --run my-import
+  kommo-import report --run my-import --output failures.csv`
+
+func runReport(ctx context.Context, env Env, args []string, _ <-chan os.Signal) error {
+	fs := newFlagSet(env, "report", "--run NAME [--format text|csv|jsonl] [--output FILE]", reportHelp)
+	var db dbFlags
+	db.register(fs, env)
+	run := fs.String("run", "", "the run's name (kommo-import runs lists them); required")
+	format := fs.String("format", "", "text, csv or jsonl; default: see above")
+	output := fs.String("output", "", "write the report to `FILE` instead of stdout")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	if *run == "" {
+		return withHint(ExitUsage, errors.New("report: --run is required"), "kommo-import runs lists the runs")
+	}
+	out := env.Stdout
+	if *format == "" {
+		*format = defaultReportFormat(*output, out)
+	}
+	switch *format {
+	case "text", "csv", "jsonl":
+	default:
+		return usageError(fmt.Errorf("--format must be text, csv or jsonl, not %q", *format))
+	}
+	pool, err := db.open(ctx, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	var file *os.File
+	if *output != "" {
+		if file, err = os.Create(*output); err != nil {
+			return usageError(fmt.Errorf("--output: %w", err))
+		}
+		defer file.Close()
+		out = file
+	}
+	buf := bufio.NewWriter(out)
+	w := newReportWriter(*format, buf)
+	failed, rejected, err := writeReport(ctx, pool, *run, w)
+	if errors.Is(err, importer.ErrNoRun) {
+		return withHint(ExitUsage, err, "kommo-import runs lists the runs")
+	}
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if err := errors.Join(w.finish(failed, rejected), buf.Flush()); err != nil {
+		return fmt.Errorf("report: write: %w", err)
+	}
+	if file != nil {
+		if err := file.Close(); err != nil {
+			return fmt.Errorf("report: write: %w", err)
+		}
+	}
+	if failed+rejected > 0 {
+		return withHint(ExitIncomplete, fmt.Errorf("run %s has %d failed messages and %d rejected records", *run, failed, rejected),
+			"fix the cause of the failures, then send them again with: kommo-import retry --run "+shellQuote([]string{*run}))
+	}
+	return nil
+}
+
+func defaultReportFormat(output string, stdout io.Writer) string {
+	if output != "" {
+		switch strings.ToLower(filepath.Ext(output)) {
+		case ".csv":
+			return "csv"
+		case ".jsonl", ".ndjson", ".json":
+			return "jsonl"
+		}
+		return "text"
+	}
+	if isTerminal(stdout) {
+		return "text"
+	}
+	return "jsonl"
+}
+
+// writeReport streams the run's failed messages, then its rejects, to w.
+func writeReport(ctx context.Context, pool *pgxpool.Pool, run string, w reportWriter) (failed, rejected int64, err error) {
+	err = importer.EachFailed(ctx, pool, run, func(m *importer.FailedMessage) error {
+		failed++
+		return w.failed(m)
+	})
+	if err != nil {
+		return failed, rejected, err
+	}
+	err = importer.EachReject(ctx, pool, run, func(r *importer.Reject) error {
+		rejected++
+		return w.rejected(r)
+	})
+	return failed, rejected, err
+}
+
+// reportWriter writes one format.
+type reportWriter interface {
+	failed(*importer.FailedMessage) error
+	rejected(*importer.Reject) error
+	finish(failed, rejected int64) error
+}
+
+func newReportWriter(format string, w io.Writer) reportWriter {
+	switch format {
+	case "csv":
+		return &csvReport{w: csv.NewWriter(w)}
+	case "jsonl":
+		return &jsonlReport{enc: json.NewEncoder(w)}
+	}
+	return &textReport{w: w}
+}
+
+var reportColumns = []string{"kind", "line", "msgid", "conversation_id", "attempts", "field", "reason", "raw"}
+
+type csvReport struct {
+	w      *csv.Writer
+	header bool
+}
+
+func (r *csvReport) write(rec []string) error {
+	if !r.header {
+		r.header = true
+		if err := r.w.Write(reportColumns); err != nil {
+			return err
+		}
+	}
+	return r.w.Write(rec)
+}
+
+func (r *csvReport) failed(m *importer.FailedMessage) error {
+	return r.write([]string{"failed", strconv.FormatInt(m.Line, 10), m.MsgID, m.ConversationID, strconv.Itoa(m.Attempts), "", m.LastError, ""})
+}
+
+func (r *csvReport) rejected(j *importer.Reject) error {
+	return r.write([]string{"rejected", strconv.FormatInt(j.Line, 10), "", "", "", j.Field, j.Reason, validText(j.Raw)})
+}
+
+func (r *csvReport) finish(_, _ int64) error {
+	if !r.header {
+		// A header even when empty, so a spreadsheet import never guesses.
+		if err := r.w.Write(reportColumns); err != nil {
+			return err
+		}
+	}
+	r.w.Flush()
+	return r.w.Error()
+}
+
+type jsonlReport struct{ enc *json.Encoder }
+
+type jsonlFailed struct {
+	Kind string `json:"kind"`
+	*importer.FailedMessage
+}
+
+type jsonlRejected struct {
+	Kind   string `json:"kind"`
+	Line   int64  `json:"line"`
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+	Raw    string `json:"raw"`
+}
+
+func (r *jsonlReport) failed(m *importer.FailedMessage) error {
+	return r.enc.Encode(jsonlFailed{"failed", m})
+}
+
+func (r *jsonlReport) rejected(j *importer.Reject) error {
+	return r.enc.Encode(jsonlRejected{"rejected", j.Line, j.Field, j.Reason, validText(j.Raw)})
+}
+
+func (r *jsonlReport) finish(_, _ int64) error { return nil }
+
+// textReport is for reading: one line a message or record, the reason
+// indented below it.
+type textReport struct {
+	w                   io.Writer
+	failedHead, rejHead bool
+}
+
+// maxTextRaw is how much of a rejected record the text report shows.
+const maxTextRaw = 200
+
+func (r *textReport) failed(m *importer.FailedMessage) error {
+	if !r.failedHead {
+		r.failedHead = true
+		if _, err := fmt.Fprintln(r.w, "Failed messages (refused by the API):"); err != nil {
+			return err
+		}
+	}
+	attempts := "attempts"
+	if m.Attempts == 1 {
+		attempts = "attempt"
+	}
+	_, err := fmt.Fprintf(r.w, "  line %d  msgid %s  conversation %s  %d %s\n      %s\n",
+		m.Line, m.MsgID, m.ConversationID, m.Attempts, attempts, oneLine(m.LastError, 0))
+	return err
+}
+
+func (r *textReport) rejected(j *importer.Reject) error {
+	if !r.rejHead {
+		r.rejHead = true
+		sep := ""
+		if r.failedHead {
+			sep = "\n"
+		}
+		if _, err := fmt.Fprint(r.w, sep+"Rejected records (refused while staging):\n"); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintf(r.w, "  line %d  %s: %s\n      %s\n", j.Line, j.Field, j.Reason, oneLine(validText(j.Raw), maxTextRaw))
+	return err
+}
+
+func (r *textReport) finish(failed, rejected int64) error {
+	if failed+rejected == 0 {
+		_, err := fmt.Fprintln(r.w, "No failed messages and no rejected records.")
+		return err
+	}
+	_, err := fmt.Fprintf(r.w, "\n%d failed messages, %d rejected records\n", failed, rejected)
+	return err
+}
+
+// oneLine folds s onto one line, cut to max runes (0: no cut).
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if max > 0 && utf8.RuneCountInString(s) > max {
+		s = string([]rune(s)[:max]) + "…"
+	}
+	return s
+}
+
+// validText is raw as text: a record that is not valid UTF-8 gets U+FFFD
+// where its bad bytes were, so CSV and JSON stay readable.
+func validText(b []byte) string {
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}

@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/kommo-import/kommo-import/importer"
+)
+
+const verifyHelp = `
+Read the chat history of a run's conversations back through the Chats API and
+check that every message the run recorded as sent is there exactly once (its
+msgid comes back as message.client_id). It reports the msgids that are
+missing, duplicated, or present although the run holds them as failed or
+pending (sending those again would duplicate them), and the number of
+requests made.
+
+History requests go through the same rate limiter as a run's, at --rate;
+they count against the account's limit like any other request, so while a
+run is sending, give verify a small --rate or check a --sample.
+
+The API processes messages asynchronously: a message sent seconds ago may be
+missing at first. Verify again a minute later before acting on it.
+
+Exits 0 when everything checked is there once, 3 otherwise.
+
+Examples:
+  kommo-import verify --run my-import
+  kommo-import verify --run my-import --sample 200 --json`
+
+func runVerify(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error {
+	fs := newFlagSet(env, "verify", "--run NAME [--sample N] [flags]", verifyHelp)
+	var f apiFlags
+	f.register(fs, env)
+	sample := fs.Int("sample", 0, "check a random sample of N conversations; 0: all of them")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	secret, err := f.check(env, "verify")
+	if err != nil {
+		return err
+	}
+	if *sample < 0 {
+		return usageError(errors.New("--sample must be 0 (all) or more"))
+	}
+	log, err := f.logs.logger(env.Stderr)
+	if err != nil {
+		return err
+	}
+	pool, err := f.db.open(ctx, 4)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	st, err := f.runStatus(ctx, pool)
+	if err != nil {
+		return err
+	}
+	met, err := f.metrics.start(log, st.Name, pool)
+	if err != nil {
+		return err
+	}
+	defer met.close()
+	client, limiter, err := f.client(secret, met)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sig:
+			log.Warn("stopping")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	rep, err := importer.VerifyWith(ctx, pool, client, importer.VerifyConfig{Run: st.Name, Sample: *sample, Limiter: limiter, Logger: log})
+	again := "kommo-import " + shellQuote(append([]string{"verify"}, args...))
+	var stop *importer.StopError
+	switch {
+	case errors.As(err, &stop):
+		return withHint(ExitOperator, err, stop.Hint+"\nThen verify again: "+again)
+	case errors.Is(err, importer.ErrInterrupted):
+		return withHint(ExitInterrupted, err, "verify again: "+again)
+	case err != nil:
+		return err
+	}
+	if f.jsonOut {
+		if err := writeJSON(env.Stdout, rep); err != nil {
+			return err
+		}
+	} else if err := printVerify(env.Stdout, rep); err != nil {
+		return err
+	}
+	if !rep.Clean() {
+		return withHint(ExitIncomplete, fmt.Errorf("verify: run %s: %d missing, %d duplicated, %d unexpected", rep.Run, rep.MissingCount, rep.DuplicatedCount, rep.UnexpectedCount),
+			"missing messages may still be processing: verify again in a minute. Do not retry messages listed as unexpected: they are in the chat already")
+	}
+	return nil
+}
+
+func printVerify(w io.Writer, r *importer.VerifyReport) error {
+	verdict := "clean"
+	if !r.Clean() {
+		verdict = "NOT clean"
+	}
+	scope := "all"
+	if r.Sample > 0 {
+		scope = fmt.Sprintf("a sample of %d", r.Sample)
+	}
+	fmt.Fprintf(w, "verify run %s: %s\n", r.Run, verdict)
+	fmt.Fprintf(w, "  conversations:  %d checked (%s of %d with sent messages)\n", r.Conversations, scope, r.ConversationsTotal)
+	fmt.Fprintf(w, "  sent messages:  %d checked, %d found once, %d missing, %d duplicated\n", r.Checked, r.Found, r.MissingCount, r.DuplicatedCount)
+	fmt.Fprintf(w, "  unexpected:     %d (in the chat, but held as failed or pending)\n", r.UnexpectedCount)
+	fmt.Fprintf(w, "  HTTP requests:  %d in %.1fs\n", r.Requests, r.Elapsed)
+	for _, l := range []struct {
+		what string
+		list []importer.VerifyIssue
+	}{{"missing", r.Missing}, {"duplicated", r.Duplicated}, {"unexpected", r.Unexpected}} {
+		for _, i := range l.list {
+			fmt.Fprintf(w, "%s\tmsgid %s\tconversation %s\tchat %s", l.what, i.MsgID, i.ConversationID, orDefault(i.ChatID, "(unknown)"))
+			switch {
+			case l.what == "duplicated":
+				fmt.Fprintf(w, "\t%d copies", i.Count)
+			case i.State != "":
+				fmt.Fprintf(w, "\tstate %s", i.State)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	if r.Truncated {
+		fmt.Fprintf(w, "(lists cut at %d entries each; the counts above are complete)\n", importer.MaxVerifyIssues)
+	}
+	return nil
+}

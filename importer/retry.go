@@ -1,0 +1,116 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// lockRunTx takes the run's staging lock for the transaction: no process
+// stages or plans the run while its failed messages are reset.
+const lockRunTx = `SELECT pg_advisory_xact_lock(hashtextextended('kommo-import run ' || $1, 0))`
+
+const selectRunForRetry = `SELECT scope_id, notify, staging_done AND planned FROM kommo_import_runs WHERE name = $1 FOR UPDATE`
+
+const createRetryTable = `
+CREATE TEMP TABLE kommo_import_retry (conversation_id text PRIMARY KEY) ON COMMIT DROP`
+
+// resetFailed puts the run's failed messages back to pending and remembers
+// their conversations. attempts is kept: it counts every attempt ever made.
+const resetFailed = `
+WITH reset AS (
+    UPDATE kommo_import_messages SET state = 'pending', last_error = NULL
+    WHERE run_name = $1 AND state = 'failed'
+    RETURNING conversation_id
+), convs AS (
+    INSERT INTO kommo_import_retry (conversation_id)
+    SELECT DISTINCT conversation_id FROM reset
+)
+SELECT count(*) FROM reset`
+
+// replanSilent is planSilent for the conversations of the reset messages:
+// the newest message the scope has for the conversation is loud, and only
+// if it is this run's and not sent. A failed message that was the newest was
+// loud when it failed and is loud again; any other stays silent.
+const replanSilent = `
+UPDATE kommo_import_messages m
+SET silent = ($2 = 'none' OR m.msgid <> n.msgid)
+FROM (
+    SELECT DISTINCT ON (conversation_id) conversation_id, msgid
+    FROM kommo_import_messages
+    WHERE scope_id = $3 AND conversation_id IN (SELECT conversation_id FROM kommo_import_retry)
+    ORDER BY conversation_id, msec_timestamp DESC, seq DESC
+) n
+WHERE m.run_name = $1 AND m.conversation_id = n.conversation_id AND m.state = 'pending'`
+
+// reopenConversations marks the conversations not done (the lease is left
+// alone: a process working one releases it and recomputes done itself).
+const reopenConversations = `
+INSERT INTO kommo_import_conversations (run_name, conversation_id, messages)
+SELECT $1, r.conversation_id,
+       (SELECT count(*) FROM kommo_import_messages m
+        WHERE m.run_name = $1 AND m.conversation_id = r.conversation_id AND m.state IN ('pending', 'sending'))
+FROM kommo_import_retry r
+ON CONFLICT (run_name, conversation_id) DO UPDATE SET done = false, messages = EXCLUDED.messages`
+
+// reopenRun clears finished_at so the next Run records when it finished again.
+const reopenRun = `UPDATE kommo_import_runs SET finished_at = NULL, updated_at = now() WHERE name = $1`
+
+// ErrNotPlanned is returned by ResetFailed for a run whose staging or
+// planning has not finished: it has no failed messages yet, and resuming it
+// with the run command is what it needs.
+var ErrNotPlanned = errors.New("run is not staged and planned yet")
+
+// ResetFailed puts every failed message of run back to pending, with its
+// last error cleared and its silent flag decided again by the plan's rule,
+// and marks their conversations not done, all in one transaction. A Run of
+// the same run then sends them (it skips staging and planning, which are
+// done). It returns how many messages were reset; ErrNoRun for an unknown
+// run, ErrNotPlanned for one still staging.
+func ResetFailed(ctx context.Context, pool *pgxpool.Pool, run string) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockRunTx, run); err != nil {
+			return err
+		}
+		var scope, notify string
+		var planned bool
+		err := tx.QueryRow(ctx, selectRunForRetry, run).Scan(&scope, &notify, &planned)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w %q", ErrNoRun, run)
+		}
+		if err != nil {
+			return err
+		}
+		if !planned {
+			return fmt.Errorf("%s: %w", run, ErrNotPlanned)
+		}
+		if _, err := tx.Exec(ctx, createRetryTable); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, resetFailed, run).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, replanSilent, run, notify, scope); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, reopenConversations, run); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, reopenRun, run)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrNoRun) || errors.Is(err, ErrNotPlanned) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("reset failed messages of %s: %w", run, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,222 @@
+package importer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kommo-import/kommo-import/importer"
+	"github.com/kommo-import/kommo-import/internal/sim"
+)
+
+// refuser stands in front of the simulator and answers 400 INVALID_DATA to
+// new_message for the chosen msgids while armed: a refusal the operator
+// fixes before retrying.
+type refuser struct {
+	next http.Handler
+
+	mu      sync.Mutex
+	ids     map[string]bool
+	armed   bool
+	refused []string
+}
+
+func (f *refuser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && r.URL.Path == "/v2/origin/custom/"+testScope {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var ev struct {
+			Payload struct {
+				MsgID string `json:"msgid"`
+			} `json:"payload"`
+		}
+		_ = json.Unmarshal(body, &ev)
+		f.mu.Lock()
+		refuse := f.armed && f.ids[ev.Payload.MsgID]
+		if refuse {
+			f.refused = append(f.refused, ev.Payload.MsgID)
+		}
+		f.mu.Unlock()
+		if refuse {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"error_code":400,"error_type":"INVALID_DATA","error_description":"message.text: refused for %s"}`+"\n", ev.Payload.MsgID)
+			return
+		}
+	}
+	f.next.ServeHTTP(w, r)
+}
+
+func (f *refuser) arm(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.armed = on
+}
+
+// frontHarness puts handler-wrapping front in front of the harness's simulator.
+func frontHarness(t *testing.T, h *harness, front func(http.Handler) http.Handler) {
+	t.Helper()
+	srv := httptest.NewServer(front(h.sim))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL
+}
+
+// ledgerOnce checks that every message of want reached the simulator exactly
+// once and that the loud ones are exactly loud (conversation -> msgid). Order
+// is not checked: a retried message arrives after its newer neighbours.
+func ledgerOnce(t *testing.T, entries []sim.LedgerEntry, want []msg, loud map[string]string) {
+	t.Helper()
+	seen := map[string]int{}
+	gotLoud := map[string][]string{}
+	for _, e := range entries {
+		seen[e.MsgID]++
+		if !e.Silent {
+			gotLoud[e.ConversationID] = append(gotLoud[e.ConversationID], e.MsgID)
+		}
+	}
+	for _, m := range want {
+		require.Equal(t, 1, seen[m.ID], "deliveries of %s", m.ID)
+	}
+	require.Len(t, entries, len(want))
+	want2 := map[string][]string{}
+	for c, id := range loud {
+		want2[c] = []string{id}
+	}
+	require.Equal(t, want2, gotLoud, "loud messages by conversation")
+}
+
+// retryCase builds three conversations: in a the newest message is refused,
+// in b one from the middle, in c the oldest.
+func retryCase() (msgs []msg, refused []string) {
+	base := time.Date(2024, 1, 2, 10, 0, 0, 0, time.UTC).UnixMilli()
+	for _, c := range []string{"a", "b", "c"} {
+		for i := range 5 {
+			msgs = append(msgs, msg{Conv: "conv-" + c, ID: fmt.Sprintf("%s-%d", c, i), Msec: base + int64(i)*60_000})
+		}
+	}
+	return msgs, []string{"a-4", "b-2", "c-0"}
+}
+
+func TestRetrySendsFailedMessagesOnceWithTheSilentRule(t *testing.T) {
+	for _, notify := range []string{importer.NotifyNewest, importer.NotifyNone} {
+		t.Run(notify, func(t *testing.T) {
+			h := newHarness(t, sim.Options{})
+			ref := &refuser{ids: map[string]bool{}, armed: true}
+			frontHarness(t, h, func(next http.Handler) http.Handler { ref.next = next; return ref })
+			msgs, refused := retryCase()
+			for _, id := range refused {
+				ref.ids[id] = true
+			}
+			path := writeJSONL(t, msgs)
+			setNotify := func(c *importer.Config) { c.Notify = notify }
+
+			sum := h.run("retry-"+notify, path, setNotify)
+			require.Equal(t, importer.OutcomeIncomplete, sum.Outcome)
+			require.EqualValues(t, 3, sum.Failed)
+			require.EqualValues(t, 12, sum.Sent)
+			require.ElementsMatch(t, refused, ref.refused, "each refused message was tried once: a 400 is not retried")
+
+			// The API's answer is kept for the report.
+			var failed []importer.FailedMessage
+			require.NoError(t, importer.EachFailed(context.Background(), h.pool, "retry-"+notify, func(m *importer.FailedMessage) error {
+				failed = append(failed, *m)
+				return nil
+			}))
+			require.Len(t, failed, 3)
+			for _, f := range failed {
+				require.Contains(t, f.LastError, "refused for "+f.MsgID)
+				require.Equal(t, 1, f.Attempts)
+			}
+
+			// The cause is fixed; retry.
+			ref.arm(false)
+			n, err := importer.ResetFailed(context.Background(), h.pool, "retry-"+notify)
+			require.NoError(t, err)
+			require.EqualValues(t, 3, n)
+			silent := map[string]bool{}
+			rows, err := h.pool.Query(context.Background(),
+				`SELECT msgid, silent FROM kommo_import_messages WHERE run_name = $1 AND state = 'pending'`, "retry-"+notify)
+			require.NoError(t, err)
+			var id string
+			var s bool
+			for rows.Next() {
+				require.NoError(t, rows.Scan(&id, &s))
+				silent[id] = s
+			}
+			require.NoError(t, rows.Err())
+			// a-4 is its conversation's newest and unsent: loud (unless notify none).
+			require.Equal(t, map[string]bool{"a-4": notify == importer.NotifyNone, "b-2": true, "c-0": true}, silent)
+			var open int
+			require.NoError(t, h.pool.QueryRow(context.Background(),
+				`SELECT count(*) FROM kommo_import_conversations WHERE run_name = $1 AND NOT done`, "retry-"+notify).Scan(&open))
+			require.Equal(t, 3, open)
+
+			sum = h.run("retry-"+notify, path, setNotify)
+			require.Equal(t, importer.OutcomeDone, sum.Outcome, sum.StopReason)
+			require.EqualValues(t, 3, sum.SentNow)
+			require.EqualValues(t, 15, sum.Sent)
+			require.Zero(t, sum.Failed)
+			require.False(t, sum.FinishedAt.IsZero())
+
+			loud := map[string]string{}
+			if notify == importer.NotifyNewest {
+				loud = map[string]string{"conv-a": "a-4", "conv-b": "b-4", "conv-c": "c-4"}
+			}
+			ledgerOnce(t, h.sim.Ledger(), msgs, loud)
+
+			// Nothing left to reset; a run sends nothing more.
+			n, err = importer.ResetFailed(context.Background(), h.pool, "retry-"+notify)
+			require.NoError(t, err)
+			require.Zero(t, n)
+			sum = h.run("retry-"+notify, path, setNotify)
+			require.Zero(t, sum.SentNow)
+			require.Len(t, h.sim.Ledger(), 15)
+		})
+	}
+}
+
+func TestResetFailedErrors(t *testing.T) {
+	h := newHarness(t, sim.Options{})
+	_, err := importer.ResetFailed(context.Background(), h.pool, "nope")
+	require.ErrorIs(t, err, importer.ErrNoRun)
+
+	_, err = h.pool.Exec(context.Background(),
+		`INSERT INTO kommo_import_runs (name, scope_id, source, notify, rate) VALUES ('half', $1, 'jsonl:x', 'newest', 5)`, testScope)
+	require.NoError(t, err)
+	_, err = importer.ResetFailed(context.Background(), h.pool, "half")
+	require.ErrorIs(t, err, importer.ErrNotPlanned)
+}
+
+// A failed message whose conversation got a newer message from a later run
+// stays silent on retry: the newest the scope has is the later run's.
+func TestRetryKeepsSilentWhenALaterRunHasTheNewest(t *testing.T) {
+	h := newHarness(t, sim.Options{})
+	ref := &refuser{ids: map[string]bool{"a-4": true}, armed: true}
+	frontHarness(t, h, func(next http.Handler) http.Handler { ref.next = next; return ref })
+	msgs, _ := retryCase()
+	first := msgs[:5] // conv-a only; a-4 is refused
+	firstPath := writeJSONL(t, first)
+	sum := h.run("first", firstPath, nil)
+	require.EqualValues(t, 1, sum.Failed)
+
+	later := []msg{{Conv: "conv-a", ID: "a-5", Msec: first[4].Msec + 60_000}}
+	sum = h.run("later", writeJSONL(t, later), nil)
+	require.Equal(t, importer.OutcomeDone, sum.Outcome)
+
+	ref.arm(false)
+	n, err := importer.ResetFailed(context.Background(), h.pool, "first")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	sum = h.run("first", firstPath, nil)
+	require.Equal(t, importer.OutcomeDone, sum.Outcome)
+	ledgerOnce(t, h.sim.Ledger(), append(append([]msg{}, first...), later...), map[string]string{"conv-a": "a-5"})
+}

@@ -1,0 +1,356 @@
+package importer
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kommo-import/kommo-import/importer/chatsapi"
+)
+
+// HistoryReader is what verification needs of the Chats API client.
+type HistoryReader interface {
+	History(ctx context.Context, chatID string, offset, limit int) ([]chatsapi.HistoryMessage, error)
+}
+
+// MaxVerifyIssues caps each list of a VerifyReport; the counts stay exact.
+const MaxVerifyIssues = 1000
+
+// VerifyIssue is one msgid whose presence in its chat's history is wrong.
+type VerifyIssue struct {
+	MsgID          string `json:"msgid"`
+	ConversationID string `json:"conversation_id"`
+	ChatID         string `json:"chat_id,omitempty"`
+	Count          int    `json:"count"`           // times the history holds it (distinct Kommo message ids)
+	State          string `json:"state,omitempty"` // the database's state, for Unexpected
+}
+
+// VerifyReport is what Verify found.
+type VerifyReport struct {
+	Run                string `json:"run"`
+	Sample             int    `json:"sample,omitempty"`    // conversations asked for; 0: all
+	ConversationsTotal int64  `json:"conversations_total"` // of the run with sent messages
+	Conversations      int64  `json:"conversations"`       // checked
+	Checked            int64  `json:"messages_checked"`    // sent msgids looked for
+	Found              int64  `json:"found_once"`
+	MissingCount       int64  `json:"missing_count"`
+	DuplicatedCount    int64  `json:"duplicated_count"`
+	UnexpectedCount    int64  `json:"unexpected_count"`
+	// Missing: recorded as sent, absent from the chat's history.
+	Missing []VerifyIssue `json:"missing"`
+	// Duplicated: in the chat's history more than once.
+	Duplicated []VerifyIssue `json:"duplicated"`
+	// Unexpected: in the chat's history although the database holds it as
+	// pending or failed: sending it (run, retry) would duplicate it.
+	Unexpected []VerifyIssue `json:"unexpected"`
+	Truncated  bool          `json:"truncated,omitempty"` // some list hit MaxVerifyIssues
+	Requests   int64         `json:"http_requests"`       // history requests, retries included
+	Elapsed    float64       `json:"elapsed_seconds"`
+}
+
+// Clean reports whether every checked message is in its chat exactly once
+// and nothing unsent is there.
+func (r *VerifyReport) Clean() bool {
+	return r.MissingCount == 0 && r.DuplicatedCount == 0 && r.UnexpectedCount == 0
+}
+
+// VerifyConfig tunes VerifyWith. Zero values take the defaults noted.
+type VerifyConfig struct {
+	Run    string // required
+	Sample int    // check a random sample of this many conversations; 0: all
+	// Limiter, when it is the one the API client waits on, is paused on a
+	// 429 so that the pause holds every request; nil: Verify sleeps itself.
+	Limiter      *Limiter
+	MaxAttempts  int           // attempts per request on 5xx and network errors; default 8
+	BackoffBase  time.Duration // first retry delay; default 1s
+	BackoffMax   time.Duration // default 60s
+	DefaultPause time.Duration // on a 429 without retry-after; default 60s
+	Logger       *slog.Logger
+}
+
+// Verify is VerifyWith with the default settings.
+func Verify(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, run string, sample int) (*VerifyReport, error) {
+	return VerifyWith(ctx, pool, api, VerifyConfig{Run: run, Sample: sample})
+}
+
+// verifyBatch is how many conversations are read from the database at once
+// when all are checked.
+const verifyBatch = 500
+
+const selectVerifyConvs = `
+SELECT m.conversation_id, COALESCE(min(c.chat_id), min(m.kommo_chat_id), '')
+FROM kommo_import_messages m
+JOIN kommo_import_runs r ON r.name = m.run_name
+LEFT JOIN kommo_import_chats c ON c.scope_id = r.scope_id AND c.conversation_id = m.conversation_id
+WHERE m.run_name = $1 AND m.state = 'sent' AND m.conversation_id > $2
+GROUP BY m.conversation_id
+ORDER BY m.conversation_id
+LIMIT $3`
+
+const selectVerifySample = `
+SELECT conversation_id, chat_id FROM (
+    SELECT m.conversation_id, COALESCE(min(c.chat_id), min(m.kommo_chat_id), '') AS chat_id
+    FROM kommo_import_messages m
+    JOIN kommo_import_runs r ON r.name = m.run_name
+    LEFT JOIN kommo_import_chats c ON c.scope_id = r.scope_id AND c.conversation_id = m.conversation_id
+    WHERE m.run_name = $1 AND m.state = 'sent'
+    GROUP BY m.conversation_id
+) x
+ORDER BY random()
+LIMIT $2`
+
+const countVerifyConvs = `SELECT count(DISTINCT conversation_id) FROM kommo_import_messages WHERE run_name = $1 AND state = 'sent'`
+
+const selectVerifyMessages = `
+SELECT msgid, state, msec_timestamp FROM kommo_import_messages
+WHERE run_name = $1 AND conversation_id = $2`
+
+type verifyConv struct{ id, chatID string }
+
+type verifyMsg struct {
+	state string
+	msec  int64
+	seen  map[string]struct{} // Kommo message ids holding this msgid
+}
+
+// VerifyWith reads back the chat history of each conversation of the run
+// that has sent messages (or of a random sample of them) and checks that
+// each sent msgid appears there exactly once, as message.client_id. Pages
+// shifted by messages arriving meanwhile are harmless: a message is counted
+// once per distinct Kommo message id. It returns ErrNoRun for an unknown
+// run, a *StopError when the API refuses the scope, and ErrInterrupted
+// (wrapped) when ctx ends or the API keeps failing; with an error, the report
+// holds what was checked until then.
+func VerifyWith(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, cfg VerifyConfig) (*VerifyReport, error) {
+	if cfg.Run == "" {
+		return nil, errors.New("verify: Run is required")
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 8
+	}
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = time.Second
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 60 * time.Second
+	}
+	if cfg.DefaultPause <= 0 {
+		cfg.DefaultPause = 60 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	started := time.Now()
+	if err := checkRun(ctx, pool, cfg.Run); err != nil {
+		return nil, err
+	}
+	v := &verifier{cfg: cfg, pool: pool, api: api, rep: &VerifyReport{Run: cfg.Run, Sample: cfg.Sample}}
+	if err := pool.QueryRow(ctx, countVerifyConvs, cfg.Run).Scan(&v.rep.ConversationsTotal); err != nil {
+		return nil, fmt.Errorf("verify %s: %w", cfg.Run, err)
+	}
+	var err error
+	if cfg.Sample > 0 {
+		var convs []verifyConv
+		convs, err = v.loadConvs(ctx, selectVerifySample, cfg.Run, cfg.Sample)
+		if err == nil {
+			err = v.checkAll(ctx, convs)
+		}
+	} else {
+		after := ""
+		for err == nil {
+			var convs []verifyConv
+			convs, err = v.loadConvs(ctx, selectVerifyConvs, cfg.Run, after, verifyBatch)
+			if err != nil || len(convs) == 0 {
+				break
+			}
+			err = v.checkAll(ctx, convs)
+			after = convs[len(convs)-1].id
+		}
+	}
+	v.rep.Elapsed = time.Since(started).Seconds()
+	for _, list := range [][]VerifyIssue{v.rep.Missing, v.rep.Duplicated, v.rep.Unexpected} {
+		slices.SortFunc(list, func(a, b VerifyIssue) int {
+			return cmp.Or(cmp.Compare(a.ConversationID, b.ConversationID), cmp.Compare(a.MsgID, b.MsgID))
+		})
+	}
+	return v.rep, err
+}
+
+type verifier struct {
+	cfg  VerifyConfig
+	pool *pgxpool.Pool
+	api  HistoryReader
+	rep  *VerifyReport
+}
+
+func (v *verifier) loadConvs(ctx context.Context, sql string, args ...any) ([]verifyConv, error) {
+	rows, err := v.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", v.cfg.Run, err)
+	}
+	convs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (verifyConv, error) {
+		var c verifyConv
+		err := r.Scan(&c.id, &c.chatID)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", v.cfg.Run, err)
+	}
+	return convs, nil
+}
+
+func (v *verifier) checkAll(ctx context.Context, convs []verifyConv) error {
+	for _, c := range convs {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInterrupted, err)
+		}
+		if err := v.check(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// check verifies one conversation: its messages of the run in memory (ids
+// only), then its chat's history page by page, newest first.
+func (v *verifier) check(ctx context.Context, c verifyConv) error {
+	rows, err := v.pool.Query(ctx, selectVerifyMessages, v.cfg.Run, c.id)
+	if err != nil {
+		return fmt.Errorf("verify conversation %s: %w", c.id, err)
+	}
+	msgs := map[string]*verifyMsg{}
+	var oldest int64 = 1<<63 - 1
+	var id, state string
+	var msec int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &state, &msec}, func() error {
+		msgs[id] = &verifyMsg{state: state, msec: msec}
+		oldest = min(oldest, msec)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("verify conversation %s: %w", c.id, err)
+	}
+	v.rep.Conversations++
+
+	if c.chatID != "" {
+		if err := v.readHistory(ctx, c, msgs, oldest); err != nil {
+			return err
+		}
+	}
+	for id, m := range msgs {
+		n := len(m.seen)
+		issue := VerifyIssue{MsgID: id, ConversationID: c.id, ChatID: c.chatID, Count: n}
+		switch {
+		case m.state == "sent":
+			v.rep.Checked++
+			switch {
+			case n == 1:
+				v.rep.Found++
+			case n == 0:
+				v.rep.MissingCount++
+				v.rep.Missing = v.add(v.rep.Missing, issue)
+			default:
+				v.rep.DuplicatedCount++
+				v.rep.Duplicated = v.add(v.rep.Duplicated, issue)
+			}
+		case n > 0 && m.state != "sending":
+			// An in-doubt ("sending") message found here is what resuming
+			// the run reconciles; a pending or failed one is not expected.
+			issue.State = m.state
+			v.rep.UnexpectedCount++
+			v.rep.Unexpected = v.add(v.rep.Unexpected, issue)
+		}
+	}
+	return nil
+}
+
+func (v *verifier) add(list []VerifyIssue, issue VerifyIssue) []VerifyIssue {
+	if len(list) >= MaxVerifyIssues {
+		v.rep.Truncated = true
+		return list
+	}
+	return append(list, issue)
+}
+
+func (v *verifier) readHistory(ctx context.Context, c verifyConv, msgs map[string]*verifyMsg, oldest int64) error {
+	for offset := 0; ; offset += historyPage {
+		page, err := v.history(ctx, c.chatID, offset)
+		if err != nil {
+			return fmt.Errorf("verify conversation %s (chat %s): %w", c.id, c.chatID, err)
+		}
+		for _, h := range page {
+			m, ok := msgs[h.Message.ClientID]
+			if !ok {
+				continue
+			}
+			if m.seen == nil {
+				m.seen = map[string]struct{}{}
+			}
+			m.seen[h.Message.ID] = struct{}{}
+		}
+		// Newest first: once a page reaches messages older than every one
+		// of ours, no copy of ours can follow.
+		if len(page) < historyPage || page[len(page)-1].MsecTimestamp < oldest {
+			return nil
+		}
+	}
+}
+
+// history reads one page, retrying what is retryable and waiting out 429s.
+func (v *verifier) history(ctx context.Context, chatID string, offset int) ([]chatsapi.HistoryMessage, error) {
+	for failures := 0; ; {
+		v.rep.Requests++
+		page, err := v.api.History(ctx, chatID, offset, historyPage)
+		if err == nil {
+			return page, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
+		}
+		apiErr, _ := chatsapi.AsError(err)
+		if apiErr == nil {
+			return nil, err
+		}
+		if scopeWide(apiErr) {
+			// stopError reads nothing of the Importer: the same reasons
+			// and hints as a run's.
+			return nil, (&Importer{}).stopError(apiErr)
+		}
+		switch apiErr.Kind {
+		case chatsapi.KindPermanent:
+			return nil, apiErr
+		case chatsapi.KindRateLimited:
+			d := apiErr.RetryAfter
+			if d <= 0 {
+				d = v.cfg.DefaultPause
+			}
+			v.cfg.Logger.Warn("rate limited (429): pausing", "for", d)
+			if v.cfg.Limiter != nil {
+				v.cfg.Limiter.Pause(d)
+				continue
+			}
+			if err := sleepCtx(ctx, d); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrInterrupted, err)
+			}
+			continue
+		}
+		failures++
+		if failures >= v.cfg.MaxAttempts {
+			return nil, fmt.Errorf("%w: the API keeps failing: %v", ErrInterrupted, apiErr)
+		}
+		d := v.cfg.BackoffBase << min(failures-1, 20)
+		if d <= 0 || d > v.cfg.BackoffMax {
+			d = v.cfg.BackoffMax
+		}
+		if err := sleepCtx(ctx, d); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInterrupted, err)
+		}
+	}
+}
