@@ -53,6 +53,9 @@ CREATE INDEX kommo_import_messages_run_conv
     ON kommo_import_messages (run_name, conversation_id, msec_timestamp, seq);
 CREATE INDEX kommo_import_messages_scope_conv
     ON kommo_import_messages (scope_id, conversation_id, msec_timestamp DESC, seq DESC);
+-- report and retry find failed messages without reading the whole run.
+CREATE INDEX kommo_import_messages_failed
+    ON kommo_import_messages (run_name, line) WHERE state = 'failed';
 
 CREATE TABLE kommo_import_conversations (
     run_name        text    NOT NULL REFERENCES kommo_import_runs (name),
