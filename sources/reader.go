@@ -49,6 +49,10 @@ type Reader struct {
 	convs map[uint64]struct{}
 	stats Stats
 	p     chatsapi.Payload
+
+	// Agents mapped to Kommo users (users.go); nil users: no mapping.
+	users     *UserMap
+	unmatched map[string]*UnmatchedAgent
 }
 
 // seenMsg is all that is kept per message besides its msgid hash: 32 bits
@@ -80,6 +84,7 @@ func Open(ctx context.Context, spec Spec) (*Reader, error) {
 		seed:  maphash.MakeSeed(),
 		seen:  make(map[uint64]seenMsg),
 		convs: make(map[uint64]struct{}),
+		users: spec.Users, // users.go
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -174,6 +179,12 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 		}
 		if err != nil {
 			return Record{}, fmt.Errorf("read %s at line %d: %w", r.name, pos.line, err)
+		}
+		// users.go: sender.ref_id of outgoing messages, before validation.
+		if r.users != nil {
+			if le := r.mapUser(pos.line); le != nil {
+				return Record{}, r.reject(le, pos)
+			}
 		}
 		if err := Validate(&r.p, r.now()); err != nil {
 			errors.As(err, &le)

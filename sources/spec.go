@@ -43,6 +43,10 @@ type Spec struct {
 	Now func() time.Time
 	// Stdin is read for Path "-"; nil means os.Stdin.
 	Stdin io.Reader
+	// Users, if set, gives outgoing messages without sender.ref_id the
+	// amojo_id of their agent's Kommo user (or the bot id) before validation;
+	// see users.go.
+	Users *UserMap
 }
 
 // ParseSpec parses the --source value: "csv:PATH", "jsonl:PATH" (also

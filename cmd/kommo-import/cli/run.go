@@ -67,6 +67,8 @@ func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) e
 	fs := newFlagSet(env, "run", "--source SOURCE --scope-id ID [flags]", runHelp)
 	var f runFlags
 	sources.RegisterFlags(fs, &f.source)
+	var users sources.UserFlags // agents -> Kommo users (connect.go)
+	sources.RegisterUserFlags(fs, &users, envKommoToken)
 	f.db.register(fs, env)
 	f.logs.register(fs)
 	fs.StringVar(&f.run, "run", "", "run name; default: derived from the scope and the source, so the same command resumes")
@@ -90,6 +92,9 @@ func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) e
 	}
 	cfg, secret, err := f.validate(env)
 	if err != nil {
+		return err
+	}
+	if cfg.Source.Users, err = loadUserMap(ctx, env, users); err != nil { // connect.go
 		return err
 	}
 	bar := f.progress == "bar" || (f.progress == "auto" && isTerminal(env.Stderr))

@@ -27,6 +27,8 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 	fs := newFlagSet(env, "validate", "--source SOURCE [flags]", validateHelp)
 	var spec sources.Spec
 	sources.RegisterFlags(fs, &spec)
+	var users sources.UserFlags // agents -> Kommo users (connect.go)
+	sources.RegisterUserFlags(fs, &users, envKommoToken)
 	rejectsPath := fs.String("rejects", "", "write the bad records to `FILE` for fixing: one JSON object a line\n"+
 		"{file,line,field,reason,raw}, or CSV when FILE ends in .csv")
 	asJSON := fs.Bool("json", false, "print the counts as one JSON object")
@@ -40,6 +42,11 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 		return usageError(fmt.Errorf("validate: %w", err))
 	}
 	spec.Stdin = env.Stdin
+	userMap, err := loadUserMap(ctx, env, users) // connect.go
+	if err != nil {
+		return err
+	}
+	spec.Users = userMap
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -96,8 +103,12 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 		}
 	}
 	st := r.Stats()
-	if err := printCounts(env.Stdout, r.Name(), st, *asJSON); err != nil {
+	unmatched := r.UnmatchedAgents() // empty without a user map
+	if err := printCounts(env.Stdout, r.Name(), st, unmatched, *asJSON); err != nil {
 		return err
+	}
+	if !*asJSON {
+		printUnmatched(env.Stdout, unmatched, users.BotID) // connect.go
 	}
 	if st.Rejected > 0 {
 		hint := "fix the records listed above and validate again"
@@ -118,12 +129,16 @@ type validateCounts struct {
 	Duplicates    int64  `json:"duplicates"`
 	Conversations int64  `json:"conversations"`
 	BytesRead     int64  `json:"bytes_read"`
+	// UnmatchedAgents: agents whose outgoing messages matched no Kommo user
+	// (--users, --kommo-domain); as_bot when --bot-id sent them as the bot.
+	UnmatchedAgents []sources.UnmatchedAgent `json:"unmatched_agents,omitempty"`
 }
 
-func printCounts(w io.Writer, name string, st sources.Stats, asJSON bool) error {
+func printCounts(w io.Writer, name string, st sources.Stats, unmatched []sources.UnmatchedAgent, asJSON bool) error {
 	c := validateCounts{
 		Source: name, Records: st.Total(), Valid: st.Records, Rejected: st.Rejected,
 		Duplicates: st.Duplicates, Conversations: st.Conversations, BytesRead: st.BytesRead,
+		UnmatchedAgents: unmatched,
 	}
 	if asJSON {
 		return json.NewEncoder(w).Encode(c)

@@ -1,0 +1,287 @@
+package kommoapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kommo-import/kommo-import/signer"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultTimeout          = 30 * time.Second
+	DefaultMaxResponseBytes = 8 << 20
+)
+
+// UsersPageLimit is the page size Users asks for: the API's maximum.
+const UsersPageLimit = 250
+
+// maxUserPages stops a server that always answers with a next page: 2,500,000
+// users is far beyond any account.
+const maxUserPages = 10000
+
+// Config configures a Client. BaseURL and Token are required.
+type Config struct {
+	// BaseURL is the account's address, e.g. https://mycompany.kommo.com
+	// (BaseURL turns a bare domain into one). https only; plain http only
+	// to a loopback host.
+	BaseURL string
+	// Token is a long-lived token (or an OAuth access token) of an admin:
+	// only admins may list users.
+	Token signer.Secret
+	// HTTPClient is copied, with redirect following turned off; nil means a
+	// fresh client with certificate checks on.
+	HTTPClient *http.Client
+	// Timeout bounds one request; default DefaultTimeout.
+	Timeout time.Duration
+	// MaxResponseBytes caps one response body; default DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+}
+
+// Client calls the main API of one account. It is safe for concurrent use.
+type Client struct {
+	base     *url.URL
+	token    signer.Secret
+	hc       *http.Client
+	timeout  time.Duration
+	maxBytes int64
+}
+
+// New checks cfg and returns a Client. It refuses a BaseURL that is not https
+// (plain http only to a loopback host) or has a path, query or credentials,
+// and an empty Token.
+func New(cfg Config) (*Client, error) {
+	base, err := parseBaseURL(cfg.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("kommo api: %w", err)
+	}
+	if strings.TrimSpace(cfg.Token.Reveal()) == "" {
+		return nil, errors.New("kommo api: empty token")
+	}
+	if cfg.Timeout < 0 || cfg.MaxResponseBytes < 0 {
+		return nil, errors.New("kommo api: negative Timeout or MaxResponseBytes")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxResponseBytes == 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	var hc http.Client
+	if cfg.HTTPClient != nil {
+		hc = *cfg.HTTPClient
+	}
+	if hc.Transport == nil {
+		// A clone, not http.DefaultTransport: that is a global anyone can loosen.
+		hc.Transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	// A redirect would carry the token to wherever it points (net/http drops
+	// it only across domains, not from https to http on the same host).
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Client{base: base, token: cfg.Token, hc: &hc, timeout: cfg.Timeout, maxBytes: cfg.MaxResponseBytes}, nil
+}
+
+// BaseURL turns what a user types for --kommo-domain into a base URL:
+// "mycompany" → https://mycompany.kommo.com, "mycompany.kommo.com" (or an
+// amocrm domain) → https://mycompany.kommo.com, and a full URL stays as it
+// is (New still checks its scheme).
+func BaseURL(domain string) (string, error) {
+	d := strings.TrimSpace(domain)
+	if d == "" {
+		return "", errors.New("empty Kommo domain")
+	}
+	if strings.Contains(d, "://") {
+		u, err := parseBaseURL(d)
+		if err != nil {
+			return "", err
+		}
+		return u.String(), nil
+	}
+	d = strings.TrimSuffix(d, "/")
+	if strings.ContainsAny(d, "/?#@ ") {
+		return "", fmt.Errorf("Kommo domain %q: want SUBDOMAIN.kommo.com", domain)
+	}
+	if !strings.Contains(d, ".") && d != "localhost" {
+		d += ".kommo.com"
+	}
+	return "https://" + d, nil
+}
+
+func parseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return nil, fmt.Errorf("base URL: %w", err)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("base URL %q: no host", raw)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
+		return nil, fmt.Errorf("base URL %q: want scheme://host[:port] only", u.Redacted())
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return nil, fmt.Errorf("base URL %q: plain http to a non-loopback host would send the token unencrypted; use https", raw)
+		}
+	default:
+		return nil, fmt.Errorf("base URL %q: scheme must be https", raw)
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Account is the part of GET /api/v4/account the importer uses.
+type Account struct {
+	ID        int64  `json:"id"`
+	Name      string `json:"name"`
+	Subdomain string `json:"subdomain"`
+	AmojoID   string `json:"amojo_id"`
+}
+
+// Account returns the account, with its amojo_id (the account id connect
+// takes). An answer without amojo_id is an *Error.
+func (c *Client) Account(ctx context.Context) (*Account, error) {
+	const op = "account"
+	status, body, err := c.get(ctx, op, "/api/v4/account", url.Values{"with": {"amojo_id"}})
+	if err != nil {
+		return nil, err
+	}
+	var a Account
+	if status == http.StatusNoContent {
+		return nil, &Error{Op: op, Status: status, Err: errors.New("empty answer")}
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
+		return nil, &Error{Op: op, Status: status, Err: fmt.Errorf("decode response: %w", err)}
+	}
+	if a.AmojoID == "" {
+		return nil, &Error{Op: op, Status: status, Err: errors.New("answer without amojo_id")}
+	}
+	return &a, nil
+}
+
+// User is a Kommo user. AmojoID is empty when the API gives null: the user
+// has no identity in the chat service (yet), and cannot author messages.
+type User struct {
+	ID      int64  `json:"id"`
+	Name    string `json:"name"`
+	Email   string `json:"email"`
+	AmojoID string `json:"amojo_id"`
+}
+
+type usersPage struct {
+	Links struct {
+		Next *struct {
+			Href string `json:"href"`
+		} `json:"next"`
+	} `json:"_links"`
+	Embedded struct {
+		Users []struct {
+			ID      int64   `json:"id"`
+			Name    string  `json:"name"`
+			Email   string  `json:"email"`
+			AmojoID *string `json:"amojo_id"`
+		} `json:"users"`
+	} `json:"_embedded"`
+}
+
+// Users returns every user of the account with their amojo_ids, reading
+// GET /api/v4/users?with=amojo_id page by page (UsersPageLimit a page) until
+// a page has no next link, is empty, or is a 204. Only admins may list users:
+// anyone else gets an *Error with Status 403.
+//
+// The next page is asked for by number on the client's own base URL rather
+// than by following the next link's href: the token must not go wherever a
+// response says.
+func (c *Client) Users(ctx context.Context) ([]User, error) {
+	var out []User
+	for page := 1; ; page++ {
+		if page > maxUserPages {
+			return nil, &Error{Op: "users", Err: fmt.Errorf("more than %d pages: the API keeps announcing a next page", maxUserPages)}
+		}
+		op := "users page " + strconv.Itoa(page)
+		q := url.Values{"with": {"amojo_id"}, "page": {strconv.Itoa(page)}, "limit": {strconv.Itoa(UsersPageLimit)}}
+		status, body, err := c.get(ctx, op, "/api/v4/users", q)
+		if err != nil {
+			return nil, err
+		}
+		if status == http.StatusNoContent || len(body) == 0 {
+			return out, nil
+		}
+		var p usersPage
+		if err := json.Unmarshal(body, &p); err != nil {
+			return nil, &Error{Op: op, Status: status, Err: fmt.Errorf("decode response: %w", err)}
+		}
+		for _, u := range p.Embedded.Users {
+			user := User{ID: u.ID, Name: u.Name, Email: u.Email}
+			if u.AmojoID != nil {
+				user.AmojoID = *u.AmojoID
+			}
+			out = append(out, user)
+		}
+		if len(p.Embedded.Users) == 0 || p.Links.Next == nil || p.Links.Next.Href == "" {
+			return out, nil
+		}
+	}
+}
+
+// get makes one GET and returns a 2xx answer's status and body, or an *Error.
+func (c *Client) get(ctx context.Context, op, path string, q url.Values) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	u := *c.base
+	u.Path = path
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return 0, nil, &Error{Op: op, Err: err}
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token.Reveal())
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, nil, &Error{Op: op, Err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBytes+1))
+	if err != nil {
+		return resp.StatusCode, nil, &Error{Op: op, Status: resp.StatusCode, Err: fmt.Errorf("read response: %w", err)}
+	}
+	if int64(len(body)) > c.maxBytes {
+		return resp.StatusCode, nil, &Error{Op: op, Status: resp.StatusCode, Err: fmt.Errorf("response over %d bytes", c.maxBytes)}
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &Error{Op: op, Status: resp.StatusCode}
+		var prob struct {
+			Title  string `json:"title"`
+			Detail string `json:"detail"`
+		}
+		if json.Unmarshal(body, &prob) == nil {
+			e.Title, e.Detail = printable(prob.Title), printable(prob.Detail)
+		}
+		if resp.StatusCode/100 == 3 {
+			e.Err = fmt.Errorf("redirected to %q (not followed)", printable(resp.Header.Get("Location")))
+		}
+		return resp.StatusCode, nil, e
+	}
+	return resp.StatusCode, body, nil
+}
+
+// CloseIdleConnections closes the pooled connections; call it when done.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
