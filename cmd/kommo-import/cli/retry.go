@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"time"
 
@@ -50,25 +49,22 @@ type apiFlags struct {
 	jsonOut    bool
 }
 
-func (f *apiFlags) register(fs *flag.FlagSet, env Env) {
+func (f *apiFlags) register(fs *flag.FlagSet, env Env, runUsage string) {
 	f.db.register(fs, env)
 	f.logs.register(fs)
 	f.metrics.register(fs)
-	fs.StringVar(&f.run, "run", "", "the run's name (kommo-import runs lists them); required")
+	fs.StringVar(&f.run, "run", "", runUsage)
 	fs.StringVar(&f.scopeID, "scope-id", env.Getenv(envScopeID), "the channel's scope_id (env "+envScopeID+"); default: the run's, and it must match the run's")
 	fs.StringVar(&f.apiURL, "api-url", orDefault(env.Getenv(envAPIURL), chatsapi.DefaultBaseURL), "Chats API base URL (env "+envAPIURL+"); kommo-sim's URL for a rehearsal")
 	fs.StringVar(&f.secretFile, "channel-secret-file", "", "read the channel secret from this file instead of env "+envChannelSecret)
-	fs.Float64Var(&f.rate, "rate", 5, "requests per second (Kommo documents at most 7); -1: no limit, for kommo-sim only")
+	fs.Float64Var(&f.rate, "rate", 5, "requests per second for the whole run, all processes together (Kommo documents at most 7); -1: no limit, for kommo-sim only")
 	fs.DurationVar(&f.timeout, "request-timeout", 30*time.Second, "time limit of one HTTP request")
 	fs.BoolVar(&f.insecure, "insecure-allow-plain-http", false, "DANGEROUS: allow --api-url with plain http to a non-loopback host (the secret-signed requests travel unencrypted)")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
 }
 
 // check validates the flags that need no database and reads the secret.
-func (f *apiFlags) check(env Env, cmd string) (signer.Secret, error) {
-	if f.run == "" {
-		return "", withHint(ExitUsage, fmt.Errorf("%s: --run is required", cmd), "kommo-import runs lists the runs")
-	}
+func (f *apiFlags) check(env Env) (signer.Secret, error) {
 	if f.rate == 0 || (f.rate < 0 && f.rate != -1) {
 		return "", usageError(errors.New("--rate must be above 0 (Kommo documents at most 7 requests/s), or -1 for no limit against kommo-sim"))
 	}
@@ -112,37 +108,28 @@ func (f *apiFlags) client(secret signer.Secret, m *metrics) (*chatsapi.Client, *
 func runRetry(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error {
 	fs := newFlagSet(env, "retry", "--run NAME [flags]", retryHelp)
 	var f apiFlags
-	f.register(fs, env)
-	workers := fs.Int("workers", 8, "conversations sent at once by this process")
-	reconcile := fs.Duration("reconcile-wait", 10*time.Second, "after a request whose fate is unknown, wait this long for the API's asynchronous processing before looking the message up in history")
-	maxAttempts := fs.Int("max-attempts", 8, "attempts per message on 5xx and network errors before the run stops as interrupted")
-	progress := fs.String("progress", "auto", "progress output on stderr: auto (a bar on a terminal, log lines otherwise), bar, log or none")
-	interval := fs.Duration("progress-interval", 10*time.Second, "interval of progress log lines")
+	var sf sendFlags
+	f.register(fs, env, "the run's name (kommo-import runs lists them); required")
+	sf.register(fs)
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
-	secret, err := f.check(env, "retry")
+	if f.run == "" {
+		return withHint(ExitUsage, errors.New("retry: --run is required"), "kommo-import runs lists the runs")
+	}
+	secret, err := f.check(env)
 	if err != nil {
 		return err
 	}
-	if *workers < 1 {
-		return usageError(errors.New("--workers must be at least 1"))
+	if err := sf.check(); err != nil {
+		return err
 	}
-	switch *progress {
-	case "auto", "bar", "log", "none":
-	default:
-		return usageError(fmt.Errorf("--progress must be auto, bar, log or none, not %q", *progress))
-	}
-	bar := *progress == "bar" || (*progress == "auto" && isTerminal(env.Stderr))
-	if bar && f.logs.level == "info" {
-		f.logs.level = "warn"
-	}
-	log, err := f.logs.logger(env.Stderr)
+	log, bar, err := sf.logger(env, &f.logs)
 	if err != nil {
 		return err
 	}
 
-	pool, err := f.db.open(ctx, int32(*workers+4))
+	pool, err := f.db.open(ctx, int32(sf.workers+4))
 	if err != nil {
 		return err
 	}
@@ -166,7 +153,7 @@ func runRetry(ctx context.Context, env Env, args []string, sig <-chan os.Signal)
 	}
 	im, err := importer.New(pool, client, limiter, importer.Config{
 		Run: st.Name, ScopeID: st.ScopeID, SourceLabel: st.Source, Notify: st.Notify,
-		Rate: f.rate, Workers: *workers, ReconcileWait: *reconcile, MaxAttempts: *maxAttempts, Logger: log,
+		Rate: f.rate, Workers: sf.workers, ReconcileWait: sf.reconcile, MaxAttempts: sf.maxAttempts, Logger: log,
 	})
 	if err != nil {
 		return usageError(err)
@@ -179,68 +166,7 @@ func runRetry(ctx context.Context, env Env, args []string, sig <-chan os.Signal)
 	}
 	log.Info("failed messages set to be sent again", "run", st.Name, "messages", n)
 
-	sum, runErr := sendRun(ctx, env, log, im, sig, bar, *progress, *interval)
-	if sum != nil {
-		if err := printSummary(env.Stdout, sum, f.jsonOut); err != nil {
-			return err
-		}
-	}
+	sum, runErr := sf.sendRun(ctx, env, log, im, sig, bar)
 	resume := "kommo-import " + shellQuote(append([]string{"retry"}, withRunFlag(args, st.Name)...))
-	var stop *importer.StopError
-	switch {
-	case errors.As(runErr, &stop):
-		return withHint(ExitOperator, runErr, stop.Hint+"\nThen resume with: "+resume)
-	case errors.Is(runErr, importer.ErrInterrupted):
-		return withHint(ExitInterrupted, runErr, "resume with: "+resume)
-	case runErr != nil:
-		return withHint(ExitFatal, runErr, "fix the cause, then resume with: "+resume)
-	case sum.Outcome == importer.OutcomeIncomplete:
-		return withHint(ExitIncomplete, fmt.Errorf("run %s finished with %d failed messages and %d rejected records", sum.Name, sum.Failed, sum.Rejected),
-			"kommo-import report --run "+shellQuote([]string{sum.Name})+" lists them")
-	}
-	return nil
-}
-
-// sendRun runs im with run's signal handling (the first signal asks for a
-// soft stop, a second stops at once) and progress output.
-func sendRun(ctx context.Context, env Env, log *slog.Logger, im *importer.Importer, sig <-chan os.Signal,
-	bar bool, progress string, interval time.Duration) (*importer.Summary, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	soft := make(chan struct{})
-	go func() {
-		for n := 1; ; n++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-sig:
-			}
-			if n == 1 {
-				log.Warn("stopping: finishing the requests in flight (interrupt again to stop at once)")
-				close(soft)
-				continue
-			}
-			log.Warn("stopping at once")
-			cancel()
-			return
-		}
-	}()
-
-	progressDone := make(chan struct{})
-	stopProgress := make(chan struct{})
-	go func() {
-		defer close(progressDone)
-		switch {
-		case progress == "none":
-			<-stopProgress
-		case bar:
-			showBar(im, env.Stderr, stopProgress)
-		default:
-			logProgress(im, log, interval, stopProgress)
-		}
-	}()
-	sum, err := im.Run(ctx, soft)
-	close(stopProgress)
-	<-progressDone
-	return sum, err
+	return finishSend(env, sum, runErr, f.jsonOut, resume)
 }

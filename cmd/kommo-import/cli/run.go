@@ -17,7 +17,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/kommo-import/kommo-import/importer"
-	"github.com/kommo-import/kommo-import/importer/chatsapi"
 	"github.com/kommo-import/kommo-import/signer"
 	"github.com/kommo-import/kommo-import/sources"
 )
@@ -44,49 +43,21 @@ Examples:
   kommo-import run --source postgres --source-dsn "$OLD_DB" --source-table messages`
 
 type runFlags struct {
-	source      sources.Spec
-	db          dbFlags
-	logs        logFlags
-	run         string
-	scopeID     string
-	apiURL      string
-	secretFile  string
-	notify      string
-	rate        float64
-	workers     int
-	timeout     time.Duration
-	reconcile   time.Duration
-	maxAttempts int
-	jsonOut     bool
-	progress    string
-	interval    time.Duration
-	insecure    bool
+	apiFlags
+	send   sendFlags
+	source sources.Spec
+	users  sources.UserFlags
+	notify string
 }
 
 func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error {
 	fs := newFlagSet(env, "run", "--source SOURCE --scope-id ID [flags]", runHelp)
 	var f runFlags
 	sources.RegisterFlags(fs, &f.source)
-	var users sources.UserFlags // agents -> Kommo users (connect.go)
-	sources.RegisterUserFlags(fs, &users, envKommoToken)
-	f.db.register(fs, env)
-	f.logs.register(fs)
-	fs.StringVar(&f.run, "run", "", "run name; default: derived from the scope and the source, so the same command resumes")
-	fs.StringVar(&f.scopeID, "scope-id", env.Getenv(envScopeID), "the channel's scope_id in the account (env "+envScopeID+"; `kommo-import connect` prints it)")
-	fs.StringVar(&f.apiURL, "api-url", orDefault(env.Getenv(envAPIURL), chatsapi.DefaultBaseURL), "Chats API base URL (env "+envAPIURL+"); kommo-sim's URL for a rehearsal")
-	fs.StringVar(&f.secretFile, "channel-secret-file", "", "read the channel secret from this file instead of env "+envChannelSecret)
+	sources.RegisterUserFlags(fs, &f.users, envKommoToken)
+	f.apiFlags.register(fs, env, "run name; default: derived from the scope and the source, so the same command resumes")
+	f.send.register(fs)
 	fs.StringVar(&f.notify, "notify", importer.NotifyNewest, "newest: the newest message of each conversation is not silent (one lead and one notification per chat); none: every message silent")
-	fs.Float64Var(&f.rate, "rate", 5, "requests per second for the whole run, all processes together (Kommo documents at most 7); -1: no limit, for kommo-sim only")
-	fs.IntVar(&f.workers, "workers", 8, "conversations sent at once by this process")
-	fs.DurationVar(&f.timeout, "request-timeout", 30*time.Second, "time limit of one HTTP request")
-	fs.DurationVar(&f.reconcile, "reconcile-wait", 10*time.Second, "after a request whose fate is unknown, wait this long for the API's asynchronous processing before looking the message up in history")
-	fs.IntVar(&f.maxAttempts, "max-attempts", 8, "attempts per message on 5xx and network errors before the run stops as interrupted")
-	fs.BoolVar(&f.jsonOut, "json", false, "print the final summary as JSON")
-	fs.StringVar(&f.progress, "progress", "auto", "progress output on stderr: auto (a bar on a terminal, log lines otherwise), bar, log or none")
-	fs.DurationVar(&f.interval, "progress-interval", 10*time.Second, "interval of progress log lines")
-	fs.BoolVar(&f.insecure, "insecure-allow-plain-http", false, "DANGEROUS: allow --api-url with plain http to a non-loopback host (the secret-signed requests travel unencrypted)")
-	var mf metricsFlags // metrics.go
-	mf.register(fs)
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -94,15 +65,10 @@ func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) e
 	if err != nil {
 		return err
 	}
-	if cfg.Source.Users, err = loadUserMap(ctx, env, users); err != nil { // connect.go
+	if cfg.Source.Users, err = loadUserMap(ctx, env, f.users); err != nil {
 		return err
 	}
-	bar := f.progress == "bar" || (f.progress == "auto" && isTerminal(env.Stderr))
-	if bar && f.logs.level == "info" {
-		// The bar says what info lines would; keep the terminal readable.
-		f.logs.level = "warn"
-	}
-	log, err := f.logs.logger(env.Stderr)
+	log, bar, err := f.send.logger(env, &f.logs)
 	if err != nil {
 		return err
 	}
@@ -111,26 +77,19 @@ func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) e
 		log.Warn("--rate is above Kommo's documented limit of 7 requests/s: expect 429 answers with long pauses, and repeated excess gets the account blocked", "rate", f.rate)
 	}
 
-	pool, err := f.db.open(ctx, int32(f.workers+4))
+	pool, err := f.db.open(ctx, int32(f.send.workers+4))
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-
-	met, err := mf.start(log, cfg.Run, pool)
+	met, err := f.metrics.start(log, cfg.Run, pool)
 	if err != nil {
 		return err
 	}
 	defer met.close()
-	limiter := importer.NewLimiter(cfg.Rate)
-	met.watchLimiter(limiter)
-	client, err := chatsapi.New(chatsapi.Config{
-		BaseURL: f.apiURL, ScopeID: f.scopeID, Secret: secret,
-		Timeout: f.timeout, Limiter: limiter, AllowInsecureHTTP: f.insecure,
-		HTTPClient: met.httpClient(),
-	})
+	client, limiter, err := f.client(secret, met)
 	if err != nil {
-		return usageError(err)
+		return err
 	}
 	im, err := importer.New(pool, client, limiter, cfg)
 	if err != nil {
@@ -138,66 +97,8 @@ func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) e
 	}
 	met.watchImporter(im)
 
-	// First signal: soft stop. Second: stop at once.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	soft := make(chan struct{})
-	go func() {
-		n := 0
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-sig:
-			}
-			n++
-			if n == 1 {
-				log.Warn("stopping: finishing the requests in flight (interrupt again to stop at once)")
-				close(soft)
-				continue
-			}
-			log.Warn("stopping at once")
-			cancel()
-			return
-		}
-	}()
-
-	progressDone := make(chan struct{})
-	stopProgress := make(chan struct{})
-	go func() {
-		defer close(progressDone)
-		switch {
-		case f.progress == "none":
-			<-stopProgress
-		case bar:
-			showBar(im, env.Stderr, stopProgress)
-		default:
-			logProgress(im, log, f.interval, stopProgress)
-		}
-	}()
-	sum, runErr := im.Run(ctx, soft)
-	close(stopProgress)
-	<-progressDone
-
-	if sum != nil {
-		if err := printSummary(env.Stdout, sum, f.jsonOut); err != nil {
-			return err
-		}
-	}
-	resume := "kommo-import run " + shellQuote(withRunFlag(args, cfg.Run))
-	var stop *importer.StopError
-	switch {
-	case errors.As(runErr, &stop):
-		return withHint(ExitOperator, runErr, stop.Hint+"\nThen resume with: "+resume)
-	case errors.Is(runErr, importer.ErrInterrupted):
-		return withHint(ExitInterrupted, runErr, "resume with: "+resume)
-	case runErr != nil:
-		return withHint(ExitFatal, runErr, "fix the cause, then resume with: "+resume)
-	case sum.Outcome == importer.OutcomeIncomplete:
-		return withHint(ExitIncomplete, fmt.Errorf("run %s finished with %d failed messages and %d rejected records", sum.Name, sum.Failed, sum.Rejected),
-			"kommo-import status --run "+shellQuote([]string{sum.Name})+" shows them")
-	}
-	return nil
+	sum, runErr := f.send.sendRun(ctx, env, log, im, sig, bar)
+	return finishSend(env, sum, runErr, f.jsonOut, "kommo-import run "+shellQuote(withRunFlag(args, cfg.Run)))
 }
 
 func (f *runFlags) validate(env Env) (importer.Config, signer.Secret, error) {
@@ -208,23 +109,15 @@ func (f *runFlags) validate(env Env) (importer.Config, signer.Secret, error) {
 	if f.source.Kind == "" {
 		return cfg, "", usageError(errors.New("no source: give --source csv:FILE, jsonl:FILE or postgres"))
 	}
-	secret, err := readSecret(env, f.secretFile)
+	secret, err := f.check(env)
 	if err != nil {
 		return cfg, "", err
 	}
-	if f.rate == 0 || (f.rate < 0 && f.rate != -1) {
-		return cfg, "", usageError(errors.New("--rate must be above 0 (Kommo documents at most 7 requests/s), or -1 for no limit against kommo-sim"))
-	}
-	if f.workers < 1 {
-		return cfg, "", usageError(errors.New("--workers must be at least 1"))
+	if err := f.send.check(); err != nil {
+		return cfg, "", err
 	}
 	if f.notify != importer.NotifyNewest && f.notify != importer.NotifyNone {
 		return cfg, "", usageError(fmt.Errorf("--notify must be newest or none, not %q", f.notify))
-	}
-	switch f.progress {
-	case "auto", "bar", "log", "none":
-	default:
-		return cfg, "", usageError(fmt.Errorf("--progress must be auto, bar, log or none, not %q", f.progress))
 	}
 	label, err := sourceLabel(f.source)
 	if err != nil {
@@ -239,7 +132,7 @@ func (f *runFlags) validate(env Env) (importer.Config, signer.Secret, error) {
 	}
 	cfg = importer.Config{
 		Run: name, ScopeID: f.scopeID, Source: f.source, SourceLabel: label, Notify: f.notify,
-		Rate: f.rate, Workers: f.workers, ReconcileWait: f.reconcile, MaxAttempts: f.maxAttempts,
+		Rate: f.rate, Workers: f.send.workers, ReconcileWait: f.send.reconcile, MaxAttempts: f.send.maxAttempts,
 	}
 	return cfg, secret, nil
 }

@@ -83,7 +83,7 @@ func TestRunCommandWithRejectsExitsIncomplete(t *testing.T) {
 	out, errOut, code := c.run(t, "run", "--source", messyJSONL, "--rate", "-1", "--progress", "none")
 	require.Equal(t, ExitIncomplete, code, "stderr: %s", errOut)
 	require.Contains(t, out, "12 rejected")
-	require.Contains(t, errOut, "kommo-import status --run")
+	require.Contains(t, errOut, "kommo-import report --run")
 }
 
 func TestRunCommandConfigurationErrors(t *testing.T) {

@@ -34,12 +34,15 @@ Examples:
 func runVerify(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error {
 	fs := newFlagSet(env, "verify", "--run NAME [--sample N] [flags]", verifyHelp)
 	var f apiFlags
-	f.register(fs, env)
+	f.register(fs, env, "the run's name (kommo-import runs lists them); required")
 	sample := fs.Int("sample", 0, "check a random sample of N conversations; 0: all of them")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
-	secret, err := f.check(env, "verify")
+	if f.run == "" {
+		return withHint(ExitUsage, errors.New("verify: --run is required"), "kommo-import runs lists the runs")
+	}
+	secret, err := f.check(env)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/kommo-import/kommo-import/importer"
+)
+
+// sendFlags are the flags of the commands that send messages (run, retry).
+type sendFlags struct {
+	workers     int
+	reconcile   time.Duration
+	maxAttempts int
+	progress    string
+	interval    time.Duration
+}
+
+func (s *sendFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&s.workers, "workers", 8, "conversations sent at once by this process")
+	fs.DurationVar(&s.reconcile, "reconcile-wait", 10*time.Second, "after a request whose fate is unknown, wait this long for the API's asynchronous processing before looking the message up in history")
+	fs.IntVar(&s.maxAttempts, "max-attempts", 8, "attempts per message on 5xx and network errors before the run stops as interrupted")
+	fs.StringVar(&s.progress, "progress", "auto", "progress output on stderr: auto (a bar on a terminal, log lines otherwise), bar, log or none")
+	fs.DurationVar(&s.interval, "progress-interval", 10*time.Second, "interval of progress log lines")
+}
+
+func (s *sendFlags) check() error {
+	if s.workers < 1 {
+		return usageError(errors.New("--workers must be at least 1"))
+	}
+	switch s.progress {
+	case "auto", "bar", "log", "none":
+		return nil
+	}
+	return usageError(fmt.Errorf("--progress must be auto, bar, log or none, not %q", s.progress))
+}
+
+// logger returns the command's logger; with a progress bar on a terminal,
+// info lines are left out (the bar says the same) unless asked for.
+func (s *sendFlags) logger(env Env, logs *logFlags) (*slog.Logger, bool, error) {
+	bar := s.progress == "bar" || (s.progress == "auto" && isTerminal(env.Stderr))
+	if bar && logs.level == "info" {
+		logs.level = "warn"
+	}
+	log, err := logs.logger(env.Stderr)
+	return log, bar, err
+}
+
+// sendRun runs im with the signal handling of the sending commands (the
+// first signal asks for a soft stop, a second stops at once) and progress output.
+func (s *sendFlags) sendRun(ctx context.Context, env Env, log *slog.Logger, im *importer.Importer, sig <-chan os.Signal, bar bool) (*importer.Summary, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	soft := make(chan struct{})
+	go func() {
+		for n := 1; ; n++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sig:
+			}
+			if n == 1 {
+				log.Warn("stopping: finishing the requests in flight (interrupt again to stop at once)")
+				close(soft)
+				continue
+			}
+			log.Warn("stopping at once")
+			cancel()
+			return
+		}
+	}()
+
+	progressDone := make(chan struct{})
+	stopProgress := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		switch {
+		case s.progress == "none":
+			<-stopProgress
+		case bar:
+			showBar(im, env.Stderr, stopProgress)
+		default:
+			logProgress(im, log, s.interval, stopProgress)
+		}
+	}()
+	sum, err := im.Run(ctx, soft)
+	close(stopProgress)
+	<-progressDone
+	return sum, err
+}
+
+// finishSend prints the summary and maps the outcome to the exit code, with
+// the command that resumes.
+func finishSend(env Env, sum *importer.Summary, runErr error, jsonOut bool, resume string) error {
+	if sum != nil {
+		if err := printSummary(env.Stdout, sum, jsonOut); err != nil {
+			return err
+		}
+	}
+	var stop *importer.StopError
+	switch {
+	case errors.As(runErr, &stop):
+		return withHint(ExitOperator, runErr, stop.Hint+"\nThen resume with: "+resume)
+	case errors.Is(runErr, importer.ErrInterrupted):
+		return withHint(ExitInterrupted, runErr, "resume with: "+resume)
+	case runErr != nil:
+		return withHint(ExitFatal, runErr, "fix the cause, then resume with: "+resume)
+	case sum.Outcome == importer.OutcomeIncomplete:
+		return withHint(ExitIncomplete, fmt.Errorf("run %s finished with %d failed messages and %d rejected records", sum.Name, sum.Failed, sum.Rejected),
+			"kommo-import report --run "+shellQuote([]string{sum.Name})+" lists them; kommo-import retry sends the failed ones again")
+	}
+	return nil
+}
