@@ -11,13 +11,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kommo-import/kommo-import/importer"
+	"github.com/kommo-import/kommo-import/internal/ledgertest"
 	"github.com/kommo-import/kommo-import/internal/sim"
 )
 
 func TestRunDeliversExactlyOnceInOrder(t *testing.T) {
 	h := newHarness(t, sim.Options{})
-	msgs := genMessages(1, 12, 25)
-	path := writeJSONL(t, msgs)
+	msgs := ledgertest.Gen(1, 12, 25)
+	path := ledgertest.WriteJSONL(t, msgs)
 
 	sum := h.run("r1", path, nil)
 
@@ -25,7 +26,7 @@ func TestRunDeliversExactlyOnceInOrder(t *testing.T) {
 	require.EqualValues(t, len(msgs), sum.Sent)
 	require.EqualValues(t, len(msgs), sum.SentNow)
 	require.EqualValues(t, len(msgs), sum.Requests, "one request per message without faults")
-	checkLedger(t, h.sim.Ledger(), msgs, newestOf(msgs))
+	ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
 
 	// Running the same command again sends nothing.
 	again := h.run("r1", path, nil)
@@ -36,9 +37,9 @@ func TestRunDeliversExactlyOnceInOrder(t *testing.T) {
 
 func TestRunNotifyNoneIsAllSilent(t *testing.T) {
 	h := newHarness(t, sim.Options{})
-	msgs := genMessages(2, 5, 10)
-	h.run("quiet", writeJSONL(t, msgs), func(c *importer.Config) { c.Notify = importer.NotifyNone })
-	checkLedger(t, h.sim.Ledger(), msgs, map[string]string{})
+	msgs := ledgertest.Gen(2, 5, 10)
+	h.run("quiet", ledgertest.WriteJSONL(t, msgs), func(c *importer.Config) { c.Notify = importer.NotifyNone })
+	ledgertest.Check(t, h.sim.Ledger(), msgs, map[string]string{})
 }
 
 func TestRunSurvivesFaults(t *testing.T) {
@@ -47,14 +48,14 @@ func TestRunSurvivesFaults(t *testing.T) {
 	// The simulator creates a duplicate for a repeated msgid: a blind resend would show.
 	h := newHarness(t, sim.Options{Faults: faults, Seed: 7, FaultRetryAfter: 50 * time.Millisecond,
 		Hang: 3 * time.Second, HistoryDelay: 20 * time.Millisecond})
-	msgs := genMessages(3, 15, 20)
+	msgs := ledgertest.Gen(3, 15, 20)
 
-	sum := h.run("faulty", writeJSONL(t, msgs), func(c *importer.Config) {
+	sum := h.run("faulty", ledgertest.WriteJSONL(t, msgs), func(c *importer.Config) {
 		c.ReconcileWait = 100 * time.Millisecond
 	})
 
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
-	checkLedger(t, h.sim.Ledger(), msgs, newestOf(msgs))
+	ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
 	st := h.sim.Stats()
 	require.Positive(t, st.Faults["accept-500"]+st.Faults["accept-drop"], "the faults under test were injected")
 	require.Positive(t, sum.InDoubtFound, "accepted-then-failed messages were found in history, not resent")
@@ -63,7 +64,7 @@ func TestRunSurvivesFaults(t *testing.T) {
 
 func TestResyncSendsOnlyNewMessages(t *testing.T) {
 	h := newHarness(t, sim.Options{})
-	all := genMessages(4, 10, 12)
+	all := ledgertest.Gen(4, 10, 12)
 	// The first export was taken at a moment in the middle of the history.
 	msecs := make([]int64, len(all))
 	for i, m := range all {
@@ -71,22 +72,22 @@ func TestResyncSendsOnlyNewMessages(t *testing.T) {
 	}
 	slices.Sort(msecs)
 	cutoff := msecs[len(msecs)/2]
-	var first []msg
+	var first []ledgertest.Msg
 	for _, m := range all {
 		if m.Msec < cutoff {
 			first = append(first, m)
 		}
 	}
-	h.run("export-1", writeJSONL(t, first), nil)
-	checkLedger(t, h.sim.Ledger(), first, newestOf(first))
+	h.run("export-1", ledgertest.WriteJSONL(t, first), nil)
+	ledgertest.Check(t, h.sim.Ledger(), first, ledgertest.Newest(first))
 
-	sum := h.run("export-2", writeJSONL(t, all), nil)
+	sum := h.run("export-2", ledgertest.WriteJSONL(t, all), nil)
 	require.EqualValues(t, len(first), sum.KnownSent, "messages sent by the first run are not staged again")
 	require.EqualValues(t, len(all)-len(first), sum.SentNow)
-	checkLedger(t, h.sim.Ledger(), all, nil) // exactly once overall
+	ledgertest.Check(t, h.sim.Ledger(), all, nil) // exactly once overall
 
 	// Loud in the second run: the newest of each conversation, if it is new.
-	newestAll := newestOf(all)
+	newestAll := ledgertest.Newest(all)
 	firstIDs := map[string]bool{}
 	for _, m := range first {
 		firstIDs[m.ID] = true
@@ -116,8 +117,8 @@ func values(m map[string]string) []string {
 
 func TestTwoImportersShareOneRun(t *testing.T) {
 	h := newHarness(t, sim.Options{Rate: 40})
-	msgs := genMessages(5, 20, 8)
-	path := writeJSONL(t, msgs)
+	msgs := ledgertest.Gen(5, 20, 8)
+	path := ledgertest.WriteJSONL(t, msgs)
 	var wg sync.WaitGroup
 	sums := make([]*importer.Summary, 2)
 	errs := make([]error, 2)
@@ -132,7 +133,7 @@ func TestTwoImportersShareOneRun(t *testing.T) {
 	wg.Wait()
 	require.NoError(t, errs[0])
 	require.NoError(t, errs[1])
-	checkLedger(t, h.sim.Ledger(), msgs, newestOf(msgs))
+	ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
 	require.Zero(t, h.sim.Stats().RateLimited, "together the processes kept to the run's rate")
 	require.LessOrEqual(t, h.sim.Stats().MaxRequestsInAny1s, 20+2)
 }
@@ -140,8 +141,8 @@ func TestTwoImportersShareOneRun(t *testing.T) {
 func TestBlockedAccountStopsTheRun(t *testing.T) {
 	// One rate-limit 429 and the simulated account is blocked.
 	h := newHarness(t, sim.Options{Rate: 5, Burst: 1, BlockAfter: 1, RetryAfter: time.Second})
-	msgs := genMessages(6, 4, 10)
-	im := h.importer("blocked", writeJSONL(t, msgs), func(c *importer.Config) { c.Rate = 100 })
+	msgs := ledgertest.Gen(6, 4, 10)
+	im := h.importer("blocked", ledgertest.WriteJSONL(t, msgs), func(c *importer.Config) { c.Rate = 100 })
 	sum, err := im.Run(context.Background(), nil)
 	var stop *importer.StopError
 	require.True(t, errors.As(err, &stop), "got %v", err)
@@ -153,8 +154,8 @@ func TestBlockedAccountStopsTheRun(t *testing.T) {
 
 func TestSoftStopCheckpointsAndResumes(t *testing.T) {
 	h := newHarness(t, sim.Options{Latency: 5 * time.Millisecond})
-	msgs := genMessages(8, 10, 30)
-	path := writeJSONL(t, msgs)
+	msgs := ledgertest.Gen(8, 10, 30)
+	path := ledgertest.WriteJSONL(t, msgs)
 	soft := make(chan struct{})
 	im := h.importer("soft", path, func(c *importer.Config) { c.Rate = 100 })
 	go func() {
@@ -171,14 +172,14 @@ func TestSoftStopCheckpointsAndResumes(t *testing.T) {
 
 	final := h.run("soft", path, nil)
 	require.Equal(t, importer.OutcomeDone, final.Outcome)
-	checkLedger(t, h.sim.Ledger(), msgs, newestOf(msgs))
+	ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
 }
 
 func TestClockSkewStopsWithTheSkewNamed(t *testing.T) {
 	// The API's clock is 20 minutes ahead of ours: every signature is refused.
 	h := newHarness(t, sim.Options{Now: func() time.Time { return time.Now().Add(20 * time.Minute) }})
-	msgs := genMessages(9, 3, 5)
-	im := h.importer("skew", writeJSONL(t, msgs), nil)
+	msgs := ledgertest.Gen(9, 3, 5)
+	im := h.importer("skew", ledgertest.WriteJSONL(t, msgs), nil)
 	sum, err := im.Run(context.Background(), nil)
 	var stop *importer.StopError
 	require.True(t, errors.As(err, &stop), "got %v", err)
@@ -192,8 +193,8 @@ func TestClockSkewStopsWithTheSkewNamed(t *testing.T) {
 
 func TestUnknownScopeStopsInsteadOfFailingEveryMessage(t *testing.T) {
 	h := newHarness(t, sim.Options{})
-	msgs := genMessages(10, 3, 5)
-	sum, err := h.importerForScope("wrong-scope", writeJSONL(t, msgs), "not-registered").Run(context.Background(), nil)
+	msgs := ledgertest.Gen(10, 3, 5)
+	sum, err := h.importerForScope("wrong-scope", ledgertest.WriteJSONL(t, msgs), "not-registered").Run(context.Background(), nil)
 	var stop *importer.StopError
 	require.True(t, errors.As(err, &stop), "got %v", err)
 	require.Contains(t, stop.Reason, "does not know this scope")
@@ -202,9 +203,9 @@ func TestUnknownScopeStopsInsteadOfFailingEveryMessage(t *testing.T) {
 
 func TestTwoRunsOnOneScopeNeverSendAMsgidTwice(t *testing.T) {
 	h := newHarness(t, sim.Options{})
-	msgs := genMessages(13, 15, 10)
+	msgs := ledgertest.Gen(13, 15, 10)
 	// Two exports of the same history, started as different runs at once.
-	paths := []string{writeJSONL(t, msgs), writeJSONL(t, msgs)}
+	paths := []string{ledgertest.WriteJSONL(t, msgs), ledgertest.WriteJSONL(t, msgs)}
 	var wg sync.WaitGroup
 	sums := make([]*importer.Summary, 2)
 	for i := range 2 {
@@ -217,7 +218,7 @@ func TestTwoRunsOnOneScopeNeverSendAMsgidTwice(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	checkLedger(t, h.sim.Ledger(), msgs, newestOf(msgs))
+	ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
 	// The scope-level key decided: each msgid was staged by exactly one run,
 	// and the other run says why it skipped it.
 	require.EqualValues(t, len(msgs), sums[0].Staged+sums[1].Staged)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kommo-import/kommo-import/importer"
+	"github.com/kommo-import/kommo-import/internal/ledgertest"
 	"github.com/kommo-import/kommo-import/internal/pgtest"
 	"github.com/kommo-import/kommo-import/internal/sim"
 	"github.com/kommo-import/kommo-import/migrations"
@@ -94,8 +95,8 @@ func TestDatabaseOutageIsWaitedOut(t *testing.T) {
 	h := newHarness(t, sim.Options{Latency: 2 * time.Millisecond})
 	pool, proxy := proxiedPool(t)
 	h.pool = pool
-	msgs := genMessages(11, 10, 40)
-	im := h.importer("outage", writeJSONL(t, msgs), func(c *importer.Config) { c.Rate = 300 })
+	msgs := ledgertest.Gen(11, 10, 40)
+	im := h.importer("outage", ledgertest.WriteJSONL(t, msgs), func(c *importer.Config) { c.Rate = 300 })
 	go func() {
 		for im.Progress().SentNow < 50 {
 			time.Sleep(2 * time.Millisecond)
@@ -107,7 +108,7 @@ func TestDatabaseOutageIsWaitedOut(t *testing.T) {
 	sum, err := im.Run(context.Background(), nil)
 	require.NoError(t, err)
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
-	checkLedger(t, h.sim.Ledger(), msgs, newestOf(msgs))
+	ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
 	require.Zero(t, h.sim.Stats().Duplicates)
 }
 
@@ -115,8 +116,8 @@ func TestDatabaseGoneStopsCleanlyAndResumes(t *testing.T) {
 	h := newHarness(t, sim.Options{Latency: 2 * time.Millisecond})
 	pool, proxy := proxiedPool(t)
 	h.pool = pool
-	msgs := genMessages(12, 10, 40)
-	path := writeJSONL(t, msgs)
+	msgs := ledgertest.Gen(12, 10, 40)
+	path := ledgertest.WriteJSONL(t, msgs)
 	im := h.importer("gone", path, func(c *importer.Config) { c.Rate = 300; c.DBOutageLimit = time.Second })
 	go func() {
 		for im.Progress().SentNow < 50 {
@@ -132,5 +133,5 @@ func TestDatabaseGoneStopsCleanlyAndResumes(t *testing.T) {
 	// Messages whose "sent" checkpoint was lost are in doubt: found in history, not resent.
 	sum := h.run("gone", path, nil)
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
-	checkLedger(t, h.sim.Ledger(), msgs, newestOf(msgs))
+	ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kommo-import/kommo-import/importer"
+	"github.com/kommo-import/kommo-import/internal/ledgertest"
 	"github.com/kommo-import/kommo-import/internal/sim"
 )
 
@@ -73,7 +74,7 @@ func frontHarness(t *testing.T, h *harness, front func(http.Handler) http.Handle
 // ledgerOnce checks that every message of want reached the simulator exactly
 // once and that the loud ones are exactly loud (conversation -> msgid). Order
 // is not checked: a retried message arrives after its newer neighbours.
-func ledgerOnce(t *testing.T, entries []sim.LedgerEntry, want []msg, loud map[string]string) {
+func ledgerOnce(t *testing.T, entries []sim.LedgerEntry, want []ledgertest.Msg, loud map[string]string) {
 	t.Helper()
 	seen := map[string]int{}
 	gotLoud := map[string][]string{}
@@ -96,11 +97,11 @@ func ledgerOnce(t *testing.T, entries []sim.LedgerEntry, want []msg, loud map[st
 
 // retryCase builds three conversations: in a the newest message is refused,
 // in b one from the middle, in c the oldest.
-func retryCase() (msgs []msg, refused []string) {
+func retryCase() (msgs []ledgertest.Msg, refused []string) {
 	base := time.Date(2024, 1, 2, 10, 0, 0, 0, time.UTC).UnixMilli()
 	for _, c := range []string{"a", "b", "c"} {
 		for i := range 5 {
-			msgs = append(msgs, msg{Conv: "conv-" + c, ID: fmt.Sprintf("%s-%d", c, i), Msec: base + int64(i)*60_000})
+			msgs = append(msgs, ledgertest.Msg{Conv: "conv-" + c, ID: fmt.Sprintf("%s-%d", c, i), Msec: base + int64(i)*60_000})
 		}
 	}
 	return msgs, []string{"a-4", "b-2", "c-0"}
@@ -116,7 +117,7 @@ func TestRetrySendsFailedMessagesOnceWithTheSilentRule(t *testing.T) {
 			for _, id := range refused {
 				ref.ids[id] = true
 			}
-			path := writeJSONL(t, msgs)
+			path := ledgertest.WriteJSONL(t, msgs)
 			setNotify := func(c *importer.Config) { c.Notify = notify }
 
 			sum := h.run("retry-"+notify, path, setNotify)
@@ -204,12 +205,12 @@ func TestRetryKeepsSilentWhenALaterRunHasTheNewest(t *testing.T) {
 	frontHarness(t, h, func(next http.Handler) http.Handler { ref.next = next; return ref })
 	msgs, _ := retryCase()
 	first := msgs[:5] // conv-a only; a-4 is refused
-	firstPath := writeJSONL(t, first)
+	firstPath := ledgertest.WriteJSONL(t, first)
 	sum := h.run("first", firstPath, nil)
 	require.EqualValues(t, 1, sum.Failed)
 
-	later := []msg{{Conv: "conv-a", ID: "a-5", Msec: first[4].Msec + 60_000}}
-	sum = h.run("later", writeJSONL(t, later), nil)
+	later := []ledgertest.Msg{{Conv: "conv-a", ID: "a-5", Msec: first[4].Msec + 60_000}}
+	sum = h.run("later", ledgertest.WriteJSONL(t, later), nil)
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
 
 	ref.arm(false)
@@ -218,5 +219,5 @@ func TestRetryKeepsSilentWhenALaterRunHasTheNewest(t *testing.T) {
 	require.EqualValues(t, 1, n)
 	sum = h.run("first", firstPath, nil)
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
-	ledgerOnce(t, h.sim.Ledger(), append(append([]msg{}, first...), later...), map[string]string{"conv-a": "a-5"})
+	ledgerOnce(t, h.sim.Ledger(), append(append([]ledgertest.Msg{}, first...), later...), map[string]string{"conv-a": "a-5"})
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kommo-import/kommo-import/importer"
 	"github.com/kommo-import/kommo-import/importer/chatsapi"
+	"github.com/kommo-import/kommo-import/internal/ledgertest"
 	"github.com/kommo-import/kommo-import/internal/sim"
 )
 
@@ -111,15 +112,15 @@ func (h *harness) historyClient(t *testing.T) *countingHistory {
 
 // verifyCase is one conversation of 120 messages (three history pages) and
 // four of 3.
-func verifyCase() []msg {
+func verifyCase() []ledgertest.Msg {
 	base := time.Date(2024, 5, 1, 8, 0, 0, 0, time.UTC).UnixMilli()
-	var msgs []msg
+	var msgs []ledgertest.Msg
 	for i := range 120 {
-		msgs = append(msgs, msg{Conv: "conv-big", ID: fmt.Sprintf("big-%03d", i), Msec: base + int64(i)*1000})
+		msgs = append(msgs, ledgertest.Msg{Conv: "conv-big", ID: fmt.Sprintf("big-%03d", i), Msec: base + int64(i)*1000})
 	}
 	for c := range 4 {
 		for i := range 3 {
-			msgs = append(msgs, msg{Conv: fmt.Sprintf("conv-%d", c), ID: fmt.Sprintf("s%d-%d", c, i), Msec: base + int64(i)*1000})
+			msgs = append(msgs, ledgertest.Msg{Conv: fmt.Sprintf("conv-%d", c), ID: fmt.Sprintf("s%d-%d", c, i), Msec: base + int64(i)*1000})
 		}
 	}
 	return msgs
@@ -129,7 +130,7 @@ func TestVerifyCleanRun(t *testing.T) {
 	h := newHarness(t, sim.Options{})
 	filter := &historyFilter{}
 	frontHarness(t, h, func(next http.Handler) http.Handler { filter.next = next; return filter })
-	sum := h.run("v", writeJSONL(t, verifyCase()), nil)
+	sum := h.run("v", ledgertest.WriteJSONL(t, verifyCase()), nil)
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
 
 	api := h.historyClient(t)
@@ -159,7 +160,7 @@ func TestVerifyFindsMissingDuplicatedAndUnexpected(t *testing.T) {
 	filter := &historyFilter{}
 	frontHarness(t, h, func(next http.Handler) http.Handler { filter.next = next; return filter })
 	msgs := verifyCase()
-	path := writeJSONL(t, msgs)
+	path := ledgertest.WriteJSONL(t, msgs)
 	sum := h.run("v", path, nil)
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
 
@@ -205,15 +206,15 @@ func TestVerifyFindsMissingDuplicatedAndUnexpected(t *testing.T) {
 func TestVerifyStopsAtOlderHistory(t *testing.T) {
 	h := newHarness(t, sim.Options{})
 	base := time.Date(2024, 5, 1, 8, 0, 0, 0, time.UTC).UnixMilli()
-	var old, recent []msg
+	var old, recent []ledgertest.Msg
 	for i := range 130 {
-		old = append(old, msg{Conv: "conv-x", ID: fmt.Sprintf("old-%03d", i), Msec: base + int64(i)*1000})
+		old = append(old, ledgertest.Msg{Conv: "conv-x", ID: fmt.Sprintf("old-%03d", i), Msec: base + int64(i)*1000})
 	}
 	for i := range 10 {
-		recent = append(recent, msg{Conv: "conv-x", ID: fmt.Sprintf("new-%03d", i), Msec: base + int64(200+i)*1000})
+		recent = append(recent, ledgertest.Msg{Conv: "conv-x", ID: fmt.Sprintf("new-%03d", i), Msec: base + int64(200+i)*1000})
 	}
-	require.Equal(t, importer.OutcomeDone, h.run("old", writeJSONL(t, old), nil).Outcome)
-	require.Equal(t, importer.OutcomeDone, h.run("recent", writeJSONL(t, recent), nil).Outcome)
+	require.Equal(t, importer.OutcomeDone, h.run("old", ledgertest.WriteJSONL(t, old), nil).Outcome)
+	require.Equal(t, importer.OutcomeDone, h.run("recent", ledgertest.WriteJSONL(t, recent), nil).Outcome)
 
 	rep, err := importer.Verify(context.Background(), h.pool, h.historyClient(t), "recent", 0)
 	require.NoError(t, err)
@@ -233,7 +234,7 @@ func TestVerifyRetriesAndWaitsOutRateLimits(t *testing.T) {
 	filter := &historyFilter{}
 	frontHarness(t, h, func(next http.Handler) http.Handler { filter.next = next; return filter })
 	msgs := verifyCase()[120:] // the four small conversations
-	require.Equal(t, importer.OutcomeDone, h.run("v", writeJSONL(t, msgs), nil).Outcome)
+	require.Equal(t, importer.OutcomeDone, h.run("v", ledgertest.WriteJSONL(t, msgs), nil).Outcome)
 
 	filter.set(nil, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable)
 	limiter := importer.NewLimiter(-1)
