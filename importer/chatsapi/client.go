@@ -43,10 +43,14 @@ type Config struct {
 	ScopeID string
 	Secret  signer.Secret
 	// HTTPClient is used as a template: the Client copies it and turns off
-	// redirect following. Nil gives a client with 10s dial, 10s TLS
-	// handshake and 30s response-header timeouts and certificate checks on.
+	// redirect following. Nil, or a nil Transport, gives a transport with
+	// dial and TLS handshake timeouts of min(10s, Timeout), 64 KiB of
+	// response headers at most and certificate checks on. Certificate checks
+	// cannot be turned off: New refuses a transport it can see skips them,
+	// and an https response whose chain was not verified fails the call.
 	HTTPClient *http.Client
-	// Timeout bounds one attempt, response body included. Default 30s.
+	// Timeout bounds one whole attempt: connecting, TLS, writing the
+	// request, and reading the headers and the body. Default 30s.
 	Timeout time.Duration
 	// Limiter is waited on before every attempt; nil means no limit.
 	Limiter Limiter
@@ -54,7 +58,8 @@ type Config struct {
 	Now func() time.Time
 	// AllowInsecureHTTP permits plain http to a non-loopback host.
 	AllowInsecureHTTP bool
-	// MaxResponseBytes caps how much of a response body is read. Default 1 MiB.
+	// MaxResponseBytes caps how much of a response body is read; a longer
+	// body is not read further and fails the call. Default 1 MiB.
 	MaxResponseBytes int64
 }
 
@@ -108,12 +113,14 @@ func New(cfg Config) (*Client, error) {
 	}
 	var hc http.Client
 	if cfg.HTTPClient != nil {
-		if t, ok := cfg.HTTPClient.Transport.(*http.Transport); ok && t.TLSClientConfig != nil && t.TLSClientConfig.InsecureSkipVerify {
-			return nil, errors.New("chats api: HTTP client skips TLS certificate verification")
-		}
 		hc = *cfg.HTTPClient
-	} else {
-		hc = http.Client{Transport: newTransport()}
+	}
+	if hc.Transport == nil {
+		// Not http.DefaultTransport: that is a global anyone can loosen.
+		hc.Transport = newTransport(cfg.Timeout)
+	}
+	if err := checkTransport(hc.Transport); err != nil {
+		return nil, fmt.Errorf("chats api: %w", err)
 	}
 	// The signature covers the path, and a redirected POST could be
 	// processed twice: a 3xx is returned to the caller as a permanent error.
@@ -130,19 +137,47 @@ func New(cfg Config) (*Client, error) {
 	}, nil
 }
 
-func newTransport() *http.Transport {
+// maxResponseHeaderBytes caps a response's headers; amojo sends well under 2 KiB.
+const maxResponseHeaderBytes = 64 << 10
+
+// newTransport is the default transport. The attempt's context bounds every
+// request; the dial and handshake timeouts are capped by it too because
+// net/http keeps dialling after the request that started the dial gave up
+// (to pool the connection), and a server that accepts TCP but never speaks
+// TLS would otherwise hold that goroutine for the full 10s.
+func newTransport(attemptTimeout time.Duration) *http.Transport {
+	connect := min(10*time.Second, attemptTimeout)
 	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          32,
-		MaxIdleConnsPerHost:   32, // every worker talks to the one amojo host
-		IdleConnTimeout:       90 * time.Second,
+		Proxy:                  http.ProxyFromEnvironment,
+		DialContext:            (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    connect,
+		ResponseHeaderTimeout:  30 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           32,
+		MaxIdleConnsPerHost:    32, // every worker talks to the one amojo host
+		IdleConnTimeout:        90 * time.Second,
 	}
+}
+
+// checkTransport refuses what New can see would skip certificate checks: an
+// InsecureSkipVerify config, or TLS dialling the transport does not do itself.
+// A transport wrapped in another RoundTripper is opaque here; attempt checks
+// every https response for verified chains, so that cannot skip them either.
+func checkTransport(rt http.RoundTripper) error {
+	t, ok := rt.(*http.Transport)
+	if !ok {
+		return nil
+	}
+	if t.TLSClientConfig != nil && t.TLSClientConfig.InsecureSkipVerify {
+		return errors.New("HTTP client skips TLS certificate verification")
+	}
+	if t.DialTLSContext != nil || t.DialTLS != nil { //nolint:staticcheck // DialTLS bypasses the checks as well
+		return errors.New("HTTP client dials TLS itself: certificate verification cannot be checked")
+	}
+	return nil
 }
 
 func parseBaseURL(raw string, allowInsecure bool) (*url.URL, error) {
@@ -217,19 +252,18 @@ func (c *Client) SendMessage(ctx context.Context, p *Payload) (*SendResult, erro
 	if merr != nil {
 		return nil, invalid(op, merr)
 	}
+	return call(ctx, c, op, http.MethodPost, path, "", body, decodeSend)
+}
+
+func decodeSend(_ int, b []byte) (*SendResult, error) {
 	var out struct {
 		NewMessage *SendResult `json:"new_message"`
 	}
-	if err := c.do(ctx, op, http.MethodPost, path, "", body, func(status int, b []byte) error {
-		if err := json.Unmarshal(b, &out); err != nil {
-			return fmt.Errorf("decode response: %w", err)
-		}
-		if out.NewMessage == nil || out.NewMessage.MsgID == "" {
-			return errors.New("response without new_message.msgid")
-		}
-		return nil
-	}); err != nil {
-		return nil, err
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("decode response: %w", err)
+	}
+	if out.NewMessage == nil || out.NewMessage.MsgID == "" {
+		return nil, errors.New("response without new_message.msgid")
 	}
 	return out.NewMessage, nil
 }
@@ -272,22 +306,21 @@ func (c *Client) CreateChat(ctx context.Context, conversationID string, user Par
 	if merr != nil {
 		return nil, invalid(op, merr)
 	}
+	return call(ctx, c, op, http.MethodPost, path, "", body, decodeChat)
+}
+
+func decodeChat(_ int, b []byte) (*Chat, error) {
 	var out struct {
 		ID   string `json:"id"`
 		User struct {
 			ID string `json:"id"`
 		} `json:"user"`
 	}
-	if err := c.do(ctx, op, http.MethodPost, path, "", body, func(_ int, b []byte) error {
-		if err := json.Unmarshal(b, &out); err != nil {
-			return fmt.Errorf("decode response: %w", err)
-		}
-		if out.ID == "" {
-			return errors.New("response without chat id")
-		}
-		return nil
-	}); err != nil {
-		return nil, err
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("decode response: %w", err)
+	}
+	if out.ID == "" {
+		return nil, errors.New("response without chat id")
 	}
 	return &Chat{ID: out.ID, UserID: out.User.ID}, nil
 }
@@ -350,22 +383,22 @@ func (c *Client) History(ctx context.Context, chatID string, offset, limit int) 
 		return nil, err
 	}
 	query := url.Values{"offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(limit)}}.Encode()
+	return call(ctx, c, op, http.MethodGet, path, query, nil, decodeHistory)
+}
+
+// decodeHistory returns nil for a 204 and a non-nil slice for any page.
+func decodeHistory(status int, b []byte) ([]HistoryMessage, error) {
+	if status == http.StatusNoContent {
+		return nil, nil
+	}
 	var out struct {
 		Messages []HistoryMessage `json:"messages"`
 	}
-	if err := c.do(ctx, op, http.MethodGet, path, query, nil, func(status int, b []byte) error {
-		if status == http.StatusNoContent {
-			return nil
-		}
-		if err := json.Unmarshal(b, &out); err != nil {
-			return fmt.Errorf("decode response: %w", err)
-		}
-		if out.Messages == nil {
-			out.Messages = []HistoryMessage{}
-		}
-		return nil
-	}); err != nil {
-		return nil, err
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("decode response: %w", err)
+	}
+	if out.Messages == nil {
+		out.Messages = []HistoryMessage{}
 	}
 	return out.Messages, nil
 }
@@ -398,17 +431,16 @@ func (c *Client) Connect(ctx context.Context, channelID, accountID, title string
 	if merr != nil {
 		return nil, invalid(op, merr)
 	}
+	return call(ctx, c, op, http.MethodPost, pathPrefix+channelID+"/connect", "", body, decodeConnection)
+}
+
+func decodeConnection(_ int, b []byte) (*Connection, error) {
 	var out Connection
-	if err := c.do(ctx, op, http.MethodPost, pathPrefix+channelID+"/connect", "", body, func(_ int, b []byte) error {
-		if err := json.Unmarshal(b, &out); err != nil {
-			return fmt.Errorf("decode response: %w", err)
-		}
-		if out.ScopeID == "" {
-			return errors.New("response without scope_id")
-		}
-		return nil
-	}); err != nil {
-		return nil, err
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("decode response: %w", err)
+	}
+	if out.ScopeID == "" {
+		return nil, errors.New("response without scope_id")
 	}
 	return &out, nil
 }
@@ -425,20 +457,32 @@ func invalid(op string, err error) *Error {
 	return &Error{Op: op, Kind: KindPermanent, Err: err}
 }
 
-// do makes one signed attempt. On a 2xx it hands the body to decode; a
-// decode error, like every other failure, becomes an *Error via classify.
-func (c *Client) do(ctx context.Context, op, method, path, query string, body []byte, decode func(status int, body []byte) error) error {
+// call makes one signed attempt and turns it into the call's answer.
+func call[T any](ctx context.Context, c *Client, op, method, path, query string, body []byte, decode func(status int, body []byte) (T, error)) (T, error) {
 	a := c.attempt(ctx, op, method, path, query, body)
-	if a.err == nil && a.decodeErr == nil && a.status/100 == 2 {
-		a.decodeErr = decode(a.status, a.body)
-		if a.decodeErr == nil {
-			return nil
-		}
-	}
 	a.parentErr = ctx.Err()
 	a.now = c.now()
-	return classify(a)
+	return result(a, decode)
 }
+
+// result is the answer to a finished attempt: on a 2xx the decoded body, else
+// (and when decode fails) an *Error from classify. It does no I/O, so the
+// fuzz tests drive it with arbitrary statuses and bodies.
+func result[T any](a attempt, decode func(status int, body []byte) (T, error)) (T, error) {
+	if a.err == nil && a.decodeErr == nil && a.status/100 == 2 {
+		v, err := decode(a.status, a.body)
+		if err == nil {
+			return v, nil
+		}
+		a.decodeErr = err
+	}
+	var zero T
+	return zero, classify(a)
+}
+
+// CloseIdleConnections closes the pooled connections and abandons dials no
+// request waits for any more. Call it when done with the Client.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
 // attempt waits on the limiter, signs with a fresh Date and makes one HTTP
 // request, reading at most maxBytes of the response within the timeout.
@@ -478,6 +522,12 @@ func (c *Client) attempt(ctx context.Context, op, method, path, query string, bo
 		return a
 	}
 	defer resp.Body.Close()
+	if c.base.Scheme == "https" && (resp.TLS == nil || len(resp.TLS.VerifiedChains) == 0) {
+		// A transport New could not inspect skipped the certificate checks.
+		// The request is out, but nothing from an unverified peer is used.
+		a.err, a.wrote = errUnverifiedTLS, true
+		return a
+	}
 	a.status, a.header = resp.StatusCode, resp.Header
 	a.body, err = io.ReadAll(io.LimitReader(resp.Body, c.maxBytes+1))
 	a.wrote = wrote.Load()
@@ -490,6 +540,10 @@ func (c *Client) attempt(ctx context.Context, op, method, path, query string, bo
 	}
 	return a
 }
+
+// errUnverifiedTLS is the cause when an https response came over a connection
+// whose certificate chain was not verified.
+var errUnverifiedTLS = errors.New("TLS certificate of the server was not verified (the HTTP client's transport skips verification)")
 
 // timeoutErr says so when the attempt's own deadline, not the caller's, ended it.
 func (c *Client) timeoutErr(actx, parent context.Context, err error) error {

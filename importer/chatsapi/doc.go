@@ -13,4 +13,12 @@
 // (a 5xx, an unusable 2xx, or a timeout, broken connection or cancellation
 // after the request was written); an in-doubt send should be looked up with
 // History (HistoryBody.ClientID is our msgid) before it is sent again.
+//
+// The server is not trusted: Timeout bounds a whole attempt (connect, TLS,
+// request, headers, body), so silence or a trickle ends as a retryable
+// timeout; at most MaxResponseBytes of a body is read; HTML or garbage where
+// JSON belongs is classified by status alone, and Error() shows it as a short
+// printable snippet; RetryAfter is capped at MaxRetryAfter. Certificates are
+// always verified (see Config.HTTPClient). Nothing of a failed attempt
+// outlives it: the attempt's context tears its connection down.
 package chatsapi

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -57,46 +58,64 @@ const ErrorTypeInvalidSignature = "ORIGIN_INVALID_SIGNATURE"
 // ErrorTypeNotRegistered is the error_type of a 404 for an unknown channel or scope.
 const ErrorTypeNotRegistered = "ORIGIN_NOT_REGISTERED"
 
+// MaxRetryAfter caps Error.RetryAfter. Kommo asks for 300s; a server asking
+// for more (or for an overflowing number) is not trusted to stall a run.
+const MaxRetryAfter = time.Hour
+
 // maxErrorBody caps Error.Body: enough for any JSON error, small enough for a report.
 const maxErrorBody = 2 << 10
+
+// Caps, in runes, on what Error() prints of text the server controls.
+const (
+	maxSnippet  = 120 // the body, when it is not a JSON error
+	maxAPIText  = 200 // error_type and error_description
+	maxCauseMsg = 300 // the cause's message (net/http quotes server bytes in some)
+)
 
 // Error is the only error type the Client returns. Error() never contains the
 // secret or the request body; Body holds (a prefix of) the response only.
 type Error struct {
 	Op          string        // "send message", "create chat", "history", "connect"
 	Status      int           // HTTP status; 0 when no response arrived
-	ErrorType   string        // error_type (amojo) or title (main-API shape)
-	Description string        // error_description (amojo) or detail (main-API shape)
-	RetryAfter  time.Duration // Retry-After header (seconds or HTTP date), else JSON retry_after
+	ErrorType   string        // error_type (amojo) or title (main-API shape), made printable
+	Description string        // error_description (amojo) or detail (main-API shape), made printable
+	RetryAfter  time.Duration // Retry-After header (seconds or HTTP date), else JSON retry_after; at most MaxRetryAfter
 	ServerDate  time.Time     // the response's Date header, zero when absent
-	Body        string        // response body, at most 2 KiB
+	Body        string        // raw response body (valid UTF-8), at most 2 KiB; print Error(), not this
 	Kind        Kind
 	InDoubt     bool  // the API may have processed the request
 	Err         error // transport, decode or context cause, if any
 }
 
+// Error is one line with no control characters, whatever the server sent:
+// the status, the API's error_type and description when the body is a JSON
+// error, else a short quoted snippet of the body (HTML block pages, proxies).
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Op)
 	b.WriteString(": ")
 	if e.Status != 0 {
 		b.WriteString(strconv.Itoa(e.Status))
+		apiText := e.ErrorType != "" || e.Description != ""
 		switch {
-		case e.ErrorType != "" || e.Description != "":
+		case apiText:
 			if e.ErrorType != "" {
-				b.WriteString(" " + e.ErrorType)
+				b.WriteString(" " + printable(e.ErrorType, maxAPIText))
 			}
 			if e.Description != "" {
-				b.WriteString(": " + e.Description)
+				b.WriteString(": " + printable(e.Description, maxAPIText))
 			}
 		case http.StatusText(e.Status) != "":
 			b.WriteString(" " + http.StatusText(e.Status))
 		}
 		if e.Err != nil {
-			b.WriteString(": " + e.Err.Error())
+			b.WriteString(": " + printable(e.Err.Error(), maxCauseMsg))
+		}
+		if snippet := printable(e.Body, maxSnippet); !apiText && snippet != "" {
+			b.WriteString(": body " + strconv.Quote(snippet))
 		}
 	} else if e.Err != nil {
-		b.WriteString(e.Err.Error())
+		b.WriteString(printable(e.Err.Error(), maxCauseMsg))
 	} else {
 		b.WriteString(e.Kind.String())
 	}
@@ -220,7 +239,10 @@ func parseAPIError(body []byte) apiError {
 		}
 		return ""
 	}
-	a := apiError{errorType: str("error_type", "title"), description: str("error_description", "detail")}
+	a := apiError{
+		errorType:   printable(str("error_type", "title"), maxAPIText),
+		description: printable(str("error_description", "detail"), maxAPIText),
+	}
 	if raw, ok := m["retry_after"]; ok {
 		var n json.Number
 		if json.Unmarshal(raw, &n) != nil {
@@ -230,7 +252,13 @@ func parseAPIError(body []byte) apiError {
 			}
 		}
 		if f, err := n.Float64(); err == nil && f > 0 {
-			a.retryAfter = time.Duration(f * float64(time.Second))
+			// Compared as floats first: converting an out-of-range float
+			// to Duration gives a negative wait.
+			if f >= MaxRetryAfter.Seconds() {
+				a.retryAfter = MaxRetryAfter
+			} else {
+				a.retryAfter = time.Duration(f * float64(time.Second))
+			}
 		}
 	}
 	return a
@@ -248,7 +276,7 @@ func parseRetryAfter(v string, serverDate, now time.Time) (time.Duration, bool) 
 		if n < 0 {
 			return 0, false
 		}
-		return time.Duration(n) * time.Second, true
+		return time.Duration(min(n, int64(MaxRetryAfter/time.Second))) * time.Second, true
 	}
 	at, err := http.ParseTime(v)
 	if err != nil {
@@ -258,7 +286,40 @@ func parseRetryAfter(v string, serverDate, now time.Time) (time.Duration, bool) 
 	if !serverDate.IsZero() {
 		from = serverDate
 	}
-	return max(at.Sub(from), 0), true
+	return min(max(at.Sub(from), 0), MaxRetryAfter), true
+}
+
+// printable makes server-controlled text safe for one line of a log or a
+// terminal: invalid UTF-8 becomes U+FFFD, each run of white space one space,
+// other runes that are not printable (control characters, escape sequences'
+// ESC, bidi overrides) U+FFFD; at most max runes, then "…".
+func printable(s string, max int) string {
+	var b strings.Builder
+	n, space := 0, false
+	for _, r := range s {
+		if unicode.IsSpace(r) {
+			space = n > 0
+			continue
+		}
+		if !unicode.IsPrint(r) {
+			r = utf8.RuneError
+		}
+		need := 1
+		if space {
+			need = 2
+		}
+		if n+need > max {
+			b.WriteString("…")
+			break
+		}
+		if space {
+			b.WriteByte(' ')
+			n, space = n+1, false
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
 }
 
 func capBody(b []byte) string {
@@ -272,7 +333,16 @@ func capBody(b []byte) string {
 			b = b[:len(b)-1]
 		}
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	// An invalid byte became a 3-byte U+FFFD: cut again, at a rune start.
+	if len(s) > maxErrorBody {
+		cut := maxErrorBody
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
 }
 
 // errTooLarge reports a response body over the client's MaxResponseBytes.

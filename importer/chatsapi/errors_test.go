@@ -80,7 +80,8 @@ func TestSendMessageErrors(t *testing.T) {
 				w.WriteHeader(403)
 				_, _ = io.WriteString(w, nginx)
 			},
-			kind: chatsapi.KindBlocked, status: 403, msg: "send message: 403 Forbidden",
+			kind: chatsapi.KindBlocked, status: 403,
+			msg: `send message: 403 Forbidden: body "<html> <head><title>403 Forbidden</title></head> <body> <center><h1>403 Forbidden</h1></center> <hr><center>nginx</cente…"`,
 		},
 		{
 			name: "403 JSON of another type",

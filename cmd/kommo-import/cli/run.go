@@ -48,6 +48,7 @@ type runFlags struct {
 	source sources.Spec
 	users  sources.UserFlags
 	notify string
+	batch  int
 }
 
 func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error {
@@ -57,6 +58,7 @@ func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) e
 	sources.RegisterUserFlags(fs, &f.users, envKommoToken)
 	f.apiFlags.register(fs, env, "run name; default: derived from the scope and the source, so the same command resumes")
 	f.send.register(fs)
+	fs.IntVar(&f.batch, "stage-batch", 10000, "records per staging transaction (the staging checkpoint)")
 	fs.StringVar(&f.notify, "notify", importer.NotifyNewest, "newest: the newest message of each conversation is not silent (one lead and one notification per chat); none: every message silent")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
@@ -116,6 +118,9 @@ func (f *runFlags) validate(env Env) (importer.Config, signer.Secret, error) {
 	if err := f.send.check(); err != nil {
 		return cfg, "", err
 	}
+	if f.batch < 1 {
+		return cfg, "", usageError(errors.New("--stage-batch must be at least 1"))
+	}
 	if f.notify != importer.NotifyNewest && f.notify != importer.NotifyNone {
 		return cfg, "", usageError(fmt.Errorf("--notify must be newest or none, not %q", f.notify))
 	}
@@ -133,6 +138,7 @@ func (f *runFlags) validate(env Env) (importer.Config, signer.Secret, error) {
 	cfg = importer.Config{
 		Run: name, ScopeID: f.scopeID, Source: f.source, SourceLabel: label, Notify: f.notify,
 		Rate: f.rate, Workers: f.send.workers, ReconcileWait: f.send.reconcile, MaxAttempts: f.send.maxAttempts,
+		BatchSize: f.batch,
 	}
 	return cfg, secret, nil
 }
