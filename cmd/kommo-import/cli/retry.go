@@ -151,6 +151,7 @@ func runRetry(ctx context.Context, env Env, args []string, sig <-chan os.Signal)
 	if err != nil {
 		return err
 	}
+	defer client.CloseIdleConnections()
 	im, err := importer.New(pool, client, limiter, importer.Config{
 		Run: st.Name, ScopeID: st.ScopeID, SourceLabel: st.Source, Notify: st.Notify,
 		Rate: f.rate, Workers: sf.workers, ReconcileWait: sf.reconcile, MaxAttempts: sf.maxAttempts, Logger: log,

@@ -93,6 +93,7 @@ func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) e
 	if err != nil {
 		return err
 	}
+	defer client.CloseIdleConnections()
 	im, err := importer.New(pool, client, limiter, cfg)
 	if err != nil {
 		return usageError(err)

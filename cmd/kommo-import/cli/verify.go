@@ -71,6 +71,7 @@ func runVerify(ctx context.Context, env Env, args []string, sig <-chan os.Signal
 	if err != nil {
 		return err
 	}
+	defer client.CloseIdleConnections()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
