@@ -62,6 +62,17 @@ fuzz-smoke: ## run every Fuzz* target briefly (FUZZTIME_SMOKE, default 3000 exec
 fuzz: ## run every Fuzz* target for FUZZTIME (default 5m) each; failures land in testdata/fuzz/
 	$(WITH_PG) $(MAKE) --no-print-directory fuzz-smoke FUZZTIME_SMOKE=$(FUZZTIME)
 
+# A longer randomized campaign for release checks: many kill -9 points, database
+# cuts, API faults and two processes over a few thousand messages, ending with
+# the ledger check and a one-line verdict. `make test` runs a short one.
+CHAOS_ROUNDS ?= 60
+CHAOS_CONVERSATIONS ?= 80
+CHAOS_SEED ?= $(shell date +%s)
+.PHONY: chaos
+chaos: ## long chaos campaign (CHAOS_ROUNDS, CHAOS_CONVERSATIONS, CHAOS_SEED) ending in a verdict line
+	$(WITH_PG) env CHAOS_ROUNDS=$(CHAOS_ROUNDS) CHAOS_CONVERSATIONS=$(CHAOS_CONVERSATIONS) CHAOS_SEED=$(CHAOS_SEED) CHAOS_VERDICT=1 \
+		$(GO) test -count=1 -timeout 60m -run '^TestChaos$$' ./cmd/kommo-import/ | grep -E '^(chaos:|ok|FAIL|---)'
+
 .PHONY: bench
 bench: ## run all benchmarks (against PostgreSQL where they need it)
 	$(WITH_PG) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count=1 $(PKGS)

@@ -227,3 +227,28 @@ func TestTwoRunsOnOneScopeNeverSendAMsgidTwice(t *testing.T) {
 		require.EqualValues(t, other.Staged, s.KnownSent+s.KnownOther, "run %s skipped what %s holds", s.Name, other.Name)
 	}
 }
+
+func TestConversationsOfADeadProcessAreTakenOver(t *testing.T) {
+	h := newHarness(t, sim.Options{})
+	msgs := ledgertest.Gen(14, 4, 10)
+	path := ledgertest.WriteJSONL(t, msgs)
+	// Stage and plan, then stop before sending.
+	soft := make(chan struct{})
+	close(soft)
+	_, err := h.importer("dead", path, nil).Run(context.Background(), soft)
+	require.ErrorIs(t, err, importer.ErrInterrupted)
+	// A process that was killed holds every conversation with an hour left on its lease.
+	ctx := context.Background()
+	_, err = h.pool.Exec(ctx, `INSERT INTO kommo_import_processes (run_name, process_id, host, pid, heartbeat_at)
+		VALUES ('dead', 'killed-process', 'h', 1, now() - interval '1 minute')`)
+	require.NoError(t, err)
+	_, err = h.pool.Exec(ctx, `UPDATE kommo_import_conversations SET lease_owner = 'killed-process', lease_until = now() + interval '1 hour'`)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	sum, err := h.importer("dead", path, nil).Run(ctx, nil)
+	require.NoError(t, err, "the run waited for the dead process's leases")
+	require.Equal(t, importer.OutcomeDone, sum.Outcome)
+	ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
+}

@@ -33,6 +33,10 @@ UPDATE kommo_import_runs
 SET paused_until = GREATEST(COALESCE(paused_until, now()), now() + make_interval(secs => $2))
 WHERE name = $1`
 
+// deadAfter is how long a process may miss heartbeats before it counts as
+// gone: its share of the rate goes to the others, its conversations to whoever claims them.
+func (im *Importer) deadAfter() time.Duration { return 5 * im.cfg.Heartbeat }
+
 func (im *Importer) register(ctx context.Context) error {
 	host, _ := os.Hostname()
 	if _, err := im.pool.Exec(ctx, registerProcess, im.cfg.Run, im.procID, host, os.Getpid()); err != nil {
@@ -55,8 +59,7 @@ func (im *Importer) unregister() {
 func (im *Importer) beat(ctx context.Context) (int, error) {
 	var n int
 	var paused float64
-	deadAfter := 5 * im.cfg.Heartbeat
-	err := im.pool.QueryRow(ctx, heartbeat, im.cfg.Run, im.procID, im.cfg.Lease.Seconds(), deadAfter.Seconds()).Scan(&n, &paused)
+	err := im.pool.QueryRow(ctx, heartbeat, im.cfg.Run, im.procID, im.cfg.Lease.Seconds(), im.deadAfter().Seconds()).Scan(&n, &paused)
 	if err != nil {
 		return 0, fmt.Errorf("heartbeat: %w", err)
 	}

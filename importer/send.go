@@ -16,13 +16,19 @@ import (
 )
 
 // claimConversation leases the largest conversation nobody works, so one long
-// chat does not finish last alone.
+// chat does not finish last alone. A lease whose owner stopped beating (a
+// killed process) is taken over without waiting for it to run out; the
+// owner, if it is only slow, finds out at its next markSending.
 const claimConversation = `
 UPDATE kommo_import_conversations c
 SET lease_owner = $2, lease_until = now() + make_interval(secs => $3)
 FROM (
     SELECT conversation_id FROM kommo_import_conversations
-    WHERE run_name = $1 AND NOT done AND (lease_until IS NULL OR lease_until < now())
+    WHERE run_name = $1 AND NOT done
+      AND (lease_until IS NULL OR lease_until < now()
+           OR NOT EXISTS (SELECT 1 FROM kommo_import_processes p
+                          WHERE p.run_name = $1 AND p.process_id = lease_owner
+                            AND p.heartbeat_at > now() - make_interval(secs => $5)))
     ORDER BY messages DESC, conversation_id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -207,7 +213,8 @@ func (im *Importer) claim(ctx context.Context) (conversation, bool, error) {
 	var c conversation
 	var chat *string
 	err := im.withDB(ctx, "claim", func(ctx context.Context) error {
-		return im.pool.QueryRow(ctx, claimConversation, im.cfg.Run, im.procID, im.cfg.Lease.Seconds(), im.cfg.ScopeID).Scan(&c.id, &chat)
+		return im.pool.QueryRow(ctx, claimConversation, im.cfg.Run, im.procID, im.cfg.Lease.Seconds(), im.cfg.ScopeID,
+			im.deadAfter().Seconds()).Scan(&c.id, &chat)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, false, nil
