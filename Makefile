@@ -71,7 +71,7 @@ CHAOS_SEED ?= $(shell date +%s)
 .PHONY: chaos
 chaos: ## long chaos campaign (CHAOS_ROUNDS, CHAOS_CONVERSATIONS, CHAOS_SEED) ending in a verdict line
 	$(WITH_PG) env CHAOS_ROUNDS=$(CHAOS_ROUNDS) CHAOS_CONVERSATIONS=$(CHAOS_CONVERSATIONS) CHAOS_SEED=$(CHAOS_SEED) CHAOS_VERDICT=1 \
-		$(GO) test -count=1 -timeout 60m -run '^TestChaos$$' ./cmd/kommo-import/ | grep -E '^(chaos:|ok|FAIL|---)'
+		$(GO) test -v -count=1 -timeout 60m -run '^TestChaos$$' ./cmd/kommo-import/ | grep -E '^(chaos:|ok|FAIL|--- )|Error|_test.go:'
 
 .PHONY: bench
 bench: ## run all benchmarks (against PostgreSQL where they need it)
