@@ -77,6 +77,8 @@ request sequence, same faults):
   hang          no answer for --hang, or until the client gives up; nothing recorded
   accept-500    message recorded, then 500
   accept-drop   message recorded, then the TCP connection is dropped, no answer
+  400           400 INVALID_DATA, nothing recorded: the importer marks the message failed;
+                rehearse report and retry with it (turn it off, then kommo-import retry)
   e.g. --faults 500=0.02,503=0.02,429=0.01,hang=0.01,accept-500=0.02,accept-drop=0.01
 new_message takes all kinds; create chat and history take 500, 503, hang and
 --latency/--jitter; connect takes none.

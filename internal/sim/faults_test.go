@@ -72,6 +72,7 @@ func TestFaultKinds(t *testing.T) {
 		{spec: "429=1", status: 429, bodyPrefix: `{"title":"Too Many Requests","type":"https://httpstatus.es/429","status":429,"detail":"injected fault","retry_after":1}`},
 		{spec: "accept-500=1", status: 500, recorded: true, bodyPrefix: `{"title":"ErrInternalServer"`},
 		{spec: "hang=1", status: 504, bodyPrefix: `{"title":"Gateway Timeout"`}, // Hang is short here: it runs out
+		{spec: "400=1", status: 400, bodyPrefix: `{"status":0,"error_code":400,"error_type":"INVALID_DATA","error_description":"injected fault: refused"}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.spec, func(t *testing.T) {

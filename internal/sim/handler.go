@@ -248,6 +248,10 @@ func (s *Server) preFault(w *recorder, r *http.Request, kind string, delay time.
 		s.log.Info("fault injected", "kind", kind, "path", r.URL.Path)
 		s.writeTooMany(w, s.opts.FaultRetryAfter, "injected fault")
 		return true
+	case Fault400:
+		s.log.Info("fault injected", "kind", kind, "path", r.URL.Path)
+		writeJSON(w, http.StatusBadRequest, apiError{ErrorCode: 400, ErrorType: "INVALID_DATA", ErrorDescription: "injected fault: refused"})
+		return true
 	case FaultHang:
 		s.log.Info("fault injected", "kind", kind, "path", r.URL.Path)
 		if sleep(r.Context(), s.opts.Hang) {

@@ -139,7 +139,7 @@ func (f *runFlags) validate(env Env) (importer.Config, signer.Secret, error) {
 	cfg = importer.Config{
 		Run: name, ScopeID: f.scopeID, Source: f.source, SourceLabel: label, Notify: f.notify,
 		Rate: f.rate, Workers: f.send.workers, ReconcileWait: f.send.reconcile, MaxAttempts: f.send.maxAttempts,
-		BatchSize: f.batch,
+		BatchSize: f.batch, DBOutageLimit: f.send.dbOutage,
 	}
 	return cfg, secret, nil
 }

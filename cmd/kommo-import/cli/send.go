@@ -19,6 +19,7 @@ type sendFlags struct {
 	maxAttempts int
 	progress    string
 	interval    time.Duration
+	dbOutage    time.Duration
 }
 
 func (s *sendFlags) register(fs *flag.FlagSet) {
@@ -27,9 +28,13 @@ func (s *sendFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.maxAttempts, "max-attempts", 8, "attempts per message on 5xx and network errors before the run stops as interrupted")
 	fs.StringVar(&s.progress, "progress", "auto", "progress output on stderr: auto (a bar on a terminal, log lines otherwise), bar, log or none")
 	fs.DurationVar(&s.interval, "progress-interval", 10*time.Second, "interval of progress log lines")
+	fs.DurationVar(&s.dbOutage, "db-outage-limit", 5*time.Minute, "how long sending waits for a lost database before the run stops as interrupted")
 }
 
 func (s *sendFlags) check() error {
+	if s.dbOutage <= 0 {
+		return usageError(errors.New("--db-outage-limit must be above 0"))
+	}
 	if s.workers < 1 {
 		return usageError(errors.New("--workers must be at least 1"))
 	}
