@@ -193,7 +193,6 @@ func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time)
 type counters struct {
 	phase           atomic.Value // string
 	read            atomic.Int64 // records read from the source
-	staged          atomic.Int64
 	sent            atomic.Int64
 	failed          atomic.Int64
 	reconciled      atomic.Int64

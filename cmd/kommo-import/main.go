@@ -6,12 +6,21 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/kommo-import/kommo-import/cmd/kommo-import/cli"
 )
 
+// defaultMemoryLimit is a soft heap limit: an import runs for hours beside
+// other services, and the garbage collector may otherwise let the heap grow
+// to twice what is live. GOMEMLIMIT overrides it.
+const defaultMemoryLimit = 96 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	env := cli.Env{Getenv: os.Getenv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	err := cli.Run(context.Background(), os.Args[1:], env, signalChannel())
 	os.Exit(cli.ExitCode(err, env.Stderr))

@@ -29,11 +29,6 @@ func (e *exitError) Unwrap() error { return e.err }
 // errHelp is returned after --help was printed: exit 0, print nothing more.
 var errHelp = errors.New("help printed")
 
-// errSilent ends with a code after the command already said everything.
-type silentExit struct{ code int }
-
-func (e silentExit) Error() string { return fmt.Sprintf("exit %d", e.code) }
-
 func usageError(err error) error { return &exitError{code: ExitUsage, err: err} }
 
 func withHint(code int, err error, hint string) error {
@@ -44,10 +39,6 @@ func withHint(code int, err error, hint string) error {
 func ExitCode(err error, w io.Writer) int {
 	if err == nil || errors.Is(err, errHelp) {
 		return ExitOK
-	}
-	var se silentExit
-	if errors.As(err, &se) {
-		return se.code
 	}
 	code := ExitFatal
 	var ee *exitError
