@@ -41,7 +41,7 @@ type Config struct {
 	Workers     int          // concurrent conversations in this process; default 8
 
 	Lease         time.Duration // conversation lease; default 60s
-	Heartbeat     time.Duration // process heartbeat and lease renewal; default 2s
+	Heartbeat     time.Duration // process heartbeat and lease renewal; default 1s (4 missed: the process is gone)
 	ReconcileWait time.Duration // wait after an in-doubt attempt before trusting history; default 10s
 	MaxAttempts   int           // attempts per message on retryable errors before the run stops; default 8
 	BackoffBase   time.Duration // first retry delay; default 1s
@@ -75,7 +75,7 @@ func (c *Config) setDefaults() error {
 		c.Workers = 8
 	}
 	def(&c.Lease, 60*time.Second)
-	def(&c.Heartbeat, 2*time.Second)
+	def(&c.Heartbeat, time.Second)
 	def(&c.ReconcileWait, 10*time.Second)
 	def(&c.BackoffBase, time.Second)
 	def(&c.BackoffMax, 60*time.Second)
@@ -183,21 +183,30 @@ func (im *Importer) openRun(ctx context.Context) error {
 // request leaves its message in doubt, to be reconciled on resume).
 func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, error) {
 	started := time.Now()
-	if err := im.openRun(ctx); err != nil {
-		return nil, err
-	}
-	if err := im.register(ctx); err != nil {
+	err := im.withDB(ctx, "start", func(ctx context.Context) error {
+		if err := im.openRun(ctx); err != nil {
+			return err
+		}
+		return im.register(ctx)
+	})
+	if err != nil {
 		return nil, err
 	}
 	defer im.unregister()
 
-	err := im.stage(ctx, soft) // stages, then plans
+	// Staging resumes from its last committed batch, so a lost database
+	// connection is waited out by starting it again.
+	err = im.withDB(ctx, "staging", func(ctx context.Context) error { return im.stage(ctx, soft) }) // stages, then plans
 	var sendStart time.Time
 	if err == nil {
 		sendStart = time.Now()
 		err = im.send(ctx, soft)
 	}
-	sum, serr := im.summarize(context.WithoutCancel(ctx), started, sendStart)
+	var sum *Summary
+	serr := im.withDB(context.WithoutCancel(ctx), "summary", func(ctx context.Context) (err error) {
+		sum, err = im.summarize(ctx, started, sendStart)
+		return err
+	})
 	if serr != nil && err == nil {
 		err = serr
 	}

@@ -35,7 +35,7 @@ WHERE name = $1`
 
 // deadAfter is how long a process may miss heartbeats before it counts as
 // gone: its share of the rate goes to the others, its conversations to whoever claims them.
-func (im *Importer) deadAfter() time.Duration { return 5 * im.cfg.Heartbeat }
+func (im *Importer) deadAfter() time.Duration { return 4 * im.cfg.Heartbeat }
 
 func (im *Importer) register(ctx context.Context) error {
 	host, _ := os.Hostname()

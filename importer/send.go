@@ -114,7 +114,11 @@ type conversation struct {
 // the run must stop.
 func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 	im.stats.phase.Store("sending")
-	n, err := im.beat(ctx)
+	var n int
+	err := im.withDB(ctx, "heartbeat", func(ctx context.Context) (err error) {
+		n, err = im.beat(ctx)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -126,7 +130,7 @@ func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 			return err
 		}
 	}
-	if err := im.loadProgressBase(ctx); err != nil {
+	if err := im.withDB(ctx, "progress", im.loadProgressBase); err != nil {
 		return err
 	}
 	hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))

@@ -70,10 +70,11 @@ func TestChaos(t *testing.T) {
 		}
 		// Whatever is still running gets a SIGKILL after a while.
 		done := make(chan struct{})
+		grace := time.Duration(300+r.IntN(700)) * time.Millisecond
 		go func() {
 			select {
 			case <-done:
-			case <-time.After(time.Duration(300+r.IntN(700)) * time.Millisecond):
+			case <-time.After(grace):
 				for _, c := range cmds {
 					_ = c.Process.Signal(syscall.SIGKILL)
 				}

@@ -93,7 +93,7 @@ func runReport(ctx context.Context, env Env, args []string, _ <-chan os.Signal) 
 	}
 	if failed+rejected > 0 {
 		return withHint(ExitIncomplete, fmt.Errorf("run %s has %d failed messages and %d rejected records", *run, failed, rejected),
-			"fix the cause of the failures, then send them again with: kommo-import retry --run "+shellQuote([]string{*run}))
+			nextSteps(*run, failed, rejected))
 	}
 	return nil
 }
@@ -271,4 +271,16 @@ func oneLine(s string, max int) string {
 // where its bad bytes were, so CSV and JSON stay readable.
 func validText(b []byte) string {
 	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// nextSteps says what to do about a run's failed messages and rejected records.
+func nextSteps(run string, failed, rejected int64) string {
+	var steps []string
+	if failed > 0 {
+		steps = append(steps, "fix the cause of the failures, then send them again with: kommo-import retry --run "+shellQuote([]string{run}))
+	}
+	if rejected > 0 {
+		steps = append(steps, "fix the rejected records in the source (kommo-import validate lists them) and import it again: messages already sent are skipped")
+	}
+	return strings.Join(steps, "\n")
 }

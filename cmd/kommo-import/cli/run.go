@@ -231,7 +231,7 @@ func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
 		fmt.Fprintf(w, "  stopped because:     %s\n", s.StopReason)
 	}
 	fmt.Fprintf(w, "  source:              %s\n", s.Source)
-	fmt.Fprintf(w, "  records read:        %d valid, %d rejected, %d duplicates skipped\n", s.Records, s.Rejected, s.Duplicates)
+	fmt.Fprintf(w, "  records read:        %d valid, %d rejected; repeated records skipped: %d\n", s.Records, s.Rejected, s.Duplicates)
 	fmt.Fprintf(w, "  already in scope:    %d sent before (skipped), %d held by other runs (skipped)\n", s.KnownSent, s.KnownOther)
 	if len(s.OtherRuns) > 0 {
 		fmt.Fprintf(w, "                       other runs holding them: %s (resume those to send them)\n", strings.Join(s.OtherRuns, ", "))

@@ -117,7 +117,7 @@ func finishSend(env Env, sum *importer.Summary, runErr error, jsonOut bool, resu
 		return withHint(ExitFatal, runErr, "fix the cause, then resume with: "+resume)
 	case sum.Outcome == importer.OutcomeIncomplete:
 		return withHint(ExitIncomplete, fmt.Errorf("run %s finished with %d failed messages and %d rejected records", sum.Name, sum.Failed, sum.Rejected),
-			"kommo-import report --run "+shellQuote([]string{sum.Name})+" lists them; kommo-import retry sends the failed ones again")
+			"kommo-import report --run "+shellQuote([]string{sum.Name})+" lists them\n"+nextSteps(sum.Name, sum.Failed, sum.Rejected))
 	}
 	return nil
 }
