@@ -43,6 +43,7 @@ func TestRunNotifyNoneIsAllSilent(t *testing.T) {
 }
 
 func TestRunSurvivesFaults(t *testing.T) {
+	t.Parallel()
 	faults, err := sim.ParseFaults("500=0.04,503=0.04,429=0.03,accept-500=0.04,accept-drop=0.03,hang=0.01")
 	require.NoError(t, err)
 	// The simulator creates a duplicate for a repeated msgid: a blind resend would show.
@@ -116,6 +117,7 @@ func values(m map[string]string) []string {
 }
 
 func TestTwoImportersShareOneRun(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, sim.Options{Rate: 40})
 	msgs := ledgertest.Gen(5, 20, 8)
 	path := ledgertest.WriteJSONL(t, msgs)
@@ -251,4 +253,20 @@ func TestConversationsOfADeadProcessAreTakenOver(t *testing.T) {
 	require.NoError(t, err, "the run waited for the dead process's leases")
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
 	ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
+}
+
+func TestRateLimitPausesEveryWorkerAndStepsDown(t *testing.T) {
+	t.Parallel()
+	// The API allows 5/s; the run was started at 40/s. Every 429 pauses all
+	// workers for the API's retry-after and halves the rate: a handful of
+	// 429s, not hundreds, and no message lost or sent twice.
+	h := newHarness(t, sim.Options{Rate: 5, Burst: 1, RetryAfter: time.Second})
+	msgs := ledgertest.Gen(15, 6, 8)
+	sum := h.run("too-fast", ledgertest.WriteJSONL(t, msgs), func(c *importer.Config) { c.Rate = 40 })
+	require.Equal(t, importer.OutcomeDone, sum.Outcome)
+	ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
+	st := h.sim.Stats()
+	require.Positive(t, st.RateLimited, "the run went over the API's limit at first")
+	require.LessOrEqual(t, st.RateLimited, int64(8), "after a 429 nobody retries into the pause, and the rate steps down")
+	require.Equal(t, st.RateLimited, sum.RateLimited)
 }

@@ -28,6 +28,7 @@ func proxiedPool(t *testing.T) (*pgxpool.Pool, *pgtest.Proxy) {
 }
 
 func TestDatabaseOutageIsWaitedOut(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, sim.Options{Latency: 2 * time.Millisecond})
 	pool, proxy := proxiedPool(t)
 	h.pool = pool
@@ -49,6 +50,7 @@ func TestDatabaseOutageIsWaitedOut(t *testing.T) {
 }
 
 func TestDatabaseGoneStopsCleanlyAndResumes(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, sim.Options{Latency: 2 * time.Millisecond})
 	pool, proxy := proxiedPool(t)
 	h.pool = pool
