@@ -36,6 +36,10 @@ type Config struct {
 	ScopeID     string       // required
 	Source      sources.Spec // what to stage
 	SourceLabel string       // how the source is recorded and shown (no passwords); required
+	// SourceVersion identifies the version of a file source (size and
+	// modification time). A run resumes only the version it started with:
+	// staging resumes by line number, which means nothing in another file.
+	SourceVersion string
 	Notify      string       // NotifyNewest (default) or NotifyNone
 	Rate        float64      // requests/s for all processes of the run together; default 5; <0: unlimited
 	Workers     int          // concurrent conversations in this process; default 8
@@ -147,31 +151,44 @@ type StopError struct {
 func (e *StopError) Error() string { return e.Reason }
 func (e *StopError) Unwrap() error { return e.Err }
 
+// ErrRunMismatch is returned (wrapped) when a run name is given for another
+// job than the one the run was started for.
+var ErrRunMismatch = errors.New("not the same run")
+
 // ErrInterrupted is returned (wrapped) when a run stops early for a reason
 // that another attempt may not have: a signal, an API outage, a lost database.
 var ErrInterrupted = errors.New("interrupted")
 
 const upsertRun = `
-INSERT INTO kommo_import_runs (name, scope_id, source, notify, rate)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO kommo_import_runs (name, scope_id, source, source_version, notify, rate)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (name) DO UPDATE SET rate = EXCLUDED.rate, updated_at = now()
-RETURNING scope_id, source, notify`
+RETURNING scope_id, source, source_version, notify, staging_done`
 
 // openRun creates the run row, or checks that an existing one is the same job.
 func (im *Importer) openRun(ctx context.Context) error {
-	var scope, source, notify string
-	err := im.pool.QueryRow(ctx, upsertRun, im.cfg.Run, im.cfg.ScopeID, im.cfg.SourceLabel, im.cfg.Notify, im.cfg.Rate).
-		Scan(&scope, &source, &notify)
+	var scope, source, version, notify string
+	var staged bool
+	err := im.pool.QueryRow(ctx, upsertRun, im.cfg.Run, im.cfg.ScopeID, im.cfg.SourceLabel, im.cfg.SourceVersion, im.cfg.Notify, im.cfg.Rate).
+		Scan(&scope, &source, &version, &notify, &staged)
 	if err != nil {
 		return fmt.Errorf("open run %s: %w", im.cfg.Run, err)
 	}
 	switch {
+	case version != im.cfg.SourceVersion && source == im.cfg.SourceLabel:
+		what := "has not finished staging it, and staging resumes by line number"
+		if staged {
+			what = "has staged that version already"
+		}
+		return fmt.Errorf("%w: run %q started from %s when it was %s; it is %s now, and the run %s: "+
+			"give another --run name to import the new version (messages already sent are skipped), or restore the file",
+			ErrRunMismatch, im.cfg.Run, source, version, im.cfg.SourceVersion, what)
 	case scope != im.cfg.ScopeID:
-		return fmt.Errorf("run %q belongs to scope %s, not %s: give another --run name", im.cfg.Run, scope, im.cfg.ScopeID)
+		return fmt.Errorf("%w: run %q belongs to scope %s, not %s: give another --run name", ErrRunMismatch, im.cfg.Run, scope, im.cfg.ScopeID)
 	case source != im.cfg.SourceLabel:
-		return fmt.Errorf("run %q was started from %s, not %s: resume it with the same source, or give another --run name", im.cfg.Run, source, im.cfg.SourceLabel)
+		return fmt.Errorf("%w: run %q was started from %s, not %s: resume it with the same source, or give another --run name", ErrRunMismatch, im.cfg.Run, source, im.cfg.SourceLabel)
 	case notify != im.cfg.Notify:
-		return fmt.Errorf("run %q was planned with --notify %s; it cannot change to %s", im.cfg.Run, notify, im.cfg.Notify)
+		return fmt.Errorf("%w: run %q was planned with --notify %s; it cannot change to %s", ErrRunMismatch, im.cfg.Run, notify, im.cfg.Notify)
 	}
 	return nil
 }

@@ -13,35 +13,36 @@ import (
 
 // RunStatus is what the database knows of a run.
 type RunStatus struct {
-	Name        string    `json:"run"`
-	ScopeID     string    `json:"scope_id"`
-	Source      string    `json:"source"`
-	Notify      string    `json:"notify"`
-	Rate        float64   `json:"rate"`
-	State       string    `json:"state"` // staging, sending, done, incomplete
-	StagingDone bool      `json:"staging_done"`
-	StagedLine  int64     `json:"staged_line"`
-	Records     int64     `json:"records"`     // valid records read from the source
-	Staged      int64     `json:"staged"`      // messages this run holds
-	KnownSent   int64     `json:"known_sent"`  // skipped: the scope already had them sent
-	KnownOther  int64     `json:"known_other"` // skipped: another run of the scope holds them
-	Duplicates  int64     `json:"duplicates"`  // identical repeats in the input
-	Rejected    int64     `json:"rejected"`
-	Pending     int64     `json:"pending"`
-	Sending     int64     `json:"sending"` // in doubt until reconciled
-	Sent        int64     `json:"sent"`
-	Failed      int64     `json:"failed"`
-	Reconciled  int64     `json:"reconciled"` // sent messages found in history after an in-doubt attempt
-	Processes   int64     `json:"processes"`  // live processes working the run
-	PausedUntil time.Time `json:"paused_until,omitzero"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-	FinishedAt  time.Time `json:"finished_at,omitzero"`
-	OtherRuns   []string  `json:"other_runs,omitempty"` // runs holding this run's known_other msgids
+	Name          string    `json:"run"`
+	ScopeID       string    `json:"scope_id"`
+	Source        string    `json:"source"`
+	SourceVersion string    `json:"source_version,omitempty"`
+	Notify        string    `json:"notify"`
+	Rate          float64   `json:"rate"`
+	State         string    `json:"state"` // staging, sending, done, incomplete
+	StagingDone   bool      `json:"staging_done"`
+	StagedLine    int64     `json:"staged_line"`
+	Records       int64     `json:"records"`     // valid records read from the source
+	Staged        int64     `json:"staged"`      // messages this run holds
+	KnownSent     int64     `json:"known_sent"`  // skipped: the scope already had them sent
+	KnownOther    int64     `json:"known_other"` // skipped: another run of the scope holds them
+	Duplicates    int64     `json:"duplicates"`  // identical repeats in the input
+	Rejected      int64     `json:"rejected"`
+	Pending       int64     `json:"pending"`
+	Sending       int64     `json:"sending"` // in doubt until reconciled
+	Sent          int64     `json:"sent"`
+	Failed        int64     `json:"failed"`
+	Reconciled    int64     `json:"reconciled"` // sent messages found in history after an in-doubt attempt
+	Processes     int64     `json:"processes"`  // live processes working the run
+	PausedUntil   time.Time `json:"paused_until,omitzero"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	FinishedAt    time.Time `json:"finished_at,omitzero"`
+	OtherRuns     []string  `json:"other_runs,omitempty"` // runs holding this run's known_other msgids
 }
 
 const selectStatus = `
-SELECT r.name, r.scope_id, r.source, r.notify, r.rate, r.staging_done, r.planned, r.staged_line,
+SELECT r.name, r.scope_id, r.source, r.source_version, r.notify, r.rate, r.staging_done, r.planned, r.staged_line,
        r.records, r.staged, r.known_sent, r.known_other, r.duplicates, r.rejected,
        COALESCE(s.pending, 0), COALESCE(s.sending, 0), COALESCE(s.sent, 0), COALESCE(s.failed, 0), COALESCE(s.reconciled, 0),
        (SELECT count(*) FROM kommo_import_processes p WHERE p.run_name = r.name AND p.heartbeat_at > now() - interval '30 seconds'),
@@ -108,7 +109,7 @@ func Runs(ctx context.Context, pool *pgxpool.Pool) ([]RunStatus, error) {
 func scanStatus(row pgx.CollectableRow) (RunStatus, error) {
 	var s RunStatus
 	var planned bool
-	err := row.Scan(&s.Name, &s.ScopeID, &s.Source, &s.Notify, &s.Rate, &s.StagingDone, &planned, &s.StagedLine,
+	err := row.Scan(&s.Name, &s.ScopeID, &s.Source, &s.SourceVersion, &s.Notify, &s.Rate, &s.StagingDone, &planned, &s.StagedLine,
 		&s.Records, &s.Staged, &s.KnownSent, &s.KnownOther, &s.Duplicates, &s.Rejected,
 		&s.Pending, &s.Sending, &s.Sent, &s.Failed, &s.Reconciled, &s.Processes,
 		&s.PausedUntil, &s.CreatedAt, &s.UpdatedAt, &s.FinishedAt)

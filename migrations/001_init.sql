@@ -8,6 +8,7 @@ CREATE TABLE kommo_import_runs (
     name            text PRIMARY KEY,
     scope_id        text NOT NULL,
     source          text NOT NULL,            -- what was read, e.g. csv:/data/export.csv; never a password
+    source_version  text NOT NULL DEFAULT '', -- a file's size and modification time when first staged
     notify          text NOT NULL CHECK (notify IN ('newest', 'none')),
     rate            double precision NOT NULL, -- requests/s for all processes of the run together
     staged_line     bigint NOT NULL DEFAULT 0, -- staging checkpoint: every record at or before it is staged

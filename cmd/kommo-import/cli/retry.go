@@ -153,7 +153,7 @@ func runRetry(ctx context.Context, env Env, args []string, sig <-chan os.Signal)
 	}
 	defer client.CloseIdleConnections()
 	im, err := importer.New(pool, client, limiter, importer.Config{
-		Run: st.Name, ScopeID: st.ScopeID, SourceLabel: st.Source, Notify: st.Notify,
+		Run: st.Name, ScopeID: st.ScopeID, SourceLabel: st.Source, SourceVersion: st.SourceVersion, Notify: st.Notify,
 		Rate: f.rate, Workers: sf.workers, ReconcileWait: sf.reconcile, MaxAttempts: sf.maxAttempts, Logger: log,
 		DBOutageLimit: sf.dbOutage,
 	})

@@ -129,15 +129,19 @@ func (f *runFlags) validate(env Env) (importer.Config, signer.Secret, error) {
 	if err != nil {
 		return cfg, "", err
 	}
+	version, err := sourceVersion(f.source)
+	if err != nil {
+		return cfg, "", err
+	}
 	name := f.run
 	if name == "" {
 		if f.source.Path == "-" {
 			return cfg, "", withHint(ExitUsage, errors.New("reading from stdin needs --run NAME: a stream has no name to resume by"), "kommo-import run --run my-import --source jsonl:- ...")
 		}
-		name = defaultRunName(f.scopeID, label, f.source)
+		name = defaultRunName(f.scopeID, label+"\n"+version, f.source)
 	}
 	cfg = importer.Config{
-		Run: name, ScopeID: f.scopeID, Source: f.source, SourceLabel: label, Notify: f.notify,
+		Run: name, ScopeID: f.scopeID, Source: f.source, SourceLabel: label, SourceVersion: version, Notify: f.notify,
 		Rate: f.rate, Workers: f.send.workers, ReconcileWait: f.send.reconcile, MaxAttempts: f.send.maxAttempts,
 		BatchSize: f.batch, DBOutageLimit: f.send.dbOutage,
 	}
@@ -186,9 +190,24 @@ func sourceLabel(s sources.Spec) (string, error) {
 	}
 }
 
+// sourceVersion is a file source's size and modification time: the same
+// command on an unchanged file resumes its run, and on a new export (a
+// re-sync) starts a new one. Streams and databases have none.
+func sourceVersion(s sources.Spec) (string, error) {
+	if s.Kind == sources.KindPostgres || s.Path == "-" || s.Path == "" {
+		return "", nil
+	}
+	fi, err := os.Stat(s.Path)
+	if err != nil {
+		return "", usageError(fmt.Errorf("source: %w", err))
+	}
+	return fmt.Sprintf("%d bytes, modified %s", fi.Size(), fi.ModTime().UTC().Format(time.RFC3339Nano)), nil
+}
+
 var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
 
-// defaultRunName derives a readable, stable name from the scope and source.
+// defaultRunName derives a readable, stable name from the scope and the
+// source (its label and version).
 func defaultRunName(scope, label string, s sources.Spec) string {
 	sum := sha256.Sum256([]byte(scope + "\n" + label))
 	base := "postgres"

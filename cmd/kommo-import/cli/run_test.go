@@ -131,3 +131,32 @@ func TestRunCommandConfigurationErrors(t *testing.T) {
 	_, errOut, code := cc.run(t, "run", "--source", sampleCSV, "--channel-secret-file", secretFile, "--rate", "-1", "--progress", "none")
 	require.Equal(t, ExitOK, code, errOut)
 }
+
+func TestRunCommandOnANewVersionOfTheSameFile(t *testing.T) {
+	c := newCLIEnv(t)
+	dir := t.TempDir()
+	path := dir + "/nightly.jsonl"
+	all, err := os.ReadFile(sampleJSONL)
+	require.NoError(t, err)
+	lines := strings.SplitAfter(string(all), "\n")
+	require.NoError(t, os.WriteFile(path, []byte(strings.Join(lines[:8], "")), 0o600))
+	_, errOut, code := c.run(t, "run", "--source", "jsonl:"+path, "--rate", "-1", "--progress", "none")
+	require.Equal(t, ExitOK, code, errOut)
+	first := len(c.sim.Ledger())
+	require.Positive(t, first)
+
+	// Tonight's export overwrote the file: the same command is a re-sync, a new run.
+	require.NoError(t, os.WriteFile(path, all, 0o600))
+	out, errOut, code := c.run(t, "run", "--source", "jsonl:"+path, "--rate", "-1", "--progress", "none", "--json")
+	require.Equal(t, ExitOK, code, errOut)
+	var sum importer.Summary
+	require.NoError(t, json.Unmarshal([]byte(out), &sum))
+	require.EqualValues(t, first, sum.KnownSent, "what the first night sent is skipped")
+	require.Len(t, c.sim.Ledger(), 14, "every message once")
+
+	// An explicit run name on a changed file is refused: its staging resumes by line.
+	require.NoError(t, os.WriteFile(path, []byte(strings.Join(lines[:3], "")), 0o600))
+	_, errOut, code = c.run(t, "run", "--source", "jsonl:"+path, "--run", sum.Name, "--progress", "none")
+	require.Equal(t, ExitUsage, code, errOut)
+	require.Contains(t, errOut, "give another --run name")
+}

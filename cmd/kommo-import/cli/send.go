@@ -111,6 +111,8 @@ func finishSend(env Env, sum *importer.Summary, runErr error, jsonOut bool, resu
 	switch {
 	case errors.As(runErr, &stop):
 		return withHint(ExitOperator, runErr, stop.Hint+"\nThen resume with: "+resume)
+	case errors.Is(runErr, importer.ErrRunMismatch):
+		return usageError(runErr)
 	case errors.Is(runErr, importer.ErrInterrupted):
 		return withHint(ExitInterrupted, runErr, "resume with: "+resume)
 	case runErr != nil:
