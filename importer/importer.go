@@ -40,9 +40,9 @@ type Config struct {
 	// modification time). A run resumes only the version it started with:
 	// staging resumes by line number, which means nothing in another file.
 	SourceVersion string
-	Notify      string       // NotifyNewest (default) or NotifyNone
-	Rate        float64      // requests/s for all processes of the run together; default 5; <0: unlimited
-	Workers     int          // concurrent conversations in this process; default 8
+	Notify        string  // NotifyNewest (default) or NotifyNone
+	Rate          float64 // requests/s for all processes of the run together; default 5; <0: unlimited
+	Workers       int     // concurrent conversations in this process; default 8
 
 	Lease         time.Duration // conversation lease; default 60s
 	Heartbeat     time.Duration // process heartbeat and lease renewal; default 1s (4 missed: the process is gone)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -89,20 +90,38 @@ func (f *apiFlags) runStatus(ctx context.Context, pool *pgxpool.Pool) (*importer
 	return st, nil
 }
 
-// client returns the Chats API client and the limiter it waits on; the
-// client's requests are observed by m.
-func (f *apiFlags) client(secret signer.Secret, m *metrics) (*chatsapi.Client, *importer.Limiter, error) {
+// apiSession is what a command that talks to the API holds: the metrics
+// server (when asked for), the client and the limiter every attempt waits on.
+type apiSession struct {
+	met     *metrics
+	client  *chatsapi.Client
+	limiter *importer.Limiter
+}
+
+// session starts the metrics (if --metrics-addr) and builds the client; close
+// releases both.
+func (f *apiFlags) session(log *slog.Logger, run string, pool *pgxpool.Pool, secret signer.Secret) (*apiSession, error) {
+	met, err := f.metrics.start(log, run, pool)
+	if err != nil {
+		return nil, err
+	}
 	limiter := importer.NewLimiter(f.rate)
-	m.watchLimiter(limiter)
+	met.watchLimiter(limiter)
 	client, err := chatsapi.New(chatsapi.Config{
 		BaseURL: f.apiURL, ScopeID: f.scopeID, Secret: secret,
 		Timeout: f.timeout, Limiter: limiter, AllowInsecureHTTP: f.insecure,
-		HTTPClient: m.httpClient(),
+		HTTPClient: met.httpClient(),
 	})
 	if err != nil {
-		return nil, nil, usageError(err)
+		met.close()
+		return nil, usageError(err)
 	}
-	return client, limiter, nil
+	return &apiSession{met: met, client: client, limiter: limiter}, nil
+}
+
+func (s *apiSession) close() {
+	s.client.CloseIdleConnections()
+	s.met.close()
 }
 
 func runRetry(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error {
@@ -142,17 +161,12 @@ func runRetry(ctx context.Context, env Env, args []string, sig <-chan os.Signal)
 		return withHint(ExitUsage, fmt.Errorf("retry: run %s has not finished staging: it has nothing to retry yet", st.Name),
 			"resume it with kommo-import run --run "+shellQuote([]string{st.Name})+" --source ...")
 	}
-	met, err := f.metrics.start(log, st.Name, pool)
+	api, err := f.session(log, st.Name, pool, secret)
 	if err != nil {
 		return err
 	}
-	defer met.close()
-	client, limiter, err := f.client(secret, met)
-	if err != nil {
-		return err
-	}
-	defer client.CloseIdleConnections()
-	im, err := importer.New(pool, client, limiter, importer.Config{
+	defer api.close()
+	im, err := importer.New(pool, api.client, api.limiter, importer.Config{
 		Run: st.Name, ScopeID: st.ScopeID, SourceLabel: st.Source, SourceVersion: st.SourceVersion, Notify: st.Notify,
 		Rate: f.rate, Workers: sf.workers, ReconcileWait: sf.reconcile, MaxAttempts: sf.maxAttempts, Logger: log,
 		DBOutageLimit: sf.dbOutage,
@@ -160,7 +174,7 @@ func runRetry(ctx context.Context, env Env, args []string, sig <-chan os.Signal)
 	if err != nil {
 		return usageError(err)
 	}
-	met.watchImporter(im)
+	api.met.watchImporter(im)
 
 	n, err := importer.ResetFailed(ctx, pool, st.Name)
 	if err != nil {

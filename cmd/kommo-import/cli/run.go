@@ -84,21 +84,16 @@ func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) e
 		return err
 	}
 	defer pool.Close()
-	met, err := f.metrics.start(log, cfg.Run, pool)
+	api, err := f.session(log, cfg.Run, pool, secret)
 	if err != nil {
 		return err
 	}
-	defer met.close()
-	client, limiter, err := f.client(secret, met)
-	if err != nil {
-		return err
-	}
-	defer client.CloseIdleConnections()
-	im, err := importer.New(pool, client, limiter, cfg)
+	defer api.close()
+	im, err := importer.New(pool, api.client, api.limiter, cfg)
 	if err != nil {
 		return usageError(err)
 	}
-	met.watchImporter(im)
+	api.met.watchImporter(im)
 
 	sum, runErr := f.send.sendRun(ctx, env, log, im, sig, bar)
 	return finishSend(env, sum, runErr, f.jsonOut, "kommo-import run "+shellQuote(withRunFlag(args, cfg.Run)))

@@ -62,16 +62,11 @@ func runVerify(ctx context.Context, env Env, args []string, sig <-chan os.Signal
 	if err != nil {
 		return err
 	}
-	met, err := f.metrics.start(log, st.Name, pool)
+	api, err := f.session(log, st.Name, pool, secret)
 	if err != nil {
 		return err
 	}
-	defer met.close()
-	client, limiter, err := f.client(secret, met)
-	if err != nil {
-		return err
-	}
-	defer client.CloseIdleConnections()
+	defer api.close()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -83,7 +78,7 @@ func runVerify(ctx context.Context, env Env, args []string, sig <-chan os.Signal
 		case <-ctx.Done():
 		}
 	}()
-	rep, err := importer.VerifyWith(ctx, pool, client, importer.VerifyConfig{Run: st.Name, Sample: *sample, Limiter: limiter, Logger: log})
+	rep, err := importer.VerifyWith(ctx, pool, api.client, importer.VerifyConfig{Run: st.Name, Sample: *sample, Limiter: api.limiter, Logger: log})
 	again := "kommo-import " + shellQuote(append([]string{"verify"}, args...))
 	var stop *importer.StopError
 	switch {
