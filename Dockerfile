@@ -1,11 +1,17 @@
 # kommo-import and kommo-sim in one small image.
+#   docker build -t kommo-import .
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/ ./cmd/kommo-import ./cmd/kommo-sim
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/ ./cmd/kommo-import ./cmd/kommo-sim \
+ && mkdir -p /out/ledger
 
+# distroless: no shell, no package manager; runs as uid 65532.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/kommo-import /out/kommo-sim /usr/local/bin/
+# kommo-sim's ledger directory, owned by the image's user so a named volume
+# mounted there (docker-compose.yml) is writable.
+COPY --from=build --chown=65532:65532 /out/ledger /ledger
 ENTRYPOINT ["/usr/local/bin/kommo-import"]
