@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -126,7 +127,7 @@ func New(pool *pgxpool.Pool, api API, limiter *Limiter, cfg Config) (*Importer, 
 		api:     api,
 		limiter: limiter,
 		log:     cfg.Logger,
-		procID:  fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:])),
+		procID:  fmt.Sprintf("%s/%d/%s", strings.ReplaceAll(host, "#", "_"), os.Getpid(), hex.EncodeToString(b[:])), // "#" separates the worker in lease owners
 	}, nil
 }
 

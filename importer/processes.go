@@ -21,7 +21,7 @@ WITH hb AS (
     UPDATE kommo_import_processes SET heartbeat_at = now() WHERE run_name = $1 AND process_id = $2
 ), lease AS (
     UPDATE kommo_import_conversations SET lease_until = now() + make_interval(secs => $3)
-    WHERE run_name = $1 AND lease_owner = $2 AND NOT done AND lease_until > now()
+    WHERE run_name = $1 AND split_part(lease_owner, '#', 1) = $2 AND NOT done AND lease_until > now()
 )
 SELECT
     (SELECT count(*) FROM kommo_import_processes

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -27,7 +28,7 @@ FROM (
     WHERE run_name = $1 AND NOT done
       AND (lease_until IS NULL OR lease_until < now()
            OR NOT EXISTS (SELECT 1 FROM kommo_import_processes p
-                          WHERE p.run_name = $1 AND p.process_id = lease_owner
+                          WHERE p.run_name = $1 AND p.process_id = split_part(lease_owner, '#', 1)
                             AND p.heartbeat_at > now() - make_interval(secs => $5)))
     ORDER BY messages DESC, conversation_id
     LIMIT 1
@@ -108,6 +109,7 @@ type pendingMessage struct {
 type conversation struct {
 	id     string
 	chatID string // Kommo's, once known
+	owner  string // the lease owner: this process and worker, "process#worker"
 }
 
 // send runs the worker pool until every conversation of the run is done or
@@ -151,9 +153,12 @@ func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 	}()
 
 	var g errgroup.Group
-	for range im.cfg.Workers {
+	for i := range im.cfg.Workers {
+		// Leases are held per worker, not per process: the markSending lease
+		// check then keeps even two workers of one process off one conversation.
+		owner := im.procID + "#" + strconv.Itoa(i)
 		g.Go(func() error {
-			err := im.worker(ctx, halt)
+			err := im.worker(ctx, owner, halt)
 			if err != nil {
 				stop()
 			}
@@ -167,7 +172,7 @@ func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 	return err
 }
 
-func (im *Importer) worker(ctx context.Context, halt <-chan struct{}) error {
+func (im *Importer) worker(ctx context.Context, owner string, halt <-chan struct{}) error {
 	for {
 		if stopped(halt) {
 			return nil
@@ -175,7 +180,7 @@ func (im *Importer) worker(ctx context.Context, halt <-chan struct{}) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("%w: %w", ErrInterrupted, err)
 		}
-		conv, ok, err := im.claim(ctx)
+		conv, ok, err := im.claim(ctx, owner)
 		if err != nil {
 			return err
 		}
@@ -199,7 +204,7 @@ func (im *Importer) worker(ctx context.Context, halt <-chan struct{}) error {
 			continue
 		}
 		err = im.work(ctx, conv, halt)
-		rerr := im.checkpointAny(ctx, releaseConversation, im.cfg.Run, conv.id, im.procID)
+		rerr := im.checkpointAny(ctx, releaseConversation, im.cfg.Run, conv.id, owner)
 		if errors.Is(err, errLostLease) {
 			im.log.Warn("lost the lease of a conversation; leaving it to its new owner", "conversation_id", conv.id)
 			err = nil
@@ -213,11 +218,11 @@ func (im *Importer) worker(ctx context.Context, halt <-chan struct{}) error {
 	}
 }
 
-func (im *Importer) claim(ctx context.Context) (conversation, bool, error) {
-	var c conversation
+func (im *Importer) claim(ctx context.Context, owner string) (conversation, bool, error) {
+	c := conversation{owner: owner}
 	var chat *string
 	err := im.withDB(ctx, "claim", func(ctx context.Context) error {
-		return im.pool.QueryRow(ctx, claimConversation, im.cfg.Run, im.procID, im.cfg.Lease.Seconds(), im.cfg.ScopeID,
+		return im.pool.QueryRow(ctx, claimConversation, im.cfg.Run, owner, im.cfg.Lease.Seconds(), im.cfg.ScopeID,
 			im.deadAfter().Seconds()).Scan(&c.id, &chat)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -287,7 +292,7 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 	}
 	failures := 0
 	for {
-		if err := im.checkpoint(ctx, markSending, im.cfg.Run, conv.id, im.procID, im.cfg.ScopeID, im.cfg.Lease.Seconds(), m.msgid); err != nil {
+		if err := im.checkpoint(ctx, markSending, im.cfg.Run, conv.id, conv.owner, im.cfg.ScopeID, im.cfg.Lease.Seconds(), m.msgid); err != nil {
 			return err
 		}
 		res, err := im.api.SendMessage(ctx, &p)
