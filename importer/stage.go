@@ -257,9 +257,12 @@ func (im *Importer) flushStage(ctx context.Context, conn *pgxpool.Conn, sb stage
 			inserted = tag.RowsAffected()
 			// Counted after the insert: a conflict with another run's
 			// concurrent batch resolves only once that batch commits, and
-			// only then is its row visible to a new statement.
-			if err := tx.QueryRow(ctx, countKnown, im.cfg.ScopeID, im.cfg.Run).Scan(&knownSent, &knownOther); err != nil {
-				return err
+			// only then is its row visible to a new statement. A batch
+			// inserted whole (a first import) has nothing to count.
+			if inserted < int64(len(batch)) {
+				if err := tx.QueryRow(ctx, countKnown, im.cfg.ScopeID, im.cfg.Run).Scan(&knownSent, &knownOther); err != nil {
+					return err
+				}
 			}
 		}
 		if len(rejects) > 0 {
