@@ -60,7 +60,7 @@ Exit codes:
   2  usage or configuration error
   3  finished, but some messages failed or some records were rejected
   4  interrupted: run the same command again to resume
-  5  stopped for the operator: account blocked, signature refused or clock skew
+  5  stopped for the operator: account blocked, signature refused, clock skew or unknown scope
 `
 
 func usage(w io.Writer) {

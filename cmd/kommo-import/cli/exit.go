@@ -13,7 +13,7 @@ const (
 	ExitUsage       = 2
 	ExitIncomplete  = 3 // finished with failed messages or rejected records
 	ExitInterrupted = 4 // stopped early; the same command resumes
-	ExitOperator    = 5 // stopped until an operator acts (block, signature, clock)
+	ExitOperator    = 5 // stopped until an operator acts (block, signature, clock, unknown scope)
 )
 
 // exitError carries an exit code and an optional hint ("Try: ...").
