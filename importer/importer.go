@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kommo-import/kommo-import/importer/chatsapi"
@@ -265,9 +264,4 @@ func stopped(soft <-chan struct{}) bool {
 // run's cancellation, so a stopping run still records what it sent.
 func checkpointCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-}
-
-// inTx runs fn in a transaction.
-func (im *Importer) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, im.pool, fn)
 }

@@ -169,6 +169,26 @@ func profile(u *chatsapi.Participant) *chatsapi.Profile {
 	return u.Profile
 }
 
+// setParticipant stores one sender_* or receiver_* cell (field without the prefix).
+func setParticipant(u *chatsapi.Participant, field, v string) {
+	switch field {
+	case "id":
+		u.ID = v
+	case "name":
+		u.Name = v
+	case "ref_id":
+		u.RefID = v
+	case "avatar":
+		u.Avatar = v
+	case "profile_link":
+		u.ProfileLink = v
+	case "phone":
+		profile(u).Phone = v
+	case "email":
+		profile(u).Email = v
+	}
+}
+
 // jsonPath turns a canonical column name into the payload's JSON path.
 func jsonPath(canon string) string {
 	switch canon {
@@ -199,6 +219,14 @@ func jsonPath(canon string) string {
 
 // set stores one non-empty cell.
 func (b *builder) set(canon, v string) error {
+	if field, ok := strings.CutPrefix(canon, "sender_"); ok {
+		setParticipant(b.sender(), field, v)
+		return nil
+	}
+	if field, ok := strings.CutPrefix(canon, "receiver_"); ok {
+		setParticipant(b.receiver(), field, v)
+		return nil
+	}
 	switch canon {
 	case "conversation_id":
 		b.p.ConversationID = v
@@ -212,34 +240,6 @@ func (b *builder) set(canon, v string) error {
 			return fieldErr("msec_timestamp", "%q is not unix milliseconds", v)
 		}
 		b.p.MsecTimestamp = n
-	case "sender_id":
-		b.sender().ID = v
-	case "sender_name":
-		b.sender().Name = v
-	case "sender_ref_id":
-		b.sender().RefID = v
-	case "sender_avatar":
-		b.sender().Avatar = v
-	case "sender_profile_link":
-		b.sender().ProfileLink = v
-	case "sender_phone":
-		profile(b.sender()).Phone = v
-	case "sender_email":
-		profile(b.sender()).Email = v
-	case "receiver_id":
-		b.receiver().ID = v
-	case "receiver_name":
-		b.receiver().Name = v
-	case "receiver_ref_id":
-		b.receiver().RefID = v
-	case "receiver_avatar":
-		b.receiver().Avatar = v
-	case "receiver_profile_link":
-		b.receiver().ProfileLink = v
-	case "receiver_phone":
-		profile(b.receiver()).Phone = v
-	case "receiver_email":
-		profile(b.receiver()).Email = v
 	case "message_type":
 		b.message().Type = v
 	case "message_text":

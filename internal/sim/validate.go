@@ -42,8 +42,6 @@ func decodeObject(body []byte, field string) (obj, *invalidError) {
 	return m, nil
 }
 
-func (o obj) has(key string) bool { _, ok := o[key]; return ok }
-
 // object returns the nested object at key; required says whether absence is an error.
 func (o obj) object(path, key string, required bool) (obj, *invalidError) {
 	v, ok := o[key]
