@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kommo-import/kommo-import/importer"
-	"github.com/kommo-import/kommo-import/importer/chatsapi"
+	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/internal/ledgertest"
 	"github.com/kommo-import/kommo-import/internal/sim"
 )

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kommo-import/kommo-import/importer/chatsapi"
+	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
 // benchPayload is a realistic message of about 1 KB once encoded.

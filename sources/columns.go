@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kommo-import/kommo-import/importer/chatsapi"
+	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
 // columnPlan says what each input column (CSV header cell or postgres result

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/kommo-import/kommo-import/importer/chatsapi"
+	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
 // csvDecoder reads RFC 4180 CSV with a header row. It splits records itself

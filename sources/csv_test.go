@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/kommo-import/kommo-import/importer/chatsapi"
+	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
 const csvHead = "conversation_id,msgid,timestamp,sender_id,sender_name,message_type,message_text\n"

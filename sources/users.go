@@ -13,7 +13,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/kommo-import/kommo-import/importer/chatsapi"
+	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
 // ErrUnmatchedAgent: an outgoing message's sender (an agent of the old

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kommo-import/kommo-import/importer/chatsapi"
+	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
 func main() {

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kommo-import/kommo-import/importer/chatsapi"
-	"github.com/kommo-import/kommo-import/importer/kommoapi"
+	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/kommoapi"
 	"github.com/kommo-import/kommo-import/signer"
 	"github.com/kommo-import/kommo-import/sources"
 )

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kommo-import/kommo-import/importer/chatsapi"
+	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/sources"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/kommo-import/kommo-import/importer/kommoapi"
+	"github.com/kommo-import/kommo-import/kommoapi"
 	"github.com/kommo-import/kommo-import/signer"
 )
 
