@@ -61,7 +61,7 @@ func (h *harness) importerFor(name, path, scope string, mod func(*importer.Confi
 	h.t.Helper()
 	cfg := importer.Config{
 		Run: name, ScopeID: scope,
-		Source:      sources.Spec{Kind: "jsonl", Path: path},
+		Open:        openJSONL(path),
 		SourceLabel: "jsonl:" + path,
 		Rate:        -1, Workers: 4,
 		ReconcileWait: 50 * time.Millisecond,
@@ -78,6 +78,13 @@ func (h *harness) importerFor(name, path, scope string, mod func(*importer.Confi
 	im, err := importer.New(h.pool, client, limiter, cfg)
 	require.NoError(h.t, err)
 	return im
+}
+
+// openJSONL opens a JSONL file as a run's source.
+func openJSONL(path string) importer.OpenFunc {
+	return func(ctx context.Context) (importer.Source, error) {
+		return sources.Open(ctx, sources.Spec{Kind: sources.KindJSONL, Path: path})
+	}
 }
 
 func (h *harness) run(name, path string, mod func(*importer.Config)) *importer.Summary {

@@ -30,12 +30,33 @@ const (
 	NotifyNone   = "none"   // everything silent
 )
 
+// Source is what staging reads: the validated records of one input, in
+// order. *sources.Reader is one.
+type Source interface {
+	// Next returns the next record; a *sources.LineError for a bad record
+	// (staging stores it and goes on), io.EOF at the end, any other error
+	// when the input cannot be read.
+	Next(ctx context.Context) (sources.Record, error)
+	// Name names the input in messages: a file as given, "stdin".
+	Name() string
+	// Resumable reports whether reading the input again yields the same
+	// records at the same positions, so staging may resume after a position.
+	Resumable() bool
+	// Stats counts what was read so far.
+	Stats() sources.Stats
+	Close() error
+}
+
+// OpenFunc opens the run's source; staging calls it each time it reads the
+// input, from the start.
+type OpenFunc func(ctx context.Context) (Source, error)
+
 // Config is one run's settings. Zero values take the defaults noted.
 type Config struct {
-	Run         string       // run name; required
-	ScopeID     string       // required
-	Source      sources.Spec // what to stage
-	SourceLabel string       // how the source is recorded and shown (no passwords); required
+	Run         string   // run name; required
+	ScopeID     string   // required
+	Open        OpenFunc // the source to stage; required for a run that has not finished staging
+	SourceLabel string   // how the source is recorded and shown (no passwords); required
 	// SourceVersion identifies the version of a file source (size and
 	// modification time). A run resumes only the version it started with:
 	// staging resumes by line number, which means nothing in another file.

@@ -126,7 +126,10 @@ func (im *Importer) stage(ctx context.Context, soft <-chan struct{}) error {
 }
 
 func (im *Importer) stageSource(ctx context.Context, conn *pgxpool.Conn, stagedLine int64, soft <-chan struct{}) error {
-	r, err := sources.Open(ctx, im.cfg.Source)
+	if im.cfg.Open == nil {
+		return errors.New("stage: no source to read")
+	}
+	r, err := im.cfg.Open(ctx)
 	if err != nil {
 		return fmt.Errorf("stage: %w", err)
 	}
@@ -185,7 +188,7 @@ type stageBatch struct {
 
 // readBatches reads the source from after stagedLine into batches of
 // BatchSize records (or 16 MiB), ending with one marked done.
-func (im *Importer) readBatches(ctx context.Context, r *sources.Reader, stagedLine int64, out chan<- stageBatch) error {
+func (im *Importer) readBatches(ctx context.Context, r Source, stagedLine int64, out chan<- stageBatch) error {
 	b := stageBatch{lastLine: stagedLine}
 	var bytes int
 	send := func() error {

@@ -28,9 +28,7 @@ func TestMessyFiles(t *testing.T) {
 			b, err := os.ReadFile(tt.want)
 			require.NoError(t, err)
 			require.NoError(t, json.Unmarshal(b, &want))
-			spec, err := ParseSpec(tt.path)
-			require.NoError(t, err)
-			res := readAll(t, spec)
+			res := readAll(t, Spec{Kind: tt.name, Path: tt.path})
 
 			wantErrs := []errAt{}
 			for _, e := range want.Errors {

@@ -2,7 +2,6 @@ package sources
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -49,46 +48,6 @@ type Spec struct {
 	Users *UserMap
 }
 
-// ParseSpec parses the --source value: "csv:PATH", "jsonl:PATH" (also
-// "ndjson:PATH"), "postgres", or a bare PATH whose extension (.csv, .jsonl,
-// .ndjson, optionally followed by .gz) gives the kind. Only Kind and Path are
-// set; the postgres settings come from their own flags.
-func ParseSpec(s string) (Spec, error) {
-	if s == "" {
-		return Spec{}, errors.New("empty source")
-	}
-	if s == KindPostgres || strings.HasPrefix(s, "postgres:") || strings.HasPrefix(s, "postgresql:") {
-		if s != KindPostgres {
-			return Spec{}, fmt.Errorf("source %q: write --source postgres and give the URL with --source-dsn", s)
-		}
-		return Spec{Kind: KindPostgres}, nil
-	}
-	if kind, path, ok := strings.Cut(s, ":"); ok && len(kind) > 1 { // len>1 keeps Windows "C:\..." a path
-		switch strings.ToLower(kind) {
-		case "csv":
-			kind = KindCSV
-		case "jsonl", "ndjson":
-			kind = KindJSONL
-		default:
-			return Spec{}, fmt.Errorf("source %q: unknown kind %q (want csv:PATH, jsonl:PATH or postgres)", s, kind)
-		}
-		if path == "" {
-			return Spec{}, fmt.Errorf("source %q: no path (use - for stdin)", s)
-		}
-		return Spec{Kind: kind, Path: path}, nil
-	}
-	name := strings.ToLower(strings.TrimSuffix(s, ".gz"))
-	switch {
-	case strings.HasSuffix(name, ".csv"):
-		return Spec{Kind: KindCSV, Path: s}, nil
-	case strings.HasSuffix(name, ".jsonl"), strings.HasSuffix(name, ".ndjson"):
-		return Spec{Kind: KindJSONL, Path: s}, nil
-	case s == "-":
-		return Spec{}, errors.New("source -: say the format of stdin: csv:- or jsonl:-")
-	}
-	return Spec{}, fmt.Errorf("source %q: cannot tell the format from the name; write csv:PATH or jsonl:PATH", s)
-}
-
 // Check reports a spec that cannot be opened as it stands (a configuration
 // mistake, not a data problem).
 func (s Spec) Check() error {
@@ -123,46 +82,10 @@ func (s Spec) Check() error {
 	return nil
 }
 
-// RegisterFlags defines the source flags on fs, filling spec as they parse:
-// --source, --source-dsn, --source-query, --source-table, --map (repeatable)
-// and --ignore-columns. Flags may come in any order.
-func RegisterFlags(fs *flag.FlagSet, spec *Spec) {
-	fs.Func("source", "where the messages come from: `SOURCE` is csv:PATH, jsonl:PATH, postgres,\n"+
-		"or a PATH ending in .csv, .jsonl or .ndjson (optionally .gz); PATH - reads stdin", func(v string) error {
-		parsed, err := ParseSpec(v)
-		if err != nil {
-			return err
-		}
-		spec.Kind, spec.Path = parsed.Kind, parsed.Path
-		return nil
-	})
-	fs.StringVar(&spec.DSN, "source-dsn", spec.DSN, "PostgreSQL `URL` of the database to read messages from (--source postgres)")
-	fs.StringVar(&spec.Query, "source-query", spec.Query, "`SQL` returning one row per message, columns named canonically\n"+
-		"(alias them: SELECT id AS msgid, ...) or one json/jsonb column named payload")
-	fs.StringVar(&spec.Table, "source-table", spec.Table, "`TABLE` (or schema.table) to read whole instead of --source-query; read in msgid order")
-	fs.Func("map", "rename a column: `canonical=theirs` (repeatable), e.g. --map msgid=message_id", func(v string) error {
-		canon, theirs, ok := strings.Cut(v, "=")
-		canon, theirs = strings.TrimSpace(canon), strings.TrimSpace(theirs)
-		if !ok || canon == "" || theirs == "" {
-			return fmt.Errorf("want canonical=theirs, got %q", v)
-		}
-		if _, known := canonicalSet[canon]; !known {
-			return fmt.Errorf("%q is not a canonical column (canonical: %s)", canon, strings.Join(CanonicalColumns, ", "))
-		}
-		if spec.ColumnMap == nil {
-			spec.ColumnMap = map[string]string{}
-		}
-		spec.ColumnMap[canon] = theirs
-		return nil
-	})
-	fs.Func("ignore-columns", "comma-separated input `columns` to skip (otherwise an unknown column is an error)", func(v string) error {
-		for _, c := range strings.Split(v, ",") {
-			if c = strings.TrimSpace(c); c != "" {
-				spec.IgnoreColumns = append(spec.IgnoreColumns, c)
-			}
-		}
-		return nil
-	})
+// IsCanonical reports whether name is one of CanonicalColumns (exactly, lower case).
+func IsCanonical(name string) bool {
+	_, ok := canonicalSet[name]
+	return ok
 }
 
 // CanonicalColumns are the column names CSV headers and postgres result

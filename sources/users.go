@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -362,27 +361,4 @@ func (r *Reader) UnmatchedAgents() []UnmatchedAgent {
 		return out[i].FirstLine < out[j].FirstLine
 	})
 	return out
-}
-
-// UserFlags are the flags that map agents to Kommo users, shared by run and
-// validate. The command turns them into a UserMap (fetching the users when
-// KommoDomain is set) and puts it in Spec.Users.
-type UserFlags struct {
-	File        string // --users
-	KommoDomain string // --kommo-domain
-	BotID       string // --bot-id
-}
-
-// Enabled reports whether any mapping was asked for.
-func (f UserFlags) Enabled() bool { return f.File != "" || f.KommoDomain != "" || f.BotID != "" }
-
-// RegisterUserFlags defines --users, --kommo-domain and --bot-id on fs.
-// tokenEnv names the environment variable that holds the Kommo token, for
-// the help text.
-func RegisterUserFlags(fs *flag.FlagSet, f *UserFlags, tokenEnv string) {
-	fs.StringVar(&f.File, "users", f.File, UsersFileHelp)
-	fs.StringVar(&f.KommoDomain, "kommo-domain", f.KommoDomain, "`SUBDOMAIN.kommo.com` of the account: fetch its users (/api/v4/users?with=amojo_id)\n"+
-		"and match agents by email; needs an admin's long-lived token in env "+tokenEnv)
-	fs.StringVar(&f.BotID, "bot-id", f.BotID, "send the messages of agents that match no Kommo user as the channel's bot\n"+
-		"(sender.ref_id = this `ID`, issued with the channel) instead of rejecting them")
 }

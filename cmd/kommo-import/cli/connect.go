@@ -212,7 +212,7 @@ func kommoAPIError(err error, domain string) error {
 // loadUserMap builds the agent-to-Kommo-user map run and validate put in
 // their source spec, or nil when no flag asked for one: the --users file
 // first (the operator's explicit word), then the account's users by email.
-func loadUserMap(ctx context.Context, env Env, f sources.UserFlags) (*sources.UserMap, error) {
+func loadUserMap(ctx context.Context, env Env, f userFlags) (*sources.UserMap, error) {
 	if !f.Enabled() {
 		return nil, nil
 	}

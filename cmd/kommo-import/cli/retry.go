@@ -11,8 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/kommo-import/kommo-import/importer"
 	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/importer"
 	"github.com/kommo-import/kommo-import/signer"
 )
 

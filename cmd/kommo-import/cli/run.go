@@ -46,7 +46,7 @@ type runFlags struct {
 	apiFlags
 	send   sendFlags
 	source sources.Spec
-	users  sources.UserFlags
+	users  userFlags
 	notify string
 	batch  int
 }
@@ -54,8 +54,8 @@ type runFlags struct {
 func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error {
 	fs := newFlagSet(env, "run", "--source SOURCE --scope-id ID [flags]", runHelp)
 	var f runFlags
-	sources.RegisterFlags(fs, &f.source)
-	sources.RegisterUserFlags(fs, &f.users, envKommoToken)
+	registerSourceFlags(fs, &f.source)
+	registerUserFlags(fs, &f.users, envKommoToken)
 	f.apiFlags.register(fs, env, "run name; default: derived from the scope and the source, so the same command resumes")
 	f.send.register(fs)
 	fs.IntVar(&f.batch, "stage-batch", 10000, "records per staging transaction (the staging checkpoint)")
@@ -67,9 +67,12 @@ func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) e
 	if err != nil {
 		return err
 	}
-	if cfg.Source.Users, err = loadUserMap(ctx, env, f.users); err != nil {
+	if f.source.Users, err = loadUserMap(ctx, env, f.users); err != nil {
 		return err
 	}
+	spec := f.source
+	spec.Stdin = env.Stdin
+	cfg.Open = func(ctx context.Context) (importer.Source, error) { return sources.Open(ctx, spec) }
 	log, bar, err := f.send.logger(env, &f.logs)
 	if err != nil {
 		return err
@@ -136,7 +139,7 @@ func (f *runFlags) validate(env Env) (importer.Config, signer.Secret, error) {
 		name = defaultRunName(f.scopeID, label+"\n"+version, f.source)
 	}
 	cfg = importer.Config{
-		Run: name, ScopeID: f.scopeID, Source: f.source, SourceLabel: label, SourceVersion: version, Notify: f.notify,
+		Run: name, ScopeID: f.scopeID, SourceLabel: label, SourceVersion: version, Notify: f.notify,
 		Rate: f.rate, Workers: f.send.workers, ReconcileWait: f.send.reconcile, MaxAttempts: f.send.maxAttempts,
 		BatchSize: f.batch, DBOutageLimit: f.send.dbOutage,
 	}

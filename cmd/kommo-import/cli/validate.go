@@ -26,9 +26,9 @@ records go to stderr instead.`
 func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error {
 	fs := newFlagSet(env, "validate", "--source SOURCE [flags]", validateHelp)
 	var spec sources.Spec
-	sources.RegisterFlags(fs, &spec)
-	var users sources.UserFlags // agents -> Kommo users (connect.go)
-	sources.RegisterUserFlags(fs, &users, envKommoToken)
+	registerSourceFlags(fs, &spec)
+	var users userFlags // agents -> Kommo users (connect.go)
+	registerUserFlags(fs, &users, envKommoToken)
 	rejectsPath := fs.String("rejects", "", "write the bad records to `FILE` for fixing: one JSON object a line\n"+
 		"{file,line,field,reason,raw}, or CSV when FILE ends in .csv")
 	asJSON := fs.Bool("json", false, "print the counts as one JSON object")

@@ -40,9 +40,9 @@ func main() {
 }
 
 func read(source string) error {
-	spec, err := sources.ParseSpec(source)
-	if err != nil {
-		return err
+	spec := sources.Spec{Kind: sources.KindJSONL, Path: source}
+	if name := strings.ToLower(strings.TrimSuffix(source, ".gz")); strings.HasSuffix(name, ".csv") {
+		spec.Kind = sources.KindCSV
 	}
 	ctx := context.Background()
 	start := time.Now()

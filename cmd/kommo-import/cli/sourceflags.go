@@ -1,0 +1,115 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/kommo-import/kommo-import/sources"
+)
+
+// parseSpec parses the --source value: "csv:PATH", "jsonl:PATH" (also
+// "ndjson:PATH"), "postgres", or a bare PATH whose extension (.csv, .jsonl,
+// .ndjson, optionally followed by .gz) gives the kind. Only Kind and Path are
+// set; the postgres settings come from their own flags.
+func parseSpec(s string) (sources.Spec, error) {
+	if s == "" {
+		return sources.Spec{}, errors.New("empty source")
+	}
+	if s == sources.KindPostgres || strings.HasPrefix(s, "postgres:") || strings.HasPrefix(s, "postgresql:") {
+		if s != sources.KindPostgres {
+			return sources.Spec{}, fmt.Errorf("source %q: write --source postgres and give the URL with --source-dsn", s)
+		}
+		return sources.Spec{Kind: sources.KindPostgres}, nil
+	}
+	if kind, path, ok := strings.Cut(s, ":"); ok && len(kind) > 1 { // len>1 keeps Windows "C:\..." a path
+		switch strings.ToLower(kind) {
+		case "csv":
+			kind = sources.KindCSV
+		case "jsonl", "ndjson":
+			kind = sources.KindJSONL
+		default:
+			return sources.Spec{}, fmt.Errorf("source %q: unknown kind %q (want csv:PATH, jsonl:PATH or postgres)", s, kind)
+		}
+		if path == "" {
+			return sources.Spec{}, fmt.Errorf("source %q: no path (use - for stdin)", s)
+		}
+		return sources.Spec{Kind: kind, Path: path}, nil
+	}
+	name := strings.ToLower(strings.TrimSuffix(s, ".gz"))
+	switch {
+	case strings.HasSuffix(name, ".csv"):
+		return sources.Spec{Kind: sources.KindCSV, Path: s}, nil
+	case strings.HasSuffix(name, ".jsonl"), strings.HasSuffix(name, ".ndjson"):
+		return sources.Spec{Kind: sources.KindJSONL, Path: s}, nil
+	case s == "-":
+		return sources.Spec{}, errors.New("source -: say the format of stdin: csv:- or jsonl:-")
+	}
+	return sources.Spec{}, fmt.Errorf("source %q: cannot tell the format from the name; write csv:PATH or jsonl:PATH", s)
+}
+
+// registerSourceFlags defines the source flags on fs, filling spec as they parse:
+// --source, --source-dsn, --source-query, --source-table, --map (repeatable)
+// and --ignore-columns. Flags may come in any order.
+func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
+	fs.Func("source", "where the messages come from: `SOURCE` is csv:PATH, jsonl:PATH, postgres,\n"+
+		"or a PATH ending in .csv, .jsonl or .ndjson (optionally .gz); PATH - reads stdin", func(v string) error {
+		parsed, err := parseSpec(v)
+		if err != nil {
+			return err
+		}
+		spec.Kind, spec.Path = parsed.Kind, parsed.Path
+		return nil
+	})
+	fs.StringVar(&spec.DSN, "source-dsn", spec.DSN, "PostgreSQL `URL` of the database to read messages from (--source postgres)")
+	fs.StringVar(&spec.Query, "source-query", spec.Query, "`SQL` returning one row per message, columns named canonically\n"+
+		"(alias them: SELECT id AS msgid, ...) or one json/jsonb column named payload")
+	fs.StringVar(&spec.Table, "source-table", spec.Table, "`TABLE` (or schema.table) to read whole instead of --source-query; read in msgid order")
+	fs.Func("map", "rename a column: `canonical=theirs` (repeatable), e.g. --map msgid=message_id", func(v string) error {
+		canon, theirs, ok := strings.Cut(v, "=")
+		canon, theirs = strings.TrimSpace(canon), strings.TrimSpace(theirs)
+		if !ok || canon == "" || theirs == "" {
+			return fmt.Errorf("want canonical=theirs, got %q", v)
+		}
+		if !sources.IsCanonical(canon) {
+			return fmt.Errorf("%q is not a canonical column (canonical: %s)", canon, strings.Join(sources.CanonicalColumns, ", "))
+		}
+		if spec.ColumnMap == nil {
+			spec.ColumnMap = map[string]string{}
+		}
+		spec.ColumnMap[canon] = theirs
+		return nil
+	})
+	fs.Func("ignore-columns", "comma-separated input `columns` to skip (otherwise an unknown column is an error)", func(v string) error {
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" {
+				spec.IgnoreColumns = append(spec.IgnoreColumns, c)
+			}
+		}
+		return nil
+	})
+}
+
+// userFlags are the flags that map agents to Kommo users, shared by run and
+// validate. The command turns them into a UserMap (fetching the users when
+// KommoDomain is set) and puts it in Spec.Users.
+type userFlags struct {
+	File        string // --users
+	KommoDomain string // --kommo-domain
+	BotID       string // --bot-id
+}
+
+// Enabled reports whether any mapping was asked for.
+func (f userFlags) Enabled() bool { return f.File != "" || f.KommoDomain != "" || f.BotID != "" }
+
+// registerUserFlags defines --users, --kommo-domain and --bot-id on fs.
+// tokenEnv names the environment variable that holds the Kommo token, for
+// the help text.
+func registerUserFlags(fs *flag.FlagSet, f *userFlags, tokenEnv string) {
+	fs.StringVar(&f.File, "users", f.File, sources.UsersFileHelp)
+	fs.StringVar(&f.KommoDomain, "kommo-domain", f.KommoDomain, "`SUBDOMAIN.kommo.com` of the account: fetch its users (/api/v4/users?with=amojo_id)\n"+
+		"and match agents by email; needs an admin's long-lived token in env "+tokenEnv)
+	fs.StringVar(&f.BotID, "bot-id", f.BotID, "send the messages of agents that match no Kommo user as the channel's bot\n"+
+		"(sender.ref_id = this `ID`, issued with the channel) instead of rejecting them")
+}
