@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kommo-import/kommo-import/importer"
 	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/importer"
 	"github.com/kommo-import/kommo-import/internal/pgtest"
 	"github.com/kommo-import/kommo-import/internal/sim"
 	"github.com/kommo-import/kommo-import/migrations"
@@ -61,9 +61,9 @@ func (h *harness) importerFor(name, path, scope string, mod func(*importer.Confi
 	h.t.Helper()
 	cfg := importer.Config{
 		Run: name, ScopeID: scope,
-		Open:        openJSONL(path),
-		SourceLabel: "jsonl:" + path,
-		Rate:        -1, Workers: 4,
+		Open:   openJSONL(path),
+		Source: sources.Identity{Label: "jsonl:" + path},
+		Rate:   -1, Workers: 4,
 		ReconcileWait: 50 * time.Millisecond,
 		BackoffBase:   10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		Heartbeat: 200 * time.Millisecond, Lease: 5 * time.Second,
@@ -72,10 +72,9 @@ func (h *harness) importerFor(name, path, scope string, mod func(*importer.Confi
 	if mod != nil {
 		mod(&cfg)
 	}
-	limiter := importer.NewLimiter(cfg.Rate)
-	client, err := chatsapi.New(chatsapi.Config{BaseURL: h.url, ScopeID: cfg.ScopeID, Secret: testSecret, Limiter: limiter, Timeout: 2 * time.Second})
+	client, err := chatsapi.New(chatsapi.Config{BaseURL: h.url, ScopeID: cfg.ScopeID, Secret: testSecret, Timeout: 2 * time.Second})
 	require.NoError(h.t, err)
-	im, err := importer.New(h.pool, client, limiter, cfg)
+	im, err := importer.New(h.pool, client, cfg)
 	require.NoError(h.t, err)
 	return im
 }

@@ -3,32 +3,32 @@ package importer
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/sources"
 )
 
-// API is what the importer needs of the Chats API client.
+// API is what the importer needs of the Chats API client. The client must not
+// pace its requests itself: the importer takes a slot of the scope's rate
+// schedule before every attempt it makes.
 type API interface {
 	SendMessage(ctx context.Context, p *chatsapi.Payload) (*chatsapi.SendResult, error)
 	CreateChat(ctx context.Context, conversationID string, user chatsapi.Participant) (*chatsapi.Chat, error)
 	History(ctx context.Context, chatID string, offset, limit int) ([]chatsapi.HistoryMessage, error)
 }
-
-// Notify modes.
-const (
-	NotifyNewest = "newest" // the newest message of each conversation is loud
-	NotifyNone   = "none"   // everything silent
-)
 
 // Source is what staging reads: the validated records of one input, in
 // order. *sources.Reader is one.
@@ -53,22 +53,22 @@ type OpenFunc func(ctx context.Context) (Source, error)
 
 // Config is one run's settings. Zero values take the defaults noted.
 type Config struct {
-	Run         string   // run name; required
-	ScopeID     string   // required
-	Open        OpenFunc // the source to stage; required for a run that has not finished staging
-	SourceLabel string   // how the source is recorded and shown (no passwords); required
-	// SourceVersion identifies the version of a file source (size and
-	// modification time). A run resumes only the version it started with:
-	// staging resumes by line number, which means nothing in another file.
-	SourceVersion string
-	Notify        string  // NotifyNewest (default) or NotifyNone
-	Rate          float64 // requests/s for all processes of the run together; default 5; <0: unlimited
-	Workers       int     // concurrent conversations in this process; default 8
+	// Run names the run; "" derives a name from ScopeID and Source, so the
+	// same command resumes the same run.
+	Run     string
+	ScopeID string           // required
+	Source  sources.Identity // what the run reads; Label is required
+	Open    OpenFunc         // opens the source; needed until the run has finished staging
+	Notify  Notify           // default NotifyNewest
+	// Rate is requests/s for the scope, every process and run on it
+	// together; default 5; below 0: unlimited (for kommo-sim).
+	Rate    float64
+	Workers int // concurrent conversations in this process; default 8
 
 	Lease         time.Duration // conversation lease; default 60s
 	Heartbeat     time.Duration // process heartbeat and lease renewal; default 1s (4 missed: the process is gone)
-	ReconcileWait time.Duration // wait after an in-doubt attempt before trusting history; default 10s
-	MaxAttempts   int           // attempts per message on retryable errors before the run stops; default 8
+	ReconcileWait time.Duration // how long after an in-doubt attempt a message may still appear in history; default 10s
+	MaxAttempts   int           // failed attempts in a row at one message (5xx, network) before the run stops; default 8
 	BackoffBase   time.Duration // first retry delay; default 1s
 	BackoffMax    time.Duration // longest retry delay; default 60s
 	DefaultPause  time.Duration // pause on a 429 that gives no retry-after; default 60s
@@ -79,14 +79,20 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
-	if c.Run == "" || c.ScopeID == "" || c.SourceLabel == "" {
-		return errors.New("importer: Run, ScopeID and SourceLabel are required")
+	if c.ScopeID == "" || c.Source.Label == "" {
+		return errors.New("importer: ScopeID and Source.Label are required")
+	}
+	if c.Run == "" {
+		if c.Source.Stream {
+			return errors.New("importer: a stream source needs a run name")
+		}
+		c.Run = DerivedRunName(c.ScopeID, c.Source)
 	}
 	if c.Notify == "" {
 		c.Notify = NotifyNewest
 	}
-	if c.Notify != NotifyNewest && c.Notify != NotifyNone {
-		return fmt.Errorf("notify must be %q or %q, not %q", NotifyNewest, NotifyNone, c.Notify)
+	if !c.Notify.Valid() {
+		return fmt.Errorf("importer: unknown notify mode %q", c.Notify)
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -118,37 +124,100 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
+var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
+
+// DerivedRunName is the run name used when none is given: a readable base
+// (the file's or table's name) and a hash of the scope and the source's
+// label and version, so the same command on the same input names the same
+// run and a new export (another version) a new one.
+func DerivedRunName(scope string, src sources.Identity) string {
+	sum := sha256.Sum256([]byte(scope + "\n" + src.Label + "\n" + src.Version))
+	base := strings.Trim(unsafeName.ReplaceAllString(src.Base, "-"), "-")
+	if len(base) > 40 {
+		base = base[:40]
+	}
+	if base == "" {
+		base = "run"
+	}
+	return base + "-" + hex.EncodeToString(sum[:4])
+}
+
 // Importer works one run. Several Importers (in one process or many) may
 // work the same run at once.
 type Importer struct {
 	cfg     Config
+	named   bool // cfg.Run was given, not derived
 	pool    *pgxpool.Pool
 	api     API
 	limiter *Limiter
 	log     *slog.Logger
 	procID  string
+	sess    session
 
-	stats counters
+	activeMu sync.Mutex
+	active   map[string]string // lease owner (worker) -> the conversation it works now
+
+	stats      counters
+	throughput meter
 }
 
-// New returns an Importer for cfg. The limiter must be the one the API
-// client waits on before each attempt, so the importer can pause it on a 429
-// and split the run's rate between processes.
-func New(pool *pgxpool.Pool, api API, limiter *Limiter, cfg Config) (*Importer, error) {
+// New returns an Importer for cfg. api must not pace its requests: the
+// importer paces every attempt it makes to keep the scope's rate.
+func New(pool *pgxpool.Pool, api API, cfg Config) (*Importer, error) {
+	named := cfg.Run != ""
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
+	limiter := NewLimiter(cfg.Rate)
 	return &Importer{
 		cfg:     cfg,
+		named:   named,
 		pool:    pool,
-		api:     api,
+		api:     pacedAPI{api: api, limiter: limiter},
 		limiter: limiter,
 		log:     cfg.Logger,
 		procID:  fmt.Sprintf("%s/%d/%s", strings.ReplaceAll(host, "#", "_"), os.Getpid(), hex.EncodeToString(b[:])), // "#" separates the worker in lease owners
+		sess:    session{key: newLockKey()},
+		active:  map[string]string{},
 	}, nil
+}
+
+// Limiter is the process's rate limiter, for metrics.
+//
+// Deprecated: temporary, until metrics read Progress.
+func (im *Importer) Limiter() *Limiter { return im.limiter }
+
+// RunName is the run's name: as given, or derived from the scope and source.
+func (im *Importer) RunName() string { return im.cfg.Run }
+
+// pacedAPI takes a slot of the rate schedule before every attempt.
+type pacedAPI struct {
+	api     API
+	limiter *Limiter
+}
+
+func (p pacedAPI) SendMessage(ctx context.Context, m *chatsapi.Payload) (*chatsapi.SendResult, error) {
+	if err := p.limiter.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return p.api.SendMessage(ctx, m)
+}
+
+func (p pacedAPI) CreateChat(ctx context.Context, conv string, user chatsapi.Participant) (*chatsapi.Chat, error) {
+	if err := p.limiter.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return p.api.CreateChat(ctx, conv, user)
+}
+
+func (p pacedAPI) History(ctx context.Context, chatID string, offset, limit int) ([]chatsapi.HistoryMessage, error) {
+	if err := p.limiter.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return p.api.History(ctx, chatID, offset, limit)
 }
 
 // Outcome says how a run ended.
@@ -162,54 +231,36 @@ const (
 	OutcomeStopped     Outcome = "stopped"     // stopped for the operator: account blocked, signature refused, clock skew
 )
 
-// StopError is returned when the run must stop until an operator acts.
-type StopError struct {
-	Reason string // what happened
-	Hint   string // what to do
-	Err    error
-}
-
-func (e *StopError) Error() string { return e.Reason }
-func (e *StopError) Unwrap() error { return e.Err }
-
-// ErrRunMismatch is returned (wrapped) when a run name is given for another
-// job than the one the run was started for.
-var ErrRunMismatch = errors.New("not the same run")
-
-// ErrInterrupted is returned (wrapped) when a run stops early for a reason
-// that another attempt may not have: a signal, an API outage, a lost database.
-var ErrInterrupted = errors.New("interrupted")
-
 const upsertRun = `
 INSERT INTO kommo_import_runs (name, scope_id, source, source_version, notify, rate)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (name) DO UPDATE SET rate = EXCLUDED.rate, updated_at = now()
-RETURNING scope_id, source, source_version, notify, staging_done`
+RETURNING scope_id, source, source_version, notify, staging_done, abandoned_at IS NOT NULL`
 
 // openRun creates the run row, or checks that an existing one is the same job.
 func (im *Importer) openRun(ctx context.Context) error {
 	var scope, source, version, notify string
-	var staged bool
-	err := im.pool.QueryRow(ctx, upsertRun, im.cfg.Run, im.cfg.ScopeID, im.cfg.SourceLabel, im.cfg.SourceVersion, im.cfg.Notify, im.cfg.Rate).
-		Scan(&scope, &source, &version, &notify, &staged)
+	var staged, abandoned bool
+	err := im.pool.QueryRow(ctx, upsertRun, im.cfg.Run, im.cfg.ScopeID, im.cfg.Source.Label, im.cfg.Source.Version, im.cfg.Notify, im.cfg.Rate).
+		Scan(&scope, &source, &version, &notify, &staged, &abandoned)
 	if err != nil {
 		return fmt.Errorf("open run %s: %w", im.cfg.Run, err)
 	}
+	if abandoned {
+		return fmt.Errorf("run %s: %w", im.cfg.Run, ErrRunAbandoned)
+	}
+	mismatch := func(field, have, want string) error {
+		return &MismatchError{Run: im.cfg.Run, Field: field, Have: have, Want: want, StagingDone: staged}
+	}
 	switch {
-	case version != im.cfg.SourceVersion && source == im.cfg.SourceLabel:
-		what := "has not finished staging it, and staging resumes by line number"
-		if staged {
-			what = "has staged that version already"
-		}
-		return fmt.Errorf("%w: run %q started from %s when it was %s; it is %s now, and the run %s: "+
-			"give another --run name to import the new version (messages already sent are skipped), or restore the file",
-			ErrRunMismatch, im.cfg.Run, source, version, im.cfg.SourceVersion, what)
 	case scope != im.cfg.ScopeID:
-		return fmt.Errorf("%w: run %q belongs to scope %s, not %s: give another --run name", ErrRunMismatch, im.cfg.Run, scope, im.cfg.ScopeID)
-	case source != im.cfg.SourceLabel:
-		return fmt.Errorf("%w: run %q was started from %s, not %s: resume it with the same source, or give another --run name", ErrRunMismatch, im.cfg.Run, source, im.cfg.SourceLabel)
-	case notify != im.cfg.Notify:
-		return fmt.Errorf("%w: run %q was planned with --notify %s; it cannot change to %s", ErrRunMismatch, im.cfg.Run, notify, im.cfg.Notify)
+		return mismatch("scope", scope, im.cfg.ScopeID)
+	case source != im.cfg.Source.Label:
+		return mismatch("source", source, im.cfg.Source.Label)
+	case version != im.cfg.Source.Version:
+		return mismatch("source version", version, im.cfg.Source.Version)
+	case notify != string(im.cfg.Notify):
+		return mismatch("notify", notify, string(im.cfg.Notify))
 	}
 	return nil
 }
@@ -230,7 +281,7 @@ func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, er
 	if err != nil {
 		return nil, err
 	}
-	defer im.unregister()
+	defer im.unregister(context.WithoutCancel(ctx))
 
 	// Staging resumes from its last committed batch, so a lost database
 	// connection is waited out by starting it again.
@@ -240,19 +291,28 @@ func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, er
 		sendStart = time.Now()
 		err = im.send(ctx, soft)
 	}
+	im.unregister(context.WithoutCancel(ctx))
 	var sum *Summary
-	serr := im.withDB(context.WithoutCancel(ctx), "summary", func(ctx context.Context) (err error) {
-		sum, err = im.summarize(ctx, started, sendStart)
-		return err
-	})
+	// After a hard stop the summary gets a moment, not an outage's wait:
+	// the database may be what is down.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	runErr := err
+	summarize := func(ctx context.Context) (serr error) {
+		sum, serr = im.summarize(ctx, started, sendStart, runErr)
+		return serr
+	}
+	var serr error
+	if ctx.Err() != nil {
+		serr = summarize(sctx)
+	} else {
+		serr = im.withDB(sctx, "summary", summarize)
+	}
 	if serr != nil && err == nil {
 		err = serr
 	}
 	if sum != nil {
 		sum.Outcome = outcomeOf(sum, err)
-		if sum.Outcome == OutcomeStopped || sum.Outcome == OutcomeInterrupted {
-			sum.StopReason = err.Error()
-		}
 	}
 	return sum, err
 }
@@ -286,3 +346,5 @@ func stopped(soft <-chan struct{}) bool {
 func checkpointCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 }
+
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

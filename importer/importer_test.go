@@ -148,7 +148,8 @@ func TestBlockedAccountStopsTheRun(t *testing.T) {
 	sum, err := im.Run(context.Background(), nil)
 	var stop *importer.StopError
 	require.True(t, errors.As(err, &stop), "got %v", err)
-	require.Contains(t, stop.Reason, "blocked")
+	require.Equal(t, importer.StopBlocked, stop.Reason)
+	require.Contains(t, stop.Error(), "blocked")
 	require.Equal(t, importer.OutcomeStopped, sum.Outcome)
 	require.Zero(t, sum.Sending, "a refused request is not left in doubt")
 	require.Less(t, sum.Sent, int64(len(msgs)))
@@ -185,8 +186,8 @@ func TestClockSkewStopsWithTheSkewNamed(t *testing.T) {
 	sum, err := im.Run(context.Background(), nil)
 	var stop *importer.StopError
 	require.True(t, errors.As(err, &stop), "got %v", err)
-	require.Contains(t, stop.Reason, "clock is about 20m0s behind the API's")
-	require.Contains(t, stop.Hint, "clock")
+	require.Equal(t, importer.StopClockSkew, stop.Reason)
+	require.Contains(t, stop.Error(), "clock is about 20m0s behind the API's")
 	require.Equal(t, importer.OutcomeStopped, sum.Outcome)
 	// At most one refusal per worker in flight: no retries burnt.
 	require.LessOrEqual(t, h.sim.Stats().RejectedSignature, int64(4))
@@ -199,7 +200,8 @@ func TestUnknownScopeStopsInsteadOfFailingEveryMessage(t *testing.T) {
 	sum, err := h.importerForScope("wrong-scope", ledgertest.WriteJSONL(t, msgs), "not-registered").Run(context.Background(), nil)
 	var stop *importer.StopError
 	require.True(t, errors.As(err, &stop), "got %v", err)
-	require.Contains(t, stop.Reason, "does not know this scope")
+	require.Equal(t, importer.StopUnknownScope, stop.Reason)
+	require.Contains(t, stop.Error(), "does not know this scope")
 	require.Zero(t, sum.Failed)
 }
 

@@ -38,7 +38,7 @@ ON CONFLICT (run_name, conversation_id) DO NOTHING`
 
 // planWith plans the run in one transaction on conn (which holds the run lock).
 func (im *Importer) planWith(ctx context.Context, conn *pgxpool.Conn) error {
-	im.stats.phase.Store("planning")
+	im.stats.phase.Store(PhasePlanning)
 	started := time.Now()
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, markPlanned, im.cfg.Run)

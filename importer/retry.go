@@ -59,11 +59,6 @@ ON CONFLICT (run_name, conversation_id) DO UPDATE SET done = false, messages = E
 // reopenRun clears finished_at so the next Run records when it finished again.
 const reopenRun = `UPDATE kommo_import_runs SET finished_at = NULL, updated_at = now() WHERE name = $1`
 
-// ErrNotPlanned is returned by ResetFailed for a run whose staging or
-// planning has not finished: it has no failed messages yet, and resuming it
-// with the run command is what it needs.
-var ErrNotPlanned = errors.New("run is not staged and planned yet")
-
 // ResetFailed puts every failed message of run back to pending, with its
 // last error cleared and its silent flag decided again by the plan's rule,
 // and marks their conversations not done, all in one transaction. A Run of

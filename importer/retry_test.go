@@ -108,8 +108,8 @@ func retryCase() (msgs []ledgertest.Msg, refused []string) {
 }
 
 func TestRetrySendsFailedMessagesOnceWithTheSilentRule(t *testing.T) {
-	for _, notify := range []string{importer.NotifyNewest, importer.NotifyNone} {
-		t.Run(notify, func(t *testing.T) {
+	for _, notify := range []importer.Notify{importer.NotifyNewest, importer.NotifyNone} {
+		t.Run(string(notify), func(t *testing.T) {
 			h := newHarness(t, sim.Options{})
 			ref := &refuser{ids: map[string]bool{}, armed: true}
 			frontHarness(t, h, func(next http.Handler) http.Handler { ref.next = next; return ref })
@@ -120,7 +120,7 @@ func TestRetrySendsFailedMessagesOnceWithTheSilentRule(t *testing.T) {
 			path := ledgertest.WriteJSONL(t, msgs)
 			setNotify := func(c *importer.Config) { c.Notify = notify }
 
-			sum := h.run("retry-"+notify, path, setNotify)
+			sum := h.run("retry-"+string(notify), path, setNotify)
 			require.Equal(t, importer.OutcomeIncomplete, sum.Outcome)
 			require.EqualValues(t, 3, sum.Failed)
 			require.EqualValues(t, 12, sum.Sent)
@@ -128,7 +128,7 @@ func TestRetrySendsFailedMessagesOnceWithTheSilentRule(t *testing.T) {
 
 			// The API's answer is kept for the report.
 			var failed []importer.FailedMessage
-			require.NoError(t, importer.EachFailed(context.Background(), h.pool, "retry-"+notify, func(m *importer.FailedMessage) error {
+			require.NoError(t, importer.EachFailed(context.Background(), h.pool, "retry-"+string(notify), func(m *importer.FailedMessage) error {
 				failed = append(failed, *m)
 				return nil
 			}))
@@ -140,12 +140,12 @@ func TestRetrySendsFailedMessagesOnceWithTheSilentRule(t *testing.T) {
 
 			// The cause is fixed; retry.
 			ref.arm(false)
-			n, err := importer.ResetFailed(context.Background(), h.pool, "retry-"+notify)
+			n, err := importer.ResetFailed(context.Background(), h.pool, "retry-"+string(notify))
 			require.NoError(t, err)
 			require.EqualValues(t, 3, n)
 			silent := map[string]bool{}
 			rows, err := h.pool.Query(context.Background(),
-				`SELECT msgid, silent FROM kommo_import_messages WHERE run_name = $1 AND state = 'pending'`, "retry-"+notify)
+				`SELECT msgid, silent FROM kommo_import_messages WHERE run_name = $1 AND state = 'pending'`, "retry-"+string(notify))
 			require.NoError(t, err)
 			var id string
 			var s bool
@@ -158,10 +158,10 @@ func TestRetrySendsFailedMessagesOnceWithTheSilentRule(t *testing.T) {
 			require.Equal(t, map[string]bool{"a-4": notify == importer.NotifyNone, "b-2": true, "c-0": true}, silent)
 			var open int
 			require.NoError(t, h.pool.QueryRow(context.Background(),
-				`SELECT count(*) FROM kommo_import_conversations WHERE run_name = $1 AND NOT done`, "retry-"+notify).Scan(&open))
+				`SELECT count(*) FROM kommo_import_conversations WHERE run_name = $1 AND NOT done`, "retry-"+string(notify)).Scan(&open))
 			require.Equal(t, 3, open)
 
-			sum = h.run("retry-"+notify, path, setNotify)
+			sum = h.run("retry-"+string(notify), path, setNotify)
 			require.Equal(t, importer.OutcomeDone, sum.Outcome, sum.StopReason)
 			require.EqualValues(t, 3, sum.SentNow)
 			require.EqualValues(t, 15, sum.Sent)
@@ -175,10 +175,10 @@ func TestRetrySendsFailedMessagesOnceWithTheSilentRule(t *testing.T) {
 			ledgerOnce(t, h.sim.Ledger(), msgs, loud)
 
 			// Nothing left to reset; a run sends nothing more.
-			n, err = importer.ResetFailed(context.Background(), h.pool, "retry-"+notify)
+			n, err = importer.ResetFailed(context.Background(), h.pool, "retry-"+string(notify))
 			require.NoError(t, err)
 			require.Zero(t, n)
-			sum = h.run("retry-"+notify, path, setNotify)
+			sum = h.run("retry-"+string(notify), path, setNotify)
 			require.Zero(t, sum.SentNow)
 			require.Len(t, h.sim.Ledger(), 15)
 		})

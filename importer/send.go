@@ -16,25 +16,28 @@ import (
 	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
-// claimConversation leases the largest conversation nobody works, so one long
-// chat does not finish last alone. A lease whose owner stopped beating (a
-// killed process) is taken over without waiting for it to run out; the
-// owner, if it is only slow, finds out at its next markSending.
+// claimConversation leases one conversation nobody works: a parked one whose
+// time has come first (its in-doubt message has waited out its window), then
+// the largest, so one long chat does not finish last alone. The row is
+// chosen once, in a materialized CTE: with UPDATE ... FROM (SELECT ... LIMIT 1
+// FOR UPDATE SKIP LOCKED), some plans (generic ones among them) run the
+// subquery again for each row of the outer scan and lease every
+// conversation of the run at once. The leases of dead processes are freed
+// by the heartbeat's reaper; an expired lease is free too.
 const claimConversation = `
-UPDATE kommo_import_conversations c
-SET lease_owner = $2, lease_until = now() + make_interval(secs => $3)
-FROM (
+WITH pick AS MATERIALIZED (
     SELECT conversation_id FROM kommo_import_conversations
     WHERE run_name = $1 AND NOT done
-      AND (lease_until IS NULL OR lease_until < now()
-           OR NOT EXISTS (SELECT 1 FROM kommo_import_processes p
-                          WHERE p.run_name = $1 AND p.process_id = split_part(lease_owner, '#', 1)
-                            AND p.heartbeat_at > now() - make_interval(secs => $5)))
-    ORDER BY messages DESC, conversation_id
+      AND (lease_owner IS NULL OR lease_until < now())
+      AND (not_before IS NULL OR not_before <= now())
+    ORDER BY not_before IS NULL, messages DESC, conversation_id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
-) x
-WHERE c.run_name = $1 AND c.conversation_id = x.conversation_id
+)
+UPDATE kommo_import_conversations c
+SET lease_owner = $2, lease_until = now() + make_interval(secs => $3), not_before = NULL
+FROM pick
+WHERE c.run_name = $1 AND c.conversation_id = pick.conversation_id
 RETURNING c.conversation_id,
     (SELECT chat_id FROM kommo_import_chats WHERE scope_id = $4 AND conversation_id = c.conversation_id)`
 
@@ -115,7 +118,7 @@ type conversation struct {
 // send runs the worker pool until every conversation of the run is done or
 // the run must stop.
 func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
-	im.stats.phase.Store("sending")
+	im.stats.phase.Store(PhaseSending)
 	var n int
 	err := im.withDB(ctx, "heartbeat", func(ctx context.Context) (err error) {
 		n, err = im.beat(ctx)
@@ -205,6 +208,7 @@ func (im *Importer) worker(ctx context.Context, owner string, halt <-chan struct
 		}
 		err = im.work(ctx, conv, halt)
 		rerr := im.checkpointAny(ctx, releaseConversation, im.cfg.Run, conv.id, owner)
+		im.setActive(owner, "")
 		if errors.Is(err, errLostLease) {
 			im.log.Warn("lost the lease of a conversation; leaving it to its new owner", "conversation_id", conv.id)
 			err = nil
@@ -218,23 +222,37 @@ func (im *Importer) worker(ctx context.Context, owner string, halt <-chan struct
 	}
 }
 
+// claim leases at most one conversation to owner. An UPDATE that returns
+// more than one row would be the stall this query was rewritten against:
+// it fails loudly instead of working one and holding the rest.
 func (im *Importer) claim(ctx context.Context, owner string) (conversation, bool, error) {
-	c := conversation{owner: owner}
-	var chat *string
+	var claimed []conversation
 	err := im.withDB(ctx, "claim", func(ctx context.Context) error {
-		return im.pool.QueryRow(ctx, claimConversation, im.cfg.Run, owner, im.cfg.Lease.Seconds(), im.cfg.ScopeID,
-			im.deadAfter().Seconds()).Scan(&c.id, &chat)
+		rows, err := im.pool.Query(ctx, claimConversation, im.cfg.Run, owner, im.cfg.Lease.Seconds(), im.cfg.ScopeID)
+		if err != nil {
+			return err
+		}
+		claimed, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (conversation, error) {
+			c := conversation{owner: owner}
+			var chat *string
+			err := r.Scan(&c.id, &chat)
+			if chat != nil {
+				c.chatID = *chat
+			}
+			return c, err
+		})
+		return err
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return c, false, nil
+	switch {
+	case err != nil:
+		return conversation{}, false, fmt.Errorf("claim conversation: %w", err)
+	case len(claimed) == 0:
+		return conversation{}, false, nil
+	case len(claimed) > 1:
+		return conversation{}, false, fmt.Errorf("claim conversation: one claim leased %d conversations; refusing to go on", len(claimed))
 	}
-	if err != nil {
-		return c, false, fmt.Errorf("claim conversation: %w", err)
-	}
-	if chat != nil {
-		c.chatID = *chat
-	}
-	return c, true, nil
+	im.setActive(owner, claimed[0].id)
+	return claimed[0], true, nil
 }
 
 // work sends the conversation's pending messages in order, a page at a time
@@ -317,7 +335,7 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 			if err := im.checkpointAny(ctx, markPending, im.cfg.ScopeID, m.msgid); err != nil {
 				return err
 			}
-			return im.stopError(apiErr)
+			return stopError(apiErr)
 		}
 		switch apiErr.Kind {
 		case chatsapi.KindPermanent:
@@ -423,7 +441,7 @@ func (im *Importer) call(ctx context.Context, fn func(context.Context) error) er
 			return err
 		}
 		if scopeWide(apiErr) {
-			return im.stopError(apiErr)
+			return stopError(apiErr)
 		}
 		switch apiErr.Kind {
 		case chatsapi.KindPermanent:
@@ -479,35 +497,21 @@ func scopeWide(e *chatsapi.Error) bool {
 
 // stopError turns an error that concerns the whole scope (a block, a refused
 // signature, an unknown scope) into the run's stop reason.
-func (im *Importer) stopError(e *chatsapi.Error) error {
-	if e.ErrorType == chatsapi.ErrorTypeNotRegistered || (e.Status >= 300 && e.Status < 400) {
-		return &StopError{
-			Reason: fmt.Sprintf("the API does not know this scope (%v)", e),
-			Hint:   "check --scope-id (KOMMO_SCOPE_ID) and --api-url; connect the channel to the account again if the integration was reinstalled",
-			Err:    e,
-		}
+func stopError(e *chatsapi.Error) error {
+	switch {
+	case e.ErrorType == chatsapi.ErrorTypeNotRegistered || (e.Status >= 300 && e.Status < 400):
+		return &StopError{Reason: StopUnknownScope, Err: e}
+	case e.Kind == chatsapi.KindBlocked:
+		return &StopError{Reason: StopBlocked, Err: e}
 	}
-	if e.Kind == chatsapi.KindBlocked {
-		return &StopError{
-			Reason: fmt.Sprintf("the API answered %d to a well-formed request: the account or IP is probably blocked for exceeding the rate limit", e.Status),
-			Hint:   "ask Kommo support to lift the block (give the IP, the account subdomain and id), then run the same command again; lower --rate if you raised it",
-			Err:    e,
-		}
-	}
-	reason := "the API refused the request signature (ORIGIN_INVALID_SIGNATURE)"
-	hint := "check that KOMMO_CHANNEL_SECRET is the secret of this channel and --scope-id its scope, then run the same command again"
 	if !e.ServerDate.IsZero() {
+		// The response's Date has a resolution of a second and took a
+		// moment to arrive: only minutes of difference are skew.
 		if skew := time.Since(e.ServerDate); skew > 2*time.Minute || skew < -2*time.Minute {
-			dir := "behind"
-			if skew > 0 {
-				dir = "ahead of"
-			}
-			reason = fmt.Sprintf("the API refused the request signature, and this machine's clock is about %s %s the API's (%s): signed requests are valid for 15 minutes from their Date",
-				skew.Abs().Round(time.Minute), dir, e.ServerDate.UTC().Format(time.RFC1123Z))
-			hint = "set this machine's clock right (enable NTP), then run the same command again"
+			return &StopError{Reason: StopClockSkew, Skew: skew, Err: e}
 		}
 	}
-	return &StopError{Reason: reason, Hint: hint, Err: e}
+	return &StopError{Reason: StopBadSignature, Err: e}
 }
 
 // checkpoint runs a state change that must take effect, detached from the

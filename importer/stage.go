@@ -114,7 +114,7 @@ func (im *Importer) stage(ctx context.Context, soft <-chan struct{}) error {
 		return fmt.Errorf("stage: %w", err)
 	}
 	if !done {
-		im.stats.phase.Store("staging")
+		im.stats.phase.Store(PhaseStaging)
 		if err := im.stageSource(ctx, conn, stagedLine, soft); err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package importer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -13,40 +12,65 @@ import (
 
 // RunStatus is what the database knows of a run.
 type RunStatus struct {
-	Name          string    `json:"run"`
-	ScopeID       string    `json:"scope_id"`
-	Source        string    `json:"source"`
-	SourceVersion string    `json:"source_version,omitempty"`
-	Notify        string    `json:"notify"`
-	Rate          float64   `json:"rate"`
-	State         string    `json:"state"` // staging, sending, done, incomplete
-	StagingDone   bool      `json:"staging_done"`
-	StagedLine    int64     `json:"staged_line"`
-	Records       int64     `json:"records"`     // valid records read from the source
-	Staged        int64     `json:"staged"`      // messages this run holds
-	KnownSent     int64     `json:"known_sent"`  // skipped: the scope already had them sent
-	KnownOther    int64     `json:"known_other"` // skipped: another run of the scope holds them
-	Duplicates    int64     `json:"duplicates"`  // identical repeats in the input
-	Rejected      int64     `json:"rejected"`
-	Pending       int64     `json:"pending"`
-	Sending       int64     `json:"sending"` // in doubt until reconciled
-	Sent          int64     `json:"sent"`
-	Failed        int64     `json:"failed"`
-	Reconciled    int64     `json:"reconciled"` // sent messages found in history after an in-doubt attempt
-	Processes     int64     `json:"processes"`  // live processes working the run
-	PausedUntil   time.Time `json:"paused_until,omitzero"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
-	FinishedAt    time.Time `json:"finished_at,omitzero"`
-	OtherRuns     []string  `json:"other_runs,omitempty"` // runs holding this run's known_other msgids
+	Name          string   `json:"run"`
+	ScopeID       string   `json:"scope_id"`
+	Source        string   `json:"source"`
+	SourceVersion string   `json:"source_version,omitempty"`
+	Notify        Notify   `json:"notify"`
+	Rate          float64  `json:"rate"`
+	State         RunState `json:"state"`
+	// Live: a live process works the run now (its session holds its lock
+	// and its heartbeat is recent); LiveProcesses lists them.
+	Live          bool          `json:"live"`
+	Processes     int64         `json:"processes"` // live processes
+	LiveProcesses []ProcessInfo `json:"live_processes,omitempty"`
+	StagingDone   bool          `json:"staging_done"`
+	StagedLine    int64         `json:"staged_line"`
+	Records       int64         `json:"records"`     // valid records read from the source
+	Staged        int64         `json:"staged"`      // messages this run added
+	KnownSent     int64         `json:"known_sent"`  // skipped: the scope already had them sent
+	KnownOther    int64         `json:"known_other"` // skipped: another run of the scope holds them
+	TakenOver     int64         `json:"taken_over"`  // taken over from runs nobody works any more
+	Duplicates    int64         `json:"duplicates"`  // identical repeats in the input
+	Rejected      int64         `json:"rejected"`
+	Pending       int64         `json:"pending"`
+	Sending       int64         `json:"sending"` // in doubt until reconciled
+	Sent          int64         `json:"sent"`
+	Failed        int64         `json:"failed"`
+	Reconciled    int64         `json:"reconciled"`     // sent messages found in history after an in-doubt attempt
+	Parked        int64         `json:"parked"`         // conversations waiting for a retry or a reconcile window
+	QuotesDropped int64         `json:"quotes_dropped"` // replies/forwards sent without a quote the export does not hold
+	// UnknownFields counts the records carrying each input field that is
+	// not part of the Chats API payload (and so was not sent).
+	UnknownFields map[string]int64 `json:"unknown_fields,omitempty"`
+	PausedUntil   time.Time        `json:"paused_until,omitzero"` // the scope's 429 pause
+	StopReason    string           `json:"stop_reason,omitempty"` // why the last invocation ended early
+	CreatedAt     time.Time        `json:"created_at"`
+	UpdatedAt     time.Time        `json:"updated_at"`
+	ProgressAt    time.Time        `json:"progress_at,omitzero"` // the last delivery by any process
+	FinishedAt    time.Time        `json:"finished_at,omitzero"`
+	AbandonedAt   time.Time        `json:"abandoned_at,omitzero"`
+	OtherRuns     []string         `json:"other_runs,omitempty"` // runs holding this run's known_other msgids
+}
+
+// ProcessInfo is a live process working a run.
+type ProcessInfo struct {
+	ID          string    `json:"id"`
+	Host        string    `json:"host"`
+	PID         int       `json:"pid"`
+	StartedAt   time.Time `json:"started_at"`
+	HeartbeatAt time.Time `json:"heartbeat_at"`
 }
 
 const selectStatus = `
 SELECT r.name, r.scope_id, r.source, r.source_version, r.notify, r.rate, r.staging_done, r.planned, r.staged_line,
-       r.records, r.staged, r.known_sent, r.known_other, r.duplicates, r.rejected,
+       r.records, r.staged, r.known_sent, r.known_other, r.taken_over, r.duplicates, r.rejected,
        COALESCE(s.pending, 0), COALESCE(s.sending, 0), COALESCE(s.sent, 0), COALESCE(s.failed, 0), COALESCE(s.reconciled, 0),
-       (SELECT count(*) FROM kommo_import_processes p WHERE p.run_name = r.name AND p.heartbeat_at > now() - interval '30 seconds'),
-       COALESCE(r.paused_until, 'epoch'), r.created_at, r.updated_at, COALESCE(r.finished_at, 'epoch')
+       (SELECT count(*) FROM kommo_import_conversations c WHERE c.run_name = r.name AND NOT c.done AND c.not_before > now()),
+       r.quotes_dropped, r.unknown_fields, COALESCE(r.stop_reason, ''),
+       (SELECT count(*) FROM kommo_import_live_processes p WHERE p.run_name = r.name),
+       COALESCE((SELECT paused_until FROM kommo_import_pacer WHERE scope_id = r.scope_id), 'epoch'),
+       r.created_at, r.updated_at, COALESCE(r.progress_at, 'epoch'), COALESCE(r.finished_at, 'epoch'), COALESCE(r.abandoned_at, 'epoch')
 FROM kommo_import_runs r
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE state = 'pending')  AS pending,
@@ -57,15 +81,16 @@ LEFT JOIN LATERAL (
     FROM kommo_import_messages m WHERE m.run_name = r.name
 ) s ON true`
 
+const selectLiveProcesses = `
+SELECT process_id, host, pid, started_at, heartbeat_at FROM kommo_import_live_processes
+WHERE run_name = $1 ORDER BY started_at, process_id`
+
 const selectOtherRuns = `
 SELECT DISTINCT o.run_name
 FROM kommo_import_runs r
 JOIN kommo_import_messages o ON o.scope_id = r.scope_id AND o.run_name <> r.name AND o.state IN ('pending', 'sending', 'failed')
 WHERE r.name = $1 AND r.known_other > 0
 ORDER BY 1 LIMIT 10`
-
-// ErrNoRun is returned for a run name the database does not have.
-var ErrNoRun = errors.New("no such run")
 
 // Status returns a run's status.
 func Status(ctx context.Context, pool *pgxpool.Pool, name string) (*RunStatus, error) {
@@ -81,6 +106,20 @@ func Status(ctx context.Context, pool *pgxpool.Pool, name string) (*RunStatus, e
 		return nil, fmt.Errorf("%w %q", ErrNoRun, name)
 	}
 	st := &list[0]
+	if st.Live {
+		rows, err := pool.Query(ctx, selectLiveProcesses, name)
+		if err != nil {
+			return nil, fmt.Errorf("status of %s: %w", name, err)
+		}
+		st.LiveProcesses, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ProcessInfo, error) {
+			var p ProcessInfo
+			err := r.Scan(&p.ID, &p.Host, &p.PID, &p.StartedAt, &p.HeartbeatAt)
+			return p, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("status of %s: %w", name, err)
+		}
+	}
 	if st.KnownOther > 0 {
 		rows, err := pool.Query(ctx, selectOtherRuns, name)
 		if err != nil {
@@ -110,13 +149,14 @@ func scanStatus(row pgx.CollectableRow) (RunStatus, error) {
 	var s RunStatus
 	var planned bool
 	err := row.Scan(&s.Name, &s.ScopeID, &s.Source, &s.SourceVersion, &s.Notify, &s.Rate, &s.StagingDone, &planned, &s.StagedLine,
-		&s.Records, &s.Staged, &s.KnownSent, &s.KnownOther, &s.Duplicates, &s.Rejected,
-		&s.Pending, &s.Sending, &s.Sent, &s.Failed, &s.Reconciled, &s.Processes,
-		&s.PausedUntil, &s.CreatedAt, &s.UpdatedAt, &s.FinishedAt)
+		&s.Records, &s.Staged, &s.KnownSent, &s.KnownOther, &s.TakenOver, &s.Duplicates, &s.Rejected,
+		&s.Pending, &s.Sending, &s.Sent, &s.Failed, &s.Reconciled, &s.Parked,
+		&s.QuotesDropped, &s.UnknownFields, &s.StopReason, &s.Processes,
+		&s.PausedUntil, &s.CreatedAt, &s.UpdatedAt, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt)
 	if err != nil {
 		return s, err
 	}
-	for _, t := range []*time.Time{&s.PausedUntil, &s.FinishedAt} {
+	for _, t := range []*time.Time{&s.PausedUntil, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt} {
 		if t.Unix() == 0 {
 			*t = time.Time{}
 		}
@@ -124,17 +164,29 @@ func scanStatus(row pgx.CollectableRow) (RunStatus, error) {
 	if s.PausedUntil.Before(time.Now()) {
 		s.PausedUntil = time.Time{}
 	}
-	switch {
-	case !s.StagingDone || !planned:
-		s.State = "staging"
-	case s.Pending+s.Sending > 0:
-		s.State = "sending"
-	case s.Failed > 0 || s.Rejected > 0:
-		s.State = "incomplete"
-	default:
-		s.State = "done"
+	if len(s.UnknownFields) == 0 {
+		s.UnknownFields = nil
 	}
+	s.Live = s.Processes > 0
+	s.State = runState(&s, planned)
 	return s, nil
+}
+
+func runState(s *RunStatus, planned bool) RunState {
+	left := !s.StagingDone || !planned || s.Pending+s.Sending > 0
+	switch {
+	case !s.AbandonedAt.IsZero():
+		return RunAbandoned
+	case left && !s.Live:
+		return RunInterrupted
+	case !s.StagingDone || !planned:
+		return RunStaging
+	case left:
+		return RunSending
+	case s.Failed > 0 || s.Rejected > 0:
+		return RunIncomplete
+	}
+	return RunDone
 }
 
 // Summary is a run's status after an invocation of Run, with what this
@@ -142,7 +194,6 @@ func scanStatus(row pgx.CollectableRow) (RunStatus, error) {
 type Summary struct {
 	RunStatus
 	Outcome            Outcome `json:"outcome"`
-	StopReason         string  `json:"stop_reason,omitempty"`
 	SentNow            int64   `json:"sent_now"`             // delivered by this invocation
 	FailedNow          int64   `json:"failed_now"`           // refused by the API in this invocation
 	InDoubt            int64   `json:"in_doubt_reconciled"`  // in-doubt messages looked up in history
@@ -155,13 +206,22 @@ type Summary struct {
 	EffectiveRate      float64 `json:"effective_rate"` // messages delivered per second of sending
 }
 
-const markFinished = `
-UPDATE kommo_import_runs SET finished_at = now(), updated_at = now()
-WHERE name = $1 AND finished_at IS NULL AND staging_done AND planned
-  AND NOT EXISTS (SELECT 1 FROM kommo_import_messages WHERE run_name = $1 AND state IN ('pending', 'sending'))`
+// markEnded records how an invocation ended: the reason it stopped early
+// (none when it did not), and when the run finished, once nothing is left.
+const markEnded = `
+UPDATE kommo_import_runs SET stop_reason = NULLIF($2, ''), updated_at = now(),
+    finished_at = CASE
+        WHEN finished_at IS NULL AND staging_done AND planned
+             AND NOT EXISTS (SELECT 1 FROM kommo_import_messages WHERE run_name = $1 AND state IN ('pending', 'sending'))
+        THEN now() ELSE finished_at END
+WHERE name = $1`
 
-func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time) (*Summary, error) {
-	if _, err := im.pool.Exec(ctx, markFinished, im.cfg.Run); err != nil {
+func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time, runErr error) (*Summary, error) {
+	reason := ""
+	if runErr != nil {
+		reason = cleanText(runErr.Error())
+	}
+	if _, err := im.pool.Exec(ctx, markEnded, im.cfg.Run, reason); err != nil {
 		return nil, fmt.Errorf("summary: %w", err)
 	}
 	st, err := Status(ctx, im.pool, im.cfg.Run)
@@ -192,7 +252,8 @@ func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time)
 
 // counters are this invocation's running totals.
 type counters struct {
-	phase           atomic.Value // string
+	phase           atomic.Value // Phase
+	waiting         atomic.Value // string: why workers idle while work remains
 	read            atomic.Int64 // records read from the source
 	sent            atomic.Int64
 	failed          atomic.Int64
@@ -208,33 +269,45 @@ type counters struct {
 
 // Progress is a snapshot for progress bars and logs.
 type Progress struct {
-	Phase       string
-	Read        int64 // records read from the source (staging)
-	Done        int64 // messages sent or failed, all invocations
-	Total       int64 // messages the run holds
-	SentNow     int64
-	Rate        float64 // requests/s in force
-	PausedUntil time.Time
-	Processes   int64
-	DBDown      bool // sending is paused until the database is back
+	Phase Phase
+	Read  int64 // records read from the source (staging)
+	Done  int64 // messages of the run sent or failed, by every process and invocation
+	Total int64 // messages the run holds
+	// SentNow is what this invocation delivered.
+	SentNow int64
+	// Throughput is the messages delivered per second over the last minute
+	// (less while the run is younger), by every process of the run.
+	Throughput float64
+	// Rate is the request rate in force for the scope (after 429
+	// step-downs), requests/s; 0: unlimited.
+	Rate        float64
+	PausedUntil time.Time // the scope's 429 pause, when one is in force
+	Processes   int64     // live processes working the run
+	DBDown      bool      // sending waits for the database to come back
+	// Waiting says why the workers have nothing to send while messages
+	// remain (conversations held by another process, parked in doubt), or "".
+	Waiting string
 }
 
 // Progress returns a snapshot of the run's progress. Safe to call at any time.
 func (im *Importer) Progress() Progress {
-	phase, _ := im.stats.phase.Load().(string)
+	phase, _ := im.stats.phase.Load().(Phase)
 	if phase == "" {
-		phase = "starting"
+		phase = PhaseStarting
 	}
+	waiting, _ := im.stats.waiting.Load().(string)
 	return Progress{
 		Phase:       phase,
 		Read:        im.stats.read.Load(),
 		Done:        im.stats.baseDone.Load() + im.stats.sent.Load() + im.stats.failed.Load(),
 		Total:       im.stats.total.Load(),
 		SentNow:     im.stats.sent.Load(),
+		Throughput:  im.throughput.rate(time.Now()),
 		Rate:        im.limiter.Rate(),
 		PausedUntil: im.limiter.PausedUntil(),
 		Processes:   im.stats.processes.Load(),
 		DBDown:      im.stats.dbDown.Load(),
+		Waiting:     waiting,
 	}
 }
 

@@ -65,19 +65,14 @@ func (r *VerifyReport) Clean() bool {
 type VerifyConfig struct {
 	Run    string // required
 	Sample int    // check a random sample of this many conversations; 0: all
-	// Limiter, when it is the one the API client waits on, is paused on a
-	// 429 so that the pause holds every request; nil: Verify sleeps itself.
-	Limiter      *Limiter
+	// Rate is requests/s for the scope, shared with the runs sending to it;
+	// default 5; below 0: unlimited.
+	Rate         float64
 	MaxAttempts  int           // attempts per request on 5xx and network errors; default 8
 	BackoffBase  time.Duration // first retry delay; default 1s
 	BackoffMax   time.Duration // default 60s
 	DefaultPause time.Duration // on a 429 without retry-after; default 60s
 	Logger       *slog.Logger
-}
-
-// Verify is VerifyWith with the default settings.
-func Verify(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, run string, sample int) (*VerifyReport, error) {
-	return VerifyWith(ctx, pool, api, VerifyConfig{Run: run, Sample: sample})
 }
 
 // verifyBatch is how many conversations are read from the database at once
@@ -147,11 +142,15 @@ func VerifyWith(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, cfg 
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Rate == 0 {
+		cfg.Rate = 5
+	}
+	limiter := NewLimiter(cfg.Rate)
 	started := time.Now()
 	if err := checkRun(ctx, pool, cfg.Run); err != nil {
 		return nil, err
 	}
-	v := &verifier{cfg: cfg, pool: pool, api: api, rep: &VerifyReport{Run: cfg.Run, Sample: cfg.Sample}}
+	v := &verifier{cfg: cfg, pool: pool, api: pacedHistory{api, limiter}, limiter: limiter, rep: &VerifyReport{Run: cfg.Run, Sample: cfg.Sample}}
 	if err := pool.QueryRow(ctx, countVerifyConvs, cfg.Run).Scan(&v.rep.ConversationsTotal); err != nil {
 		return nil, fmt.Errorf("verify %s: %w", cfg.Run, err)
 	}
@@ -184,10 +183,24 @@ func VerifyWith(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, cfg 
 }
 
 type verifier struct {
-	cfg  VerifyConfig
-	pool *pgxpool.Pool
-	api  HistoryReader
-	rep  *VerifyReport
+	cfg     VerifyConfig
+	pool    *pgxpool.Pool
+	api     HistoryReader
+	limiter *Limiter
+	rep     *VerifyReport
+}
+
+// pacedHistory takes a slot of the rate schedule before every attempt.
+type pacedHistory struct {
+	api     HistoryReader
+	limiter *Limiter
+}
+
+func (p pacedHistory) History(ctx context.Context, chatID string, offset, limit int) ([]chatsapi.HistoryMessage, error) {
+	if err := p.limiter.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return p.api.History(ctx, chatID, offset, limit)
 }
 
 func (v *verifier) loadConvs(ctx context.Context, sql string, args ...any) ([]verifyConv, error) {
@@ -319,9 +332,7 @@ func (v *verifier) history(ctx context.Context, chatID string, offset int) ([]ch
 			return nil, err
 		}
 		if scopeWide(apiErr) {
-			// stopError reads nothing of the Importer: the same reasons
-			// and hints as a run's.
-			return nil, (&Importer{}).stopError(apiErr)
+			return nil, stopError(apiErr)
 		}
 		switch apiErr.Kind {
 		case chatsapi.KindPermanent:
@@ -332,13 +343,7 @@ func (v *verifier) history(ctx context.Context, chatID string, offset int) ([]ch
 				d = v.cfg.DefaultPause
 			}
 			v.cfg.Logger.Warn("rate limited (429): pausing", "for", d)
-			if v.cfg.Limiter != nil {
-				v.cfg.Limiter.Pause(d)
-				continue
-			}
-			if err := sleepCtx(ctx, d); err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrInterrupted, err)
-			}
+			v.limiter.Pause(d)
 			continue
 		}
 		failures++

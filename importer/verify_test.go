@@ -14,8 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/kommo-import/kommo-import/importer"
 	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/importer"
 	"github.com/kommo-import/kommo-import/internal/ledgertest"
 	"github.com/kommo-import/kommo-import/internal/sim"
 )
@@ -134,7 +134,7 @@ func TestVerifyCleanRun(t *testing.T) {
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
 
 	api := h.historyClient(t)
-	rep, err := importer.Verify(context.Background(), h.pool, api, "v", 0)
+	rep, err := verifyRun(h, api, "v", 0)
 	require.NoError(t, err)
 	require.True(t, rep.Clean(), "%+v", rep)
 	require.EqualValues(t, 5, rep.Conversations)
@@ -145,13 +145,13 @@ func TestVerifyCleanRun(t *testing.T) {
 	require.EqualValues(t, 3+4, rep.Requests)
 	require.EqualValues(t, rep.Requests, api.calls.Load())
 
-	rep, err = importer.Verify(context.Background(), h.pool, api, "v", 2)
+	rep, err = verifyRun(h, api, "v", 2)
 	require.NoError(t, err)
 	require.True(t, rep.Clean())
 	require.EqualValues(t, 2, rep.Conversations)
 	require.EqualValues(t, 5, rep.ConversationsTotal)
 
-	_, err = importer.Verify(context.Background(), h.pool, api, "nope", 0)
+	_, err = verifyRun(h, api, "nope", 0)
 	require.ErrorIs(t, err, importer.ErrNoRun)
 }
 
@@ -180,7 +180,7 @@ func TestVerifyFindsMissingDuplicatedAndUnexpected(t *testing.T) {
 	_, err = h.pool.Exec(context.Background(), `UPDATE kommo_import_messages SET state = 'failed' WHERE msgid = 's3-2'`)
 	require.NoError(t, err)
 
-	rep, err := importer.Verify(context.Background(), h.pool, h.historyClient(t), "v", 0)
+	rep, err := verifyRun(h, h.historyClient(t), "v", 0)
 	require.NoError(t, err)
 	require.False(t, rep.Clean())
 	chat := func(conv string) string {
@@ -216,13 +216,13 @@ func TestVerifyStopsAtOlderHistory(t *testing.T) {
 	require.Equal(t, importer.OutcomeDone, h.run("old", ledgertest.WriteJSONL(t, old), nil).Outcome)
 	require.Equal(t, importer.OutcomeDone, h.run("recent", ledgertest.WriteJSONL(t, recent), nil).Outcome)
 
-	rep, err := importer.Verify(context.Background(), h.pool, h.historyClient(t), "recent", 0)
+	rep, err := verifyRun(h, h.historyClient(t), "recent", 0)
 	require.NoError(t, err)
 	require.True(t, rep.Clean())
 	require.EqualValues(t, 10, rep.Found)
 	require.EqualValues(t, 1, rep.Requests)
 
-	rep, err = importer.Verify(context.Background(), h.pool, h.historyClient(t), "old", 0)
+	rep, err = verifyRun(h, h.historyClient(t), "old", 0)
 	require.NoError(t, err)
 	require.True(t, rep.Clean())
 	require.EqualValues(t, 130, rep.Found)
@@ -237,27 +237,30 @@ func TestVerifyRetriesAndWaitsOutRateLimits(t *testing.T) {
 	require.Equal(t, importer.OutcomeDone, h.run("v", ledgertest.WriteJSONL(t, msgs), nil).Outcome)
 
 	filter.set(nil, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable)
-	limiter := importer.NewLimiter(-1)
-	client, err := chatsapi.New(chatsapi.Config{BaseURL: h.url, ScopeID: testScope, Secret: testSecret, Limiter: limiter})
+	client, err := chatsapi.New(chatsapi.Config{BaseURL: h.url, ScopeID: testScope, Secret: testSecret})
 	require.NoError(t, err)
 	rep, err := importer.VerifyWith(context.Background(), h.pool, client, importer.VerifyConfig{
-		Run: "v", Limiter: limiter, BackoffBase: 5 * time.Millisecond, DefaultPause: 20 * time.Millisecond,
+		Run: "v", Rate: -1, BackoffBase: 5 * time.Millisecond, DefaultPause: 20 * time.Millisecond,
 	})
 	require.NoError(t, err)
 	require.True(t, rep.Clean())
 	require.EqualValues(t, 4+3, rep.Requests, "every attempt is counted")
-	require.EqualValues(t, rep.Requests, limiter.Requests(), "every attempt passed the limiter")
-	require.GreaterOrEqual(t, limiter.Waited(), 20*time.Millisecond, "the 429 paused the limiter")
+	require.GreaterOrEqual(t, rep.Elapsed, 0.02, "the 429 paused verification")
 
 	// A permanent refusal stops verification with the API's error.
 	filter.set(nil, http.StatusBadRequest)
-	_, err = importer.Verify(context.Background(), h.pool, client, "v", 0)
+	_, err = verifyRun(h, client, "v", 0)
 	apiErr, ok := chatsapi.AsError(err)
 	require.True(t, ok, "%v", err)
 	require.Equal(t, http.StatusBadRequest, apiErr.Status)
 
 	// A 5xx that does not end interrupts it.
 	filter.set(nil, 500, 500, 500)
-	_, err = importer.VerifyWith(context.Background(), h.pool, client, importer.VerifyConfig{Run: "v", MaxAttempts: 3, BackoffBase: time.Millisecond})
+	_, err = importer.VerifyWith(context.Background(), h.pool, client, importer.VerifyConfig{Run: "v", Rate: -1, MaxAttempts: 3, BackoffBase: time.Millisecond})
 	require.ErrorIs(t, err, importer.ErrInterrupted)
+}
+
+// verifyRun verifies run with the default settings, unpaced.
+func verifyRun(h *harness, api importer.HistoryReader, run string, sample int) (*importer.VerifyReport, error) {
+	return importer.VerifyWith(context.Background(), h.pool, api, importer.VerifyConfig{Run: run, Sample: sample, Rate: -1})
 }

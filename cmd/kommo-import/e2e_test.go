@@ -446,7 +446,7 @@ func TestE2ECrashAndRestart(t *testing.T) {
 	require.EqualValues(t, len(msgs), summary(t, final).Sent)
 	s.requireExact(t, msgs)
 	st := im.status(t)
-	require.Equal(t, "done", st.State)
+	require.Equal(t, kimport.RunDone, st.State)
 	require.Zero(t, st.Sending+st.Pending+st.Failed)
 }
 

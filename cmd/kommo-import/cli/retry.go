@@ -14,6 +14,7 @@ import (
 	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/importer"
 	"github.com/kommo-import/kommo-import/signer"
+	"github.com/kommo-import/kommo-import/sources"
 )
 
 const retryHelp = `
@@ -91,11 +92,10 @@ func (f *apiFlags) runStatus(ctx context.Context, pool *pgxpool.Pool) (*importer
 }
 
 // apiSession is what a command that talks to the API holds: the metrics
-// server (when asked for), the client and the limiter every attempt waits on.
+// server (when asked for) and the client. The importer paces every request.
 type apiSession struct {
-	met     *metrics
-	client  *chatsapi.Client
-	limiter *importer.Limiter
+	met    *metrics
+	client *chatsapi.Client
 }
 
 // session starts the metrics (if --metrics-addr) and builds the client; close
@@ -105,18 +105,16 @@ func (f *apiFlags) session(log *slog.Logger, run string, pool *pgxpool.Pool, sec
 	if err != nil {
 		return nil, err
 	}
-	limiter := importer.NewLimiter(f.rate)
-	met.watchLimiter(limiter)
 	client, err := chatsapi.New(chatsapi.Config{
 		BaseURL: f.apiURL, ScopeID: f.scopeID, Secret: secret,
-		Timeout: f.timeout, Limiter: limiter, AllowInsecureHTTP: f.insecure,
+		Timeout: f.timeout, AllowInsecureHTTP: f.insecure,
 		HTTPClient: met.httpClient(),
 	})
 	if err != nil {
 		met.close()
 		return nil, usageError(err)
 	}
-	return &apiSession{met: met, client: client, limiter: limiter}, nil
+	return &apiSession{met: met, client: client}, nil
 }
 
 func (s *apiSession) close() {
@@ -166,8 +164,8 @@ func runRetry(ctx context.Context, env Env, args []string, sig <-chan os.Signal)
 		return err
 	}
 	defer api.close()
-	im, err := importer.New(pool, api.client, api.limiter, importer.Config{
-		Run: st.Name, ScopeID: st.ScopeID, SourceLabel: st.Source, SourceVersion: st.SourceVersion, Notify: st.Notify,
+	im, err := importer.New(pool, api.client, importer.Config{
+		Run: st.Name, ScopeID: st.ScopeID, Source: sources.Identity{Label: st.Source, Version: st.SourceVersion}, Notify: st.Notify,
 		Rate: f.rate, Workers: sf.workers, ReconcileWait: sf.reconcile, MaxAttempts: sf.maxAttempts, Logger: log,
 		DBOutageLimit: sf.dbOutage,
 	})
@@ -175,6 +173,7 @@ func runRetry(ctx context.Context, env Env, args []string, sig <-chan os.Signal)
 		return usageError(err)
 	}
 	api.met.watchImporter(im)
+	api.met.watchLimiter(im.Limiter())
 
 	n, err := importer.ResetFailed(ctx, pool, st.Name)
 	if err != nil {

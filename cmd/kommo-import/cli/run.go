@@ -2,15 +2,11 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -59,7 +55,7 @@ func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) e
 	f.apiFlags.register(fs, env, "run name; default: derived from the scope and the source, so the same command resumes")
 	f.send.register(fs)
 	fs.IntVar(&f.batch, "stage-batch", 10000, "records per staging transaction (the staging checkpoint)")
-	fs.StringVar(&f.notify, "notify", importer.NotifyNewest, "newest: the newest message of each conversation is not silent (one lead and one notification per chat); none: every message silent")
+	fs.StringVar(&f.notify, "notify", string(importer.NotifyNewest), "newest: the newest message of each conversation is not silent (one lead and one notification per chat); none: every message silent")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -92,11 +88,12 @@ func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) e
 		return err
 	}
 	defer api.close()
-	im, err := importer.New(pool, api.client, api.limiter, cfg)
+	im, err := importer.New(pool, api.client, cfg)
 	if err != nil {
 		return usageError(err)
 	}
 	api.met.watchImporter(im)
+	api.met.watchLimiter(im.Limiter())
 
 	sum, runErr := f.send.sendRun(ctx, env, log, im, sig, bar)
 	return finishSend(env, sum, runErr, f.jsonOut, "kommo-import run "+shellQuote(withRunFlag(args, cfg.Run)))
@@ -120,26 +117,22 @@ func (f *runFlags) validate(env Env) (importer.Config, signer.Secret, error) {
 	if f.batch < 1 {
 		return cfg, "", usageError(errors.New("--stage-batch must be at least 1"))
 	}
-	if f.notify != importer.NotifyNewest && f.notify != importer.NotifyNone {
-		return cfg, "", usageError(fmt.Errorf("--notify must be newest or none, not %q", f.notify))
+	if !importer.Notify(f.notify).Valid() {
+		return cfg, "", usageError(fmt.Errorf("--notify must be newest, newest-incoming or none, not %q", f.notify))
 	}
-	label, err := sourceLabel(f.source)
+	id, err := f.source.Identity()
 	if err != nil {
-		return cfg, "", err
-	}
-	version, err := sourceVersion(f.source)
-	if err != nil {
-		return cfg, "", err
+		return cfg, "", usageError(err)
 	}
 	name := f.run
 	if name == "" {
-		if f.source.Path == "-" {
+		if id.Stream {
 			return cfg, "", withHint(ExitUsage, errors.New("reading from stdin needs --run NAME: a stream has no name to resume by"), "kommo-import run --run my-import --source jsonl:- ...")
 		}
-		name = defaultRunName(f.scopeID, label+"\n"+version, f.source)
+		name = importer.DerivedRunName(f.scopeID, id)
 	}
 	cfg = importer.Config{
-		Run: name, ScopeID: f.scopeID, SourceLabel: label, SourceVersion: version, Notify: f.notify,
+		Run: name, ScopeID: f.scopeID, Source: id, Notify: importer.Notify(f.notify),
 		Rate: f.rate, Workers: f.send.workers, ReconcileWait: f.send.reconcile, MaxAttempts: f.send.maxAttempts,
 		BatchSize: f.batch, DBOutageLimit: f.send.dbOutage,
 	}
@@ -165,60 +158,6 @@ func readSecret(env Env, file string) (signer.Secret, error) {
 	}
 	return "", withHint(ExitUsage, errors.New("no channel secret: set "+envChannelSecret+" or give --channel-secret-file"),
 		"the secret comes with the channel registration from Kommo support; never pass it as a flag value")
-}
-
-// sourceLabel is how the run records its source: stable across invocations
-// (absolute paths) and free of passwords (the DSN is left out).
-func sourceLabel(s sources.Spec) (string, error) {
-	switch s.Kind {
-	case "postgres":
-		if s.Table != "" {
-			return "postgres:table=" + s.Table, nil
-		}
-		return "postgres:query=" + s.Query, nil
-	default:
-		if s.Path == "-" || s.Path == "" {
-			return s.Kind + ":-", nil
-		}
-		abs, err := filepath.Abs(s.Path)
-		if err != nil {
-			return "", usageError(err)
-		}
-		return s.Kind + ":" + abs, nil
-	}
-}
-
-// sourceVersion is a file source's size and modification time: the same
-// command on an unchanged file resumes its run, and on a new export (a
-// re-sync) starts a new one. Streams and databases have none.
-func sourceVersion(s sources.Spec) (string, error) {
-	if s.Kind == sources.KindPostgres || s.Path == "-" || s.Path == "" {
-		return "", nil
-	}
-	fi, err := os.Stat(s.Path)
-	if err != nil {
-		return "", usageError(fmt.Errorf("source: %w", err))
-	}
-	return fmt.Sprintf("%d bytes, modified %s", fi.Size(), fi.ModTime().UTC().Format(time.RFC3339Nano)), nil
-}
-
-var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
-
-// defaultRunName derives a readable, stable name from the scope and the
-// source (its label and version).
-func defaultRunName(scope, label string, s sources.Spec) string {
-	sum := sha256.Sum256([]byte(scope + "\n" + label))
-	base := "postgres"
-	if s.Kind != "postgres" {
-		base = filepath.Base(s.Path)
-	} else if s.Table != "" {
-		base = s.Table
-	}
-	base = strings.Trim(unsafeName.ReplaceAllString(base, "-"), "-")
-	if len(base) > 40 {
-		base = base[:40]
-	}
-	return base + "-" + hex.EncodeToString(sum[:4])
 }
 
 // withRunFlag returns args with --run NAME added when it is not there, so the
@@ -307,7 +246,7 @@ func describe(p importer.Progress) string {
 		}
 		return s
 	default:
-		return p.Phase
+		return string(p.Phase)
 	}
 }
 

@@ -61,7 +61,7 @@ func TestRunCommandImportsAndReports(t *testing.T) {
 	require.Equal(t, ExitOK, code)
 	var st importer.RunStatus
 	require.NoError(t, json.Unmarshal([]byte(out), &st))
-	require.Equal(t, "done", st.State)
+	require.Equal(t, importer.RunDone, st.State)
 	require.EqualValues(t, 14, st.Sent)
 	require.True(t, strings.HasPrefix(st.Name, "messages.jsonl-"), st.Name)
 

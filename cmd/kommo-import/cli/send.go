@@ -108,11 +108,14 @@ func finishSend(env Env, sum *importer.Summary, runErr error, jsonOut bool, resu
 		}
 	}
 	var stop *importer.StopError
+	var mismatch *importer.MismatchError
 	switch {
 	case errors.As(runErr, &stop):
-		return withHint(ExitOperator, runErr, stop.Hint+"\nThen resume with: "+resume)
-	case errors.Is(runErr, importer.ErrRunMismatch):
-		return usageError(runErr)
+		return withHint(ExitOperator, runErr, stopHint(stop)+"\nThen resume with: "+resume)
+	case errors.As(runErr, &mismatch):
+		return withHint(ExitUsage, runErr, mismatchHint(mismatch))
+	case errors.Is(runErr, importer.ErrRunAbandoned):
+		return withHint(ExitUsage, runErr, "give another --run name to import its source again (messages already sent are skipped)")
 	case errors.Is(runErr, importer.ErrInterrupted):
 		return withHint(ExitInterrupted, runErr, "resume with: "+resume)
 	case runErr != nil:
@@ -122,4 +125,30 @@ func finishSend(env Env, sum *importer.Summary, runErr error, jsonOut bool, resu
 			"kommo-import report --run "+shellQuote([]string{sum.Name})+" lists them\n"+nextSteps(sum.Name, sum.Failed, sum.Rejected))
 	}
 	return nil
+}
+
+// stopHint says what the operator does about a run stopped for them.
+func stopHint(e *importer.StopError) string {
+	switch e.Reason {
+	case importer.StopUnknownScope:
+		return "check --scope-id (" + envScopeID + ") and --api-url; connect the channel to the account again if the integration was reinstalled"
+	case importer.StopBlocked:
+		return "ask Kommo support to lift the block (give the IP, the account subdomain and id), then run the same command again; lower --rate if you raised it"
+	case importer.StopClockSkew:
+		return "set this machine's clock right (enable NTP), then run the same command again"
+	}
+	return "check that " + envChannelSecret + " is the secret of this channel and --scope-id its scope, then run the same command again"
+}
+
+// mismatchHint says how to run a job that is not the named run's.
+func mismatchHint(e *importer.MismatchError) string {
+	switch e.Field {
+	case "source version":
+		return "give another --run name to import the new version (messages already sent are skipped), or restore the file"
+	case "scope":
+		return "give another --run name"
+	case "source":
+		return "resume it with the same source, or give another --run name"
+	}
+	return "run it with --notify " + e.Have + ", or give another --run name"
 }

@@ -78,12 +78,12 @@ func runVerify(ctx context.Context, env Env, args []string, sig <-chan os.Signal
 		case <-ctx.Done():
 		}
 	}()
-	rep, err := importer.VerifyWith(ctx, pool, api.client, importer.VerifyConfig{Run: st.Name, Sample: *sample, Limiter: api.limiter, Logger: log})
+	rep, err := importer.VerifyWith(ctx, pool, api.client, importer.VerifyConfig{Run: st.Name, Sample: *sample, Rate: f.rate, Logger: log})
 	again := "kommo-import " + shellQuote(append([]string{"verify"}, args...))
 	var stop *importer.StopError
 	switch {
 	case errors.As(err, &stop):
-		return withHint(ExitOperator, err, stop.Hint+"\nThen verify again: "+again)
+		return withHint(ExitOperator, err, stopHint(stop)+"\nThen verify again: "+again)
 	case errors.Is(err, importer.ErrInterrupted):
 		return withHint(ExitInterrupted, err, "verify again: "+again)
 	case err != nil:
