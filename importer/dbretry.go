@@ -15,7 +15,10 @@ import (
 // or went away (restart, failover, dropped connection), as opposed to an
 // error in what was asked of it. Such errors are waited out.
 func dbUnavailable(err error) bool {
-	if err == nil {
+	var src *SourceError
+	if err == nil || errors.As(err, &src) {
+		// A source's read error (a truncated file ends in an unexpected
+		// EOF too) is the source's, never the database's.
 		return false
 	}
 	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
@@ -47,10 +50,16 @@ func (im *Importer) withDB(ctx context.Context, what string, fn func(context.Con
 	delay := 250 * time.Millisecond
 	for {
 		err := fn(ctx)
+		if err != nil && ctx.Err() != nil && !errors.Is(err, ErrInterrupted) {
+			// A hard stop: whatever the statement said, the run was stopped.
+			return interrupted(CauseSignal, what, err)
+		}
 		if !dbUnavailable(err) || ctx.Err() != nil {
-			if err == nil && !since.IsZero() {
+			if !since.IsZero() {
 				im.stats.dbDown.Store(false)
-				im.log.Warn("database is back; continuing", "after", time.Since(since).Round(time.Second))
+				if err == nil {
+					im.log.Warn("database is back; continuing", "after_seconds", time.Since(since).Seconds())
+				}
 			}
 			return err
 		}
@@ -60,12 +69,33 @@ func (im *Importer) withDB(ctx context.Context, what string, fn func(context.Con
 			im.log.Warn("database unavailable: pausing and retrying", "while", what, "err", err, "give_up_after", im.cfg.DBOutageLimit)
 		}
 		if time.Since(since) > im.cfg.DBOutageLimit {
-			return fmt.Errorf("%w: the database has been unavailable for %s (%s): %w",
-				ErrInterrupted, time.Since(since).Round(time.Second), what, err)
+			return interrupted(CauseDatabaseUnavailable, fmt.Sprintf("for %s, while %s", time.Since(since).Round(time.Second), what), err)
 		}
 		if err := sleepCtx(ctx, delay); err != nil {
-			return fmt.Errorf("%w: %w", ErrInterrupted, err)
+			return interrupted(CauseSignal, "", err)
 		}
 		delay = min(delay*2, 5*time.Second)
 	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// noDBWait runs fn once: for callers that do not wait out outages.
+func noDBWait(ctx context.Context, _ string, fn func(context.Context) error) error { return fn(ctx) }
+
+// interruptedOr is err, or an interruption by a signal when ctx ended.
+func interruptedOr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return interrupted(CauseSignal, "", ctx.Err())
+	}
+	return err
 }

@@ -62,7 +62,7 @@ func (h *harness) importerFor(name, path, scope string, mod func(*importer.Confi
 	cfg := importer.Config{
 		Run: name, ScopeID: scope,
 		Open:   openJSONL(path),
-		Source: sources.Identity{Label: "jsonl:" + path},
+		Source: fileIdentity(h.t, path),
 		Rate:   -1, Workers: 4,
 		ReconcileWait: 50 * time.Millisecond,
 		BackoffBase:   10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
@@ -77,6 +77,14 @@ func (h *harness) importerFor(name, path, scope string, mod func(*importer.Confi
 	im, err := importer.New(h.pool, client, cfg)
 	require.NoError(h.t, err)
 	return im
+}
+
+// fileIdentity is a JSONL file's identity as the CLI gives it to a run.
+func fileIdentity(t *testing.T, path string) sources.Identity {
+	t.Helper()
+	id, err := sources.Spec{Kind: sources.KindJSONL, Path: path}.Identity()
+	require.NoError(t, err)
+	return id
 }
 
 // openJSONL opens a JSONL file as a run's source.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -146,13 +147,16 @@ func DerivedRunName(scope string, src sources.Identity) string {
 // work the same run at once.
 type Importer struct {
 	cfg     Config
-	named   bool // cfg.Run was given, not derived
+	named   bool   // cfg.Run was given, not derived
+	base    string // the derived name, before a re-sync generation suffix
 	pool    *pgxpool.Pool
-	api     API
-	limiter *Limiter
+	api     API // unpaced: every attempt takes a pacer slot first
+	pacer   *pacer
+	policy  retryPolicy
 	log     *slog.Logger
 	procID  string
 	sess    session
+	idleLog idleLogger
 
 	activeMu sync.Mutex
 	active   map[string]string // lease owner (worker) -> the conversation it works now
@@ -171,54 +175,46 @@ func New(pool *pgxpool.Pool, api API, cfg Config) (*Importer, error) {
 	host, _ := os.Hostname()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	limiter := NewLimiter(cfg.Rate)
-	return &Importer{
-		cfg:     cfg,
-		named:   named,
-		pool:    pool,
-		api:     pacedAPI{api: api, limiter: limiter},
-		limiter: limiter,
-		log:     cfg.Logger,
-		procID:  fmt.Sprintf("%s/%d/%s", strings.ReplaceAll(host, "#", "_"), os.Getpid(), hex.EncodeToString(b[:])), // "#" separates the worker in lease owners
-		sess:    session{key: newLockKey()},
-		active:  map[string]string{},
-	}, nil
+	im := &Importer{
+		cfg:    cfg,
+		named:  named,
+		base:   cfg.Run,
+		pool:   pool,
+		api:    api,
+		policy: retryPolicy{backoffBase: cfg.BackoffBase, backoffMax: cfg.BackoffMax, defaultPause: cfg.DefaultPause},
+		log:    cfg.Logger,
+		procID: fmt.Sprintf("%s/%d/%s", strings.ReplaceAll(host, "#", "_"), os.Getpid(), hex.EncodeToString(b[:])), // "#" separates the worker in lease owners
+		sess:   session{key: newLockKey()},
+		active: map[string]string{},
+	}
+	im.pacer = newPacer(pool, cfg.ScopeID, cfg.Rate, im.withDB)
+	return im, nil
 }
 
-// Limiter is the process's rate limiter, for metrics.
+// Limiter is a view of the process's rate schedule, for metrics.
 //
 // Deprecated: temporary, until metrics read Progress.
-func (im *Importer) Limiter() *Limiter { return im.limiter }
+func (im *Importer) Limiter() *Limiter { return &Limiter{im.pacer} }
+
+// Limiter is what metrics read of the rate schedule.
+//
+// Deprecated: temporary, until metrics read Progress.
+type Limiter struct{ p *pacer }
+
+// Rate is the rate in force.
+func (l *Limiter) Rate() float64 { return l.p.Rate() }
+
+// PausedUntil is the end of the scope's pause, or zero.
+func (l *Limiter) PausedUntil() time.Time { return l.p.PausedUntil() }
+
+// Waited is the time spent waiting for slots.
+func (l *Limiter) Waited() time.Duration { return l.p.Waited() }
+
+// Requests is the slots used.
+func (l *Limiter) Requests() int64 { return l.p.Requests() }
 
 // RunName is the run's name: as given, or derived from the scope and source.
 func (im *Importer) RunName() string { return im.cfg.Run }
-
-// pacedAPI takes a slot of the rate schedule before every attempt.
-type pacedAPI struct {
-	api     API
-	limiter *Limiter
-}
-
-func (p pacedAPI) SendMessage(ctx context.Context, m *chatsapi.Payload) (*chatsapi.SendResult, error) {
-	if err := p.limiter.Wait(ctx); err != nil {
-		return nil, err
-	}
-	return p.api.SendMessage(ctx, m)
-}
-
-func (p pacedAPI) CreateChat(ctx context.Context, conv string, user chatsapi.Participant) (*chatsapi.Chat, error) {
-	if err := p.limiter.Wait(ctx); err != nil {
-		return nil, err
-	}
-	return p.api.CreateChat(ctx, conv, user)
-}
-
-func (p pacedAPI) History(ctx context.Context, chatID string, offset, limit int) ([]chatsapi.HistoryMessage, error) {
-	if err := p.limiter.Wait(ctx); err != nil {
-		return nil, err
-	}
-	return p.api.History(ctx, chatID, offset, limit)
-}
 
 // Outcome says how a run ended.
 type Outcome string
@@ -235,34 +231,168 @@ const upsertRun = `
 INSERT INTO kommo_import_runs (name, scope_id, source, source_version, notify, rate)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (name) DO UPDATE SET rate = EXCLUDED.rate, updated_at = now()
-RETURNING scope_id, source, source_version, notify, staging_done, abandoned_at IS NOT NULL`
+RETURNING scope_id, source, source_version, notify, staging_done, abandoned_at IS NOT NULL, finished_at IS NOT NULL`
 
-// openRun creates the run row, or checks that an existing one is the same job.
-func (im *Importer) openRun(ctx context.Context) error {
+// restageVersion records a new version of a file whose run had not
+// finished staging: staging reads the file again from the start.
+const restageVersion = `UPDATE kommo_import_runs SET source_version = $2, staged_line = 0, updated_at = now() WHERE name = $1`
+
+// selectGenerations lists the runs of a derived name: the name and the
+// re-syncs after it (name.2, name.3, ...).
+const selectGenerations = `
+SELECT name, finished_at IS NOT NULL OR abandoned_at IS NOT NULL FROM kommo_import_runs
+WHERE name = $1 OR name LIKE $2`
+
+// openRun creates the run row, or checks that an existing one is the same
+// job. It reports whether the run has finished (nothing left to send).
+func (im *Importer) openRun(ctx context.Context) (finished bool, err error) {
+	if !im.named && im.cfg.Source.Version == "" {
+		// A table or a query has no version to tell a new export by: once
+		// its run has finished, the same command is a re-sync, a new run
+		// that reads it again and sends what it gained.
+		if err := im.nextGeneration(ctx); err != nil {
+			return false, err
+		}
+	}
 	var scope, source, version, notify string
 	var staged, abandoned bool
-	err := im.pool.QueryRow(ctx, upsertRun, im.cfg.Run, im.cfg.ScopeID, im.cfg.Source.Label, im.cfg.Source.Version, im.cfg.Notify, im.cfg.Rate).
-		Scan(&scope, &source, &version, &notify, &staged, &abandoned)
+	err = im.pool.QueryRow(ctx, upsertRun, im.cfg.Run, im.cfg.ScopeID, im.cfg.Source.Label, im.cfg.Source.Version, im.cfg.Notify, im.cfg.Rate).
+		Scan(&scope, &source, &version, &notify, &staged, &abandoned, &finished)
 	if err != nil {
-		return fmt.Errorf("open run %s: %w", im.cfg.Run, err)
+		return false, fmt.Errorf("open run %s: %w", im.cfg.Run, err)
 	}
 	if abandoned {
-		return fmt.Errorf("run %s: %w", im.cfg.Run, ErrRunAbandoned)
+		return false, fmt.Errorf("run %s: %w", im.cfg.Run, ErrRunAbandoned)
 	}
 	mismatch := func(field, have, want string) error {
 		return &MismatchError{Run: im.cfg.Run, Field: field, Have: have, Want: want, StagingDone: staged}
 	}
 	switch {
 	case scope != im.cfg.ScopeID:
-		return mismatch("scope", scope, im.cfg.ScopeID)
+		return false, mismatch("scope", scope, im.cfg.ScopeID)
 	case source != im.cfg.Source.Label:
-		return mismatch("source", source, im.cfg.Source.Label)
-	case version != im.cfg.Source.Version:
-		return mismatch("source version", version, im.cfg.Source.Version)
+		return false, mismatch("source", source, im.cfg.Source.Label)
 	case notify != string(im.cfg.Notify):
-		return mismatch("notify", notify, string(im.cfg.Notify))
+		return false, mismatch("notify", notify, string(im.cfg.Notify))
+	case version != im.cfg.Source.Version && staged:
+		return false, mismatch("source version", version, im.cfg.Source.Version)
+	case version != im.cfg.Source.Version:
+		// The file changed before the run had staged it whole (a fixed
+		// export in place of a truncated one): staging reads it again from
+		// the start; what was staged is not staged twice.
+		im.log.Info("the source changed since the run started staging it: reading it again from the start",
+			"run", im.cfg.Run, "was", version, "now", im.cfg.Source.Version)
+		if _, err := im.pool.Exec(ctx, restageVersion, im.cfg.Run, im.cfg.Source.Version); err != nil {
+			return false, fmt.Errorf("open run %s: %w", im.cfg.Run, err)
+		}
+	case finished && im.cfg.Open != nil && im.cfg.Source.Version == "":
+		// A named run of a table, a query or stdin that has finished: the
+		// same name cannot tell a new export from the old one.
+		return false, fmt.Errorf("run %s: %w", im.cfg.Run, ErrRunFinished)
+	}
+	return finished, nil
+}
+
+// nextGeneration picks the run of a derived name to work: the newest one,
+// unless it has finished, then a new one after it.
+func (im *Importer) nextGeneration(ctx context.Context) error {
+	base := im.base
+	im.cfg.Run = base
+	rows, err := im.pool.Query(ctx, selectGenerations, base, escapeLike(base)+".%")
+	if err != nil {
+		return fmt.Errorf("open run %s: %w", base, err)
+	}
+	type gen struct {
+		Name     string
+		Finished bool
+	}
+	gens, err := pgx.CollectRows(rows, pgx.RowToStructByPos[gen])
+	if err != nil {
+		return fmt.Errorf("open run %s: %w", base, err)
+	}
+	newest, n := "", 0
+	var newestFinished bool
+	for _, g := range gens {
+		k := 1
+		if suffix, ok := strings.CutPrefix(g.Name, base+"."); ok {
+			if k, err = strconv.Atoi(suffix); err != nil || k < 2 {
+				continue
+			}
+		}
+		if k > n {
+			n, newest, newestFinished = k, g.Name, g.Finished
+		}
+	}
+	switch {
+	case newest == "":
+	case !newestFinished:
+		im.cfg.Run = newest
+	default:
+		im.cfg.Run = fmt.Sprintf("%s.%d", base, n+1)
+		im.log.Info("the previous run of this source has finished: reading it again as a new run (a re-sync; what the scope has is not sent again)",
+			"previous", newest, "run", im.cfg.Run)
 	}
 	return nil
+}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// preflightAttempts bounds the preflight: an API that cannot be reached
+// three times in a row, a second apart, is reported as unreachable.
+const (
+	preflightAttempts = 3
+	preflightTimeout  = 10 * time.Second
+)
+
+// preflight makes one cheap signed request (the history of a chat that does
+// not exist) before any work: it proves the API is reachable, the signature
+// accepted and the scope known. An API it cannot reach is an interruption
+// (CauseAPIUnreachable); a refused scope a StopError.
+func (im *Importer) preflight(ctx context.Context) error {
+	chat := preflightChatID()
+	for failures := 1; ; failures++ {
+		if err := im.pacer.Wait(ctx); err != nil {
+			return interruptedOr(ctx, err)
+		}
+		actx, cancel := context.WithTimeout(ctx, preflightTimeout)
+		_, err := im.api.History(actx, chat, 0, 1)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		d := im.policy.decide(ctx, err, failures)
+		switch d.act {
+		case actAbort:
+			return interrupted(CauseSignal, "", d.err)
+		case actStop:
+			return d.err
+		case actFail:
+			// A 4xx about the request itself: the API read a signed
+			// request of this scope and answered.
+			return nil
+		case actPause:
+			im.pause(ctx, d.after)
+			return nil
+		}
+		if failures >= preflightAttempts {
+			return interrupted(CauseAPIUnreachable, "", d.api)
+		}
+		if err := sleepCtx(ctx, min(d.after, time.Second)); err != nil {
+			return interrupted(CauseSignal, "", err)
+		}
+	}
+}
+
+// preflightChatID is a random chat id in Kommo's UUID form.
+func preflightChatID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // Run stages, plans and sends the run until nothing is left or it must stop.
@@ -272,20 +402,25 @@ func (im *Importer) openRun(ctx context.Context) error {
 // request leaves its message in doubt, to be reconciled on resume).
 func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, error) {
 	started := time.Now()
-	err := im.withDB(ctx, "start", func(ctx context.Context) error {
-		if err := im.openRun(ctx); err != nil {
-			return err
-		}
-		return im.register(ctx)
+	var finished bool
+	err := im.withDB(ctx, "start", func(ctx context.Context) (err error) {
+		finished, err = im.openRun(ctx)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	defer im.unregister(context.WithoutCancel(ctx))
-
-	// Staging resumes from its last committed batch, so a lost database
-	// connection is waited out by starting it again.
-	err = im.withDB(ctx, "staging", func(ctx context.Context) error { return im.stage(ctx, soft) }) // stages, then plans
+	if !finished {
+		err = im.preflight(ctx)
+	}
+	if err == nil {
+		err = im.withDB(ctx, "start", im.register)
+	}
+	if err == nil {
+		// Staging resumes from its last committed batch, so a lost database
+		// connection is waited out by starting it again.
+		err = im.withDB(ctx, "staging", func(ctx context.Context) error { return im.stage(ctx, soft) }) // stages, then plans
+	}
 	var sendStart time.Time
 	if err == nil {
 		sendStart = time.Now()

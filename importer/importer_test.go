@@ -25,7 +25,7 @@ func TestRunDeliversExactlyOnceInOrder(t *testing.T) {
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
 	require.EqualValues(t, len(msgs), sum.Sent)
 	require.EqualValues(t, len(msgs), sum.SentNow)
-	require.EqualValues(t, len(msgs), sum.Requests, "one request per message without faults")
+	require.EqualValues(t, len(msgs)+1, sum.Requests, "one request per message without faults, and the preflight")
 	ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
 
 	// Running the same command again sends nothing.

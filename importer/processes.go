@@ -56,15 +56,8 @@ WITH freed AS (
 )
 SELECT (SELECT count(*) FROM freed), (SELECT count(*) FROM kommo_import_live_processes WHERE run_name = $1)`
 
-// selectPause reads the scope's 429 pause, recorded by whichever process saw it.
-const selectPause = `
-SELECT COALESCE(extract(epoch FROM paused_until - now()), 0)::float8
-FROM kommo_import_pacer WHERE scope_id = $1`
-
-const recordPause = `
-INSERT INTO kommo_import_pacer AS p (scope_id, paused_until) VALUES ($1, now() + make_interval(secs => $2))
-ON CONFLICT (scope_id) DO UPDATE
-SET paused_until = GREATEST(COALESCE(p.paused_until, now()), EXCLUDED.paused_until)`
+// markProgress records that the run moved (status shows since when nothing did).
+const markProgress = `UPDATE kommo_import_runs SET progress_at = now() WHERE name = $1`
 
 // deadAfter is how long a process may miss heartbeats before it counts as
 // gone although its session lives on (a host cut off from the network).
@@ -76,6 +69,8 @@ type session struct {
 	mu   sync.Mutex
 	conn *pgxpool.Conn // nil until registered, and after a failure until the next beat
 	key  int64
+
+	sentAtBeat int64 // messages delivered at the last beat that recorded progress
 }
 
 func newLockKey() int64 {
@@ -190,17 +185,16 @@ func (im *Importer) beatLocked(ctx context.Context) (int, error) {
 	if freed > 0 {
 		im.log.Info("freed the conversations of processes that are gone", "conversations", freed)
 	}
-	var paused float64
-	if err := conn.QueryRow(ctx, selectPause, im.cfg.ScopeID).Scan(&paused); err != nil && !isNoRows(err) {
+	if sent := im.stats.sent.Load(); sent != im.sess.sentAtBeat {
+		if _, err := conn.Exec(ctx, markProgress, im.cfg.Run); err != nil {
+			return 0, err
+		}
+		im.sess.sentAtBeat = sent
+	}
+	if err := im.pacer.refresh(ctx); err != nil {
 		return 0, err
 	}
 	n := max(int(live), 1)
-	if im.cfg.Rate > 0 {
-		im.limiter.SetShare(im.cfg.Rate / float64(n))
-	}
-	if paused > 0 {
-		im.limiter.PauseUntil(time.Now().Add(time.Duration(paused*float64(time.Second))), false)
-	}
 	im.stats.processes.Store(int64(n))
 	im.throughput.add(time.Now(), im.Progress().Done)
 	return n, nil
@@ -241,18 +235,5 @@ func (im *Importer) heartbeatLoop(ctx context.Context) {
 		if _, err := im.beat(ctx); err != nil && ctx.Err() == nil {
 			im.log.Warn("heartbeat failed", "err", err)
 		}
-	}
-}
-
-// pause stops this process's requests for d and records the pause for every
-// process sending to the scope.
-func (im *Importer) pause(ctx context.Context, d time.Duration) {
-	im.limiter.Pause(d)
-	im.stats.rateLimited.Add(1)
-	im.log.Warn("rate limited by the API: pausing every worker", "for", d.Round(time.Second), "rate_now", im.limiter.Rate())
-	cctx, cancel := checkpointCtx(ctx)
-	defer cancel()
-	if _, err := im.pool.Exec(cctx, recordPause, im.cfg.ScopeID, d.Seconds()); err != nil {
-		im.log.Warn("record pause", "err", err)
 	}
 }

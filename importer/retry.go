@@ -15,46 +15,15 @@ const lockRunTx = `SELECT pg_advisory_xact_lock(hashtextextended('kommo-import r
 
 const selectRunForRetry = `SELECT scope_id, notify, staging_done AND planned FROM kommo_import_runs WHERE name = $1 FOR UPDATE`
 
-const createRetryTable = `
-CREATE TEMP TABLE kommo_import_retry (conversation_id text PRIMARY KEY) ON COMMIT DROP`
-
-// resetFailed puts the run's failed messages back to pending and remembers
+// resetFailed puts the run's failed messages back to pending and returns
 // their conversations. attempts is kept: it counts every attempt ever made.
 const resetFailed = `
 WITH reset AS (
     UPDATE kommo_import_messages SET state = 'pending', last_error = NULL
     WHERE run_name = $1 AND state = 'failed'
     RETURNING conversation_id
-), convs AS (
-    INSERT INTO kommo_import_retry (conversation_id)
-    SELECT DISTINCT conversation_id FROM reset
 )
-SELECT count(*) FROM reset`
-
-// replanSilent is planSilent for the conversations of the reset messages:
-// the newest message the scope has for the conversation is loud, and only
-// if it is this run's and not sent. A failed message that was the newest was
-// loud when it failed and is loud again; any other stays silent.
-const replanSilent = `
-UPDATE kommo_import_messages m
-SET silent = ($2 = 'none' OR m.msgid <> n.msgid)
-FROM (
-    SELECT DISTINCT ON (conversation_id) conversation_id, msgid
-    FROM kommo_import_messages
-    WHERE scope_id = $3 AND conversation_id IN (SELECT conversation_id FROM kommo_import_retry)
-    ORDER BY conversation_id, msec_timestamp DESC, seq DESC
-) n
-WHERE m.run_name = $1 AND m.conversation_id = n.conversation_id AND m.state = 'pending'`
-
-// reopenConversations marks the conversations not done (the lease is left
-// alone: a process working one releases it and recomputes done itself).
-const reopenConversations = `
-INSERT INTO kommo_import_conversations (run_name, conversation_id, messages)
-SELECT $1, r.conversation_id,
-       (SELECT count(*) FROM kommo_import_messages m
-        WHERE m.run_name = $1 AND m.conversation_id = r.conversation_id AND m.state IN ('pending', 'sending'))
-FROM kommo_import_retry r
-ON CONFLICT (run_name, conversation_id) DO UPDATE SET done = false, messages = EXCLUDED.messages`
+SELECT count(*), COALESCE(array_agg(DISTINCT conversation_id), '{}') FROM reset`
 
 // reopenRun clears finished_at so the next Run records when it finished again.
 const reopenRun = `UPDATE kommo_import_runs SET finished_at = NULL, updated_at = now() WHERE name = $1`
@@ -83,19 +52,17 @@ func ResetFailed(ctx context.Context, pool *pgxpool.Pool, run string) (int64, er
 		if !planned {
 			return fmt.Errorf("%s: %w", run, ErrNotPlanned)
 		}
-		if _, err := tx.Exec(ctx, createRetryTable); err != nil {
-			return err
-		}
-		if err := tx.QueryRow(ctx, resetFailed, run).Scan(&n); err != nil {
+		var convs []string
+		if err := tx.QueryRow(ctx, resetFailed, run).Scan(&n, &convs); err != nil {
 			return err
 		}
 		if n == 0 {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, replanSilent, run, notify, scope); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, reopenConversations, run); err != nil {
+		// The plan's rule again, for these conversations: a failed message
+		// that was the newest was loud when it failed and is loud again;
+		// any other stays silent.
+		if err := plan(ctx, tx, run, scope, Notify(notify), convs); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, reopenRun, run)

@@ -16,7 +16,6 @@ import (
 	"github.com/kommo-import/kommo-import/internal/pgtest"
 	"github.com/kommo-import/kommo-import/internal/sim"
 	"github.com/kommo-import/kommo-import/migrations"
-	"github.com/kommo-import/kommo-import/sources"
 )
 
 // TestSeveralRunsInOneDatabaseNeverStall reproduces the stall of a re-sync in a
@@ -48,7 +47,7 @@ func TestSeveralRunsInOneDatabaseNeverStall(t *testing.T) {
 		require.NoError(t, err)
 		im, err := importer.New(pool, client, importer.Config{
 			Run: fmt.Sprintf("run-%d", run), ScopeID: scope,
-			Open: openJSONL(path), Source: sources.Identity{Label: "jsonl:" + path},
+			Open: openJSONL(path), Source: fileIdentity(t, path),
 			Rate: -1, Workers: 8, ReconcileWait: 50 * time.Millisecond,
 		})
 		require.NoError(t, err)

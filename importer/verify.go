@@ -101,6 +101,8 @@ SELECT conversation_id, chat_id FROM (
 ORDER BY random()
 LIMIT $2`
 
+const selectRunScope = `SELECT scope_id FROM kommo_import_runs WHERE name = $1`
+
 const countVerifyConvs = `SELECT count(DISTINCT conversation_id) FROM kommo_import_messages WHERE run_name = $1 AND state = 'sent'`
 
 const selectVerifyMessages = `
@@ -145,12 +147,16 @@ func VerifyWith(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, cfg 
 	if cfg.Rate == 0 {
 		cfg.Rate = 5
 	}
-	limiter := NewLimiter(cfg.Rate)
 	started := time.Now()
-	if err := checkRun(ctx, pool, cfg.Run); err != nil {
-		return nil, err
+	var scope string
+	if err := pool.QueryRow(ctx, selectRunScope, cfg.Run).Scan(&scope); isNoRows(err) {
+		return nil, fmt.Errorf("%w %q", ErrNoRun, cfg.Run)
+	} else if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", cfg.Run, err)
 	}
-	v := &verifier{cfg: cfg, pool: pool, api: pacedHistory{api, limiter}, limiter: limiter, rep: &VerifyReport{Run: cfg.Run, Sample: cfg.Sample}}
+	v := &verifier{cfg: cfg, pool: pool, api: api, rep: &VerifyReport{Run: cfg.Run, Sample: cfg.Sample},
+		pacer:  newPacer(pool, scope, cfg.Rate, noDBWait),
+		policy: retryPolicy{backoffBase: cfg.BackoffBase, backoffMax: cfg.BackoffMax, defaultPause: cfg.DefaultPause}}
 	if err := pool.QueryRow(ctx, countVerifyConvs, cfg.Run).Scan(&v.rep.ConversationsTotal); err != nil {
 		return nil, fmt.Errorf("verify %s: %w", cfg.Run, err)
 	}
@@ -183,24 +189,12 @@ func VerifyWith(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, cfg 
 }
 
 type verifier struct {
-	cfg     VerifyConfig
-	pool    *pgxpool.Pool
-	api     HistoryReader
-	limiter *Limiter
-	rep     *VerifyReport
-}
-
-// pacedHistory takes a slot of the rate schedule before every attempt.
-type pacedHistory struct {
-	api     HistoryReader
-	limiter *Limiter
-}
-
-func (p pacedHistory) History(ctx context.Context, chatID string, offset, limit int) ([]chatsapi.HistoryMessage, error) {
-	if err := p.limiter.Wait(ctx); err != nil {
-		return nil, err
-	}
-	return p.api.History(ctx, chatID, offset, limit)
+	cfg    VerifyConfig
+	pool   *pgxpool.Pool
+	api    HistoryReader // unpaced: every attempt takes a pacer slot first
+	pacer  *pacer
+	policy retryPolicy
+	rep    *VerifyReport
 }
 
 func (v *verifier) loadConvs(ctx context.Context, sql string, args ...any) ([]verifyConv, error) {
@@ -316,46 +310,41 @@ func (v *verifier) readHistory(ctx context.Context, c verifyConv, msgs map[strin
 	}
 }
 
-// history reads one page, retrying what is retryable and waiting out 429s.
+// history reads one page, taking a slot of the scope's rate schedule for
+// every attempt and following the retry policy: a 429 pauses the scope, a
+// retryable failure is retried after its backoff (verification is
+// sequential: it sleeps), anything else ends it.
 func (v *verifier) history(ctx context.Context, chatID string, offset int) ([]chatsapi.HistoryMessage, error) {
-	for failures := 0; ; {
+	for failures := 1; ; {
+		if err := v.pacer.Wait(ctx); err != nil {
+			return nil, interruptedOr(ctx, err)
+		}
 		v.rep.Requests++
 		page, err := v.api.History(ctx, chatID, offset, historyPage)
 		if err == nil {
 			return page, nil
 		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
-		}
-		apiErr, _ := chatsapi.AsError(err)
-		if apiErr == nil {
-			return nil, err
-		}
-		if scopeWide(apiErr) {
-			return nil, stopError(apiErr)
-		}
-		switch apiErr.Kind {
-		case chatsapi.KindPermanent:
-			return nil, apiErr
-		case chatsapi.KindRateLimited:
-			d := apiErr.RetryAfter
-			if d <= 0 {
-				d = v.cfg.DefaultPause
+		d := v.policy.decide(ctx, err, failures)
+		switch d.act {
+		case actAbort:
+			return nil, interrupted(CauseSignal, "", d.err)
+		case actStop:
+			return nil, d.err
+		case actFail:
+			return nil, d.api
+		case actPause:
+			v.cfg.Logger.Warn("rate limited by the API: pausing", "for", d.after)
+			if err := v.pacer.pause(ctx, d.after); err != nil {
+				v.cfg.Logger.Warn("record pause", "err", err)
 			}
-			v.cfg.Logger.Warn("rate limited (429): pausing", "for", d)
-			v.limiter.Pause(d)
 			continue
 		}
-		failures++
 		if failures >= v.cfg.MaxAttempts {
-			return nil, fmt.Errorf("%w: the API keeps failing: %v", ErrInterrupted, apiErr)
+			return nil, interrupted(CauseAPIUnavailable, fmt.Sprintf("%d attempts in a row at reading chat %s", failures, chatID), d.api)
 		}
-		d := v.cfg.BackoffBase << min(failures-1, 20)
-		if d <= 0 || d > v.cfg.BackoffMax {
-			d = v.cfg.BackoffMax
-		}
-		if err := sleepCtx(ctx, d); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInterrupted, err)
+		failures++
+		if err := sleepCtx(ctx, d.after); err != nil {
+			return nil, interrupted(CauseSignal, "", err)
 		}
 	}
 }

@@ -13,6 +13,7 @@ ALTER TABLE kommo_import_runs
     ADD COLUMN abandoned_at   timestamptz,
     ADD COLUMN progress_at    timestamptz,                 -- last time a process of the run delivered a message
     ADD COLUMN taken_over     bigint NOT NULL DEFAULT 0,   -- msgids taken over from runs nobody worked any more
+    ADD COLUMN handed_over    bigint NOT NULL DEFAULT 0,   -- msgids later runs took over from this one
     ADD COLUMN quotes_dropped bigint NOT NULL DEFAULT 0,   -- replies/forwards sent without a quote the export does not hold
     ADD COLUMN unknown_fields jsonb  NOT NULL DEFAULT '{}', -- input fields not part of the payload: path -> records
     DROP COLUMN paused_until;                               -- a 429 pause lives in the scope's schedule

@@ -660,9 +660,13 @@ func TestE2ESecretNeverLeaks(t *testing.T) {
 	var out, errOut syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	require.NoError(t, cmd.Start())
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
-	require.NoError(t, err)
-	environ, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid))
+	// Right after the start /proc may show the process before its exec
+	// is visible there: read until the command line appears.
+	var cmdline, environ []byte
+	for deadline := time.Now().Add(2 * time.Second); len(cmdline) == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		cmdline, _ = os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
+		environ, _ = os.ReadFile(fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid))
+	}
 	require.Contains(t, string(environ), e2eSecret, "the check below would find the secret if it were there")
 	require.NoError(t, cmd.Wait(), errOut.String())
 	s.requireExact(t, msgs)

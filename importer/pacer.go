@@ -1,0 +1,264 @@
+package importer
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The rate is one schedule per scope, kept in PostgreSQL so that every
+// process and run sending to the scope draws from it: a GCRA row whose tat
+// (theoretical arrival time) is the next free slot. Each request takes the
+// slot at max(tat, now) and moves tat one interval on, so as the API sees
+// it requests are an interval apart whichever process sends them, a dead or
+// idle process holds no share, and a newcomer needs no settling pause. At 7
+// requests/s that is 7 tiny updates a second, on an unlogged table.
+//
+// A 429 pauses the scope: paused_until holds every slot back, and the rate
+// steps down (halved, down to 1/16) and recovers by 1.25 after each quiet
+// 30 seconds.
+
+const (
+	minFactor    = 1.0 / 16
+	recoverEvery = 30 * time.Second
+	recoverStep  = 1.25
+	// rateMargin widens the interval a little, so that the jitter of one
+	// request's way to the API (a millisecond or two) cannot put R+1
+	// requests into one second as the API counts them. It costs 0.5% of the rate.
+	rateMargin = 1.005
+	// slotLead is how long before its slot a send is checkpointed as
+	// "sending", so that the request itself goes out on time.
+	slotLead = 25 * time.Millisecond
+)
+
+// reserveSlot takes the scope's next slot for a request whose interval at
+// full speed is $2 seconds. It returns how far the slot is from now (0 or
+// more), the factor in force and the seconds left of a pause, all in the
+// database's time.
+const reserveSlot = `
+INSERT INTO kommo_import_pacer AS p (scope_id, tat) VALUES ($1, now() + make_interval(secs => $2))
+ON CONFLICT (scope_id) DO UPDATE SET
+    factor = CASE WHEN p.factor < 1 AND p.last_step <= now() - make_interval(secs => $3) AND COALESCE(p.paused_until, '-infinity') < now()
+                  THEN least(1, p.factor * $4) ELSE p.factor END,
+    last_step = CASE WHEN p.factor < 1 AND p.last_step <= now() - make_interval(secs => $3) AND COALESCE(p.paused_until, '-infinity') < now()
+                     THEN now() ELSE p.last_step END,
+    tat = GREATEST(p.tat, now(), COALESCE(p.paused_until, now()))
+        + make_interval(secs => $2 / CASE WHEN p.factor < 1 AND p.last_step <= now() - make_interval(secs => $3) AND COALESCE(p.paused_until, '-infinity') < now()
+                                          THEN least(1, p.factor * $4) ELSE p.factor END)
+RETURNING GREATEST(extract(epoch FROM tat - now())::float8 - $2 / factor, 0), factor,
+    GREATEST(COALESCE(extract(epoch FROM paused_until - now())::float8, 0), 0), extract(epoch FROM now())::float8`
+
+// pauseScope records a 429: no slot before now + $2 seconds, and the rate
+// halved unless a pause is already in force (one step per episode).
+const pauseScope = `
+INSERT INTO kommo_import_pacer AS p (scope_id, tat, factor, last_step, paused_until)
+VALUES ($1, now() + make_interval(secs => $2), 0.5, now(), now() + make_interval(secs => $2))
+ON CONFLICT (scope_id) DO UPDATE SET
+    factor = CASE WHEN COALESCE(p.paused_until, '-infinity') < now() THEN GREATEST(p.factor / 2, $3) ELSE p.factor END,
+    last_step = now(),
+    paused_until = GREATEST(COALESCE(p.paused_until, now()), now() + make_interval(secs => $2)),
+    tat = GREATEST(p.tat, now() + make_interval(secs => $2))
+RETURNING factor`
+
+// readPacer reads the scope's schedule without taking a slot (heartbeats).
+const readPacer = `
+SELECT factor, GREATEST(COALESCE(extract(epoch FROM paused_until - now())::float8, 0), 0)
+FROM kommo_import_pacer WHERE scope_id = $1`
+
+// pacer hands out the slots of one scope's schedule to this process.
+type pacer struct {
+	pool   *pgxpool.Pool
+	scope  string
+	rate   float64 // requests/s at full speed; <= 0: unlimited
+	withDB func(ctx context.Context, what string, fn func(context.Context) error) error
+
+	mu          sync.Mutex
+	factor      float64
+	pausedUntil time.Time // local time
+	// offset maps the database's clock to ours: the smallest (our receive
+	// time - database now) seen lately, i.e. clock difference plus the
+	// quickest answer. Slots are turned into local times with it, so the
+	// jitter of one answer does not move the request.
+	offset      time.Duration
+	offsetSince time.Time
+
+	requests atomic.Int64
+	waited   atomic.Int64 // nanoseconds
+}
+
+func newPacer(pool *pgxpool.Pool, scope string, rate float64, withDB func(context.Context, string, func(context.Context) error) error) *pacer {
+	return &pacer{pool: pool, scope: scope, rate: rate, withDB: withDB, factor: 1}
+}
+
+// slot is a reserved send time, in this process's clock.
+type slot struct{ at time.Time }
+
+// interval is the spacing of slots at full speed, with the margin.
+func (p *pacer) interval() float64 { return rateMargin / p.rate }
+
+// reserve takes the scope's next slot. It waits out database outages (as
+// withDB does) and never sends: the caller waits for the slot.
+func (p *pacer) reserve(ctx context.Context) (slot, error) {
+	if p.rate <= 0 {
+		return slot{at: time.Now()}, nil
+	}
+	var delay, factor, paused, dbNow float64
+	var received time.Time
+	err := p.withDB(ctx, "rate schedule", func(ctx context.Context) error {
+		err := p.pool.QueryRow(ctx, reserveSlot, p.scope, p.interval(), recoverEvery.Seconds(), recoverStep).Scan(&delay, &factor, &paused, &dbNow)
+		received = time.Now()
+		return err
+	})
+	if err != nil {
+		return slot{}, fmt.Errorf("rate schedule: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.factor = factor
+	off := received.Sub(time.Unix(0, int64(dbNow*1e9)))
+	if p.offsetSince.IsZero() || off < p.offset || received.Sub(p.offsetSince) > time.Minute {
+		// A fresh minimum now and then follows clock drift.
+		p.offset, p.offsetSince = off, received
+	}
+	if paused > 0 {
+		p.setPauseLocked(received.Add(secs(paused)))
+	}
+	at := time.Unix(0, int64((dbNow+delay)*1e9)).Add(p.offset)
+	return slot{at: at}, nil
+}
+
+// waitUntil sleeps until lead before the slot, or until ctx ends or stop is
+// closed (then false).
+func (p *pacer) waitUntil(ctx context.Context, s slot, lead time.Duration, stop <-chan struct{}) (bool, error) {
+	d := time.Until(s.at) - lead
+	if d <= 0 {
+		return true, nil
+	}
+	start := time.Now()
+	defer func() { p.waited.Add(int64(time.Since(start))) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-stop:
+		return false, nil
+	case <-t.C:
+		return true, nil
+	}
+}
+
+// Wait takes a slot and sleeps until it: the gate every look-up passes.
+func (p *pacer) Wait(ctx context.Context) error {
+	for {
+		s, err := p.reserve(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := p.waitUntil(ctx, s, 0, nil); err != nil {
+			return err
+		}
+		if !p.paused() {
+			p.requests.Add(1)
+			return nil
+		}
+		// A 429 arrived while this caller waited: never send into a pause.
+	}
+}
+
+// taken counts a slot used for a request (sends use reserve and waitUntil
+// themselves, and count here).
+func (p *pacer) taken() { p.requests.Add(1) }
+
+// pause records a 429 for the scope: every process holds its requests
+// until the pause ends, and the rate steps down.
+func (p *pacer) pause(ctx context.Context, d time.Duration) error {
+	p.mu.Lock()
+	p.setPauseLocked(time.Now().Add(d))
+	p.mu.Unlock()
+	if p.rate <= 0 {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var factor float64
+	if err := p.pool.QueryRow(cctx, pauseScope, p.scope, d.Seconds(), minFactor).Scan(&factor); err != nil {
+		return fmt.Errorf("record pause: %w", err)
+	}
+	p.mu.Lock()
+	p.factor = factor
+	p.mu.Unlock()
+	return nil
+}
+
+// refresh reads the scope's factor and pause (another process's 429).
+func (p *pacer) refresh(ctx context.Context) error {
+	if p.rate <= 0 {
+		return nil
+	}
+	var factor, paused float64
+	err := p.pool.QueryRow(ctx, readPacer, p.scope).Scan(&factor, &paused)
+	if isNoRows(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.factor = factor
+	if paused > 0 {
+		p.setPauseLocked(time.Now().Add(secs(paused)))
+	}
+	return nil
+}
+
+func (p *pacer) setPauseLocked(t time.Time) {
+	if t.After(p.pausedUntil) {
+		p.pausedUntil = t
+	}
+}
+
+func (p *pacer) paused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return time.Now().Before(p.pausedUntil)
+}
+
+// PausedUntil is the end of the pause in force, or the zero time.
+func (p *pacer) PausedUntil() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Now().After(p.pausedUntil) {
+		return time.Time{}
+	}
+	return p.pausedUntil
+}
+
+// Rate is the rate in force (requests/s; 0: unlimited).
+func (p *pacer) Rate() float64 {
+	if p.rate <= 0 {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rate * p.factor
+}
+
+// Requests is the number of slots used so far by this process.
+func (p *pacer) Requests() int64 { return p.requests.Load() }
+
+// Waited is the time spent waiting for slots.
+func (p *pacer) Waited() time.Duration { return time.Duration(p.waited.Load()) }
+
+func secs(s float64) time.Duration {
+	if s > math.MaxInt64/1e9 {
+		return math.MaxInt64
+	}
+	return time.Duration(s * float64(time.Second))
+}
