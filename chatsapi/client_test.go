@@ -37,7 +37,7 @@ type vector struct {
 
 func loadVector(t *testing.T, name string) vector {
 	t.Helper()
-	raw, err := os.ReadFile("../../signer/testdata/signature-vectors.json")
+	raw, err := os.ReadFile("../signer/testdata/signature-vectors.json")
 	require.NoError(t, err)
 	var vs []vector
 	require.NoError(t, json.Unmarshal(raw, &vs))
