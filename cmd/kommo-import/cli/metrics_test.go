@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -229,6 +231,71 @@ func TestMetricsWarnWhenReachableFromTheNetwork(t *testing.T) {
 	}
 }
 
+// dashboardPath is the Grafana dashboard shipped for these metrics.
+const dashboardPath = "../../../deploy/grafana/kommo-import.json"
+
+// requireDashboardMatches fails unless the Grafana dashboard is an
+// importable export (the data source an input, every panel on it) whose
+// queries name only series that scrape has.
+func requireDashboardMatches(t *testing.T, scrape string) {
+	t.Helper()
+	raw, err := os.ReadFile(dashboardPath)
+	require.NoError(t, err)
+	type datasource struct{ Type, UID string }
+	var dash struct {
+		Inputs []struct{ Name, Type, PluginID string } `json:"__inputs"`
+		UID    string
+		Panels []struct {
+			ID         int
+			Type       string
+			Title      string
+			Datasource *datasource
+			Targets    []struct {
+				Expr       string
+				Datasource *datasource
+			}
+		}
+		Templating struct {
+			List []struct {
+				Name       string
+				Datasource *datasource
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal(raw, &dash))
+	require.Len(t, dash.Inputs, 1)
+	require.Equal(t, "DS_PROMETHEUS", dash.Inputs[0].Name)
+	require.Equal(t, "datasource", dash.Inputs[0].Type)
+	require.Equal(t, "prometheus", dash.Inputs[0].PluginID)
+	require.NotEmpty(t, dash.UID)
+	onInput := func(what string, ds *datasource) {
+		require.NotNil(t, ds, what)
+		require.Equal(t, datasource{"prometheus", "${DS_PROMETHEUS}"}, *ds, what)
+	}
+	for _, v := range dash.Templating.List {
+		onInput("variable "+v.Name, v.Datasource)
+	}
+	ids := map[int]bool{}
+	series := regexp.MustCompile(`\b(?:kommo_import|go|process)_[a-z_]+`)
+	for _, p := range dash.Panels {
+		require.False(t, ids[p.ID], "panel id %d twice", p.ID)
+		ids[p.ID] = true
+		if p.Type == "row" {
+			continue
+		}
+		onInput(p.Title, p.Datasource)
+		require.NotEmpty(t, p.Targets, p.Title)
+		for _, q := range p.Targets {
+			onInput(p.Title, q.Datasource)
+			names := series.FindAllString(q.Expr, -1)
+			require.NotEmpty(t, names, "%s: %s", p.Title, q.Expr)
+			for _, name := range names {
+				require.Regexp(t, `(?m)^`+name+`[{ ]`, scrape, "%s: %s is not in the scrape", p.Title, name)
+			}
+		}
+	}
+}
+
 // requireLintClean fails on anything promlint (the checks of promtool check
 // metrics) finds in scrape.
 func requireLintClean(t *testing.T, scrape string) {
@@ -328,6 +395,7 @@ func TestMetricsServedDuringARun(t *testing.T) {
 	require.Equal(t, 14.0, total)
 	require.NotContains(t, scrape, cliSecret)
 	requireLintClean(t, scrape)
+	requireDashboardMatches(t, scrape)
 
 	res := <-done
 	require.Equal(t, ExitOK, res.code, res.stderr)
