@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -332,6 +333,9 @@ func (c *cliEnv) start(args ...string) <-chan cmdResult {
 	return done
 }
 
+// scrapeOut is where make lint has the mid-run scrape written for promtool.
+var scrapeOut = flag.String("scrape-out", "", "write TestMetricsServedDuringARun's mid-run scrape to this file")
+
 func TestMetricsServedDuringARun(t *testing.T) {
 	old := statesRefresh
 	statesRefresh = 50 * time.Millisecond
@@ -396,6 +400,9 @@ func TestMetricsServedDuringARun(t *testing.T) {
 	require.NotContains(t, scrape, cliSecret)
 	requireLintClean(t, scrape)
 	requireDashboardMatches(t, scrape)
+	if *scrapeOut != "" {
+		require.NoError(t, os.WriteFile(*scrapeOut, []byte(scrape), 0o644))
+	}
 
 	res := <-done
 	require.Equal(t, ExitOK, res.code, res.stderr)
