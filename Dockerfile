@@ -1,5 +1,7 @@
-# kommo-import and kommo-sim in one small image.
+# kommo-import and kommo-sim in one small image (docker-compose.yml runs both from it).
 #   docker build -t kommo-import .
+# .dockerignore keeps the git history, bin/ and exports (*.jsonl, *.csv, *.gz
+# outside testdata/) out of the build context that "COPY . ." sends.
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./

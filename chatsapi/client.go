@@ -61,6 +61,14 @@ type Config struct {
 	// MaxResponseBytes caps how much of a response body is read; a longer
 	// body is not read further and fails the call. Default 1 MiB.
 	MaxResponseBytes int64
+	// WrapTransport, when set, is called once by New with the transport the
+	// Client would use (the default above, or HTTPClient's) after New has
+	// inspected it, and the Client sends through what it returns. It is the
+	// place for metrics or tracing: the wrapper keeps every limit of the
+	// transport it wraps, where a copied transport drifts. Endpoint names a
+	// request for a label. CloseIdleConnections reaches the wrapped transport
+	// whether or not the wrapper forwards it.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Client calls the Kommo Chats API. It is safe for concurrent use. Each call
@@ -74,12 +82,16 @@ type Client struct {
 	limiter  Limiter
 	now      func() time.Time
 	maxBytes int64
+	// wrapped is the transport under WrapTransport's wrapper, nil when
+	// there is none: http.Client only closes the outermost one's connections.
+	wrapped interface{ CloseIdleConnections() }
 }
 
 // New validates cfg and returns a Client. It refuses a BaseURL that is not
 // https (plain http only to a loopback host or with AllowInsecureHTTP), that
 // has a path, query or credentials, an empty Secret, negative durations or
-// sizes, and an HTTPClient whose transport skips certificate verification.
+// sizes, an HTTPClient whose transport skips certificate verification, and a
+// WrapTransport that returns nil.
 func New(cfg Config) (*Client, error) {
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
@@ -122,6 +134,14 @@ func New(cfg Config) (*Client, error) {
 	if err := checkTransport(hc.Transport); err != nil {
 		return nil, fmt.Errorf("chats api: %w", err)
 	}
+	var wrapped interface{ CloseIdleConnections() }
+	if cfg.WrapTransport != nil {
+		inner := hc.Transport
+		if hc.Transport = cfg.WrapTransport(inner); hc.Transport == nil {
+			return nil, errors.New("chats api: WrapTransport returned nil")
+		}
+		wrapped, _ = inner.(interface{ CloseIdleConnections() })
+	}
 	// The signature covers the path, and a redirected POST could be
 	// processed twice: a 3xx is returned to the caller as a permanent error.
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -134,6 +154,7 @@ func New(cfg Config) (*Client, error) {
 		limiter:  cfg.Limiter,
 		now:      cfg.Now,
 		maxBytes: cfg.MaxResponseBytes,
+		wrapped:  wrapped,
 	}, nil
 }
 
@@ -174,7 +195,8 @@ func checkTransport(rt http.RoundTripper) error {
 	if t.TLSClientConfig != nil && t.TLSClientConfig.InsecureSkipVerify {
 		return errors.New("HTTP client skips TLS certificate verification")
 	}
-	if t.DialTLSContext != nil || t.DialTLS != nil { //nolint:staticcheck // DialTLS bypasses the checks as well
+	//lint:ignore SA1019 a deprecated DialTLS still dials TLS past the checks, so it is refused too
+	if t.DialTLSContext != nil || t.DialTLS != nil {
 		return errors.New("HTTP client dials TLS itself: certificate verification cannot be checked")
 	}
 	return nil
@@ -225,6 +247,28 @@ func checkSegment(what, s string) error {
 }
 
 const pathPrefix = "/v2/origin/custom/"
+
+// Endpoint names the Chats API call req is for by its route, never by its
+// ids, so its values are few enough for a metrics label: "send_message",
+// "create_chat", "history", "connect", or "other" for any other request.
+func Endpoint(req *http.Request) string {
+	p, ok := strings.CutPrefix(req.URL.Path, pathPrefix)
+	if !ok {
+		return "other"
+	}
+	parts := strings.Split(strings.Trim(p, "/"), "/")
+	switch {
+	case len(parts) == 1 && req.Method == http.MethodPost:
+		return "send_message"
+	case len(parts) == 2 && parts[1] == "connect" && req.Method == http.MethodPost:
+		return "connect"
+	case len(parts) == 2 && parts[1] == "chats" && req.Method == http.MethodPost:
+		return "create_chat"
+	case len(parts) == 4 && parts[1] == "chats" && parts[3] == "history" && req.Method == http.MethodGet:
+		return "history"
+	}
+	return "other"
+}
 
 // SendResult is the API's answer to new_message. Note the naming: MsgID is
 // Kommo's id for the message and RefID echoes ours (Payload.MsgID).
@@ -481,8 +525,14 @@ func result[T any](a attempt, decode func(status int, body []byte) (T, error)) (
 }
 
 // CloseIdleConnections closes the pooled connections and abandons dials no
-// request waits for any more. Call it when done with the Client.
-func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+// request waits for any more, under a WrapTransport wrapper too. Call it when
+// done with the Client.
+func (c *Client) CloseIdleConnections() {
+	c.hc.CloseIdleConnections()
+	if c.wrapped != nil {
+		c.wrapped.CloseIdleConnections()
+	}
+}
 
 // attempt waits on the limiter, signs with a fresh Date and makes one HTTP
 // request, reading at most maxBytes of the response within the timeout.

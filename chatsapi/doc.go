@@ -21,4 +21,8 @@
 // printable snippet; RetryAfter is capped at MaxRetryAfter. Certificates are
 // always verified (see Config.HTTPClient). Nothing of a failed attempt
 // outlives it: the attempt's context tears its connection down.
+//
+// Instrumentation wraps the client's own transport (Config.WrapTransport)
+// rather than replacing it, so those limits hold with metrics on; Endpoint
+// names a request's call for a label.
 package chatsapi

@@ -5,7 +5,6 @@ import (
 	"crypto/md5"
 	"crypto/sha1"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -145,15 +144,6 @@ func (e *VerifyError) Error() string {
 		return "signature: " + e.Reason.String()
 	}
 	return "signature: " + e.Reason.String() + ": " + e.Detail
-}
-
-// ReasonOf returns the Reason of a *VerifyError in err's chain, or 0.
-func ReasonOf(err error) Reason {
-	var ve *VerifyError
-	if errors.As(err, &ve) {
-		return ve.Reason
-	}
-	return 0
 }
 
 // Verify checks a received request the way the Chats API does: every signed

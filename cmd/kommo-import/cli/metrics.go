@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/importer"
 )
 
@@ -56,7 +55,9 @@ type metrics struct {
 
 // start listens on the flag's address and serves /metrics until close. It
 // returns nil (and no error) when the flag is empty. It refreshes the run's
-// message counts by state from pool in the background.
+// message counts by state from pool in the background. An address that is
+// not loopback (":9090", "0.0.0.0:9090", "[::]:9090", a LAN address) is
+// served with a warning.
 func (m *metricsFlags) start(log *slog.Logger, run string, pool *pgxpool.Pool) (*metrics, error) {
 	if m.addr == "" {
 		return nil, nil
@@ -86,6 +87,10 @@ func (m *metricsFlags) start(log *slog.Logger, run string, pool *pgxpool.Pool) (
 		}()
 	}
 	log.Info("serving metrics", "url", "http://"+met.addr+"/metrics")
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		log.Warn("metrics are reachable from the network: they show run names and message counts to anyone who can connect; "+
+			"listen on 127.0.0.1 unless a firewall or the scraper's network keeps others out", "addr", met.addr)
+	}
 	return met, nil
 }
 
@@ -176,6 +181,7 @@ func (m *metrics) loadStates(ctx context.Context, pool *pgxpool.Pool, run string
 }
 
 // watchLimiter exposes the limiter's rate, pause and waits; safe on nil.
+// Everything read from the limiter is in this one function.
 func (m *metrics) watchLimiter(l *importer.Limiter) {
 	if m == nil {
 		return
@@ -195,7 +201,7 @@ func (m *metrics) watchLimiter(l *importer.Limiter) {
 			return 1
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "kommo_import_rate_limit_paused_until_seconds",
+			Name: "kommo_import_rate_limit_paused_until_timestamp_seconds",
 			Help: "Unix time the current 429 pause ends; 0 when not paused.",
 		}, func() float64 {
 			t := l.PausedUntil()
@@ -222,16 +228,16 @@ func (m *metrics) watchImporter(im *importer.Importer) {
 	}
 	m.run.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "kommo_import_process_sent_total",
-			Help: "Messages this process delivered.",
+			Name: "kommo_import_messages_sent_total",
+			Help: "Messages this process delivered (other processes of the run count their own).",
 		}, func() float64 { return float64(im.Progress().SentNow) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "kommo_import_progress_done",
+			Name: "kommo_import_progress_done_messages",
 			Help: "Messages of the run sent or failed, as this process last knew (the bar's position).",
 		}, func() float64 { return float64(im.Progress().Done) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "kommo_import_progress_total",
-			Help: "Messages the run holds (known once sending starts).",
+			Name: "kommo_import_progress_messages",
+			Help: "Messages the run holds, as this process last knew (the bar's end; known once sending starts).",
 		}, func() float64 { return float64(im.Progress().Total) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "kommo_import_processes",
@@ -249,32 +255,14 @@ func (m *metrics) watchImporter(im *importer.Importer) {
 	)
 }
 
-// httpClient returns the HTTP client the Chats API client should copy: a
-// transport like chatsapi's default, observed. Nil (the chatsapi default)
-// when metrics are off.
-func (m *metrics) httpClient() *http.Client {
+// wrapTransport is chatsapi.Config.WrapTransport: it observes every attempt
+// on chatsapi's own transport, which keeps that transport's limits. It
+// returns rt itself when metrics are off (a nil *metrics).
+func (m *metrics) wrapTransport(rt http.RoundTripper) http.RoundTripper {
 	if m == nil {
-		return nil
+		return rt
 	}
-	return &http.Client{Transport: &observedTransport{next: apiTransport(), m: m}}
-}
-
-// apiTransport mirrors chatsapi's default transport (unexported there):
-// bounded dial, TLS handshake and header waits, certificate checks on, and
-// enough idle connections for every worker on the one amojo host.
-func apiTransport() *http.Transport {
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          32,
-		MaxIdleConnsPerHost:   32,
-		IdleConnTimeout:       90 * time.Second,
-	}
+	return &observedTransport{next: rt, m: m}
 }
 
 // observedTransport counts every attempt by endpoint and status, times it
@@ -285,7 +273,7 @@ type observedTransport struct {
 }
 
 func (t *observedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	ep := endpointOf(r)
+	ep := chatsapi.Endpoint(r)
 	t.m.inFlight.Inc()
 	defer t.m.inFlight.Dec()
 	start := time.Now()
@@ -297,26 +285,4 @@ func (t *observedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	t.m.requests.WithLabelValues(ep, code).Inc()
 	return resp, err
-}
-
-// endpointOf names a Chats API request by its route, never by its ids, so
-// the label's values stay few.
-func endpointOf(r *http.Request) string {
-	const prefix = "/v2/origin/custom/"
-	p, ok := strings.CutPrefix(r.URL.Path, prefix)
-	if !ok {
-		return "other"
-	}
-	parts := strings.Split(strings.Trim(p, "/"), "/")
-	switch {
-	case len(parts) == 1 && r.Method == http.MethodPost:
-		return "send_message"
-	case len(parts) == 2 && parts[1] == "connect":
-		return "connect"
-	case len(parts) == 2 && parts[1] == "chats":
-		return "create_chat"
-	case len(parts) == 4 && parts[1] == "chats" && parts[3] == "history":
-		return "history"
-	}
-	return "other"
 }

@@ -1,43 +1,33 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/internal/sim"
 )
-
-func TestEndpointOf(t *testing.T) {
-	tests := []struct {
-		method, path, want string
-	}{
-		{http.MethodPost, "/v2/origin/custom/scope_1", "send_message"},
-		{http.MethodPost, "/v2/origin/custom/scope_1/chats", "create_chat"},
-		{http.MethodGet, "/v2/origin/custom/scope_1/chats/8e3e7640-49af/history", "history"},
-		{http.MethodPost, "/v2/origin/custom/chan-1/connect", "connect"},
-		{http.MethodGet, "/v2/origin/custom/scope_1", "other"},
-		{http.MethodGet, "/metrics", "other"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
-			r := httptest.NewRequest(tt.method, tt.path, nil)
-			require.Equal(t, tt.want, endpointOf(r))
-		})
-	}
-}
 
 // metricValue returns the value of the series name{labels...} in a scrape,
 // and whether it is there.
@@ -56,37 +46,46 @@ func metricValue(scrape, name string, labels ...string) (float64, bool) {
 	return 0, false
 }
 
+// scrapeOf returns what m's /metrics serves.
+func scrapeOf(t *testing.T, m *metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	return rec.Body.String()
+}
+
 func TestObservedTransportCountsByEndpointAndCode(t *testing.T) {
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/history") {
 			w.WriteHeader(http.StatusTooManyRequests)
 			return
 		}
-		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"new_message":{"msgid":"amo-1"}}`)
 	}))
 	defer api.Close()
 	gone := httptest.NewServer(http.NotFoundHandler())
 	gone.Close()
 
 	m := newMetrics("r1")
-	hc := m.httpClient()
-	do := func(method, url string) {
-		req, err := http.NewRequest(method, url, nil)
+	client := func(url string) *chatsapi.Client {
+		c, err := chatsapi.New(chatsapi.Config{BaseURL: url, ScopeID: "s", Secret: cliSecret, WrapTransport: m.wrapTransport})
 		require.NoError(t, err)
-		resp, err := hc.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
+		t.Cleanup(c.CloseIdleConnections)
+		return c
 	}
-	do(http.MethodPost, api.URL+"/v2/origin/custom/s")
-	do(http.MethodPost, api.URL+"/v2/origin/custom/s")
-	do(http.MethodGet, api.URL+"/v2/origin/custom/s/chats/c/history")
-	do(http.MethodPost, gone.URL+"/v2/origin/custom/s")
+	ctx := context.Background()
+	c := client(api.URL)
+	for range 2 {
+		_, err := c.SendMessage(ctx, &chatsapi.Payload{MsgID: "m"})
+		require.NoError(t, err)
+	}
+	_, err := c.History(ctx, "chat", 0, 10)
+	require.Error(t, err)
+	_, err = client(gone.URL).SendMessage(ctx, &chatsapi.Payload{MsgID: "m"})
+	require.Error(t, err)
 
-	rec := httptest.NewRecorder()
-	promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	scrape := rec.Body.String()
+	scrape := scrapeOf(t, m)
 	for _, tt := range []struct {
 		endpoint, code string
 		want           float64
@@ -101,6 +100,210 @@ func TestObservedTransportCountsByEndpointAndCode(t *testing.T) {
 	v, ok = metricValue(scrape, "kommo_import_http_requests_in_flight")
 	require.True(t, ok)
 	require.Zero(t, v)
+}
+
+func TestWrapTransportWithoutMetrics(t *testing.T) {
+	var m *metrics
+	rt := http.RoundTripper(&http.Transport{})
+	require.Same(t, rt, m.wrapTransport(rt))
+}
+
+// rawServer answers every connection with handle and returns its address.
+func rawServer(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				handle(c)
+			})
+		}
+	})
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// goroutinesBack polls until at most baseline goroutines run, for up to wait.
+func goroutinesBack(baseline int, wait time.Duration) (int, bool) {
+	deadline := time.Now().Add(wait)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= baseline || time.Now().After(deadline) {
+			return n, n <= baseline
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMetricsKeepTransportLimits: the client the commands build with
+// --metrics-addr keeps chatsapi's hostile-server limits (chatsapi's
+// hostile_test.go): 100 KiB of response headers fail the call, and a server
+// that never speaks TLS holds the dial net/http goes on with after the
+// attempt only for min(10s, --request-timeout).
+func TestMetricsKeepTransportLimits(t *testing.T) {
+	session := func(t *testing.T, url string, timeout time.Duration) *apiSession {
+		t.Helper()
+		f := apiFlags{apiURL: url, scopeID: "s", rate: -1, timeout: timeout}
+		f.metrics.addr = "127.0.0.1:0"
+		api, err := f.session(slog.New(slog.DiscardHandler), "r1", nil, cliSecret)
+		require.NoError(t, err)
+		require.NotNil(t, api.met, "metrics on")
+		t.Cleanup(api.close)
+		return api
+	}
+
+	t.Run("response headers", func(t *testing.T) {
+		addr := rawServer(t, func(c net.Conn) {
+			if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+				return
+			}
+			body := `{"new_message":{"msgid":"amo-1"}}`
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"+
+				strings.Repeat("X-Pad: "+strings.Repeat("a", 1016)+"\r\n", 100)+
+				"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+		})
+		api := session(t, "http://"+addr, 5*time.Second)
+		_, err := api.client.SendMessage(context.Background(), &chatsapi.Payload{MsgID: "m"})
+		require.ErrorContains(t, err, "server response headers exceeded 65536 bytes")
+		v, ok := metricValue(scrapeOf(t, api.met), "kommo_import_http_requests_total", `endpoint="send_message"`, `code="error"`)
+		require.True(t, ok)
+		require.Equal(t, 1.0, v, "the attempt went through the metrics")
+	})
+
+	t.Run("TLS handshake", func(t *testing.T) {
+		addr := rawServer(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+		api := session(t, "https://"+addr, 300*time.Millisecond)
+		baseline := runtime.NumGoroutine()
+		start := time.Now()
+		_, err := api.client.SendMessage(context.Background(), &chatsapi.Payload{MsgID: "m"})
+		require.Error(t, err)
+		require.Less(t, time.Since(start), 2*time.Second)
+		// Nothing closes idle connections: the handshake cap alone ends the dial.
+		n, ok := goroutinesBack(baseline, 5*time.Second)
+		require.True(t, ok, "%d goroutines 5s after the call, %d before: the dial outlived the 300ms handshake cap", n, baseline)
+	})
+}
+
+func TestMetricsWarnWhenReachableFromTheNetwork(t *testing.T) {
+	tests := []struct {
+		addr string
+		warn bool
+	}{
+		{":0", true},
+		{"0.0.0.0:0", true},
+		{"[::]:0", true},
+		{"127.0.0.1:0", false},
+		{"[::1]:0", false},
+		{"localhost:0", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			var logs bytes.Buffer
+			f := metricsFlags{addr: tt.addr}
+			m, err := f.start(slog.New(slog.NewTextHandler(&logs, nil)), "r1", nil)
+			require.NoError(t, err)
+			m.close()
+			if tt.warn {
+				require.Contains(t, logs.String(), "level=WARN msg=\"metrics are reachable from the network: they show run names and message counts")
+			} else {
+				require.NotContains(t, logs.String(), "WARN")
+			}
+		})
+	}
+}
+
+// dashboardPath is the Grafana dashboard shipped for these metrics.
+const dashboardPath = "../../../deploy/grafana/kommo-import.json"
+
+// requireDashboardMatches fails unless the Grafana dashboard is an
+// importable export (the data source an input, every panel on it) whose
+// queries name only series that scrape has.
+func requireDashboardMatches(t *testing.T, scrape string) {
+	t.Helper()
+	raw, err := os.ReadFile(dashboardPath)
+	require.NoError(t, err)
+	type datasource struct{ Type, UID string }
+	var dash struct {
+		Inputs []struct{ Name, Type, PluginID string } `json:"__inputs"`
+		UID    string
+		Panels []struct {
+			ID         int
+			Type       string
+			Title      string
+			Datasource *datasource
+			Targets    []struct {
+				Expr       string
+				Datasource *datasource
+			}
+		}
+		Templating struct {
+			List []struct {
+				Name       string
+				Datasource *datasource
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal(raw, &dash))
+	require.Len(t, dash.Inputs, 1)
+	require.Equal(t, "DS_PROMETHEUS", dash.Inputs[0].Name)
+	require.Equal(t, "datasource", dash.Inputs[0].Type)
+	require.Equal(t, "prometheus", dash.Inputs[0].PluginID)
+	require.NotEmpty(t, dash.UID)
+	onInput := func(what string, ds *datasource) {
+		require.NotNil(t, ds, what)
+		require.Equal(t, datasource{"prometheus", "${DS_PROMETHEUS}"}, *ds, what)
+	}
+	for _, v := range dash.Templating.List {
+		onInput("variable "+v.Name, v.Datasource)
+	}
+	ids := map[int]bool{}
+	series := regexp.MustCompile(`\b(?:kommo_import|go|process)_[a-z_]+`)
+	for _, p := range dash.Panels {
+		require.False(t, ids[p.ID], "panel id %d twice", p.ID)
+		ids[p.ID] = true
+		if p.Type == "row" {
+			continue
+		}
+		onInput(p.Title, p.Datasource)
+		require.NotEmpty(t, p.Targets, p.Title)
+		for _, q := range p.Targets {
+			onInput(p.Title, q.Datasource)
+			names := series.FindAllString(q.Expr, -1)
+			require.NotEmpty(t, names, "%s: %s", p.Title, q.Expr)
+			for _, name := range names {
+				require.Regexp(t, `(?m)^`+name+`[{ ]`, scrape, "%s: %s is not in the scrape", p.Title, name)
+			}
+		}
+	}
+}
+
+// requireLintClean fails on anything promlint (the checks of promtool check
+// metrics) finds in scrape.
+func requireLintClean(t *testing.T, scrape string) {
+	t.Helper()
+	problems, err := promlint.New(strings.NewReader(scrape)).Lint()
+	require.NoError(t, err)
+	require.Empty(t, problems, "promlint")
 }
 
 func freeAddr(t *testing.T) string {
@@ -129,6 +332,9 @@ func (c *cliEnv) start(args ...string) <-chan cmdResult {
 	}()
 	return done
 }
+
+// scrapeOut is where make lint has the mid-run scrape written for promtool.
+var scrapeOut = flag.String("scrape-out", "", "write TestMetricsServedDuringARun's mid-run scrape to this file")
 
 func TestMetricsServedDuringARun(t *testing.T) {
 	old := statesRefresh
@@ -174,11 +380,14 @@ func TestMetricsServedDuringARun(t *testing.T) {
 		{"kommo_import_http_requests_in_flight", nil},
 		{"kommo_import_rate_limit_requests_per_second", []string{`run="m1"`}},
 		{"kommo_import_rate_limit_paused", nil},
-		{"kommo_import_rate_limit_paused_until_seconds", nil},
+		{"kommo_import_rate_limit_paused_until_timestamp_seconds", nil},
 		{"kommo_import_rate_limit_wait_seconds_total", nil},
 		{"kommo_import_rate_limit_requests_total", nil},
-		{"kommo_import_process_sent_total", nil},
-		{"kommo_import_progress_total", nil},
+		{"kommo_import_messages_sent_total", nil},
+		{"kommo_import_progress_done_messages", nil},
+		{"kommo_import_progress_messages", nil},
+		{"kommo_import_processes", nil},
+		{"kommo_import_database_down", nil},
 		{"go_goroutines", nil},
 	} {
 		_, ok := metricValue(scrape, s.name, s.labels...)
@@ -186,9 +395,14 @@ func TestMetricsServedDuringARun(t *testing.T) {
 	}
 	rate, _ := metricValue(scrape, "kommo_import_rate_limit_requests_per_second")
 	require.Equal(t, 50.0, rate)
-	total, _ := metricValue(scrape, "kommo_import_progress_total")
+	total, _ := metricValue(scrape, "kommo_import_progress_messages")
 	require.Equal(t, 14.0, total)
 	require.NotContains(t, scrape, cliSecret)
+	requireLintClean(t, scrape)
+	requireDashboardMatches(t, scrape)
+	if *scrapeOut != "" {
+		require.NoError(t, os.WriteFile(*scrapeOut, []byte(scrape), 0o644))
+	}
 
 	res := <-done
 	require.Equal(t, ExitOK, res.code, res.stderr)

@@ -108,7 +108,7 @@ func (f *apiFlags) session(log *slog.Logger, run string, pool *pgxpool.Pool, sec
 	client, err := chatsapi.New(chatsapi.Config{
 		BaseURL: f.apiURL, ScopeID: f.scopeID, Secret: secret,
 		Timeout: f.timeout, AllowInsecureHTTP: f.insecure,
-		HTTPClient: met.httpClient(),
+		WrapTransport: met.wrapTransport,
 	})
 	if err != nil {
 		met.close()
