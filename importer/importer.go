@@ -191,14 +191,11 @@ func New(pool *pgxpool.Pool, api API, cfg Config) (*Importer, error) {
 	return im, nil
 }
 
-// Limiter is a view of the process's rate schedule, for metrics.
-//
-// Deprecated: temporary, until metrics read Progress.
+// Limiter is a view of the process's rate schedule, for metrics
+// (temporary, until metrics read Progress).
 func (im *Importer) Limiter() *Limiter { return &Limiter{im.pacer} }
 
-// Limiter is what metrics read of the rate schedule.
-//
-// Deprecated: temporary, until metrics read Progress.
+// Limiter is what metrics read of the rate schedule (temporary).
 type Limiter struct{ p *pacer }
 
 // Rate is the rate in force.
@@ -474,12 +471,6 @@ func stopped(soft <-chan struct{}) bool {
 	default:
 		return false
 	}
-}
-
-// checkpointCtx gives a checkpoint write its own deadline, detached from the
-// run's cancellation, so a stopping run still records what it sent.
-func checkpointCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 }
 
 func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

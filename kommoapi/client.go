@@ -108,7 +108,7 @@ func BaseURL(domain string) (string, error) {
 	}
 	d = strings.TrimSuffix(d, "/")
 	if strings.ContainsAny(d, "/?#@ ") {
-		return "", fmt.Errorf("Kommo domain %q: want SUBDOMAIN.kommo.com", domain)
+		return "", fmt.Errorf("the Kommo domain %q: want SUBDOMAIN.kommo.com", domain)
 	}
 	if !strings.Contains(d, ".") && d != "localhost" {
 		d += ".kommo.com"
