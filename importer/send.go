@@ -220,9 +220,10 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 			// Hard stop: the message stays in doubt, reconciled on resume.
 			return 0, interrupted(CauseSignal, "", err)
 		}
-		if im.pacer.paused() {
-			// A 429 arrived while this slot was waited for: never send into
-			// a pause. The request was not made.
+		if !im.pacer.usable(s) {
+			// A 429 arrived while this slot was waited for (never send into a
+			// pause), or the slot is gone (the checkpoint took too long). The
+			// request was not made.
 			if err := im.markPending(ctx, m); err != nil {
 				return 0, err
 			}
