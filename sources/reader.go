@@ -108,6 +108,10 @@ func Open(ctx context.Context, spec Spec) (*Reader, error) {
 		r.dec, err = newCSV(in, spec)
 		if err != nil {
 			r.Close()
+			var re *ReadError
+			if errors.As(err, &re) {
+				return nil, re
+			}
 			return nil, fmt.Errorf("%s: %w", r.name, err)
 		}
 	}
@@ -134,7 +138,7 @@ func (r *Reader) openFile(spec Spec) (*bufio.Reader, error) {
 		src = f
 	}
 	r.bytesRead = new(atomic.Int64)
-	br := bufio.NewReaderSize(&countingReader{r: src, n: r.bytesRead}, 256<<10)
+	br := bufio.NewReaderSize(&guardReader{r: &countingReader{r: src, n: r.bytesRead}, name: r.name, n: r.bytesRead}, 256<<10)
 	magic, _ := br.Peek(2)
 	if !bytes.Equal(magic, []byte{0x1f, 0x8b}) {
 		return br, nil
@@ -142,10 +146,10 @@ func (r *Reader) openFile(spec Spec) (*bufio.Reader, error) {
 	zr, err := gzip.NewReader(br)
 	if err != nil {
 		r.Close()
-		return nil, fmt.Errorf("%s: gzip: %w", r.name, err)
+		return nil, (&guardReader{name: r.name, n: r.bytesRead, gzip: true}).wrap(err)
 	}
 	r.closers = append(r.closers, zr)
-	return bufio.NewReaderSize(zr, 256<<10), nil
+	return bufio.NewReaderSize(&guardReader{r: zr, name: r.name, n: r.bytesRead, gzip: true}, 256<<10), nil
 }
 
 type countingReader struct {
@@ -159,11 +163,47 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// guardReader turns every read error but a clean io.EOF into a *ReadError
+// naming the file. An early end of a gzip stream (io.ErrUnexpectedEOF from
+// compress/gzip) becomes ErrTruncated: passed up as it is, it would read as a
+// dropped connection to whoever classifies errors.
+type guardReader struct {
+	r    io.Reader
+	name string
+	n    *atomic.Int64 // bytes of the stored input read so far
+	gzip bool          // r decompresses
+}
+
+func (g *guardReader) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = g.wrap(err)
+	}
+	return n, err
+}
+
+func (g *guardReader) wrap(err error) error {
+	var re *ReadError
+	if errors.As(err, &re) {
+		return re // from the layer below
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		what := "the input"
+		if g.gzip {
+			what = "the gzip stream"
+		}
+		return &ReadError{Name: g.name, Err: fmt.Errorf("%w: %s ends early after %d bytes", ErrTruncated, what, g.n.Load())}
+	}
+	return &ReadError{Name: g.name, Err: err} // compress/gzip and flate say "gzip: ..." themselves
+}
+
 // Next returns the next valid record. A bad record comes back as a *LineError:
 // record it and call Next again, the stream goes on. A msgid seen before with
 // identical content is skipped (Stats().Duplicates); with different content it
 // is a *LineError wrapping ErrConflictingDuplicate that names the first line.
-// io.EOF ends the input; any other error (I/O, database) is fatal.
+// io.EOF ends the input; any other error is fatal: a *ReadError for a file
+// that cannot be read on (cut short: ErrTruncated; corrupt; disk), or a
+// database error for postgres.
 func (r *Reader) Next(ctx context.Context) (Record, error) {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -176,6 +216,13 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 		var le *LineError
 		if errors.As(err, &le) {
 			return Record{}, r.reject(le, pos)
+		}
+		var re *ReadError
+		if errors.As(err, &re) {
+			if re.Line == 0 {
+				re.Line = pos.line
+			}
+			return Record{}, re
 		}
 		if err != nil {
 			return Record{}, fmt.Errorf("read %s at line %d: %w", r.name, pos.line, err)

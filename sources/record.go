@@ -40,7 +40,33 @@ var (
 	// ErrInvalidUTF8: a string holds bytes that are not UTF-8; the record is
 	// rejected rather than repaired, since repairing would change the text.
 	ErrInvalidUTF8 = errors.New("invalid UTF-8")
+	// ErrTruncated: the file ends in the middle of its compressed stream (a
+	// cut download or copy). It comes inside a *ReadError.
+	ErrTruncated = errors.New("truncated")
 )
+
+// ReadError is a fatal error reading a source file (or stdin): the file is
+// cut short (ErrTruncated), its gzip data is corrupt, or the disk failed.
+// Reader.Next returns it instead of a record; the stream cannot go on. Its
+// chain never holds io.EOF or io.ErrUnexpectedEOF, which callers take for a
+// clean end and a lost connection.
+type ReadError struct {
+	Name string // the file as given, or "stdin"
+	Line int64  // the line being read when it failed; 0 at open
+	Err  error
+}
+
+// Error reads "export.jsonl.gz: truncated: the gzip stream ends early after
+// 4096 bytes (reading line 37)".
+func (e *ReadError) Error() string {
+	s := e.Name + ": " + e.Err.Error()
+	if e.Line > 0 {
+		s += " (reading line " + strconv.FormatInt(e.Line, 10) + ")"
+	}
+	return s
+}
+
+func (e *ReadError) Unwrap() error { return e.Err }
 
 // LineError is one bad record: where it is, which field, and why. Field is the
 // payload's JSON path ("message.file_name", "sender.ref_id"), or empty when the
