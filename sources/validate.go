@@ -3,6 +3,7 @@ package sources
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -24,11 +25,11 @@ const futureGrace = 24 * time.Hour
 // JSON path of the first bad field (File and Line left for the caller).
 func Validate(p *chatsapi.Payload, now time.Time) error {
 	p.Silent = false
-	if p.ConversationID == "" {
-		return &LineError{Field: "conversation_id", Err: ErrRequired}
+	if err := checkID("conversation_id", p.ConversationID); err != nil {
+		return err
 	}
-	if p.MsgID == "" {
-		return &LineError{Field: "msgid", Err: ErrRequired}
+	if err := checkID("msgid", p.MsgID); err != nil {
+		return err
 	}
 	if err := checkTime(p, now); err != nil {
 		return err
@@ -105,14 +106,60 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func checkParticipant(path string, u *chatsapi.Participant) error {
-	if u.ID == "" {
-		return &LineError{Field: path + ".id", Err: ErrRequired}
+// MaxIDBytes is the longest msgid or conversation_id accepted. Both are keys
+// of PostgreSQL btree indexes, whose entries cannot pass about 2.7 KB; one
+// longer id would fail the whole staging batch it is in, so it is rejected
+// here, on its own line.
+const MaxIDBytes = 1000
+
+// checkID applies the rules of a msgid or conversation_id: given, not only
+// whitespace (the API refuses it), at most MaxIDBytes, and no NUL, which a
+// PostgreSQL text value cannot hold.
+func checkID(field, s string) error {
+	if err := checkRequired(field, s); err != nil {
+		return err
 	}
-	if u.Name == "" {
-		return &LineError{Field: path + ".name", Err: ErrRequired}
+	if len(s) > MaxIDBytes {
+		return fieldErr(field, "%d bytes, at most %d allowed (it is a database key)", len(s), MaxIDBytes)
+	}
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return fieldErr(field, "a NUL character (\\u0000) at byte %d: PostgreSQL text cannot hold it", i+1)
 	}
 	return nil
+}
+
+// checkRequired rejects an empty or whitespace-only value.
+func checkRequired(field, s string) error {
+	if s == "" {
+		return &LineError{Field: field, Err: ErrRequired}
+	}
+	if isBlank(s) {
+		return fieldErr(field, "%w (only whitespace)", ErrRequired)
+	}
+	return nil
+}
+
+// isBlank reports whether s holds only whitespace. It returns at the first
+// other character, so it costs next to nothing on real values.
+func isBlank(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ' ', '\t', '\n', '\r', '\v', '\f':
+		default:
+			if s[i] < utf8.RuneSelf {
+				return false
+			}
+			return strings.TrimSpace(s[i:]) == ""
+		}
+	}
+	return true
+}
+
+func checkParticipant(path string, u *chatsapi.Participant) error {
+	if err := checkRequired(path+".id", u.ID); err != nil {
+		return err
+	}
+	return checkRequired(path+".name", u.Name)
 }
 
 // Types whose message needs file_name and file_size.
@@ -140,6 +187,9 @@ func checkMessage(m *chatsapi.Message) error {
 	case m.Type == chatsapi.TypeText:
 		if m.Text == "" {
 			return fieldErr("message.text", "%w for type text", ErrRequired)
+		}
+		if isBlank(m.Text) {
+			return fieldErr("message.text", "%w for type text (only whitespace)", ErrRequired)
 		}
 	case fileTypes[m.Type]:
 		if m.FileName == "" {

@@ -2,6 +2,7 @@ package sources
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -89,6 +90,27 @@ func TestValidate(t *testing.T) {
 		{name: "external id too long", in: base(func(p *chatsapi.Payload) {
 			p.Source = &chatsapi.Source{ExternalID: "12345678901234567890123456789012345678901"}
 		}), wantField: "source.external_id"},
+		{name: "NUL in msgid", in: base(func(p *chatsapi.Payload) { p.MsgID = "m\x001" }), wantField: "msgid"},
+		{name: "NUL in conversation_id", in: base(func(p *chatsapi.Payload) { p.ConversationID = "\x00" }), wantField: "conversation_id"},
+		{name: "msgid of 1000 bytes is fine", in: base(func(p *chatsapi.Payload) { p.MsgID = strings.Repeat("m", 1000) })},
+		{name: "msgid of 1001 bytes", in: base(func(p *chatsapi.Payload) { p.MsgID = strings.Repeat("m", 1001) }), wantField: "msgid"},
+		{name: "conversation_id of 3 KB", in: base(func(p *chatsapi.Payload) { p.ConversationID = strings.Repeat("ц", 1500) }), wantField: "conversation_id"},
+		{name: "whitespace msgid", in: base(func(p *chatsapi.Payload) { p.MsgID = " \t " }), wantField: "msgid", wantIs: ErrRequired},
+		{name: "whitespace conversation_id", in: base(func(p *chatsapi.Payload) { p.ConversationID = "\u00a0\n" }), wantField: "conversation_id", wantIs: ErrRequired},
+		{name: "whitespace sender id", in: base(func(p *chatsapi.Payload) { p.Sender.ID = "  " }), wantField: "sender.id", wantIs: ErrRequired},
+		{name: "whitespace sender name", in: base(func(p *chatsapi.Payload) { p.Sender.Name = "\t" }), wantField: "sender.name", wantIs: ErrRequired},
+		{name: "whitespace receiver id", in: base(func(p *chatsapi.Payload) {
+			p.Sender.RefID = "amojo-1"
+			p.Receiver = &chatsapi.Participant{ID: " ", Name: "Client"}
+		}), wantField: "receiver.id", wantIs: ErrRequired},
+		{name: "whitespace receiver name", in: base(func(p *chatsapi.Payload) {
+			p.Sender.RefID = "amojo-1"
+			p.Receiver = &chatsapi.Participant{ID: "c1", Name: "   "}
+		}), wantField: "receiver.name", wantIs: ErrRequired},
+		{name: "whitespace text", in: base(msg(chatsapi.Message{Type: "text", Text: " \r\n "})), wantField: "message.text", wantIs: ErrRequired},
+		{name: "text with spaces around is kept", in: base(msg(chatsapi.Message{Type: "text", Text: "  hi  "})),
+			check: func(t *testing.T, p chatsapi.Payload) { require.Equal(t, "  hi  ", p.Message.Text) }},
+		{name: "whitespace caption of a picture is fine", in: base(msg(chatsapi.Message{Type: "picture", Media: "https://m/p.png", FileName: "p.png", FileSize: 1, Text: " "}))},
 		{name: "external id not ASCII", in: base(func(p *chatsapi.Payload) { p.Source = &chatsapi.Source{ExternalID: "канал"} }), wantField: "source.external_id"},
 	}
 	for _, tt := range tests {
