@@ -115,7 +115,8 @@ func valuesOf(m map[string]string) []string {
 	return sortedKeys(set)
 }
 
-// builder assembles a payload from canonical cells. Empty cells are absent.
+// builder assembles a payload from canonical cells. Empty and blank (only
+// whitespace) cells are absent: the caller does not set them.
 type builder struct {
 	p          chatsapi.Payload
 	tsMs       int64 // milliseconds from an RFC 3339 or timestamptz timestamp cell

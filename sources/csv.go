@@ -92,7 +92,8 @@ func (d *csvDecoder) next(_ context.Context, p *chatsapi.Payload) (position, err
 		}
 		d.b.reset()
 		for i, c := range d.cells {
-			if canon := d.plan.canon[i]; canon != "" && len(c) > 0 {
+			// A cell of only spaces is as absent as an empty one.
+			if canon := d.plan.canon[i]; canon != "" && len(c) > 0 && !isBlank(c) {
 				if err := d.b.set(canon, string(c)); err != nil {
 					return pos, err
 				}

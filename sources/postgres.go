@@ -218,7 +218,7 @@ func (d *pgDecoder) setValue(canon string, v any) error {
 		}
 		s = string(bytes.Trim(b, `"`))
 	}
-	if s == "" {
+	if s == "" || isBlank(s) { // char(n) pads with spaces
 		return nil
 	}
 	return d.b.set(canon, s)

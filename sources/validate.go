@@ -141,7 +141,7 @@ func checkRequired(field, s string) error {
 
 // isBlank reports whether s holds only whitespace. It returns at the first
 // other character, so it costs next to nothing on real values.
-func isBlank(s string) bool {
+func isBlank[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
 		case ' ', '\t', '\n', '\r', '\v', '\f':
@@ -149,13 +149,25 @@ func isBlank(s string) bool {
 			if s[i] < utf8.RuneSelf {
 				return false
 			}
-			return strings.TrimSpace(s[i:]) == ""
+			return strings.TrimSpace(string(s[i:])) == ""
 		}
 	}
 	return true
 }
 
 func checkParticipant(path string, u *chatsapi.Participant) error {
+	// An empty profile ({} or blank values) says nothing: it is not sent.
+	if pr := u.Profile; pr != nil {
+		if isBlank(pr.Phone) {
+			pr.Phone = ""
+		}
+		if isBlank(pr.Email) {
+			pr.Email = ""
+		}
+		if pr.Phone == "" && pr.Email == "" {
+			u.Profile = nil
+		}
+	}
 	if err := checkRequired(path+".id", u.ID); err != nil {
 		return err
 	}
