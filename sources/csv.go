@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
 )
@@ -27,6 +28,10 @@ type csvDecoder struct {
 	cells  [][]byte // the record's fields, pointing into rec or field
 	plan   columnPlan
 	b      builder
+
+	headerLine int64           // where the header row is
+	headerKeys []string        // its names, trimmed and lower-cased
+	names      map[string]bool // every name a header row may hold, lower-cased
 }
 
 var bom = []byte{0xEF, 0xBB, 0xBF}
@@ -39,6 +44,7 @@ func newCSV(br *bufio.Reader, spec Spec) (*csvDecoder, error) {
 	}
 	var header []string
 	for header == nil {
+		d.headerLine = d.line + 1
 		pos, tooLarge, err := d.readRecord()
 		if err == io.EOF {
 			return nil, errors.New("empty CSV: no header row")
@@ -65,6 +71,21 @@ func newCSV(br *bufio.Reader, spec Spec) (*csvDecoder, error) {
 		return nil, err
 	}
 	d.plan = plan
+	d.names = make(map[string]bool, len(canonicalSet)+len(header))
+	for c := range canonicalSet {
+		d.names[c] = true
+	}
+	for _, t := range spec.ColumnMap {
+		d.names[strings.ToLower(strings.TrimSpace(t))] = true
+	}
+	for _, c := range spec.IgnoreColumns {
+		d.names[strings.ToLower(strings.TrimSpace(c))] = true
+	}
+	for _, h := range header {
+		k := strings.ToLower(strings.TrimSpace(h))
+		d.headerKeys = append(d.headerKeys, k)
+		d.names[k] = true
+	}
 	return d, nil
 }
 
@@ -84,8 +105,18 @@ func (d *csvDecoder) next(_ context.Context, p *chatsapi.Payload) (position, err
 		if isLineBreak(pos.raw) {
 			continue
 		}
+		// A BOM starts any record that began a file: two exports joined
+		// with cat put the second one's in the middle.
+		pos.raw = bytes.TrimPrefix(pos.raw, bom)
 		if le := d.split(pos.raw); le != nil {
 			return pos, le
+		}
+		if d.headerLike() {
+			if d.sameHeader() {
+				return pos, &LineError{Err: fmt.Errorf("%w: skipped; the rows after it are read with the columns of line %d", ErrSecondHeader, d.headerLine)}
+			}
+			return pos, &ReadError{Err: fmt.Errorf("%w with other columns than the header on line %d: "+
+				"import the files one at a time, or give them the same columns in the same order", ErrSecondHeader, d.headerLine)}
 		}
 		if len(d.cells) != len(d.plan.names) {
 			return pos, &LineError{Err: fmt.Errorf("%d fields, the header has %d", len(d.cells), len(d.plan.names))}
@@ -105,6 +136,45 @@ func (d *csvDecoder) next(_ context.Context, p *chatsapi.Payload) (position, err
 		*p = d.b.p
 		return pos, nil
 	}
+}
+
+// headerLike reports whether every cell of the record is a column name (of
+// the header, canonical, mapped or ignored): a header row, not data. A data
+// row fails at its first cell, on one map lookup without allocation.
+func (d *csvDecoder) headerLike() bool {
+	if len(d.cells) < 2 {
+		return false
+	}
+	var buf [128]byte
+	for _, c := range d.cells {
+		c = bytes.TrimSpace(c)
+		if len(c) == 0 || len(c) > len(buf) {
+			return false
+		}
+		for i, b := range c {
+			if 'A' <= b && b <= 'Z' {
+				b += 'a' - 'A'
+			}
+			buf[i] = b
+		}
+		if !d.names[string(buf[:len(c)])] {
+			return false
+		}
+	}
+	return true
+}
+
+// sameHeader reports whether a header-like record repeats the header.
+func (d *csvDecoder) sameHeader() bool {
+	if len(d.cells) != len(d.headerKeys) {
+		return false
+	}
+	for i, c := range d.cells {
+		if !strings.EqualFold(string(bytes.TrimSpace(c)), d.headerKeys[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // CSV scanning states, enough to know whether a line break ends the record.

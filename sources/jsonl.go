@@ -59,7 +59,9 @@ func (d *jsonlDecoder) next(_ context.Context, p *chatsapi.Payload) (position, e
 		if errors.Is(err, ErrTooLarge) {
 			return pos, &LineError{Err: fmt.Errorf("%w: line of %d bytes, the limit is %d", ErrTooLarge, size, d.max)}
 		}
-		line = bytes.TrimRight(line, "\r\n")
+		// A BOM starts any line that began a file: two exports joined with
+		// cat put the second one's in the middle.
+		line = bytes.TrimPrefix(bytes.TrimRight(line, "\r\n"), bom)
 		pos.raw = line
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue

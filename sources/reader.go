@@ -219,6 +219,9 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 		}
 		var re *ReadError
 		if errors.As(err, &re) {
+			if re.Name == "" {
+				re.Name = r.name
+			}
 			if re.Line == 0 {
 				re.Line = pos.line
 			}

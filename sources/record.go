@@ -40,6 +40,11 @@ var (
 	// ErrInvalidUTF8: a string holds bytes that are not UTF-8; the record is
 	// rejected rather than repaired, since repairing would change the text.
 	ErrInvalidUTF8 = errors.New("invalid UTF-8")
+	// ErrSecondHeader: a CSV holds its header row again further down, as
+	// "cat a.csv b.csv" makes. The same columns: the row is a bad record
+	// (*LineError) and the rows after it read as before. Other columns: a
+	// fatal *ReadError, since every row after it would be read wrongly.
+	ErrSecondHeader = errors.New("a second header row (two files joined?)")
 	// ErrTruncated: the file ends in the middle of its compressed stream (a
 	// cut download or copy). It comes inside a *ReadError.
 	ErrTruncated = errors.New("truncated")
