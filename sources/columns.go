@@ -262,7 +262,7 @@ func (b *builder) set(canon, v string) error {
 	case "message_sticker_id":
 		b.message().StickerID = v
 	case "message_location_lat", "message_location_lon":
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		f, err := parseCoord(v)
 		if err != nil {
 			return fieldErr(jsonPath(canon), "%q is not a number", v)
 		}
@@ -291,6 +291,17 @@ func (b *builder) set(canon, v string) error {
 		b.p.Source = &chatsapi.Source{ExternalID: v}
 	}
 	return nil
+}
+
+// parseCoord reads a latitude or longitude, also with a decimal comma, as
+// Excel writes numbers where that is the decimal mark ("43,238949").
+func parseCoord(v string) (float64, error) {
+	v = strings.TrimSpace(v)
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil && strings.Count(v, ",") == 1 && !strings.Contains(v, ".") {
+		return strconv.ParseFloat(strings.Replace(v, ",", ".", 1), 64)
+	}
+	return f, err
 }
 
 // setTime stores a timestamptz (or timestamp) value from postgres, keeping its

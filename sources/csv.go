@@ -8,11 +8,15 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
-// csvDecoder reads RFC 4180 CSV with a header row. It splits records itself
+// csvDecoder reads RFC 4180 CSV with a header row. The separator is ',', ';'
+// or TAB: Excel's "sep=X" first line names it; otherwise it is the one that
+// splits the header into the most column names it knows (Excel writes ';'
+// wherever the decimal mark is a comma). It splits records itself
 // rather than through encoding/csv so that it can cap a record's size, skip an
 // oversized or malformed record and carry on at the next one with exact line
 // numbers and byte offsets, and keep the record's bytes as read for rejects.
@@ -26,6 +30,7 @@ type csvDecoder struct {
 	rec    []byte
 	field  []byte   // unescaped quoted fields; never reallocated mid-record
 	cells  [][]byte // the record's fields, pointing into rec or field
+	sep    byte
 	plan   columnPlan
 	b      builder
 
@@ -37,12 +42,24 @@ type csvDecoder struct {
 var bom = []byte{0xEF, 0xBB, 0xBF}
 
 func newCSV(br *bufio.Reader, spec Spec) (*csvDecoder, error) {
-	d := &csvDecoder{br: br, max: spec.MaxRecordBytes}
+	d := &csvDecoder{br: br, max: spec.MaxRecordBytes, sep: ','}
 	if head, _ := br.Peek(3); bytes.Equal(head, bom) {
 		br.Discard(3)
 		d.offset = 3
 	}
+	// Names a header may hold; the header's own are added below.
+	d.names = make(map[string]bool, len(canonicalSet)+len(spec.ColumnMap)+len(spec.IgnoreColumns))
+	for c := range canonicalSet {
+		d.names[c] = true
+	}
+	for _, t := range spec.ColumnMap {
+		d.names[strings.ToLower(strings.TrimSpace(t))] = true
+	}
+	for _, c := range spec.IgnoreColumns {
+		d.names[strings.ToLower(strings.TrimSpace(c))] = true
+	}
 	var header []string
+	first, hinted := true, false
 	for header == nil {
 		d.headerLine = d.line + 1
 		pos, tooLarge, err := d.readRecord()
@@ -58,6 +75,14 @@ func newCSV(br *bufio.Reader, spec Spec) (*csvDecoder, error) {
 		if len(pos.raw) == 0 || isLineBreak(pos.raw) {
 			continue
 		}
+		if sep, ok := sepHint(pos.raw); ok && first {
+			d.sep, hinted, first = sep, true, false
+			continue
+		}
+		first = false
+		if !hinted {
+			d.sep = d.detectSep(pos.raw)
+		}
 		if err := d.split(pos.raw); err != nil {
 			return nil, fmt.Errorf("line %d: header: %w", pos.line, err.Err)
 		}
@@ -71,16 +96,6 @@ func newCSV(br *bufio.Reader, spec Spec) (*csvDecoder, error) {
 		return nil, err
 	}
 	d.plan = plan
-	d.names = make(map[string]bool, len(canonicalSet)+len(header))
-	for c := range canonicalSet {
-		d.names[c] = true
-	}
-	for _, t := range spec.ColumnMap {
-		d.names[strings.ToLower(strings.TrimSpace(t))] = true
-	}
-	for _, c := range spec.IgnoreColumns {
-		d.names[strings.ToLower(strings.TrimSpace(c))] = true
-	}
 	for _, h := range header {
 		k := strings.ToLower(strings.TrimSpace(h))
 		d.headerKeys = append(d.headerKeys, k)
@@ -90,6 +105,63 @@ func newCSV(br *bufio.Reader, spec Spec) (*csvDecoder, error) {
 }
 
 func (d *csvDecoder) close() error { return nil }
+
+// sepHint recognises Excel's "sep=X" first line (also quoted, as some tools
+// write it).
+func sepHint(rec []byte) (byte, bool) {
+	rec = bytes.TrimRight(rec, "\r\n")
+	if len(rec) == 7 && rec[0] == '"' && rec[6] == '"' {
+		rec = rec[1:6]
+	}
+	if len(rec) != 5 || !strings.EqualFold(string(rec[:4]), "sep=") {
+		return 0, false
+	}
+	switch c := rec[4]; {
+	case c == '"', c == '\r', c == '\n', c >= utf8.RuneSelf:
+		return 0, false
+	default:
+		return c, true
+	}
+}
+
+// detectSep picks the separator that splits the header row into the most
+// names of columns; on a tie (or none at all) the earlier of ',', ';', TAB.
+func (d *csvDecoder) detectSep(header []byte) byte {
+	best, bestN := byte(','), -1
+	for _, sep := range []byte{',', ';', '\t'} {
+		d.sep = sep
+		if d.split(header) != nil {
+			continue
+		}
+		n := 0
+		for _, c := range d.cells {
+			if d.isName(c) {
+				n++
+			}
+		}
+		if n > bestN {
+			best, bestN = sep, n
+		}
+	}
+	return best
+}
+
+// isName reports whether a cell is a column name (see headerLike), without
+// allocating.
+func (d *csvDecoder) isName(c []byte) bool {
+	var buf [128]byte
+	c = bytes.TrimSpace(c)
+	if len(c) == 0 || len(c) > len(buf) {
+		return false
+	}
+	for i, b := range c {
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		buf[i] = b
+	}
+	return d.names[string(buf[:len(c)])]
+}
 
 func isLineBreak(b []byte) bool { return string(b) == "\n" || string(b) == "\r\n" }
 
@@ -145,19 +217,8 @@ func (d *csvDecoder) headerLike() bool {
 	if len(d.cells) < 2 {
 		return false
 	}
-	var buf [128]byte
 	for _, c := range d.cells {
-		c = bytes.TrimSpace(c)
-		if len(c) == 0 || len(c) > len(buf) {
-			return false
-		}
-		for i, b := range c {
-			if 'A' <= b && b <= 'Z' {
-				b += 'a' - 'A'
-			}
-			buf[i] = b
-		}
-		if !d.names[string(buf[:len(c)])] {
+		if !d.isName(c) {
 			return false
 		}
 	}
@@ -208,7 +269,7 @@ func (d *csvDecoder) readRecord() (pos position, tooLarge bool, err error) {
 		default:
 			d.rec = append(d.rec, chunk...)
 		}
-		state = scanCSV(state, chunk)
+		state = scanCSV(state, chunk, d.sep)
 		if n := len(chunk); n > 0 && chunk[n-1] == '\n' {
 			d.line++
 			if state != stQuoted {
@@ -233,7 +294,7 @@ func (d *csvDecoder) readRecord() (pos position, tooLarge bool, err error) {
 }
 
 // scanCSV advances the quote state over b.
-func scanCSV(state int, b []byte) int {
+func scanCSV(state int, b []byte, sep byte) int {
 	for i := 0; i < len(b); {
 		switch state {
 		case stQuoted:
@@ -245,7 +306,7 @@ func scanCSV(state int, b []byte) int {
 			state = stAfterQuote
 			continue
 		case stUnquoted:
-			j := bytes.IndexByte(b[i:], ',')
+			j := bytes.IndexByte(b[i:], sep)
 			if j < 0 {
 				return stUnquoted
 			}
@@ -256,7 +317,7 @@ func scanCSV(state int, b []byte) int {
 			switch b[i] {
 			case '"':
 				state = stQuoted
-			case ',':
+			case sep:
 			default:
 				state = stUnquoted
 			}
@@ -264,7 +325,7 @@ func scanCSV(state int, b []byte) int {
 			switch b[i] {
 			case '"':
 				state = stQuoted
-			case ',':
+			case sep:
 				state = stFieldStart
 			default:
 				state = stUnquoted
@@ -311,14 +372,14 @@ func (d *csvDecoder) split(rec []byte) *LineError {
 			if pos == len(rec) {
 				return nil
 			}
-			if rec[pos] != ',' {
+			if rec[pos] != d.sep {
 				return &LineError{Err: fmt.Errorf(`field %d: extraneous or missing " in quoted field`, col)}
 			}
 			pos++
 			continue
 		}
 		end := len(rec)
-		if j := bytes.IndexByte(rec[pos:], ','); j >= 0 {
+		if j := bytes.IndexByte(rec[pos:], d.sep); j >= 0 {
 			end = pos + j
 		}
 		cell := rec[pos:end]

@@ -125,7 +125,7 @@ func (d *jsonlDecoder) decode(line []byte, p *chatsapi.Payload) error {
 	}
 	d.ev = jsonLine{}
 	if err := json.Unmarshal(line, &d.ev); err != nil {
-		return jsonError(err)
+		return jsonError(err, line)
 	}
 	switch {
 	case d.ev.EventType != nil && *d.ev.EventType != chatsapi.EventNewMessage:
@@ -140,21 +140,42 @@ func (d *jsonlDecoder) decode(line []byte, p *chatsapi.Payload) error {
 	return nil
 }
 
+// oneObjectHint ends the reason of a line that looks like part of a JSON
+// array or of a pretty-printed object.
+const oneObjectHint = ": JSONL needs one JSON object per line (jq -c . file)"
+
 // jsonError turns an encoding/json error into a LineError naming the field.
-func jsonError(err error) *LineError {
+func jsonError(err error, line []byte) *LineError {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		return &LineError{Err: fmt.Errorf("invalid JSON at byte %d: %s", se.Offset, se.Error())}
+		hint := ""
+		if t := bytes.TrimSpace(line); se.Offset >= int64(len(line)) && len(t) > 0 && (t[0] == '{' || t[0] == '[') || fragment(t) {
+			hint = oneObjectHint
+		}
+		return &LineError{Err: fmt.Errorf("invalid JSON at byte %d: %s%s", se.Offset, se.Error(), hint)}
 	case errors.As(err, &te):
 		field := strings.TrimPrefix(strings.TrimPrefix(te.Field, "payload."), "bare.")
 		if field == "" {
+			if te.Value == "array" {
+				return &LineError{Err: fmt.Errorf("want a JSON object, got an array%s", oneObjectHint)}
+			}
 			return &LineError{Err: fmt.Errorf("want a JSON object, got %s", te.Value)}
 		}
 		return fieldErr(field, "got JSON %s, want %s", te.Value, jsonKind(te.Type))
 	}
 	return &LineError{Err: fmt.Errorf("invalid JSON: %w", err)}
+}
+
+// fragment reports a line that only makes sense inside pretty-printed JSON:
+// a closing bracket, or a lone "key": value.
+func fragment(t []byte) bool {
+	switch string(bytes.TrimRight(t, ",")) {
+	case "}", "]", "{", "[":
+		return true
+	}
+	return len(t) > 0 && t[0] == '"' && bytes.Contains(t, []byte(`":`))
 }
 
 func jsonKind(t reflect.Type) string {

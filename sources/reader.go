@@ -101,8 +101,16 @@ func Open(ctx context.Context, spec Spec) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkText(in, r.name); err != nil {
+		r.Close()
+		return nil, err
+	}
 	switch spec.Kind {
 	case KindJSONL:
+		if err := checkJSONL(in, r.name); err != nil {
+			r.Close()
+			return nil, err
+		}
 		r.dec = newJSONL(in, spec.MaxRecordBytes)
 	case KindCSV:
 		r.dec, err = newCSV(in, spec)
