@@ -90,11 +90,11 @@ func Open(ctx context.Context, spec Spec) (*Reader, error) {
 		r.now = time.Now
 	}
 	if spec.Kind == KindPostgres {
-		dec, resumable, err := openPostgres(ctx, spec)
+		dec, err := openPostgres(ctx, spec)
 		if err != nil {
 			return nil, err
 		}
-		r.name, r.dec, r.resumable = KindPostgres, dec, resumable
+		r.name, r.dec = KindPostgres, dec
 		return r, nil
 	}
 	in, err := r.openFile(spec)
@@ -295,10 +295,13 @@ func (r *Reader) Name() string { return r.name }
 
 // Resumable reports whether reading the source again from the start yields
 // the same records in the same order, so a resumed import may skip what it
-// already staged by position. False for stdin, and for a postgres
-// --source-query, whose row order is the query's business (the importer then
-// re-reads and relies on msgid de-duplication); true for files and for
-// --source-table, which is read in msgid order.
+// already staged by position (line number). True for files. False for stdin,
+// which cannot be read twice, and for postgres, --source-query and
+// --source-table alike: a table is read in msgid order, but a row inserted
+// since the last read sorts in anywhere and shifts every row after it, so
+// skipping by row number would skip rows. Such a source is read again from
+// the start, and msgids keep the records already staged from being staged
+// twice.
 func (r *Reader) Resumable() bool { return r.resumable }
 
 // Close releases the file or database connection.

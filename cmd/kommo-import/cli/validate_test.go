@@ -10,7 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kommo-import/kommo-import/internal/pgtest"
 )
 
 // runValidateCmd runs "kommo-import validate args..." with buffers and returns
@@ -150,4 +153,30 @@ func TestValidateRejectsFile(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, b)
 	})
+}
+
+// TestValidateSourceQueryIsReadOnly: validate runs the user's query; one
+// that writes (DELETE ... RETURNING) is refused and deletes nothing.
+func TestValidateSourceQueryIsReadOnly(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.URL(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `CREATE TABLE t (msgid text, conversation_id text, timestamp bigint, sender_id text, sender_name text, message_type text, message_text text);
+		INSERT INTO t SELECT 'm' || i, 'c1', 1709284502 + i, 'u1', 'Anna', 'text', 'hi' FROM generate_series(1, 50) i`)
+	require.NoError(t, err)
+
+	out, errOut, code := runValidateCmd(t, "", "--source", "postgres", "--source-dsn", dsn,
+		"--source-query", "DELETE FROM t RETURNING msgid, conversation_id, timestamp, sender_id, sender_name, message_type, message_text")
+	require.Equal(t, ExitFatal, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Contains(t, errOut, "the query writes, and source queries run read-only: give a SELECT")
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n))
+	require.Equal(t, 50, n, "nothing deleted")
+
+	out, errOut, code = runValidateCmd(t, "", "--source", "postgres", "--source-dsn", dsn, "--source-query", "SELECT * FROM t")
+	require.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Contains(t, out, "valid          50")
 }
