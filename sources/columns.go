@@ -163,6 +163,30 @@ func (b *builder) contact() *chatsapi.Contact {
 	return m.Contact
 }
 
+func (b *builder) sharedPost() *chatsapi.SharedPost {
+	m := b.message()
+	if m.SharedPost == nil {
+		m.SharedPost = &chatsapi.SharedPost{}
+	}
+	return m.SharedPost
+}
+
+func (b *builder) deliveryStatus() *chatsapi.DeliveryStatus {
+	m := b.message()
+	if m.DeliveryStatus == nil {
+		m.DeliveryStatus = &chatsapi.DeliveryStatus{}
+	}
+	return m.DeliveryStatus
+}
+
+// forwards holds the one forwarded message a CSV row can name.
+func (b *builder) forwards() *chatsapi.Forwards {
+	if b.p.Forwards == nil {
+		b.p.Forwards = &chatsapi.Forwards{}
+	}
+	return b.p.Forwards
+}
+
 func profile(u *chatsapi.Participant) *chatsapi.Profile {
 	if u.Profile == nil {
 		u.Profile = &chatsapi.Profile{}
@@ -206,6 +230,21 @@ func jsonPath(canon string) string {
 		return who + ".profile." + f
 	case "source_external_id":
 		return "source.external_id"
+	case "reply_to_msgid":
+		return "reply_to.message.msgid"
+	case "forward_msgid":
+		return "forwards.messages[0].msgid"
+	case "forward_conversation_id":
+		return "forwards.conversation_id"
+	case "delivery_status_code":
+		return "message.delivery_status.status_code"
+	case "delivery_status_error_code":
+		return "message.delivery_status.error_code"
+	case "delivery_status_error":
+		return "message.delivery_status.error"
+	}
+	if rest, ok := strings.CutPrefix(canon, "shared_post_"); ok {
+		return "message.shared_post." + rest
 	}
 	for _, prefix := range []string{"sender_", "receiver_", "message_", "post_"} {
 		if rest, ok := strings.CutPrefix(canon, prefix); ok {
@@ -289,6 +328,32 @@ func (b *builder) set(canon, v string) error {
 		b.post().Caption = v
 	case "source_external_id":
 		b.p.Source = &chatsapi.Source{ExternalID: v}
+	case "reply_to_msgid":
+		b.p.ReplyTo = &chatsapi.ReplyTo{Message: chatsapi.EmbeddedMessage{MsgID: v}}
+	case "forward_msgid":
+		b.forwards().Messages = []chatsapi.EmbeddedMessage{{MsgID: v}}
+	case "forward_conversation_id":
+		b.forwards().ConversationID = v
+	case "shared_post_url":
+		b.sharedPost().URL = v
+	case "shared_post_preview_link":
+		b.sharedPost().PreviewLink = v
+	case "shared_post_preview_permalink":
+		b.sharedPost().PreviewPermalink = v
+	case "shared_post_site_name":
+		b.sharedPost().SiteName = v
+	case "delivery_status_code", "delivery_status_error_code":
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fieldErr(jsonPath(canon), "%q is not a whole number", v)
+		}
+		if canon == "delivery_status_code" {
+			b.deliveryStatus().StatusCode = n
+		} else {
+			b.deliveryStatus().ErrorCode = n
+		}
+	case "delivery_status_error":
+		b.deliveryStatus().Error = v
 	}
 	return nil
 }

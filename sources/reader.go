@@ -387,10 +387,64 @@ func (r *Reader) hashContent(p *chatsapi.Payload) uint64 {
 			str(po.Username)
 			str(po.Caption)
 		}
+		flag(m.SharedPost != nil)
+		if sp := m.SharedPost; sp != nil {
+			str(sp.URL)
+			str(sp.PreviewLink)
+			str(sp.PreviewPermalink)
+			str(sp.Type)
+			str(sp.SiteName)
+		}
+		flag(m.DeliveryStatus != nil)
+		if ds := m.DeliveryStatus; ds != nil {
+			num(int64(ds.StatusCode))
+			num(int64(ds.ErrorCode))
+			str(ds.Error)
+		}
 	}
 	flag(p.Source != nil)
 	if p.Source != nil {
 		str(p.Source.ExternalID)
+	}
+	embedded := func(e *chatsapi.EmbeddedMessage) {
+		str(e.ID)
+		str(e.MsgID)
+		str(e.Type)
+		str(e.Text)
+		num(e.Timestamp)
+		num(e.MsecTimestamp)
+		flag(e.Sender != nil)
+		if s := e.Sender; s != nil {
+			str(s.ID)
+			str(s.RefID)
+			str(s.Name)
+		}
+		str(e.FileName)
+		num(e.FileSize)
+		num(e.MediaDuration)
+		flag(e.Location != nil)
+		if e.Location != nil {
+			num(int64(math.Float64bits(e.Location.Lat)))
+			num(int64(math.Float64bits(e.Location.Lon)))
+		}
+		flag(e.Contact != nil)
+		if e.Contact != nil {
+			str(e.Contact.Name)
+			str(e.Contact.Phone)
+		}
+	}
+	flag(p.ReplyTo != nil)
+	if p.ReplyTo != nil {
+		embedded(&p.ReplyTo.Message)
+	}
+	flag(p.Forwards != nil)
+	if fw := p.Forwards; fw != nil {
+		num(int64(len(fw.Messages)))
+		for i := range fw.Messages {
+			embedded(&fw.Messages[i])
+		}
+		str(fw.ConversationID)
+		str(fw.ConversationRefID)
 	}
 	return h.Sum64()
 }

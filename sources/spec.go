@@ -101,8 +101,11 @@ var CanonicalColumns = func() []string {
 		"message_type", "message_text", "message_media", "message_file_name", "message_file_size",
 		"message_media_duration", "message_sticker_id", "message_location_lat", "message_location_lon",
 		"message_contact_name", "message_contact_phone",
+		"shared_post_url", "shared_post_preview_link", "shared_post_preview_permalink", "shared_post_site_name",
+		"delivery_status_code", "delivery_status_error_code", "delivery_status_error",
 		"post_id", "post_url", "post_preview_url", "post_preview_permalink", "post_username", "post_caption",
-		"source_external_id")
+		"source_external_id",
+		"reply_to_msgid", "forward_msgid", "forward_conversation_id")
 }()
 
 var canonicalSet = func() map[string]int {

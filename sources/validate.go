@@ -59,7 +59,93 @@ func Validate(p *chatsapi.Payload, now time.Time) error {
 			return err
 		}
 	}
+	return checkQuotes(p)
+}
+
+// checkQuotes checks reply_to and forwards. An embedded message is named by
+// Kommo's id or by a msgid; the importer, not this package, turns a msgid it
+// sent into Kommo's id, or drops a quote of a message the export lacks.
+// Empty objects say nothing and are dropped.
+func checkQuotes(p *chatsapi.Payload) error {
+	if rt := p.ReplyTo; rt != nil {
+		if emptyEmbedded(&rt.Message) {
+			p.ReplyTo = nil
+		} else {
+			if err := checkEmbedded("reply_to.message", &rt.Message); err != nil {
+				return err
+			}
+			if rt.Message.MsgID == p.MsgID {
+				return fieldErr("reply_to.message.msgid", "%q is this message's own msgid: a message cannot quote itself", p.MsgID)
+			}
+		}
+	}
+	if fw := p.Forwards; fw != nil {
+		if len(fw.Messages) == 0 && fw.ConversationID == "" && fw.ConversationRefID == "" {
+			p.Forwards = nil
+			return nil
+		}
+		if len(fw.Messages) != 1 {
+			return fieldErr("forwards.messages", "%d messages: the API takes exactly 1", len(fw.Messages))
+		}
+		if err := checkEmbedded("forwards.messages[0]", &fw.Messages[0]); err != nil {
+			return err
+		}
+		if fw.Messages[0].MsgID == p.MsgID {
+			return fieldErr("forwards.messages[0].msgid", "%q is this message's own msgid: a message cannot forward itself", p.MsgID)
+		}
+		if err := checkOptionalID("forwards.conversation_id", fw.ConversationID); err != nil {
+			return err
+		}
+		if err := checkOptionalID("forwards.conversation_ref_id", fw.ConversationRefID); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+func emptyEmbedded(e *chatsapi.EmbeddedMessage) bool {
+	return *e == chatsapi.EmbeddedMessage{} || (*e == chatsapi.EmbeddedMessage{Sender: e.Sender} && *e.Sender == chatsapi.EmbeddedSender{})
+}
+
+func checkEmbedded(path string, e *chatsapi.EmbeddedMessage) error {
+	if e.ID == "" && e.MsgID == "" {
+		return fieldErr(path+".msgid", "%w: the quoted message's msgid, or its Kommo id (id)", ErrRequired)
+	}
+	if err := checkOptionalID(path+".id", e.ID); err != nil {
+		return err
+	}
+	if err := checkOptionalID(path+".msgid", e.MsgID); err != nil {
+		return err
+	}
+	if e.Type != "" && !knownTypes[e.Type] {
+		return fieldErr(path+".type", "unknown type %q (known: %s)", e.Type, knownTypeList)
+	}
+	if e.FileSize < 0 {
+		return fieldErr(path+".file_size", "%d is negative", e.FileSize)
+	}
+	if e.MediaDuration < 0 {
+		return fieldErr(path+".media_duration", "%d is negative", e.MediaDuration)
+	}
+	if e.Timestamp < 0 || e.MsecTimestamp < 0 {
+		return fieldErr(path+".timestamp", "is negative")
+	}
+	if l := e.Location; l != nil {
+		if !(l.Lat >= -90 && l.Lat <= 90) {
+			return fieldErr(path+".location.lat", "%v is out of range [-90, 90]", l.Lat)
+		}
+		if !(l.Lon >= -180 && l.Lon <= 180) {
+			return fieldErr(path+".location.lon", "%v is out of range [-180, 180]", l.Lon)
+		}
+	}
+	return nil
+}
+
+// checkOptionalID applies checkID's rules to an id that may be absent.
+func checkOptionalID(field, s string) error {
+	if s == "" {
+		return nil
+	}
+	return checkID(field, s)
 }
 
 func checkTime(p *chatsapi.Payload, now time.Time) error {
@@ -242,6 +328,54 @@ func checkMessage(m *chatsapi.Message) error {
 			return fieldErr("message.post.url", "%w when a post is given", ErrRequired)
 		}
 	}
+	if sp := m.SharedPost; sp != nil {
+		switch {
+		case *sp == chatsapi.SharedPost{}:
+			m.SharedPost = nil
+		case isBlank(sp.URL):
+			return fieldErr("message.shared_post.url", "%w when a shared post is given", ErrRequired)
+		case sp.Type == "":
+			sp.Type = chatsapi.SharedPostType
+		case sp.Type != chatsapi.SharedPostType:
+			return fieldErr("message.shared_post.type", "%q: the only type is %q", sp.Type, chatsapi.SharedPostType)
+		}
+	}
+	if ds := m.DeliveryStatus; ds != nil {
+		if *ds == (chatsapi.DeliveryStatus{}) {
+			m.DeliveryStatus = nil
+		} else if err := checkDeliveryStatus(ds); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkDeliveryStatus applies the API's rules: status 1 (delivered), 2
+// (read) or -1 (error), an error code 901-905 with -1, and an error text
+// with 905 ("other").
+func checkDeliveryStatus(ds *chatsapi.DeliveryStatus) error {
+	const path = "message.delivery_status."
+	switch ds.StatusCode {
+	case chatsapi.StatusDelivered, chatsapi.StatusRead:
+		if ds.ErrorCode != 0 || ds.Error != "" {
+			return fieldErr(path+"error_code", "only with status_code -1 (error), not %d", ds.StatusCode)
+		}
+	case chatsapi.StatusError:
+		if ds.ErrorCode == 0 {
+			return fieldErr(path+"error_code", "%w with status_code -1: 901 user deleted the chat, 902 integration disabled, 903 internal error, "+
+				"904 cannot create the conversation, 905 other", ErrRequired)
+		}
+		if ds.ErrorCode < 901 || ds.ErrorCode > 905 {
+			return fieldErr(path+"error_code", "%d: want 901 to 905", ds.ErrorCode)
+		}
+		if ds.ErrorCode == 905 && isBlank(ds.Error) {
+			return fieldErr(path+"error", "%w with error_code 905 (other)", ErrRequired)
+		}
+	case 0:
+		return fieldErr(path+"status_code", "%w when a delivery status is given: 1 delivered, 2 read, -1 error", ErrRequired)
+	default:
+		return fieldErr(path+"status_code", "%d: want 1 (delivered), 2 (read) or -1 (error)", ds.StatusCode)
+	}
 	return nil
 }
 
@@ -331,9 +465,66 @@ func checkUTF8(p *chatsapi.Payload) error {
 				}
 			}
 		}
+		if sp := m.SharedPost; sp != nil {
+			for _, c := range []struct{ f, s string }{
+				{"message.shared_post.url", sp.URL}, {"message.shared_post.preview_link", sp.PreviewLink},
+				{"message.shared_post.preview_permalink", sp.PreviewPermalink}, {"message.shared_post.type", sp.Type},
+				{"message.shared_post.site_name", sp.SiteName},
+			} {
+				if err := bad(c.f, c.s); err != nil {
+					return err
+				}
+			}
+		}
+		if ds := m.DeliveryStatus; ds != nil {
+			if err := bad("message.delivery_status.error", ds.Error); err != nil {
+				return err
+			}
+		}
 	}
 	if p.Source != nil {
-		return bad("source.external_id", p.Source.ExternalID)
+		if err := bad("source.external_id", p.Source.ExternalID); err != nil {
+			return err
+		}
+	}
+	embedded := func(path string, e *chatsapi.EmbeddedMessage) error {
+		for _, c := range []struct{ f, s string }{
+			{".id", e.ID}, {".msgid", e.MsgID}, {".type", e.Type}, {".text", e.Text}, {".file_name", e.FileName},
+		} {
+			if err := bad(path+c.f, c.s); err != nil {
+				return err
+			}
+		}
+		if s := e.Sender; s != nil {
+			for _, c := range []struct{ f, s string }{{".sender.id", s.ID}, {".sender.ref_id", s.RefID}, {".sender.name", s.Name}} {
+				if err := bad(path+c.f, c.s); err != nil {
+					return err
+				}
+			}
+		}
+		if c := e.Contact; c != nil {
+			if err := bad(path+".contact.name", c.Name); err != nil {
+				return err
+			}
+			return bad(path+".contact.phone", c.Phone)
+		}
+		return nil
+	}
+	if p.ReplyTo != nil {
+		if err := embedded("reply_to.message", &p.ReplyTo.Message); err != nil {
+			return err
+		}
+	}
+	if fw := p.Forwards; fw != nil {
+		for i := range fw.Messages {
+			if err := embedded(fmt.Sprintf("forwards.messages[%d]", i), &fw.Messages[i]); err != nil {
+				return err
+			}
+		}
+		if err := bad("forwards.conversation_id", fw.ConversationID); err != nil {
+			return err
+		}
+		return bad("forwards.conversation_ref_id", fw.ConversationRefID)
 	}
 	return nil
 }
