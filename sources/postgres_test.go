@@ -92,7 +92,7 @@ func TestPostgres(t *testing.T) {
 				('{"timestamp":1709284502,"msgid":"e","conversation_id":"c1","sender":{"id":"u1","name":"Anna"},"message":{"type":"file"}}')`,
 			spec:     Spec{Table: "p", IgnoreColumns: []string{"id"}},
 			wantIDs:  []string{"a", "b"},
-			wantErrs: []errAt{{3, "timestamp"}, {4, "message.file_name"}, {5, "payload"}}, // ORDER BY msgid puts NULL last
+			wantErrs: []errAt{{3, "timestamp"}, {4, "message.media"}, {5, "payload"}}, // ORDER BY msgid puts NULL last
 			wantPayload: &chatsapi.Payload{Timestamp: 1709284502, MsecTimestamp: 1709284502000, MsgID: "a", ConversationID: "c1",
 				Sender: sender, Message: &chatsapi.Message{Type: "text", Text: "hi"}},
 		},

@@ -44,6 +44,8 @@ type Reader struct {
 	bytesRead *atomic.Int64 // bytes of the stored input read so far
 	closers   []io.Closer
 
+	mediaText bool // Spec.MediaMissing == MediaMissingText
+
 	seed  maphash.Seed
 	seen  map[uint64]seenMsg // msgid hash -> first occurrence, packed
 	convs map[uint64]struct{}
@@ -80,11 +82,12 @@ func Open(ctx context.Context, spec Spec) (*Reader, error) {
 		spec.MaxRecordBytes = DefaultMaxRecordBytes
 	}
 	r := &Reader{
-		now:   spec.Now,
-		seed:  maphash.MakeSeed(),
-		seen:  make(map[uint64]seenMsg),
-		convs: make(map[uint64]struct{}),
-		users: spec.Users, // users.go
+		now:       spec.Now,
+		seed:      maphash.MakeSeed(),
+		seen:      make(map[uint64]seenMsg),
+		convs:     make(map[uint64]struct{}),
+		users:     spec.Users, // users.go
+		mediaText: spec.MediaMissing == MediaMissingText,
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -243,6 +246,9 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 			if le := r.mapUser(pos.line); le != nil {
 				return Record{}, r.reject(le, pos)
 			}
+		}
+		if r.mediaText && mediaMissing(r.p.Message) {
+			mediaToText(r.p.Message)
 		}
 		if err := Validate(&r.p, r.now()); err != nil {
 			errors.As(err, &le)

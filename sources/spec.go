@@ -46,7 +46,21 @@ type Spec struct {
 	// amojo_id of their agent's Kommo user (or the bot id) before validation;
 	// see users.go.
 	Users *UserMap
+	// MediaMissing says what becomes of a picture, video, file, voice or
+	// audio message without media (a sticker: without media and sticker_id),
+	// which Kommo can only show as a broken file: MediaMissingReject ("" too)
+	// or MediaMissingText.
+	MediaMissing string
 }
+
+// Spec.MediaMissing values.
+const (
+	// MediaMissingReject rejects the record, naming message.media.
+	MediaMissingReject = "reject"
+	// MediaMissingText sends a text message instead: "[picture: name.jpg]
+	// caption", with the type when the file name is unknown.
+	MediaMissingText = "text"
+)
 
 // Check reports a spec that cannot be opened as it stands (a configuration
 // mistake, not a data problem).
@@ -73,6 +87,11 @@ func (s Spec) Check() error {
 		return errors.New("no source given (--source)")
 	default:
 		return fmt.Errorf("source: unknown kind %q", s.Kind)
+	}
+	switch s.MediaMissing {
+	case "", MediaMissingReject, MediaMissingText:
+	default:
+		return fmt.Errorf("--media-missing %q: want reject or text", s.MediaMissing)
 	}
 	for canon := range s.ColumnMap {
 		if _, ok := canonicalSet[canon]; !ok {

@@ -263,6 +263,36 @@ func checkParticipant(path string, u *chatsapi.Participant) error {
 // Types whose message needs file_name and file_size.
 var fileTypes = map[string]bool{chatsapi.TypeFile: true, chatsapi.TypeVideo: true, chatsapi.TypePicture: true}
 
+// Types whose message is its media: without a URL Kommo shows a broken
+// file. A sticker also shows by its sticker_id.
+var mediaTypes = map[string]bool{
+	chatsapi.TypeFile: true, chatsapi.TypeVideo: true, chatsapi.TypePicture: true,
+	chatsapi.TypeVoice: true, chatsapi.TypeAudio: true, chatsapi.TypeSticker: true,
+}
+
+// mediaMissing reports a message that needs media and has none.
+func mediaMissing(m *chatsapi.Message) bool {
+	if m == nil || !mediaTypes[m.Type] || !isBlank(m.Media) {
+		return false
+	}
+	return m.Type != chatsapi.TypeSticker || isBlank(m.StickerID)
+}
+
+// mediaToText turns a message that needs media and has none into a text
+// message that says what it was: "[picture: name.jpg] caption", "[voice]".
+// The media fields go; a post, shared post or delivery status stays.
+func mediaToText(m *chatsapi.Message) {
+	text := "[" + m.Type
+	if !isBlank(m.FileName) {
+		text += ": " + m.FileName
+	}
+	text += "]"
+	if !isBlank(m.Text) {
+		text += " " + m.Text
+	}
+	*m = chatsapi.Message{Type: chatsapi.TypeText, Text: text, Post: m.Post, SharedPost: m.SharedPost, DeliveryStatus: m.DeliveryStatus}
+}
+
 var knownTypes = map[string]bool{
 	chatsapi.TypeText: true, chatsapi.TypeContact: true, chatsapi.TypeFile: true,
 	chatsapi.TypeVideo: true, chatsapi.TypePicture: true, chatsapi.TypeVoice: true,
@@ -280,6 +310,14 @@ func checkMessage(m *chatsapi.Message) error {
 	}
 	if !knownTypes[m.Type] {
 		return fieldErr("message.type", "unknown type %q (known: %s)", m.Type, knownTypeList)
+	}
+	if mediaMissing(m) {
+		what := m.Type
+		if m.Type == chatsapi.TypeSticker {
+			what += " without sticker_id"
+		}
+		return fieldErr("message.media", "%w for type %s: without the file's URL Kommo shows a broken file; "+
+			"give the file's URL, or --media-missing text to send its name as a text message", ErrRequired, what)
 	}
 	switch {
 	case m.Type == chatsapi.TypeText:
