@@ -196,7 +196,7 @@ func (d *csvDecoder) next(_ context.Context, p *chatsapi.Payload) (position, err
 		d.b.reset()
 		for i, c := range d.cells {
 			// A cell of only spaces is as absent as an empty one.
-			if canon := d.plan.canon[i]; canon != "" && len(c) > 0 && !isBlank(c) {
+			if canon := d.plan.canon[i]; canon != "" && len(c) > 0 && !isBlankBytes(c) {
 				if err := d.b.set(canon, string(c)); err != nil {
 					return pos, err
 				}

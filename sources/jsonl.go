@@ -26,7 +26,13 @@ type jsonlDecoder struct {
 	offset int64 // bytes consumed
 	buf    []byte
 	ev     jsonLine
+	ks     keyScan
+	// unknown are the paths of the last record's keys that are not part of
+	// the payload schema (see unknown.go); valid until the next call.
+	unknown []string
 }
+
+func (d *jsonlDecoder) unknownFields() []string { return d.unknown }
 
 func newJSONL(br *bufio.Reader, max int) *jsonlDecoder {
 	return &jsonlDecoder{br: br, max: max}
@@ -116,6 +122,7 @@ func (d *jsonlDecoder) readLine() ([]byte, int64, error) {
 
 func (d *jsonlDecoder) decode(line []byte, p *chatsapi.Payload) error {
 	*p = chatsapi.Payload{}
+	d.unknown = nil
 	if !utf8.Valid(line) {
 		return &LineError{Err: fmt.Errorf("%w at byte %d", ErrInvalidUTF8, invalidUTF8At(line)+1)}
 	}
@@ -132,10 +139,12 @@ func (d *jsonlDecoder) decode(line []byte, p *chatsapi.Payload) error {
 		return fieldErr("event_type", "%q: only %s events are imported", *d.ev.EventType, chatsapi.EventNewMessage)
 	case d.ev.Payload != nil:
 		*p = *d.ev.Payload
+		d.unknown = d.ks.scan(line, eventSchema, "")
 	case d.ev.EventType != nil:
 		return &LineError{Field: "payload", Err: ErrRequired}
 	default:
 		*p = d.ev.bare
+		d.unknown = d.ks.scan(line, bareSchema, "payload.")
 	}
 	return nil
 }

@@ -171,7 +171,10 @@ func (d *pgDecoder) close() error {
 	return err
 }
 
+func (d *pgDecoder) unknownFields() []string { return d.js.unknown }
+
 func (d *pgDecoder) next(ctx context.Context, p *chatsapi.Payload) (position, error) {
+	d.js.unknown = nil
 	stop := context.AfterFunc(ctx, d.cancel)
 	defer stop()
 	if d.primed {

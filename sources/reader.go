@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"sync/atomic"
@@ -29,6 +30,10 @@ type decoder interface {
 	close() error
 }
 
+// unknownNamer is a decoder that can name the keys of its last record that
+// are not part of the payload schema (JSONL, postgres payload columns).
+type unknownNamer interface{ unknownFields() []string }
+
 type position struct {
 	line, offset int64
 	raw          []byte
@@ -45,6 +50,9 @@ type Reader struct {
 	closers   []io.Closer
 
 	mediaText bool // Spec.MediaMissing == MediaMissingText
+	strict    bool // Spec.Strict
+	unk       unknownNamer
+	unknown   map[string]int64
 
 	seed  maphash.Seed
 	seen  map[uint64]seenMsg // msgid hash -> first occurrence, packed
@@ -88,6 +96,7 @@ func Open(ctx context.Context, spec Spec) (*Reader, error) {
 		convs:     make(map[uint64]struct{}),
 		users:     spec.Users, // users.go
 		mediaText: spec.MediaMissing == MediaMissingText,
+		strict:    spec.Strict,
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -97,7 +106,7 @@ func Open(ctx context.Context, spec Spec) (*Reader, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.name, r.dec = KindPostgres, dec
+		r.name, r.dec, r.unk = KindPostgres, dec, dec
 		return r, nil
 	}
 	in, err := r.openFile(spec)
@@ -114,7 +123,8 @@ func Open(ctx context.Context, spec Spec) (*Reader, error) {
 			r.Close()
 			return nil, err
 		}
-		r.dec = newJSONL(in, spec.MaxRecordBytes)
+		dec := newJSONL(in, spec.MaxRecordBytes)
+		r.dec, r.unk = dec, dec
 	case KindCSV:
 		r.dec, err = newCSV(in, spec)
 		if err != nil {
@@ -221,25 +231,16 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 			return Record{}, err
 		}
 		pos, err := r.dec.next(ctx, &r.p)
-		if err == io.EOF {
-			return Record{}, io.EOF
-		}
-		var le *LineError
-		if errors.As(err, &le) {
-			return Record{}, r.reject(le, pos)
-		}
-		var re *ReadError
-		if errors.As(err, &re) {
-			if re.Name == "" {
-				re.Name = r.name
-			}
-			if re.Line == 0 {
-				re.Line = pos.line
-			}
-			return Record{}, re
-		}
 		if err != nil {
-			return Record{}, fmt.Errorf("read %s at line %d: %w", r.name, pos.line, err)
+			return Record{}, r.decodeError(err, pos)
+		}
+		if r.unk != nil {
+			if paths := r.unk.unknownFields(); len(paths) > 0 {
+				r.countUnknown(paths)
+				if r.strict {
+					return Record{}, r.reject(unknownReject(paths[0]), pos)
+				}
+			}
 		}
 		// users.go: sender.ref_id of outgoing messages, before validation.
 		if r.users != nil {
@@ -251,8 +252,7 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 			mediaToText(r.p.Message)
 		}
 		if err := Validate(&r.p, r.now()); err != nil {
-			errors.As(err, &le)
-			return Record{}, r.reject(le, pos)
+			return Record{}, r.decodeError(err, pos)
 		}
 		idKey := r.hashString(r.p.MsgID)
 		content := r.hashContent(&r.p)
@@ -272,6 +272,31 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 	}
 }
 
+// decodeError turns a decoder's or Validate's error into what Next returns:
+// io.EOF, a rejected record, or a fatal error. It is a function of its own
+// so that the targets of errors.As live on the heap only when there is an
+// error, not once a record.
+func (r *Reader) decodeError(err error, pos position) error {
+	if err == io.EOF {
+		return io.EOF
+	}
+	var le *LineError
+	if errors.As(err, &le) {
+		return r.reject(le, pos)
+	}
+	var re *ReadError
+	if errors.As(err, &re) {
+		if re.Name == "" {
+			re.Name = r.name
+		}
+		if re.Line == 0 {
+			re.Line = pos.line
+		}
+		return re
+	}
+	return fmt.Errorf("read %s at line %d: %w", r.name, pos.line, err)
+}
+
 func (r *Reader) reject(le *LineError, pos position) *LineError {
 	r.stats.Rejected++
 	le.File = r.name
@@ -286,9 +311,24 @@ func (r *Reader) reject(le *LineError, pos position) *LineError {
 	return le
 }
 
+// countUnknown counts one record's unknown paths.
+func (r *Reader) countUnknown(paths []string) {
+	if r.unknown == nil {
+		r.unknown = map[string]int64{}
+	}
+	for _, p := range paths {
+		if _, ok := r.unknown[p]; ok || len(r.unknown) < MaxUnknownFields {
+			r.unknown[p]++
+		}
+	}
+}
+
 // Stats returns the counts so far; after io.EOF they are final.
 func (r *Reader) Stats() Stats {
 	s := r.stats
+	if len(r.unknown) > 0 {
+		s.UnknownFields = maps.Clone(r.unknown)
+	}
 	s.Conversations = int64(len(r.convs))
 	if r.bytesRead != nil {
 		s.BytesRead = r.bytesRead.Load()

@@ -118,6 +118,13 @@ type Stats struct {
 	Duplicates    int64 // repeated msgids with identical content, skipped
 	Conversations int64 // distinct conversation_id among valid records
 	BytesRead     int64 // bytes read from the input as stored (compressed for .gz); 0 for postgres
+	// UnknownFields counts, per JSON path ("payload.mood",
+	// "payload.message.mesage", "payload.forwards.messages[].x"; a key of
+	// the event itself has no "payload." prefix), the records carrying a key
+	// that is not part of the Chats API payload: it is not sent. JSONL and
+	// postgres payload columns only; at most MaxUnknownFields paths; nil
+	// when there are none. Stats returns a copy.
+	UnknownFields map[string]int64
 }
 
 // Total is every record seen: valid, rejected and skipped duplicates.

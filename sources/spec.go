@@ -46,6 +46,11 @@ type Spec struct {
 	// amojo_id of their agent's Kommo user (or the bot id) before validation;
 	// see users.go.
 	Users *UserMap
+	// Strict rejects a JSONL (or postgres payload) record holding a key that
+	// is not part of the Chats API payload, instead of only counting it in
+	// Stats.UnknownFields. A CSV has no such fields: unknown columns fail at
+	// Open.
+	Strict bool
 	// MediaMissing says what becomes of a picture, video, file, voice or
 	// audio message without media (a sticker: without media and sticker_id),
 	// which Kommo can only show as a broken file: MediaMissingReject ("" too)

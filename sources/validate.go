@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strings"
@@ -215,19 +216,23 @@ func checkID(field, s string) error {
 }
 
 // checkRequired rejects an empty or whitespace-only value.
-func checkRequired(field, s string) error {
+func checkRequired(field, s string) error { return checkRequiredIn("", field, s) }
+
+// checkRequiredIn is checkRequired for the field path+field, which it joins
+// only for an error: the hot path allocates nothing.
+func checkRequiredIn(path, field, s string) error {
 	if s == "" {
-		return &LineError{Field: field, Err: ErrRequired}
+		return &LineError{Field: path + field, Err: ErrRequired}
 	}
 	if isBlank(s) {
-		return fieldErr(field, "%w (only whitespace)", ErrRequired)
+		return fieldErr(path+field, "%w (only whitespace)", ErrRequired)
 	}
 	return nil
 }
 
 // isBlank reports whether s holds only whitespace. It returns at the first
 // other character, so it costs next to nothing on real values.
-func isBlank[T string | []byte](s T) bool {
+func isBlank(s string) bool {
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
 		case ' ', '\t', '\n', '\r', '\v', '\f':
@@ -235,7 +240,22 @@ func isBlank[T string | []byte](s T) bool {
 			if s[i] < utf8.RuneSelf {
 				return false
 			}
-			return strings.TrimSpace(string(s[i:])) == ""
+			return strings.TrimSpace(s[i:]) == ""
+		}
+	}
+	return true
+}
+
+// isBlankBytes is isBlank for a CSV cell, without copying it.
+func isBlankBytes(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r', '\v', '\f':
+		default:
+			if b[i] < utf8.RuneSelf {
+				return false
+			}
+			return len(bytes.TrimSpace(b[i:])) == 0
 		}
 	}
 	return true
@@ -254,10 +274,10 @@ func checkParticipant(path string, u *chatsapi.Participant) error {
 			u.Profile = nil
 		}
 	}
-	if err := checkRequired(path+".id", u.ID); err != nil {
+	if err := checkRequiredIn(path, ".id", u.ID); err != nil {
 		return err
 	}
-	return checkRequired(path+".name", u.Name)
+	return checkRequiredIn(path, ".name", u.Name)
 }
 
 // Types whose message needs file_name and file_size.
@@ -444,6 +464,13 @@ func checkUTF8(p *chatsapi.Payload) error {
 		}
 		return &LineError{Field: field, Err: ErrInvalidUTF8}
 	}
+	// badIn is bad for the field path+field, joined only for an error.
+	badIn := func(path, field, s string) error {
+		if utf8.ValidString(s) {
+			return nil
+		}
+		return &LineError{Field: path + field, Err: ErrInvalidUTF8}
+	}
 	check := []struct{ f, s string }{
 		{"conversation_id", p.ConversationID}, {"conversation_ref_id", p.ConversationRefID}, {"msgid", p.MsgID},
 	}
@@ -462,15 +489,15 @@ func checkUTF8(p *chatsapi.Payload) error {
 		for _, c := range []struct{ f, s string }{
 			{".id", u.p.ID}, {".ref_id", u.p.RefID}, {".name", u.p.Name}, {".avatar", u.p.Avatar}, {".profile_link", u.p.ProfileLink},
 		} {
-			if err := bad(u.path+c.f, c.s); err != nil {
+			if err := badIn(u.path, c.f, c.s); err != nil {
 				return err
 			}
 		}
 		if u.p.Profile != nil {
-			if err := bad(u.path+".profile.phone", u.p.Profile.Phone); err != nil {
+			if err := badIn(u.path, ".profile.phone", u.p.Profile.Phone); err != nil {
 				return err
 			}
-			if err := bad(u.path+".profile.email", u.p.Profile.Email); err != nil {
+			if err := badIn(u.path, ".profile.email", u.p.Profile.Email); err != nil {
 				return err
 			}
 		}
@@ -529,22 +556,22 @@ func checkUTF8(p *chatsapi.Payload) error {
 		for _, c := range []struct{ f, s string }{
 			{".id", e.ID}, {".msgid", e.MsgID}, {".type", e.Type}, {".text", e.Text}, {".file_name", e.FileName},
 		} {
-			if err := bad(path+c.f, c.s); err != nil {
+			if err := badIn(path, c.f, c.s); err != nil {
 				return err
 			}
 		}
 		if s := e.Sender; s != nil {
 			for _, c := range []struct{ f, s string }{{".sender.id", s.ID}, {".sender.ref_id", s.RefID}, {".sender.name", s.Name}} {
-				if err := bad(path+c.f, c.s); err != nil {
+				if err := badIn(path, c.f, c.s); err != nil {
 					return err
 				}
 			}
 		}
 		if c := e.Contact; c != nil {
-			if err := bad(path+".contact.name", c.Name); err != nil {
+			if err := badIn(path, ".contact.name", c.Name); err != nil {
 				return err
 			}
-			return bad(path+".contact.phone", c.Phone)
+			return badIn(path, ".contact.phone", c.Phone)
 		}
 		return nil
 	}
