@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kommo-import/kommo-import/internal/pgtest"
 )
 
 // withFields is jl(id) with extra payload members (",..." JSON).
@@ -82,4 +84,19 @@ func TestRepliesFromCSV(t *testing.T) {
 	require.Empty(t, fromJSONL.errs)
 	require.Len(t, fromCSV.records, 5)
 	require.Equal(t, fromJSONL.payloads(), fromCSV.payloads())
+
+	// The same columns from postgres, typed.
+	dsn := pgtest.URL(t)
+	execSQL(t, dsn, `CREATE TABLE t (conversation_id text, msgid text, timestamp bigint, sender_id text, sender_name text, message_type text, message_text text,
+		reply_to_msgid text, forward_msgid text, forward_conversation_id varchar(40), shared_post_url text, shared_post_preview_link text,
+		shared_post_preview_permalink text, shared_post_site_name text, delivery_status_code smallint, delivery_status_error_code integer, delivery_status_error text);
+		INSERT INTO t VALUES
+		('c1', 'a', 1709284502, 'u1', 'Anna', 'text', 'hi', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+		('c1', 'b', 1709284502, 'u1', 'Anna', 'text', 'hi', 'a', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+		('c1', 'c', 1709284502, 'u1', 'Anna', 'text', 'hi', NULL, 'a', 'c0', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+		('c1', 'd', 1709284502, 'u1', 'Anna', 'text', 'look', NULL, NULL, NULL, 'https://s/p/1', 'https://s/p/1.jpg', 'https://s/perm/1', 'Shop', -1, 905, 'blocked'),
+		('c1', 'e', 1709284502, 'u1', 'Anna', 'text', 'hi', '  ', 'a', NULL, NULL, NULL, NULL, NULL, 1, NULL, NULL)`)
+	fromPG := readAll(t, Spec{Kind: KindPostgres, DSN: dsn, Query: "SELECT * FROM t ORDER BY msgid"})
+	require.Empty(t, fromPG.errs)
+	require.Equal(t, fromJSONL.payloads(), fromPG.payloads())
 }
