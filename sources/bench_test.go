@@ -34,11 +34,14 @@ func benchPayload(i int) chatsapi.Payload {
 }
 
 // writeBenchJSONL writes n ~1 KB records as JSONL events.
-func writeBenchJSONL(w io.Writer, n int) error {
+func writeBenchJSONL(w io.Writer, n int) error { return writeBenchJSONLRange(w, 0, n) }
+
+// writeBenchJSONLRange writes records from to to-1.
+func writeBenchJSONLRange(w io.Writer, from, to int) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	for i := 0; i < n; i++ {
+	for i := from; i < to; i++ {
 		if err := enc.Encode(chatsapi.Event{EventType: chatsapi.EventNewMessage, Payload: benchPayload(i)}); err != nil {
 			return err
 		}
@@ -46,14 +49,17 @@ func writeBenchJSONL(w io.Writer, n int) error {
 	return bw.Flush()
 }
 
-func writeBenchCSV(w io.Writer, n int) error {
+func writeBenchCSV(w io.Writer, n int) error { return writeBenchCSVRange(w, 0, n) }
+
+// writeBenchCSVRange writes the header and records from to to-1.
+func writeBenchCSVRange(w io.Writer, from, to int) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	cw := csv.NewWriter(bw)
 	cols := []string{"conversation_id", "msgid", "timestamp", "msec_timestamp", "sender_id", "sender_name", "sender_avatar", "sender_phone", "message_type", "message_text"}
 	if err := cw.Write(cols); err != nil {
 		return err
 	}
-	for i := 0; i < n; i++ {
+	for i := from; i < to; i++ {
 		p := benchPayload(i)
 		if err := cw.Write([]string{p.ConversationID, p.MsgID, strconv.FormatInt(p.Timestamp, 10), strconv.FormatInt(p.MsecTimestamp, 10),
 			p.Sender.ID, p.Sender.Name, p.Sender.Avatar, p.Sender.Profile.Phone, p.Message.Type, p.Message.Text}); err != nil {

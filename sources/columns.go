@@ -115,7 +115,8 @@ func valuesOf(m map[string]string) []string {
 	return sortedKeys(set)
 }
 
-// builder assembles a payload from canonical cells. Empty cells are absent.
+// builder assembles a payload from canonical cells. Empty and blank (only
+// whitespace) cells are absent: the caller does not set them.
 type builder struct {
 	p          chatsapi.Payload
 	tsMs       int64 // milliseconds from an RFC 3339 or timestamptz timestamp cell
@@ -162,6 +163,30 @@ func (b *builder) contact() *chatsapi.Contact {
 	return m.Contact
 }
 
+func (b *builder) sharedPost() *chatsapi.SharedPost {
+	m := b.message()
+	if m.SharedPost == nil {
+		m.SharedPost = &chatsapi.SharedPost{}
+	}
+	return m.SharedPost
+}
+
+func (b *builder) deliveryStatus() *chatsapi.DeliveryStatus {
+	m := b.message()
+	if m.DeliveryStatus == nil {
+		m.DeliveryStatus = &chatsapi.DeliveryStatus{}
+	}
+	return m.DeliveryStatus
+}
+
+// forwards holds the one forwarded message a CSV row can name.
+func (b *builder) forwards() *chatsapi.Forwards {
+	if b.p.Forwards == nil {
+		b.p.Forwards = &chatsapi.Forwards{}
+	}
+	return b.p.Forwards
+}
+
 func profile(u *chatsapi.Participant) *chatsapi.Profile {
 	if u.Profile == nil {
 		u.Profile = &chatsapi.Profile{}
@@ -205,6 +230,21 @@ func jsonPath(canon string) string {
 		return who + ".profile." + f
 	case "source_external_id":
 		return "source.external_id"
+	case "reply_to_msgid":
+		return "reply_to.message.msgid"
+	case "forward_msgid":
+		return "forwards.messages[0].msgid"
+	case "forward_conversation_id":
+		return "forwards.conversation_id"
+	case "delivery_status_code":
+		return "message.delivery_status.status_code"
+	case "delivery_status_error_code":
+		return "message.delivery_status.error_code"
+	case "delivery_status_error":
+		return "message.delivery_status.error"
+	}
+	if rest, ok := strings.CutPrefix(canon, "shared_post_"); ok {
+		return "message.shared_post." + rest
 	}
 	for _, prefix := range []string{"sender_", "receiver_", "message_", "post_"} {
 		if rest, ok := strings.CutPrefix(canon, prefix); ok {
@@ -261,7 +301,7 @@ func (b *builder) set(canon, v string) error {
 	case "message_sticker_id":
 		b.message().StickerID = v
 	case "message_location_lat", "message_location_lon":
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		f, err := parseCoord(v)
 		if err != nil {
 			return fieldErr(jsonPath(canon), "%q is not a number", v)
 		}
@@ -288,8 +328,45 @@ func (b *builder) set(canon, v string) error {
 		b.post().Caption = v
 	case "source_external_id":
 		b.p.Source = &chatsapi.Source{ExternalID: v}
+	case "reply_to_msgid":
+		b.p.ReplyTo = &chatsapi.ReplyTo{Message: chatsapi.EmbeddedMessage{MsgID: v}}
+	case "forward_msgid":
+		b.forwards().Messages = []chatsapi.EmbeddedMessage{{MsgID: v}}
+	case "forward_conversation_id":
+		b.forwards().ConversationID = v
+	case "shared_post_url":
+		b.sharedPost().URL = v
+	case "shared_post_preview_link":
+		b.sharedPost().PreviewLink = v
+	case "shared_post_preview_permalink":
+		b.sharedPost().PreviewPermalink = v
+	case "shared_post_site_name":
+		b.sharedPost().SiteName = v
+	case "delivery_status_code", "delivery_status_error_code":
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fieldErr(jsonPath(canon), "%q is not a whole number", v)
+		}
+		if canon == "delivery_status_code" {
+			b.deliveryStatus().StatusCode = n
+		} else {
+			b.deliveryStatus().ErrorCode = n
+		}
+	case "delivery_status_error":
+		b.deliveryStatus().Error = v
 	}
 	return nil
+}
+
+// parseCoord reads a latitude or longitude, also with a decimal comma, as
+// Excel writes numbers where that is the decimal mark ("43,238949").
+func parseCoord(v string) (float64, error) {
+	v = strings.TrimSpace(v)
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil && strings.Count(v, ",") == 1 && !strings.Contains(v, ".") {
+		return strconv.ParseFloat(strings.Replace(v, ",", ".", 1), 64)
+	}
+	return f, err
 }
 
 // setTime stores a timestamptz (or timestamp) value from postgres, keeping its

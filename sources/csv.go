@@ -7,11 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
-// csvDecoder reads RFC 4180 CSV with a header row. It splits records itself
+// csvDecoder reads RFC 4180 CSV with a header row. The separator is ',', ';'
+// or TAB: Excel's "sep=X" first line names it; otherwise it is the one that
+// splits the header into the most column names it knows (Excel writes ';'
+// wherever the decimal mark is a comma). It splits records itself
 // rather than through encoding/csv so that it can cap a record's size, skip an
 // oversized or malformed record and carry on at the next one with exact line
 // numbers and byte offsets, and keep the record's bytes as read for rejects.
@@ -25,20 +30,38 @@ type csvDecoder struct {
 	rec    []byte
 	field  []byte   // unescaped quoted fields; never reallocated mid-record
 	cells  [][]byte // the record's fields, pointing into rec or field
+	sep    byte
 	plan   columnPlan
 	b      builder
+
+	headerLine int64           // where the header row is
+	headerKeys []string        // its names, trimmed and lower-cased
+	names      map[string]bool // every name a header row may hold, lower-cased
 }
 
 var bom = []byte{0xEF, 0xBB, 0xBF}
 
 func newCSV(br *bufio.Reader, spec Spec) (*csvDecoder, error) {
-	d := &csvDecoder{br: br, max: spec.MaxRecordBytes}
+	d := &csvDecoder{br: br, max: spec.MaxRecordBytes, sep: ','}
 	if head, _ := br.Peek(3); bytes.Equal(head, bom) {
 		br.Discard(3)
 		d.offset = 3
 	}
+	// Names a header may hold; the header's own are added below.
+	d.names = make(map[string]bool, len(canonicalSet)+len(spec.ColumnMap)+len(spec.IgnoreColumns))
+	for c := range canonicalSet {
+		d.names[c] = true
+	}
+	for _, t := range spec.ColumnMap {
+		d.names[strings.ToLower(strings.TrimSpace(t))] = true
+	}
+	for _, c := range spec.IgnoreColumns {
+		d.names[strings.ToLower(strings.TrimSpace(c))] = true
+	}
 	var header []string
+	first, hinted := true, false
 	for header == nil {
+		d.headerLine = d.line + 1
 		pos, tooLarge, err := d.readRecord()
 		if err == io.EOF {
 			return nil, errors.New("empty CSV: no header row")
@@ -51,6 +74,14 @@ func newCSV(br *bufio.Reader, spec Spec) (*csvDecoder, error) {
 		}
 		if len(pos.raw) == 0 || isLineBreak(pos.raw) {
 			continue
+		}
+		if sep, ok := sepHint(pos.raw); ok && first {
+			d.sep, hinted, first = sep, true, false
+			continue
+		}
+		first = false
+		if !hinted {
+			d.sep = d.detectSep(pos.raw)
 		}
 		if err := d.split(pos.raw); err != nil {
 			return nil, fmt.Errorf("line %d: header: %w", pos.line, err.Err)
@@ -65,10 +96,72 @@ func newCSV(br *bufio.Reader, spec Spec) (*csvDecoder, error) {
 		return nil, err
 	}
 	d.plan = plan
+	for _, h := range header {
+		k := strings.ToLower(strings.TrimSpace(h))
+		d.headerKeys = append(d.headerKeys, k)
+		d.names[k] = true
+	}
 	return d, nil
 }
 
 func (d *csvDecoder) close() error { return nil }
+
+// sepHint recognises Excel's "sep=X" first line (also quoted, as some tools
+// write it).
+func sepHint(rec []byte) (byte, bool) {
+	rec = bytes.TrimRight(rec, "\r\n")
+	if len(rec) == 7 && rec[0] == '"' && rec[6] == '"' {
+		rec = rec[1:6]
+	}
+	if len(rec) != 5 || !strings.EqualFold(string(rec[:4]), "sep=") {
+		return 0, false
+	}
+	switch c := rec[4]; {
+	case c == '"', c == '\r', c == '\n', c >= utf8.RuneSelf:
+		return 0, false
+	default:
+		return c, true
+	}
+}
+
+// detectSep picks the separator that splits the header row into the most
+// names of columns; on a tie (or none at all) the earlier of ',', ';', TAB.
+func (d *csvDecoder) detectSep(header []byte) byte {
+	best, bestN := byte(','), -1
+	for _, sep := range []byte{',', ';', '\t'} {
+		d.sep = sep
+		if d.split(header) != nil {
+			continue
+		}
+		n := 0
+		for _, c := range d.cells {
+			if d.isName(c) {
+				n++
+			}
+		}
+		if n > bestN {
+			best, bestN = sep, n
+		}
+	}
+	return best
+}
+
+// isName reports whether a cell is a column name (see headerLike), without
+// allocating.
+func (d *csvDecoder) isName(c []byte) bool {
+	var buf [128]byte
+	c = bytes.TrimSpace(c)
+	if len(c) == 0 || len(c) > len(buf) {
+		return false
+	}
+	for i, b := range c {
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		buf[i] = b
+	}
+	return d.names[string(buf[:len(c)])]
+}
 
 func isLineBreak(b []byte) bool { return string(b) == "\n" || string(b) == "\r\n" }
 
@@ -84,15 +177,26 @@ func (d *csvDecoder) next(_ context.Context, p *chatsapi.Payload) (position, err
 		if isLineBreak(pos.raw) {
 			continue
 		}
+		// A BOM starts any record that began a file: two exports joined
+		// with cat put the second one's in the middle.
+		pos.raw = bytes.TrimPrefix(pos.raw, bom)
 		if le := d.split(pos.raw); le != nil {
 			return pos, le
+		}
+		if d.headerLike() {
+			if d.sameHeader() {
+				return pos, &LineError{Err: fmt.Errorf("%w: skipped; the rows after it are read with the columns of line %d", ErrSecondHeader, d.headerLine)}
+			}
+			return pos, &ReadError{Err: fmt.Errorf("%w with other columns than the header on line %d: "+
+				"import the files one at a time, or give them the same columns in the same order", ErrSecondHeader, d.headerLine)}
 		}
 		if len(d.cells) != len(d.plan.names) {
 			return pos, &LineError{Err: fmt.Errorf("%d fields, the header has %d", len(d.cells), len(d.plan.names))}
 		}
 		d.b.reset()
 		for i, c := range d.cells {
-			if canon := d.plan.canon[i]; canon != "" && len(c) > 0 {
+			// A cell of only spaces is as absent as an empty one.
+			if canon := d.plan.canon[i]; canon != "" && len(c) > 0 && !isBlankBytes(c) {
 				if err := d.b.set(canon, string(c)); err != nil {
 					return pos, err
 				}
@@ -104,6 +208,34 @@ func (d *csvDecoder) next(_ context.Context, p *chatsapi.Payload) (position, err
 		*p = d.b.p
 		return pos, nil
 	}
+}
+
+// headerLike reports whether every cell of the record is a column name (of
+// the header, canonical, mapped or ignored): a header row, not data. A data
+// row fails at its first cell, on one map lookup without allocation.
+func (d *csvDecoder) headerLike() bool {
+	if len(d.cells) < 2 {
+		return false
+	}
+	for _, c := range d.cells {
+		if !d.isName(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameHeader reports whether a header-like record repeats the header.
+func (d *csvDecoder) sameHeader() bool {
+	if len(d.cells) != len(d.headerKeys) {
+		return false
+	}
+	for i, c := range d.cells {
+		if !strings.EqualFold(string(bytes.TrimSpace(c)), d.headerKeys[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // CSV scanning states, enough to know whether a line break ends the record.
@@ -137,7 +269,7 @@ func (d *csvDecoder) readRecord() (pos position, tooLarge bool, err error) {
 		default:
 			d.rec = append(d.rec, chunk...)
 		}
-		state = scanCSV(state, chunk)
+		state = scanCSV(state, chunk, d.sep)
 		if n := len(chunk); n > 0 && chunk[n-1] == '\n' {
 			d.line++
 			if state != stQuoted {
@@ -162,7 +294,7 @@ func (d *csvDecoder) readRecord() (pos position, tooLarge bool, err error) {
 }
 
 // scanCSV advances the quote state over b.
-func scanCSV(state int, b []byte) int {
+func scanCSV(state int, b []byte, sep byte) int {
 	for i := 0; i < len(b); {
 		switch state {
 		case stQuoted:
@@ -174,7 +306,7 @@ func scanCSV(state int, b []byte) int {
 			state = stAfterQuote
 			continue
 		case stUnquoted:
-			j := bytes.IndexByte(b[i:], ',')
+			j := bytes.IndexByte(b[i:], sep)
 			if j < 0 {
 				return stUnquoted
 			}
@@ -185,7 +317,7 @@ func scanCSV(state int, b []byte) int {
 			switch b[i] {
 			case '"':
 				state = stQuoted
-			case ',':
+			case sep:
 			default:
 				state = stUnquoted
 			}
@@ -193,7 +325,7 @@ func scanCSV(state int, b []byte) int {
 			switch b[i] {
 			case '"':
 				state = stQuoted
-			case ',':
+			case sep:
 				state = stFieldStart
 			default:
 				state = stUnquoted
@@ -240,14 +372,14 @@ func (d *csvDecoder) split(rec []byte) *LineError {
 			if pos == len(rec) {
 				return nil
 			}
-			if rec[pos] != ',' {
+			if rec[pos] != d.sep {
 				return &LineError{Err: fmt.Errorf(`field %d: extraneous or missing " in quoted field`, col)}
 			}
 			pos++
 			continue
 		}
 		end := len(rec)
-		if j := bytes.IndexByte(rec[pos:], ','); j >= 0 {
+		if j := bytes.IndexByte(rec[pos:], d.sep); j >= 0 {
 			end = pos + j
 		}
 		cell := rec[pos:end]

@@ -89,7 +89,8 @@ func TestCSVAllColumns(t *testing.T) {
 	t.Parallel()
 	in := strings.Join(CanonicalColumns, ",") + "\n" +
 		"c1,m1,,1709284502123,s1,Sam,amojo-1,https://a/s.png,https://p/s,+1,s@x.io,r1,Rita,amojo-2,https://a/r.png,https://p/r,+2,r@x.io," +
-		"location,cap,https://m/1,f.bin,10,5,st1,43.5,-76.25,Li,+3,p1,https://post/1,https://prev/1,https://perm/1,shop,Spring,ext_1\n"
+		"location,cap,https://m/1,f.bin,10,5,st1,43.5,-76.25,Li,+3,https://sp/1,https://sp/1.jpg,https://sp/perm/1,Shop,-1,905,gone," +
+		"p1,https://post/1,https://prev/1,https://perm/1,shop,Spring,ext_1,m0,m9,c0\n"
 	res := readAll(t, Spec{Kind: KindCSV, Path: writeFile(t, "all.csv", in)})
 	require.Empty(t, res.errs)
 	want := chatsapi.Payload{
@@ -100,9 +101,13 @@ func TestCSVAllColumns(t *testing.T) {
 			Profile: &chatsapi.Profile{Phone: "+2", Email: "r@x.io"}, ProfileLink: "https://p/r"},
 		Message: &chatsapi.Message{Type: "location", Text: "cap", Media: "https://m/1", FileName: "f.bin", FileSize: 10,
 			MediaDuration: 5, StickerID: "st1", Location: &chatsapi.Location{Lat: 43.5, Lon: -76.25},
-			Contact: &chatsapi.Contact{Name: "Li", Phone: "+3"},
-			Post:    &chatsapi.Post{ID: "p1", URL: "https://post/1", PreviewURL: "https://prev/1", PreviewPermalink: "https://perm/1", Username: "shop", Caption: "Spring"}},
-		Source: &chatsapi.Source{ExternalID: "ext_1"},
+			Contact:        &chatsapi.Contact{Name: "Li", Phone: "+3"},
+			SharedPost:     &chatsapi.SharedPost{URL: "https://sp/1", PreviewLink: "https://sp/1.jpg", PreviewPermalink: "https://sp/perm/1", Type: "post", SiteName: "Shop"},
+			DeliveryStatus: &chatsapi.DeliveryStatus{StatusCode: -1, ErrorCode: 905, Error: "gone"},
+			Post:           &chatsapi.Post{ID: "p1", URL: "https://post/1", PreviewURL: "https://prev/1", PreviewPermalink: "https://perm/1", Username: "shop", Caption: "Spring"}},
+		Source:   &chatsapi.Source{ExternalID: "ext_1"},
+		ReplyTo:  &chatsapi.ReplyTo{Message: chatsapi.EmbeddedMessage{MsgID: "m0"}},
+		Forwards: &chatsapi.Forwards{Messages: []chatsapi.EmbeddedMessage{{MsgID: "m9"}}, ConversationID: "c0"},
 	}
 	require.Equal(t, []chatsapi.Payload{want}, res.payloads())
 }

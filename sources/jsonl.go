@@ -26,7 +26,13 @@ type jsonlDecoder struct {
 	offset int64 // bytes consumed
 	buf    []byte
 	ev     jsonLine
+	ks     keyScan
+	// unknown are the paths of the last record's keys that are not part of
+	// the payload schema (see unknown.go); valid until the next call.
+	unknown []string
 }
+
+func (d *jsonlDecoder) unknownFields() []string { return d.unknown }
 
 func newJSONL(br *bufio.Reader, max int) *jsonlDecoder {
 	return &jsonlDecoder{br: br, max: max}
@@ -59,7 +65,9 @@ func (d *jsonlDecoder) next(_ context.Context, p *chatsapi.Payload) (position, e
 		if errors.Is(err, ErrTooLarge) {
 			return pos, &LineError{Err: fmt.Errorf("%w: line of %d bytes, the limit is %d", ErrTooLarge, size, d.max)}
 		}
-		line = bytes.TrimRight(line, "\r\n")
+		// A BOM starts any line that began a file: two exports joined with
+		// cat put the second one's in the middle.
+		line = bytes.TrimPrefix(bytes.TrimRight(line, "\r\n"), bom)
 		pos.raw = line
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
@@ -114,6 +122,7 @@ func (d *jsonlDecoder) readLine() ([]byte, int64, error) {
 
 func (d *jsonlDecoder) decode(line []byte, p *chatsapi.Payload) error {
 	*p = chatsapi.Payload{}
+	d.unknown = nil
 	if !utf8.Valid(line) {
 		return &LineError{Err: fmt.Errorf("%w at byte %d", ErrInvalidUTF8, invalidUTF8At(line)+1)}
 	}
@@ -123,36 +132,59 @@ func (d *jsonlDecoder) decode(line []byte, p *chatsapi.Payload) error {
 	}
 	d.ev = jsonLine{}
 	if err := json.Unmarshal(line, &d.ev); err != nil {
-		return jsonError(err)
+		return jsonError(err, line)
 	}
 	switch {
 	case d.ev.EventType != nil && *d.ev.EventType != chatsapi.EventNewMessage:
 		return fieldErr("event_type", "%q: only %s events are imported", *d.ev.EventType, chatsapi.EventNewMessage)
 	case d.ev.Payload != nil:
 		*p = *d.ev.Payload
+		d.unknown = d.ks.scan(line, eventSchema, "")
 	case d.ev.EventType != nil:
 		return &LineError{Field: "payload", Err: ErrRequired}
 	default:
 		*p = d.ev.bare
+		d.unknown = d.ks.scan(line, bareSchema, "payload.")
 	}
 	return nil
 }
 
+// oneObjectHint ends the reason of a line that looks like part of a JSON
+// array or of a pretty-printed object.
+const oneObjectHint = ": JSONL needs one JSON object per line (jq -c . file)"
+
 // jsonError turns an encoding/json error into a LineError naming the field.
-func jsonError(err error) *LineError {
+func jsonError(err error, line []byte) *LineError {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		return &LineError{Err: fmt.Errorf("invalid JSON at byte %d: %s", se.Offset, se.Error())}
+		hint := ""
+		if t := bytes.TrimSpace(line); se.Offset >= int64(len(line)) && len(t) > 0 && (t[0] == '{' || t[0] == '[') || fragment(t) {
+			hint = oneObjectHint
+		}
+		return &LineError{Err: fmt.Errorf("invalid JSON at byte %d: %s%s", se.Offset, se.Error(), hint)}
 	case errors.As(err, &te):
 		field := strings.TrimPrefix(strings.TrimPrefix(te.Field, "payload."), "bare.")
 		if field == "" {
+			if te.Value == "array" {
+				return &LineError{Err: fmt.Errorf("want a JSON object, got an array%s", oneObjectHint)}
+			}
 			return &LineError{Err: fmt.Errorf("want a JSON object, got %s", te.Value)}
 		}
 		return fieldErr(field, "got JSON %s, want %s", te.Value, jsonKind(te.Type))
 	}
 	return &LineError{Err: fmt.Errorf("invalid JSON: %w", err)}
+}
+
+// fragment reports a line that only makes sense inside pretty-printed JSON:
+// a closing bracket, or a lone "key": value.
+func fragment(t []byte) bool {
+	switch string(bytes.TrimRight(t, ",")) {
+	case "}", "]", "{", "[":
+		return true
+	}
+	return len(t) > 0 && t[0] == '"' && bytes.Contains(t, []byte(`":`))
 }
 
 func jsonKind(t reflect.Type) string {

@@ -37,7 +37,7 @@ func TestJSONL(t *testing.T) {
 		{name: "blank lines skipped, lines still counted", input: "\n  \n" + jl("a") + "\n\r\n\n" + jl("b") + "\n\n", wantIDs: []string{"a", "b"}, wantLines: []int64{3, 6}},
 		{name: "empty input", input: "", wantIDs: []string{}},
 		{name: "silent ignored", input: strings.Replace(jl("a"), `{`, `{"silent":true,`, 1) + "\n", wantIDs: []string{"a"}, wantLines: []int64{1}},
-		{name: "unknown fields ignored", input: strings.Replace(jl("a"), `{`, `{"reply_to":{"x":1},`, 1) + "\n", wantIDs: []string{"a"}, wantLines: []int64{1}},
+		{name: "unknown fields not sent, the record still valid", input: strings.Replace(jl("a"), `{`, `{"mood":{"x":1},`, 1) + "\n", wantIDs: []string{"a"}, wantLines: []int64{1}},
 		{name: "not JSON", input: "{oops\n" + jl("a") + "\n", wantIDs: []string{"a"}, wantLines: []int64{2}, wantErrs: []errAt{{1, ""}}},
 		{name: "trailing garbage", input: jl("a") + " x\n", wantIDs: []string{}, wantErrs: []errAt{{1, ""}}},
 		{name: "not an object", input: "42\n\"s\"\nnull\n", wantIDs: []string{}, wantErrs: []errAt{{1, ""}, {2, ""}, {3, "conversation_id"}}},

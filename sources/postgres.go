@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -22,7 +23,9 @@ import (
 // the result.
 type pgDecoder struct {
 	conn   *pgx.Conn
+	tx     pgx.Tx // read-only: every source read runs in one
 	rows   pgx.Rows
+	primed bool // rows is on a row Open already fetched
 	cancel context.CancelFunc
 	plan   columnPlan
 	row    int64
@@ -31,16 +34,26 @@ type pgDecoder struct {
 	js     jsonlDecoder // decodes a payload column the way JSONL lines are
 }
 
-// openPostgres connects and starts the query. With --source-table the table
-// is read whole in msgid order, which makes a second read return the same
-// rows in the same order (resumable); a --source-query is taken as written.
-func openPostgres(ctx context.Context, spec Spec) (_ *pgDecoder, resumable bool, err error) {
+// openPostgres connects and starts the query, inside a READ ONLY
+// transaction: reading a source must never change it, and a --source-query
+// is the user's SQL (a "DELETE ... RETURNING" would otherwise delete what it
+// returns, under validate too). With --source-table the table is read whole in
+// msgid order; a --source-query is taken as written. Neither is resumable by
+// row number: rows inserted since the last read shift the ones after them.
+func openPostgres(ctx context.Context, spec Spec) (_ *pgDecoder, err error) {
 	cfg, err := pgx.ParseConfig(spec.DSN)
 	if err != nil {
-		return nil, false, fmt.Errorf("source postgres: parse --source-dsn: %w", err)
+		return nil, fmt.Errorf("source postgres: parse --source-dsn: %w", err)
 	}
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "kommo-import source"
+	}
+	// The simple protocol runs several statements in one string, and a
+	// "COMMIT; DELETE ..." would leave the read-only transaction. The
+	// extended protocol takes one statement; "exec" mode needs no
+	// prepared statements, so it also works through pgbouncer.
+	if cfg.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	}
 	// The query lives as long as the Reader, not as long as Open's ctx; Next's
 	// ctx interrupts it.
@@ -50,7 +63,7 @@ func openPostgres(ctx context.Context, spec Spec) (_ *pgDecoder, resumable bool,
 	conn, err := pgx.ConnectConfig(qctx, cfg)
 	if err != nil {
 		cancel()
-		return nil, false, fmt.Errorf("source postgres: connect to %s: %w", redactDSN(cfg), err)
+		return nil, fmt.Errorf("source postgres: connect to %s: %w", redactDSN(cfg), err)
 	}
 	d := &pgDecoder{conn: conn, cancel: cancel}
 	defer func() {
@@ -58,12 +71,15 @@ func openPostgres(ctx context.Context, spec Spec) (_ *pgDecoder, resumable bool,
 			d.close()
 		}
 	}()
+	if d.tx, err = conn.BeginTx(qctx, pgx.TxOptions{AccessMode: pgx.ReadOnly}); err != nil {
+		return nil, fmt.Errorf("source postgres: begin a read-only transaction: %w", err)
+	}
 	query := spec.Query
 	if spec.Table != "" {
 		table := pgx.Identifier(strings.Split(spec.Table, ".")).Sanitize()
 		plan, err := d.probe(qctx, "SELECT * FROM "+table+" LIMIT 0", spec)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		order := "payload->>'msgid'"
 		if plan.payload >= 0 {
@@ -77,24 +93,43 @@ func openPostgres(ctx context.Context, spec Spec) (_ *pgDecoder, resumable bool,
 			}
 		}
 		query = "SELECT * FROM " + table + " ORDER BY " + order
-		resumable = true
 	}
-	d.rows, err = conn.Query(qctx, query)
+	d.rows, err = d.tx.Query(qctx, query)
 	if err != nil {
-		return nil, false, fmt.Errorf("source postgres: query: %w", err)
+		return nil, queryError(err)
+	}
+	// Fetch the first row now: most query errors (a write refused, a
+	// failing expression) come with it, and belong to Open.
+	if d.primed = d.rows.Next(); !d.primed {
+		if err := d.rows.Err(); err != nil {
+			return nil, queryError(err)
+		}
 	}
 	d.plan, err = planColumns(fieldNames(d.rows.FieldDescriptions()), spec, true)
 	if err != nil {
-		return nil, false, fmt.Errorf("source postgres: %w", err)
+		return nil, fmt.Errorf("source postgres: %w", err)
 	}
-	if err := d.rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("source postgres: query: %w", err)
+	return d, nil
+}
+
+// queryError says what a refused source query means.
+func queryError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "25006": // read_only_sql_transaction
+			return fmt.Errorf("source postgres: the query writes, and source queries run read-only: give a SELECT: %w", err)
+		case "42601": // syntax_error
+			if strings.Contains(pgErr.Message, "multiple commands") {
+				return fmt.Errorf("source postgres: give one SELECT statement: %w", err)
+			}
+		}
 	}
-	return d, resumable, nil
+	return fmt.Errorf("source postgres: query: %w", err)
 }
 
 func (d *pgDecoder) probe(ctx context.Context, sql string, spec Spec) (columnPlan, error) {
-	rows, err := d.conn.Query(ctx, sql)
+	rows, err := d.tx.Query(ctx, sql)
 	if err != nil {
 		return columnPlan{}, fmt.Errorf("source postgres: %w", err)
 	}
@@ -128,15 +163,23 @@ func (d *pgDecoder) close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if d.tx != nil {
+		_ = d.tx.Rollback(ctx) // read-only: nothing to keep; closing the connection ends it anyway
+	}
 	err := d.conn.Close(ctx)
 	d.cancel()
 	return err
 }
 
+func (d *pgDecoder) unknownFields() []string { return d.js.unknown }
+
 func (d *pgDecoder) next(ctx context.Context, p *chatsapi.Payload) (position, error) {
+	d.js.unknown = nil
 	stop := context.AfterFunc(ctx, d.cancel)
 	defer stop()
-	if !d.rows.Next() {
+	if d.primed {
+		d.primed = false
+	} else if !d.rows.Next() {
 		if err := d.rows.Err(); err != nil {
 			return position{line: d.row + 1}, err
 		}
@@ -218,7 +261,7 @@ func (d *pgDecoder) setValue(canon string, v any) error {
 		}
 		s = string(bytes.Trim(b, `"`))
 	}
-	if s == "" {
+	if s == "" || isBlank(s) { // char(n) pads with spaces
 		return nil
 	}
 	return d.b.set(canon, s)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"sync/atomic"
@@ -29,6 +30,10 @@ type decoder interface {
 	close() error
 }
 
+// unknownNamer is a decoder that can name the keys of its last record that
+// are not part of the payload schema (JSONL, postgres payload columns).
+type unknownNamer interface{ unknownFields() []string }
+
 type position struct {
 	line, offset int64
 	raw          []byte
@@ -43,6 +48,11 @@ type Reader struct {
 	resumable bool
 	bytesRead *atomic.Int64 // bytes of the stored input read so far
 	closers   []io.Closer
+
+	mediaText bool // Spec.MediaMissing == MediaMissingText
+	strict    bool // Spec.Strict
+	unk       unknownNamer
+	unknown   map[string]int64
 
 	seed  maphash.Seed
 	seen  map[uint64]seenMsg // msgid hash -> first occurrence, packed
@@ -80,34 +90,49 @@ func Open(ctx context.Context, spec Spec) (*Reader, error) {
 		spec.MaxRecordBytes = DefaultMaxRecordBytes
 	}
 	r := &Reader{
-		now:   spec.Now,
-		seed:  maphash.MakeSeed(),
-		seen:  make(map[uint64]seenMsg),
-		convs: make(map[uint64]struct{}),
-		users: spec.Users, // users.go
+		now:       spec.Now,
+		seed:      maphash.MakeSeed(),
+		seen:      make(map[uint64]seenMsg),
+		convs:     make(map[uint64]struct{}),
+		users:     spec.Users, // users.go
+		mediaText: spec.MediaMissing == MediaMissingText,
+		strict:    spec.Strict,
 	}
 	if r.now == nil {
 		r.now = time.Now
 	}
 	if spec.Kind == KindPostgres {
-		dec, resumable, err := openPostgres(ctx, spec)
+		dec, err := openPostgres(ctx, spec)
 		if err != nil {
 			return nil, err
 		}
-		r.name, r.dec, r.resumable = KindPostgres, dec, resumable
+		r.name, r.dec, r.unk = KindPostgres, dec, dec
 		return r, nil
 	}
 	in, err := r.openFile(spec)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkText(in, r.name); err != nil {
+		r.Close()
+		return nil, err
+	}
 	switch spec.Kind {
 	case KindJSONL:
-		r.dec = newJSONL(in, spec.MaxRecordBytes)
+		if err := checkJSONL(in, r.name); err != nil {
+			r.Close()
+			return nil, err
+		}
+		dec := newJSONL(in, spec.MaxRecordBytes)
+		r.dec, r.unk = dec, dec
 	case KindCSV:
 		r.dec, err = newCSV(in, spec)
 		if err != nil {
 			r.Close()
+			var re *ReadError
+			if errors.As(err, &re) {
+				return nil, re
+			}
 			return nil, fmt.Errorf("%s: %w", r.name, err)
 		}
 	}
@@ -134,7 +159,7 @@ func (r *Reader) openFile(spec Spec) (*bufio.Reader, error) {
 		src = f
 	}
 	r.bytesRead = new(atomic.Int64)
-	br := bufio.NewReaderSize(&countingReader{r: src, n: r.bytesRead}, 256<<10)
+	br := bufio.NewReaderSize(&guardReader{r: &countingReader{r: src, n: r.bytesRead}, name: r.name, n: r.bytesRead}, 256<<10)
 	magic, _ := br.Peek(2)
 	if !bytes.Equal(magic, []byte{0x1f, 0x8b}) {
 		return br, nil
@@ -142,10 +167,10 @@ func (r *Reader) openFile(spec Spec) (*bufio.Reader, error) {
 	zr, err := gzip.NewReader(br)
 	if err != nil {
 		r.Close()
-		return nil, fmt.Errorf("%s: gzip: %w", r.name, err)
+		return nil, (&guardReader{name: r.name, n: r.bytesRead, gzip: true}).wrap(err)
 	}
 	r.closers = append(r.closers, zr)
-	return bufio.NewReaderSize(zr, 256<<10), nil
+	return bufio.NewReaderSize(&guardReader{r: zr, name: r.name, n: r.bytesRead, gzip: true}, 256<<10), nil
 }
 
 type countingReader struct {
@@ -159,26 +184,63 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// guardReader turns every read error but a clean io.EOF into a *ReadError
+// naming the file. An early end of a gzip stream (io.ErrUnexpectedEOF from
+// compress/gzip) becomes ErrTruncated: passed up as it is, it would read as a
+// dropped connection to whoever classifies errors.
+type guardReader struct {
+	r    io.Reader
+	name string
+	n    *atomic.Int64 // bytes of the stored input read so far
+	gzip bool          // r decompresses
+}
+
+func (g *guardReader) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = g.wrap(err)
+	}
+	return n, err
+}
+
+func (g *guardReader) wrap(err error) error {
+	var re *ReadError
+	if errors.As(err, &re) {
+		return re // from the layer below
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		what := "the input"
+		if g.gzip {
+			what = "the gzip stream"
+		}
+		return &ReadError{Name: g.name, Err: fmt.Errorf("%w: %s ends early after %d bytes", ErrTruncated, what, g.n.Load())}
+	}
+	return &ReadError{Name: g.name, Err: err} // compress/gzip and flate say "gzip: ..." themselves
+}
+
 // Next returns the next valid record. A bad record comes back as a *LineError:
 // record it and call Next again, the stream goes on. A msgid seen before with
 // identical content is skipped (Stats().Duplicates); with different content it
 // is a *LineError wrapping ErrConflictingDuplicate that names the first line.
-// io.EOF ends the input; any other error (I/O, database) is fatal.
+// io.EOF ends the input; any other error is fatal: a *ReadError for a file
+// that cannot be read on (cut short: ErrTruncated; corrupt; disk), or a
+// database error for postgres.
 func (r *Reader) Next(ctx context.Context) (Record, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return Record{}, err
 		}
 		pos, err := r.dec.next(ctx, &r.p)
-		if err == io.EOF {
-			return Record{}, io.EOF
-		}
-		var le *LineError
-		if errors.As(err, &le) {
-			return Record{}, r.reject(le, pos)
-		}
 		if err != nil {
-			return Record{}, fmt.Errorf("read %s at line %d: %w", r.name, pos.line, err)
+			return Record{}, r.decodeError(err, pos)
+		}
+		if r.unk != nil {
+			if paths := r.unk.unknownFields(); len(paths) > 0 {
+				r.countUnknown(paths)
+				if r.strict {
+					return Record{}, r.reject(unknownReject(paths[0]), pos)
+				}
+			}
 		}
 		// users.go: sender.ref_id of outgoing messages, before validation.
 		if r.users != nil {
@@ -186,9 +248,11 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 				return Record{}, r.reject(le, pos)
 			}
 		}
+		if r.mediaText && mediaMissing(r.p.Message) {
+			mediaToText(r.p.Message)
+		}
 		if err := Validate(&r.p, r.now()); err != nil {
-			errors.As(err, &le)
-			return Record{}, r.reject(le, pos)
+			return Record{}, r.decodeError(err, pos)
 		}
 		idKey := r.hashString(r.p.MsgID)
 		content := r.hashContent(&r.p)
@@ -208,6 +272,31 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 	}
 }
 
+// decodeError turns a decoder's or Validate's error into what Next returns:
+// io.EOF, a rejected record, or a fatal error. It is a function of its own
+// so that the targets of errors.As live on the heap only when there is an
+// error, not once a record.
+func (r *Reader) decodeError(err error, pos position) error {
+	if err == io.EOF {
+		return io.EOF
+	}
+	var le *LineError
+	if errors.As(err, &le) {
+		return r.reject(le, pos)
+	}
+	var re *ReadError
+	if errors.As(err, &re) {
+		if re.Name == "" {
+			re.Name = r.name
+		}
+		if re.Line == 0 {
+			re.Line = pos.line
+		}
+		return re
+	}
+	return fmt.Errorf("read %s at line %d: %w", r.name, pos.line, err)
+}
+
 func (r *Reader) reject(le *LineError, pos position) *LineError {
 	r.stats.Rejected++
 	le.File = r.name
@@ -222,9 +311,24 @@ func (r *Reader) reject(le *LineError, pos position) *LineError {
 	return le
 }
 
+// countUnknown counts one record's unknown paths.
+func (r *Reader) countUnknown(paths []string) {
+	if r.unknown == nil {
+		r.unknown = map[string]int64{}
+	}
+	for _, p := range paths {
+		if _, ok := r.unknown[p]; ok || len(r.unknown) < MaxUnknownFields {
+			r.unknown[p]++
+		}
+	}
+}
+
 // Stats returns the counts so far; after io.EOF they are final.
 func (r *Reader) Stats() Stats {
 	s := r.stats
+	if len(r.unknown) > 0 {
+		s.UnknownFields = maps.Clone(r.unknown)
+	}
 	s.Conversations = int64(len(r.convs))
 	if r.bytesRead != nil {
 		s.BytesRead = r.bytesRead.Load()
@@ -237,10 +341,13 @@ func (r *Reader) Name() string { return r.name }
 
 // Resumable reports whether reading the source again from the start yields
 // the same records in the same order, so a resumed import may skip what it
-// already staged by position. False for stdin, and for a postgres
-// --source-query, whose row order is the query's business (the importer then
-// re-reads and relies on msgid de-duplication); true for files and for
-// --source-table, which is read in msgid order.
+// already staged by position (line number). True for files. False for stdin,
+// which cannot be read twice, and for postgres, --source-query and
+// --source-table alike: a table is read in msgid order, but a row inserted
+// since the last read sorts in anywhere and shifts every row after it, so
+// skipping by row number would skip rows. Such a source is read again from
+// the start, and msgids keep the records already staged from being staged
+// twice.
 func (r *Reader) Resumable() bool { return r.resumable }
 
 // Close releases the file or database connection.
@@ -326,10 +433,64 @@ func (r *Reader) hashContent(p *chatsapi.Payload) uint64 {
 			str(po.Username)
 			str(po.Caption)
 		}
+		flag(m.SharedPost != nil)
+		if sp := m.SharedPost; sp != nil {
+			str(sp.URL)
+			str(sp.PreviewLink)
+			str(sp.PreviewPermalink)
+			str(sp.Type)
+			str(sp.SiteName)
+		}
+		flag(m.DeliveryStatus != nil)
+		if ds := m.DeliveryStatus; ds != nil {
+			num(int64(ds.StatusCode))
+			num(int64(ds.ErrorCode))
+			str(ds.Error)
+		}
 	}
 	flag(p.Source != nil)
 	if p.Source != nil {
 		str(p.Source.ExternalID)
+	}
+	embedded := func(e *chatsapi.EmbeddedMessage) {
+		str(e.ID)
+		str(e.MsgID)
+		str(e.Type)
+		str(e.Text)
+		num(e.Timestamp)
+		num(e.MsecTimestamp)
+		flag(e.Sender != nil)
+		if s := e.Sender; s != nil {
+			str(s.ID)
+			str(s.RefID)
+			str(s.Name)
+		}
+		str(e.FileName)
+		num(e.FileSize)
+		num(e.MediaDuration)
+		flag(e.Location != nil)
+		if e.Location != nil {
+			num(int64(math.Float64bits(e.Location.Lat)))
+			num(int64(math.Float64bits(e.Location.Lon)))
+		}
+		flag(e.Contact != nil)
+		if e.Contact != nil {
+			str(e.Contact.Name)
+			str(e.Contact.Phone)
+		}
+	}
+	flag(p.ReplyTo != nil)
+	if p.ReplyTo != nil {
+		embedded(&p.ReplyTo.Message)
+	}
+	flag(p.Forwards != nil)
+	if fw := p.Forwards; fw != nil {
+		num(int64(len(fw.Messages)))
+		for i := range fw.Messages {
+			embedded(&fw.Messages[i])
+		}
+		str(fw.ConversationID)
+		str(fw.ConversationRefID)
 	}
 	return h.Sum64()
 }

@@ -40,7 +40,38 @@ var (
 	// ErrInvalidUTF8: a string holds bytes that are not UTF-8; the record is
 	// rejected rather than repaired, since repairing would change the text.
 	ErrInvalidUTF8 = errors.New("invalid UTF-8")
+	// ErrSecondHeader: a CSV holds its header row again further down, as
+	// "cat a.csv b.csv" makes. The same columns: the row is a bad record
+	// (*LineError) and the rows after it read as before. Other columns: a
+	// fatal *ReadError, since every row after it would be read wrongly.
+	ErrSecondHeader = errors.New("a second header row (two files joined?)")
+	// ErrTruncated: the file ends in the middle of its compressed stream (a
+	// cut download or copy). It comes inside a *ReadError.
+	ErrTruncated = errors.New("truncated")
 )
+
+// ReadError is a fatal error reading a source file (or stdin): the file is
+// cut short (ErrTruncated), its gzip data is corrupt, or the disk failed.
+// Reader.Next returns it instead of a record; the stream cannot go on. Its
+// chain never holds io.EOF or io.ErrUnexpectedEOF, which callers take for a
+// clean end and a lost connection.
+type ReadError struct {
+	Name string // the file as given, or "stdin"
+	Line int64  // the line being read when it failed; 0 at open
+	Err  error
+}
+
+// Error reads "export.jsonl.gz: truncated: the gzip stream ends early after
+// 4096 bytes (reading line 37)".
+func (e *ReadError) Error() string {
+	s := e.Name + ": " + e.Err.Error()
+	if e.Line > 0 {
+		s += " (reading line " + strconv.FormatInt(e.Line, 10) + ")"
+	}
+	return s
+}
+
+func (e *ReadError) Unwrap() error { return e.Err }
 
 // LineError is one bad record: where it is, which field, and why. Field is the
 // payload's JSON path ("message.file_name", "sender.ref_id"), or empty when the
@@ -87,6 +118,13 @@ type Stats struct {
 	Duplicates    int64 // repeated msgids with identical content, skipped
 	Conversations int64 // distinct conversation_id among valid records
 	BytesRead     int64 // bytes read from the input as stored (compressed for .gz); 0 for postgres
+	// UnknownFields counts, per JSON path ("payload.mood",
+	// "payload.message.mesage", "payload.forwards.messages[].x"; a key of
+	// the event itself has no "payload." prefix), the records carrying a key
+	// that is not part of the Chats API payload: it is not sent. JSONL and
+	// postgres payload columns only; at most MaxUnknownFields paths; nil
+	// when there are none. Stats returns a copy.
+	UnknownFields map[string]int64
 }
 
 // Total is every record seen: valid, rejected and skipped duplicates.

@@ -46,7 +46,26 @@ type Spec struct {
 	// amojo_id of their agent's Kommo user (or the bot id) before validation;
 	// see users.go.
 	Users *UserMap
+	// Strict rejects a JSONL (or postgres payload) record holding a key that
+	// is not part of the Chats API payload, instead of only counting it in
+	// Stats.UnknownFields. A CSV has no such fields: unknown columns fail at
+	// Open.
+	Strict bool
+	// MediaMissing says what becomes of a picture, video, file, voice or
+	// audio message without media (a sticker: without media and sticker_id),
+	// which Kommo can only show as a broken file: MediaMissingReject ("" too)
+	// or MediaMissingText.
+	MediaMissing string
 }
+
+// Spec.MediaMissing values.
+const (
+	// MediaMissingReject rejects the record, naming message.media.
+	MediaMissingReject = "reject"
+	// MediaMissingText sends a text message instead: "[picture: name.jpg]
+	// caption", with the type when the file name is unknown.
+	MediaMissingText = "text"
+)
 
 // Check reports a spec that cannot be opened as it stands (a configuration
 // mistake, not a data problem).
@@ -73,6 +92,11 @@ func (s Spec) Check() error {
 		return errors.New("no source given (--source)")
 	default:
 		return fmt.Errorf("source: unknown kind %q", s.Kind)
+	}
+	switch s.MediaMissing {
+	case "", MediaMissingReject, MediaMissingText:
+	default:
+		return fmt.Errorf("--media-missing %q: want reject or text", s.MediaMissing)
 	}
 	for canon := range s.ColumnMap {
 		if _, ok := canonicalSet[canon]; !ok {
@@ -101,8 +125,11 @@ var CanonicalColumns = func() []string {
 		"message_type", "message_text", "message_media", "message_file_name", "message_file_size",
 		"message_media_duration", "message_sticker_id", "message_location_lat", "message_location_lon",
 		"message_contact_name", "message_contact_phone",
+		"shared_post_url", "shared_post_preview_link", "shared_post_preview_permalink", "shared_post_site_name",
+		"delivery_status_code", "delivery_status_error_code", "delivery_status_error",
 		"post_id", "post_url", "post_preview_url", "post_preview_permalink", "post_username", "post_caption",
-		"source_external_id")
+		"source_external_id",
+		"reply_to_msgid", "forward_msgid", "forward_conversation_id")
 }()
 
 var canonicalSet = func() map[string]int {

@@ -212,21 +212,7 @@ func (m *UserMap) readJSON(r io.Reader, name string) error {
 	}
 	data = bytes.TrimSpace(data)
 	if data[0] == '{' {
-		var obj map[string]string
-		if err := json.Unmarshal(data, &obj); err != nil {
-			return fmt.Errorf("users file %s: want {\"agent id or email\": \"amojo_id\", ...}: %w", name, err)
-		}
-		keys := make([]string, 0, len(obj))
-		for k := range obj {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if err := m.addRow(k, "", obj[k]); err != nil {
-				return fmt.Errorf("users file %s: %q: %w", name, k, err)
-			}
-		}
-		return nil
+		return m.readJSONObject(data, name)
 	}
 	var rows []struct {
 		Agent   string `json:"agent"`
@@ -240,6 +226,38 @@ func (m *UserMap) readJSON(r io.Reader, name string) error {
 		if err := m.addRow(row.Agent, row.Email, row.AmojoID); err != nil {
 			return fmt.Errorf("users file %s: entry %d: %w", name, i+1, err)
 		}
+	}
+	return nil
+}
+
+// readJSONObject reads {"agent or email": "amojo_id", ...} in file order
+// with a token walk: encoding/json would keep the last of two equal keys
+// without a word, and silently lose the operator's first mapping.
+func (m *UserMap) readJSONObject(data []byte, name string) error {
+	const shape = `want {"agent id or email": "amojo_id", ...}`
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // the '{'
+		return fmt.Errorf("users file %s: %s: %w", name, shape, err)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("users file %s: %s: %w", name, shape, err)
+		}
+		key := tok.(string) // object keys are strings, or Token fails
+		var amojoID string
+		if err := dec.Decode(&amojoID); err != nil {
+			return fmt.Errorf("users file %s: %s: %q: %w", name, shape, key, err)
+		}
+		if err := m.addRow(key, "", amojoID); err != nil {
+			return fmt.Errorf("users file %s: %q: %w", name, key, err)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the '}'
+		return fmt.Errorf("users file %s: %s: %w", name, shape, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("users file %s: %s: more data after the object", name, shape)
 	}
 	return nil
 }

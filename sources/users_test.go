@@ -145,6 +145,16 @@ func TestUsersFileFormats(t *testing.T) {
 		{name: "csv no key", content: "agent,email,amojo_id\n,,amojo-x\n", wantErr: "users.txt:2: neither agent nor email given"},
 		{name: "json array bad entry", content: `[{"agent": "a", "amojo_id": ""}]`, wantErr: "entry 1: amojo_id is empty"},
 		{name: "json wrong shape", content: `{"a": 1}`, wantErr: "want {"},
+		{name: "json duplicate key", content: `{"agent-7": "amojo-dana", "agent-8": "amojo-oleg", "agent-7": "amojo-other"}`,
+			wantErr: `users file users.txt: "agent-7": "agent-7" is mapped to both "amojo-dana" and "amojo-other"`},
+		{name: "json duplicate key far down", content: bigUsersJSON(2000, 1990),
+			wantErr: `users file users.txt: "agent-3": "agent-3" is mapped to both "amojo-3" and "amojo-other"`},
+		{name: "json duplicate email key in other case", content: `{"dana@acme.test": "amojo-dana", "Dana@Acme.test": "amojo-other"}`,
+			wantErr: `is mapped to both "amojo-dana" and "amojo-other"`},
+		{name: "json repeated key with the same value", content: `{"agent-7": "amojo-dana", "agent-7": "amojo-dana"}`,
+			wantID: map[string]string{"agent-7": "amojo-dana"}, wantEm: map[string]string{}},
+		{name: "json object with data after it", content: `{"agent-7": "amojo-dana"} {"agent-8": "amojo-oleg"}`, wantErr: "after the object"},
+		{name: "json object not closed", content: `{"agent-7": "amojo-dana"`, wantErr: "want {"},
 		{name: "empty", content: " \n", wantErr: "is empty"},
 	}
 	for _, tt := range tests {
@@ -161,6 +171,25 @@ func TestUsersFileFormats(t *testing.T) {
 			require.Equal(t, tt.wantEm, m.byEmail)
 		})
 	}
+}
+
+// bigUsersJSON is a users object of n agents whose entry at dupAt maps
+// agent-3 again, to another Kommo user.
+func bigUsersJSON(n, dupAt int) string {
+	var b strings.Builder
+	b.WriteString("{\n")
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		if i == dupAt {
+			b.WriteString(`  "agent-3": "amojo-other"`)
+			continue
+		}
+		fmt.Fprintf(&b, "  %q: %q", fmt.Sprintf("agent-%d", i), fmt.Sprintf("amojo-%d", i))
+	}
+	b.WriteString("\n}\n")
+	return b.String()
 }
 
 func TestUsersFileFirstWinsOverKommo(t *testing.T) {

@@ -1,8 +1,10 @@
 package sources
 
 import (
+	"bytes"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -24,11 +26,11 @@ const futureGrace = 24 * time.Hour
 // JSON path of the first bad field (File and Line left for the caller).
 func Validate(p *chatsapi.Payload, now time.Time) error {
 	p.Silent = false
-	if p.ConversationID == "" {
-		return &LineError{Field: "conversation_id", Err: ErrRequired}
+	if err := checkID("conversation_id", p.ConversationID); err != nil {
+		return err
 	}
-	if p.MsgID == "" {
-		return &LineError{Field: "msgid", Err: ErrRequired}
+	if err := checkID("msgid", p.MsgID); err != nil {
+		return err
 	}
 	if err := checkTime(p, now); err != nil {
 		return err
@@ -58,7 +60,93 @@ func Validate(p *chatsapi.Payload, now time.Time) error {
 			return err
 		}
 	}
+	return checkQuotes(p)
+}
+
+// checkQuotes checks reply_to and forwards. An embedded message is named by
+// Kommo's id or by a msgid; the importer, not this package, turns a msgid it
+// sent into Kommo's id, or drops a quote of a message the export lacks.
+// Empty objects say nothing and are dropped.
+func checkQuotes(p *chatsapi.Payload) error {
+	if rt := p.ReplyTo; rt != nil {
+		if emptyEmbedded(&rt.Message) {
+			p.ReplyTo = nil
+		} else {
+			if err := checkEmbedded("reply_to.message", &rt.Message); err != nil {
+				return err
+			}
+			if rt.Message.MsgID == p.MsgID {
+				return fieldErr("reply_to.message.msgid", "%q is this message's own msgid: a message cannot quote itself", p.MsgID)
+			}
+		}
+	}
+	if fw := p.Forwards; fw != nil {
+		if len(fw.Messages) == 0 && fw.ConversationID == "" && fw.ConversationRefID == "" {
+			p.Forwards = nil
+			return nil
+		}
+		if len(fw.Messages) != 1 {
+			return fieldErr("forwards.messages", "%d messages: the API takes exactly 1", len(fw.Messages))
+		}
+		if err := checkEmbedded("forwards.messages[0]", &fw.Messages[0]); err != nil {
+			return err
+		}
+		if fw.Messages[0].MsgID == p.MsgID {
+			return fieldErr("forwards.messages[0].msgid", "%q is this message's own msgid: a message cannot forward itself", p.MsgID)
+		}
+		if err := checkOptionalID("forwards.conversation_id", fw.ConversationID); err != nil {
+			return err
+		}
+		if err := checkOptionalID("forwards.conversation_ref_id", fw.ConversationRefID); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+func emptyEmbedded(e *chatsapi.EmbeddedMessage) bool {
+	return *e == chatsapi.EmbeddedMessage{} || (*e == chatsapi.EmbeddedMessage{Sender: e.Sender} && *e.Sender == chatsapi.EmbeddedSender{})
+}
+
+func checkEmbedded(path string, e *chatsapi.EmbeddedMessage) error {
+	if e.ID == "" && e.MsgID == "" {
+		return fieldErr(path+".msgid", "%w: the quoted message's msgid, or its Kommo id (id)", ErrRequired)
+	}
+	if err := checkOptionalID(path+".id", e.ID); err != nil {
+		return err
+	}
+	if err := checkOptionalID(path+".msgid", e.MsgID); err != nil {
+		return err
+	}
+	if e.Type != "" && !knownTypes[e.Type] {
+		return fieldErr(path+".type", "unknown type %q (known: %s)", e.Type, knownTypeList)
+	}
+	if e.FileSize < 0 {
+		return fieldErr(path+".file_size", "%d is negative", e.FileSize)
+	}
+	if e.MediaDuration < 0 {
+		return fieldErr(path+".media_duration", "%d is negative", e.MediaDuration)
+	}
+	if e.Timestamp < 0 || e.MsecTimestamp < 0 {
+		return fieldErr(path+".timestamp", "is negative")
+	}
+	if l := e.Location; l != nil {
+		if !(l.Lat >= -90 && l.Lat <= 90) {
+			return fieldErr(path+".location.lat", "%v is out of range [-90, 90]", l.Lat)
+		}
+		if !(l.Lon >= -180 && l.Lon <= 180) {
+			return fieldErr(path+".location.lon", "%v is out of range [-180, 180]", l.Lon)
+		}
+	}
+	return nil
+}
+
+// checkOptionalID applies checkID's rules to an id that may be absent.
+func checkOptionalID(field, s string) error {
+	if s == "" {
+		return nil
+	}
+	return checkID(field, s)
 }
 
 func checkTime(p *chatsapi.Payload, now time.Time) error {
@@ -105,18 +193,125 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func checkParticipant(path string, u *chatsapi.Participant) error {
-	if u.ID == "" {
-		return &LineError{Field: path + ".id", Err: ErrRequired}
+// MaxIDBytes is the longest msgid or conversation_id accepted. Both are keys
+// of PostgreSQL btree indexes, whose entries cannot pass about 2.7 KB; one
+// longer id would fail the whole staging batch it is in, so it is rejected
+// here, on its own line.
+const MaxIDBytes = 1000
+
+// checkID applies the rules of a msgid or conversation_id: given, not only
+// whitespace (the API refuses it), at most MaxIDBytes, and no NUL, which a
+// PostgreSQL text value cannot hold.
+func checkID(field, s string) error {
+	if err := checkRequired(field, s); err != nil {
+		return err
 	}
-	if u.Name == "" {
-		return &LineError{Field: path + ".name", Err: ErrRequired}
+	if len(s) > MaxIDBytes {
+		return fieldErr(field, "%d bytes, at most %d allowed (it is a database key)", len(s), MaxIDBytes)
+	}
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return fieldErr(field, "a NUL character (\\u0000) at byte %d: PostgreSQL text cannot hold it", i+1)
 	}
 	return nil
 }
 
+// checkRequired rejects an empty or whitespace-only value.
+func checkRequired(field, s string) error { return checkRequiredIn("", field, s) }
+
+// checkRequiredIn is checkRequired for the field path+field, which it joins
+// only for an error: the hot path allocates nothing.
+func checkRequiredIn(path, field, s string) error {
+	if s == "" {
+		return &LineError{Field: path + field, Err: ErrRequired}
+	}
+	if isBlank(s) {
+		return fieldErr(path+field, "%w (only whitespace)", ErrRequired)
+	}
+	return nil
+}
+
+// isBlank reports whether s holds only whitespace. It returns at the first
+// other character, so it costs next to nothing on real values.
+func isBlank(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ' ', '\t', '\n', '\r', '\v', '\f':
+		default:
+			if s[i] < utf8.RuneSelf {
+				return false
+			}
+			return strings.TrimSpace(s[i:]) == ""
+		}
+	}
+	return true
+}
+
+// isBlankBytes is isBlank for a CSV cell, without copying it.
+func isBlankBytes(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r', '\v', '\f':
+		default:
+			if b[i] < utf8.RuneSelf {
+				return false
+			}
+			return len(bytes.TrimSpace(b[i:])) == 0
+		}
+	}
+	return true
+}
+
+func checkParticipant(path string, u *chatsapi.Participant) error {
+	// An empty profile ({} or blank values) says nothing: it is not sent.
+	if pr := u.Profile; pr != nil {
+		if isBlank(pr.Phone) {
+			pr.Phone = ""
+		}
+		if isBlank(pr.Email) {
+			pr.Email = ""
+		}
+		if pr.Phone == "" && pr.Email == "" {
+			u.Profile = nil
+		}
+	}
+	if err := checkRequiredIn(path, ".id", u.ID); err != nil {
+		return err
+	}
+	return checkRequiredIn(path, ".name", u.Name)
+}
+
 // Types whose message needs file_name and file_size.
 var fileTypes = map[string]bool{chatsapi.TypeFile: true, chatsapi.TypeVideo: true, chatsapi.TypePicture: true}
+
+// Types whose message is its media: without a URL Kommo shows a broken
+// file. A sticker also shows by its sticker_id.
+var mediaTypes = map[string]bool{
+	chatsapi.TypeFile: true, chatsapi.TypeVideo: true, chatsapi.TypePicture: true,
+	chatsapi.TypeVoice: true, chatsapi.TypeAudio: true, chatsapi.TypeSticker: true,
+}
+
+// mediaMissing reports a message that needs media and has none.
+func mediaMissing(m *chatsapi.Message) bool {
+	if m == nil || !mediaTypes[m.Type] || !isBlank(m.Media) {
+		return false
+	}
+	return m.Type != chatsapi.TypeSticker || isBlank(m.StickerID)
+}
+
+// mediaToText turns a message that needs media and has none into a text
+// message that says what it was: "[picture: name.jpg] caption", "[voice]".
+// The media fields go; a post, shared post or delivery status stays.
+func mediaToText(m *chatsapi.Message) {
+	text := "[" + m.Type
+	if !isBlank(m.FileName) {
+		text += ": " + m.FileName
+	}
+	text += "]"
+	if !isBlank(m.Text) {
+		text += " " + m.Text
+	}
+	*m = chatsapi.Message{Type: chatsapi.TypeText, Text: text, Post: m.Post, SharedPost: m.SharedPost, DeliveryStatus: m.DeliveryStatus}
+}
 
 var knownTypes = map[string]bool{
 	chatsapi.TypeText: true, chatsapi.TypeContact: true, chatsapi.TypeFile: true,
@@ -136,10 +331,21 @@ func checkMessage(m *chatsapi.Message) error {
 	if !knownTypes[m.Type] {
 		return fieldErr("message.type", "unknown type %q (known: %s)", m.Type, knownTypeList)
 	}
+	if mediaMissing(m) {
+		what := m.Type
+		if m.Type == chatsapi.TypeSticker {
+			what += " without sticker_id"
+		}
+		return fieldErr("message.media", "%w for type %s: without the file's URL Kommo shows a broken file; "+
+			"give the file's URL, or --media-missing text to send its name as a text message", ErrRequired, what)
+	}
 	switch {
 	case m.Type == chatsapi.TypeText:
 		if m.Text == "" {
 			return fieldErr("message.text", "%w for type text", ErrRequired)
+		}
+		if isBlank(m.Text) {
+			return fieldErr("message.text", "%w for type text (only whitespace)", ErrRequired)
 		}
 	case fileTypes[m.Type]:
 		if m.FileName == "" {
@@ -180,6 +386,54 @@ func checkMessage(m *chatsapi.Message) error {
 			return fieldErr("message.post.url", "%w when a post is given", ErrRequired)
 		}
 	}
+	if sp := m.SharedPost; sp != nil {
+		switch {
+		case *sp == chatsapi.SharedPost{}:
+			m.SharedPost = nil
+		case isBlank(sp.URL):
+			return fieldErr("message.shared_post.url", "%w when a shared post is given", ErrRequired)
+		case sp.Type == "":
+			sp.Type = chatsapi.SharedPostType
+		case sp.Type != chatsapi.SharedPostType:
+			return fieldErr("message.shared_post.type", "%q: the only type is %q", sp.Type, chatsapi.SharedPostType)
+		}
+	}
+	if ds := m.DeliveryStatus; ds != nil {
+		if *ds == (chatsapi.DeliveryStatus{}) {
+			m.DeliveryStatus = nil
+		} else if err := checkDeliveryStatus(ds); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkDeliveryStatus applies the API's rules: status 1 (delivered), 2
+// (read) or -1 (error), an error code 901-905 with -1, and an error text
+// with 905 ("other").
+func checkDeliveryStatus(ds *chatsapi.DeliveryStatus) error {
+	const path = "message.delivery_status."
+	switch ds.StatusCode {
+	case chatsapi.StatusDelivered, chatsapi.StatusRead:
+		if ds.ErrorCode != 0 || ds.Error != "" {
+			return fieldErr(path+"error_code", "only with status_code -1 (error), not %d", ds.StatusCode)
+		}
+	case chatsapi.StatusError:
+		if ds.ErrorCode == 0 {
+			return fieldErr(path+"error_code", "%w with status_code -1: 901 user deleted the chat, 902 integration disabled, 903 internal error, "+
+				"904 cannot create the conversation, 905 other", ErrRequired)
+		}
+		if ds.ErrorCode < 901 || ds.ErrorCode > 905 {
+			return fieldErr(path+"error_code", "%d: want 901 to 905", ds.ErrorCode)
+		}
+		if ds.ErrorCode == 905 && isBlank(ds.Error) {
+			return fieldErr(path+"error", "%w with error_code 905 (other)", ErrRequired)
+		}
+	case 0:
+		return fieldErr(path+"status_code", "%w when a delivery status is given: 1 delivered, 2 read, -1 error", ErrRequired)
+	default:
+		return fieldErr(path+"status_code", "%d: want 1 (delivered), 2 (read) or -1 (error)", ds.StatusCode)
+	}
 	return nil
 }
 
@@ -210,6 +464,13 @@ func checkUTF8(p *chatsapi.Payload) error {
 		}
 		return &LineError{Field: field, Err: ErrInvalidUTF8}
 	}
+	// badIn is bad for the field path+field, joined only for an error.
+	badIn := func(path, field, s string) error {
+		if utf8.ValidString(s) {
+			return nil
+		}
+		return &LineError{Field: path + field, Err: ErrInvalidUTF8}
+	}
 	check := []struct{ f, s string }{
 		{"conversation_id", p.ConversationID}, {"conversation_ref_id", p.ConversationRefID}, {"msgid", p.MsgID},
 	}
@@ -228,15 +489,15 @@ func checkUTF8(p *chatsapi.Payload) error {
 		for _, c := range []struct{ f, s string }{
 			{".id", u.p.ID}, {".ref_id", u.p.RefID}, {".name", u.p.Name}, {".avatar", u.p.Avatar}, {".profile_link", u.p.ProfileLink},
 		} {
-			if err := bad(u.path+c.f, c.s); err != nil {
+			if err := badIn(u.path, c.f, c.s); err != nil {
 				return err
 			}
 		}
 		if u.p.Profile != nil {
-			if err := bad(u.path+".profile.phone", u.p.Profile.Phone); err != nil {
+			if err := badIn(u.path, ".profile.phone", u.p.Profile.Phone); err != nil {
 				return err
 			}
-			if err := bad(u.path+".profile.email", u.p.Profile.Email); err != nil {
+			if err := badIn(u.path, ".profile.email", u.p.Profile.Email); err != nil {
 				return err
 			}
 		}
@@ -269,9 +530,66 @@ func checkUTF8(p *chatsapi.Payload) error {
 				}
 			}
 		}
+		if sp := m.SharedPost; sp != nil {
+			for _, c := range []struct{ f, s string }{
+				{"message.shared_post.url", sp.URL}, {"message.shared_post.preview_link", sp.PreviewLink},
+				{"message.shared_post.preview_permalink", sp.PreviewPermalink}, {"message.shared_post.type", sp.Type},
+				{"message.shared_post.site_name", sp.SiteName},
+			} {
+				if err := bad(c.f, c.s); err != nil {
+					return err
+				}
+			}
+		}
+		if ds := m.DeliveryStatus; ds != nil {
+			if err := bad("message.delivery_status.error", ds.Error); err != nil {
+				return err
+			}
+		}
 	}
 	if p.Source != nil {
-		return bad("source.external_id", p.Source.ExternalID)
+		if err := bad("source.external_id", p.Source.ExternalID); err != nil {
+			return err
+		}
+	}
+	embedded := func(path string, e *chatsapi.EmbeddedMessage) error {
+		for _, c := range []struct{ f, s string }{
+			{".id", e.ID}, {".msgid", e.MsgID}, {".type", e.Type}, {".text", e.Text}, {".file_name", e.FileName},
+		} {
+			if err := badIn(path, c.f, c.s); err != nil {
+				return err
+			}
+		}
+		if s := e.Sender; s != nil {
+			for _, c := range []struct{ f, s string }{{".sender.id", s.ID}, {".sender.ref_id", s.RefID}, {".sender.name", s.Name}} {
+				if err := badIn(path, c.f, c.s); err != nil {
+					return err
+				}
+			}
+		}
+		if c := e.Contact; c != nil {
+			if err := badIn(path, ".contact.name", c.Name); err != nil {
+				return err
+			}
+			return badIn(path, ".contact.phone", c.Phone)
+		}
+		return nil
+	}
+	if p.ReplyTo != nil {
+		if err := embedded("reply_to.message", &p.ReplyTo.Message); err != nil {
+			return err
+		}
+	}
+	if fw := p.Forwards; fw != nil {
+		for i := range fw.Messages {
+			if err := embedded(fmt.Sprintf("forwards.messages[%d]", i), &fw.Messages[i]); err != nil {
+				return err
+			}
+		}
+		if err := bad("forwards.conversation_id", fw.ConversationID); err != nil {
+			return err
+		}
+		return bad("forwards.conversation_ref_id", fw.ConversationRefID)
 	}
 	return nil
 }

@@ -1,7 +1,11 @@
 package sources
 
 import (
+	"crypto/md5"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -71,13 +75,20 @@ func TestValidate(t *testing.T) {
 		{name: "no type", in: base(msg(chatsapi.Message{Text: "x"})), wantField: "message.type", wantIs: ErrRequired},
 		{name: "unknown type", in: base(msg(chatsapi.Message{Type: "gif"})), wantField: "message.type"},
 		{name: "text without text", in: base(msg(chatsapi.Message{Type: "text"})), wantField: "message.text", wantIs: ErrRequired},
-		{name: "file", in: base(msg(chatsapi.Message{Type: "file", FileName: "a.pdf", FileSize: 10}))},
-		{name: "file without name", in: base(msg(chatsapi.Message{Type: "file", FileSize: 10})), wantField: "message.file_name"},
-		{name: "video without size", in: base(msg(chatsapi.Message{Type: "video", FileName: "v.mp4"})), wantField: "message.file_size"},
-		{name: "picture without size", in: base(msg(chatsapi.Message{Type: "picture", FileName: "p.png"})), wantField: "message.file_size"},
-		{name: "negative size", in: base(msg(chatsapi.Message{Type: "voice", FileSize: -1})), wantField: "message.file_size"},
-		{name: "voice needs nothing", in: base(msg(chatsapi.Message{Type: "voice"}))},
-		{name: "sticker", in: base(msg(chatsapi.Message{Type: "sticker", StickerID: "s1"}))},
+		{name: "file", in: base(msg(chatsapi.Message{Type: "file", Media: "https://m/a.pdf", FileName: "a.pdf", FileSize: 10}))},
+		{name: "file without name", in: base(msg(chatsapi.Message{Type: "file", Media: "https://m/a", FileSize: 10})), wantField: "message.file_name"},
+		{name: "video without size", in: base(msg(chatsapi.Message{Type: "video", Media: "https://m/v", FileName: "v.mp4"})), wantField: "message.file_size"},
+		{name: "picture without size", in: base(msg(chatsapi.Message{Type: "picture", Media: "https://m/p", FileName: "p.png"})), wantField: "message.file_size"},
+		{name: "negative size", in: base(msg(chatsapi.Message{Type: "voice", Media: "https://m/v", FileSize: -1})), wantField: "message.file_size"},
+		{name: "voice needs only its media", in: base(msg(chatsapi.Message{Type: "voice", Media: "https://m/v.ogg"}))},
+		{name: "sticker by id", in: base(msg(chatsapi.Message{Type: "sticker", StickerID: "s1"}))},
+		{name: "sticker by media", in: base(msg(chatsapi.Message{Type: "sticker", Media: "https://m/s.webp"}))},
+		{name: "picture without media", in: base(msg(chatsapi.Message{Type: "picture", FileName: "p.png", FileSize: 1})), wantField: "message.media", wantIs: ErrRequired},
+		{name: "video without media", in: base(msg(chatsapi.Message{Type: "video"})), wantField: "message.media", wantIs: ErrRequired},
+		{name: "file without media", in: base(msg(chatsapi.Message{Type: "file", FileName: "a.pdf", FileSize: 1})), wantField: "message.media", wantIs: ErrRequired},
+		{name: "voice without media", in: base(msg(chatsapi.Message{Type: "voice", MediaDuration: 3})), wantField: "message.media", wantIs: ErrRequired},
+		{name: "audio with blank media", in: base(msg(chatsapi.Message{Type: "audio", Media: "  "})), wantField: "message.media", wantIs: ErrRequired},
+		{name: "sticker without media or id", in: base(msg(chatsapi.Message{Type: "sticker"})), wantField: "message.media", wantIs: ErrRequired},
 		{name: "location", in: base(msg(chatsapi.Message{Type: "location", Location: &chatsapi.Location{Lat: -90, Lon: 180}}))},
 		{name: "location missing", in: base(msg(chatsapi.Message{Type: "location"})), wantField: "message.location"},
 		{name: "latitude out of range", in: base(msg(chatsapi.Message{Type: "location", Location: &chatsapi.Location{Lat: 90.5}})), wantField: "message.location.lat"},
@@ -89,6 +100,88 @@ func TestValidate(t *testing.T) {
 		{name: "external id too long", in: base(func(p *chatsapi.Payload) {
 			p.Source = &chatsapi.Source{ExternalID: "12345678901234567890123456789012345678901"}
 		}), wantField: "source.external_id"},
+		{name: "NUL in msgid", in: base(func(p *chatsapi.Payload) { p.MsgID = "m\x001" }), wantField: "msgid"},
+		{name: "NUL in conversation_id", in: base(func(p *chatsapi.Payload) { p.ConversationID = "\x00" }), wantField: "conversation_id"},
+		{name: "msgid of 1000 bytes is fine", in: base(func(p *chatsapi.Payload) { p.MsgID = strings.Repeat("m", 1000) })},
+		{name: "msgid of 1001 bytes", in: base(func(p *chatsapi.Payload) { p.MsgID = strings.Repeat("m", 1001) }), wantField: "msgid"},
+		{name: "conversation_id of 3 KB", in: base(func(p *chatsapi.Payload) { p.ConversationID = strings.Repeat("ц", 1500) }), wantField: "conversation_id"},
+		{name: "whitespace msgid", in: base(func(p *chatsapi.Payload) { p.MsgID = " \t " }), wantField: "msgid", wantIs: ErrRequired},
+		{name: "whitespace conversation_id", in: base(func(p *chatsapi.Payload) { p.ConversationID = "\u00a0\n" }), wantField: "conversation_id", wantIs: ErrRequired},
+		{name: "whitespace sender id", in: base(func(p *chatsapi.Payload) { p.Sender.ID = "  " }), wantField: "sender.id", wantIs: ErrRequired},
+		{name: "whitespace sender name", in: base(func(p *chatsapi.Payload) { p.Sender.Name = "\t" }), wantField: "sender.name", wantIs: ErrRequired},
+		{name: "whitespace receiver id", in: base(func(p *chatsapi.Payload) {
+			p.Sender.RefID = "amojo-1"
+			p.Receiver = &chatsapi.Participant{ID: " ", Name: "Client"}
+		}), wantField: "receiver.id", wantIs: ErrRequired},
+		{name: "whitespace receiver name", in: base(func(p *chatsapi.Payload) {
+			p.Sender.RefID = "amojo-1"
+			p.Receiver = &chatsapi.Participant{ID: "c1", Name: "   "}
+		}), wantField: "receiver.name", wantIs: ErrRequired},
+		{name: "whitespace text", in: base(msg(chatsapi.Message{Type: "text", Text: " \r\n "})), wantField: "message.text", wantIs: ErrRequired},
+		{name: "text with spaces around is kept", in: base(msg(chatsapi.Message{Type: "text", Text: "  hi  "})),
+			check: func(t *testing.T, p chatsapi.Payload) { require.Equal(t, "  hi  ", p.Message.Text) }},
+		{name: "whitespace caption of a picture is fine", in: base(msg(chatsapi.Message{Type: "picture", Media: "https://m/p.png", FileName: "p.png", FileSize: 1, Text: " "}))},
+		{name: "reply by msgid", in: base(func(p *chatsapi.Payload) { p.ReplyTo = reply(chatsapi.EmbeddedMessage{MsgID: "m0"}) })},
+		{name: "reply by Kommo id", in: base(func(p *chatsapi.Payload) { p.ReplyTo = reply(chatsapi.EmbeddedMessage{ID: "6cbab3d5"}) })},
+		{name: "reply without id or msgid", in: base(func(p *chatsapi.Payload) { p.ReplyTo = reply(chatsapi.EmbeddedMessage{Text: "hi"}) }),
+			wantField: "reply_to.message.msgid", wantIs: ErrRequired},
+		{name: "empty reply dropped", in: base(func(p *chatsapi.Payload) {
+			p.ReplyTo = reply(chatsapi.EmbeddedMessage{Sender: &chatsapi.EmbeddedSender{}})
+		}),
+			check: func(t *testing.T, p chatsapi.Payload) { require.Nil(t, p.ReplyTo) }},
+		{name: "reply to itself", in: base(func(p *chatsapi.Payload) { p.ReplyTo = reply(chatsapi.EmbeddedMessage{MsgID: "m1"}) }), wantField: "reply_to.message.msgid"},
+		{name: "reply msgid with NUL", in: base(func(p *chatsapi.Payload) { p.ReplyTo = reply(chatsapi.EmbeddedMessage{MsgID: "m\x00"}) }), wantField: "reply_to.message.msgid"},
+		{name: "reply msgid of only spaces", in: base(func(p *chatsapi.Payload) { p.ReplyTo = reply(chatsapi.EmbeddedMessage{MsgID: "  "}) }),
+			wantField: "reply_to.message.msgid", wantIs: ErrRequired},
+		{name: "reply of an unknown type", in: base(func(p *chatsapi.Payload) { p.ReplyTo = reply(chatsapi.EmbeddedMessage{MsgID: "m0", Type: "gif"}) }), wantField: "reply_to.message.type"},
+		{name: "reply text not UTF-8", in: base(func(p *chatsapi.Payload) { p.ReplyTo = reply(chatsapi.EmbeddedMessage{MsgID: "m0", Text: "\xff"}) }),
+			wantField: "reply_to.message.text", wantIs: ErrInvalidUTF8},
+		{name: "forward", in: base(func(p *chatsapi.Payload) { p.Forwards = forward("c0", chatsapi.EmbeddedMessage{MsgID: "m0"}) })},
+		{name: "forward of two", in: base(func(p *chatsapi.Payload) {
+			p.Forwards = forward("", chatsapi.EmbeddedMessage{MsgID: "m0"}, chatsapi.EmbeddedMessage{MsgID: "m2"})
+		}), wantField: "forwards.messages"},
+		{name: "forward of none", in: base(func(p *chatsapi.Payload) { p.Forwards = forward("c0") }), wantField: "forwards.messages"},
+		{name: "empty forwards dropped", in: base(func(p *chatsapi.Payload) { p.Forwards = forward("") }),
+			check: func(t *testing.T, p chatsapi.Payload) { require.Nil(t, p.Forwards) }},
+		{name: "forward without id", in: base(func(p *chatsapi.Payload) { p.Forwards = forward("", chatsapi.EmbeddedMessage{Text: "x"}) }),
+			wantField: "forwards.messages[0].msgid", wantIs: ErrRequired},
+		{name: "forward of itself", in: base(func(p *chatsapi.Payload) { p.Forwards = forward("", chatsapi.EmbeddedMessage{MsgID: "m1"}) }), wantField: "forwards.messages[0].msgid"},
+		{name: "forward conversation with NUL", in: base(func(p *chatsapi.Payload) { p.Forwards = forward("c\x00", chatsapi.EmbeddedMessage{MsgID: "m0"}) }), wantField: "forwards.conversation_id"},
+		{name: "shared post gets its type", in: base(func(p *chatsapi.Payload) { p.Message.SharedPost = &chatsapi.SharedPost{URL: "https://s/1"} }),
+			check: func(t *testing.T, p chatsapi.Payload) { require.Equal(t, "post", p.Message.SharedPost.Type) }},
+		{name: "shared post without url", in: base(func(p *chatsapi.Payload) { p.Message.SharedPost = &chatsapi.SharedPost{SiteName: "Shop"} }),
+			wantField: "message.shared_post.url", wantIs: ErrRequired},
+		{name: "shared post of another type", in: base(func(p *chatsapi.Payload) { p.Message.SharedPost = &chatsapi.SharedPost{URL: "u", Type: "video"} }),
+			wantField: "message.shared_post.type"},
+		{name: "empty shared post dropped", in: base(func(p *chatsapi.Payload) { p.Message.SharedPost = &chatsapi.SharedPost{} }),
+			check: func(t *testing.T, p chatsapi.Payload) { require.Nil(t, p.Message.SharedPost) }},
+		{name: "delivered", in: base(func(p *chatsapi.Payload) { p.Message.DeliveryStatus = &chatsapi.DeliveryStatus{StatusCode: 1} })},
+		{name: "read", in: base(func(p *chatsapi.Payload) { p.Message.DeliveryStatus = &chatsapi.DeliveryStatus{StatusCode: 2} })},
+		{name: "error 903", in: base(func(p *chatsapi.Payload) {
+			p.Message.DeliveryStatus = &chatsapi.DeliveryStatus{StatusCode: -1, ErrorCode: 903}
+		})},
+		{name: "error 905 with text", in: base(func(p *chatsapi.Payload) {
+			p.Message.DeliveryStatus = &chatsapi.DeliveryStatus{StatusCode: -1, ErrorCode: 905, Error: "blocked"}
+		})},
+		{name: "unknown status", in: base(func(p *chatsapi.Payload) { p.Message.DeliveryStatus = &chatsapi.DeliveryStatus{StatusCode: 3} }),
+			wantField: "message.delivery_status.status_code"},
+		{name: "no status but an error code", in: base(func(p *chatsapi.Payload) { p.Message.DeliveryStatus = &chatsapi.DeliveryStatus{ErrorCode: 901} }),
+			wantField: "message.delivery_status.status_code", wantIs: ErrRequired},
+		{name: "error without code", in: base(func(p *chatsapi.Payload) { p.Message.DeliveryStatus = &chatsapi.DeliveryStatus{StatusCode: -1} }),
+			wantField: "message.delivery_status.error_code", wantIs: ErrRequired},
+		{name: "error code out of range", in: base(func(p *chatsapi.Payload) {
+			p.Message.DeliveryStatus = &chatsapi.DeliveryStatus{StatusCode: -1, ErrorCode: 906}
+		}),
+			wantField: "message.delivery_status.error_code"},
+		{name: "error 905 without text", in: base(func(p *chatsapi.Payload) {
+			p.Message.DeliveryStatus = &chatsapi.DeliveryStatus{StatusCode: -1, ErrorCode: 905, Error: " "}
+		}), wantField: "message.delivery_status.error", wantIs: ErrRequired},
+		{name: "an error code on a read message", in: base(func(p *chatsapi.Payload) {
+			p.Message.DeliveryStatus = &chatsapi.DeliveryStatus{StatusCode: 2, ErrorCode: 901}
+		}),
+			wantField: "message.delivery_status.error_code"},
+		{name: "empty delivery status dropped", in: base(func(p *chatsapi.Payload) { p.Message.DeliveryStatus = &chatsapi.DeliveryStatus{} }),
+			check: func(t *testing.T, p chatsapi.Payload) { require.Nil(t, p.Message.DeliveryStatus) }},
 		{name: "external id not ASCII", in: base(func(p *chatsapi.Payload) { p.Source = &chatsapi.Source{ExternalID: "канал"} }), wantField: "source.external_id"},
 	}
 	for _, tt := range tests {
@@ -111,6 +204,38 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func reply(e chatsapi.EmbeddedMessage) *chatsapi.ReplyTo { return &chatsapi.ReplyTo{Message: e} }
+
+func forward(conv string, es ...chatsapi.EmbeddedMessage) *chatsapi.Forwards {
+	return &chatsapi.Forwards{Messages: es, ConversationID: conv}
+}
+
+// TestPayloadBytesUnchanged: the fields added for replies, forwards, shared
+// posts and delivery statuses leave a payload without them byte for byte
+// as before (B3 of the signature vectors: its MD5 is in the reference).
+func TestPayloadBytesUnchanged(t *testing.T) {
+	t.Parallel()
+	const b3 = `{"event_type":"new_message","payload":{"timestamp":1639604761,"msec_timestamp":1639604761694,"msgid":"my_int-5f2836a8ca475","conversation_id":"my_int-d5a421f7f217","sender":{"id":"my_int-1376265f-86df-4c49-a0c3-a4816df41af8","name":"Client"},"message":{"type":"text","text":"Hello"},"silent":true}}`
+	ev := chatsapi.Event{EventType: chatsapi.EventNewMessage, Payload: chatsapi.Payload{
+		Timestamp: 1639604761, MsecTimestamp: 1639604761694, MsgID: "my_int-5f2836a8ca475", ConversationID: "my_int-d5a421f7f217",
+		Sender:  &chatsapi.Participant{ID: "my_int-1376265f-86df-4c49-a0c3-a4816df41af8", Name: "Client"},
+		Message: &chatsapi.Message{Type: "text", Text: "Hello"}, Silent: true,
+	}}
+	b, err := json.Marshal(ev)
+	require.NoError(t, err)
+	require.Equal(t, b3, string(b))
+	require.Equal(t, "48c02baa6df014d77fd2b768fbfe61b6", fmt.Sprintf("%x", md5.Sum(b)))
+
+	ev.Payload.ReplyTo = reply(chatsapi.EmbeddedMessage{ID: "k-1"})
+	ev.Payload.Forwards = forward("c0", chatsapi.EmbeddedMessage{MsgID: "m0"})
+	ev.Payload.Message.SharedPost = &chatsapi.SharedPost{URL: "https://s/1", Type: "post"}
+	ev.Payload.Message.DeliveryStatus = &chatsapi.DeliveryStatus{StatusCode: 2}
+	b, err = json.Marshal(ev)
+	require.NoError(t, err)
+	require.Equal(t, strings.Replace(strings.Replace(b3, `"text":"Hello"}`, `"text":"Hello","shared_post":{"url":"https://s/1","type":"post"},"delivery_status":{"status_code":2}}`, 1),
+		`"silent":true}`, `"silent":true,"reply_to":{"message":{"id":"k-1"}},"forwards":{"messages":[{"msgid":"m0"}],"conversation_id":"c0"}}`, 1), string(b))
 }
 
 func TestLineErrorText(t *testing.T) {

@@ -328,6 +328,39 @@ func TestPayloadValidation(t *testing.T) {
 		{"contact missing", msg(P{"type": "contact"}), "payload.message.contact: required"},
 		{"contact no phone", msg(P{"type": "contact", "contact": P{"name": "A"}}), "payload.message.contact.phone: required"},
 		{"contact numeric phone", msg(P{"type": "contact", "contact": P{"name": "A", "phone": 7999}}), "payload.message.contact.phone: must be a string"},
+		{"reply_to not object", with(func(p P) { p["reply_to"] = "m-0" }), "payload.reply_to: must be an object"},
+		{"reply_to without message", with(func(p P) { p["reply_to"] = P{} }), "payload.reply_to.message: required"},
+		{"reply_to without id or msgid", with(func(p P) { p["reply_to"] = P{"message": P{"text": "x"}} }), "payload.reply_to.message.id: required (id or msgid)"},
+		{"reply_to numeric id", with(func(p P) { p["reply_to"] = P{"message": P{"id": 5}} }), "payload.reply_to.message.id: must be a string"},
+		{"reply_to by msgid alone", with(func(p P) { p["reply_to"] = P{"message": P{"msgid": "m-0"}} }), "payload.reply_to.message.type: required without id"},
+		{"reply_to by msgid without timestamps", with(func(p P) { p["reply_to"] = P{"message": P{"msgid": "m-0", "type": "text", "text": "x"}} }),
+			"payload.reply_to.message.timestamp: required without id"},
+		{"reply_to by msgid without sender", with(func(p P) { p["reply_to"] = P{"message": embeddedByMsgID(func(m P) { delete(m, "sender") })} }),
+			"payload.reply_to.message.sender: required without id"},
+		{"reply_to by msgid, text without text", with(func(p P) { p["reply_to"] = P{"message": embeddedByMsgID(func(m P) { delete(m, "text") })} }),
+			"payload.reply_to.message.text: required for type text"},
+		{"reply_to unknown type", with(func(p P) { p["reply_to"] = P{"message": P{"id": "k-1", "type": "gif"}} }), "payload.reply_to.message.type: unknown type"},
+		{"reply_to negative file_size", with(func(p P) { p["reply_to"] = P{"message": P{"id": "k-1", "file_size": -1}} }), "payload.reply_to.message.file_size: must not be negative"},
+		{"forwards not object", with(func(p P) { p["forwards"] = []any{} }), "payload.forwards: must be an object"},
+		{"forwards without messages", with(func(p P) { p["forwards"] = P{"conversation_id": "c"} }), "payload.forwards.messages: required"},
+		{"forwards messages not array", with(func(p P) { p["forwards"] = P{"messages": P{"id": "k"}} }), "payload.forwards.messages: must be an array"},
+		{"forwards of two", with(func(p P) { p["forwards"] = P{"messages": []any{P{"id": "k-1"}, P{"id": "k-2"}}} }), "payload.forwards.messages: at most 1 message"},
+		{"forwards of none", with(func(p P) { p["forwards"] = P{"messages": []any{}} }), "payload.forwards.messages: must hold 1 message"},
+		{"forwarded message without id", with(func(p P) { p["forwards"] = P{"messages": []any{P{"text": "x"}}} }), "payload.forwards.messages[0].id: required (id or msgid)"},
+		{"forwards numeric conversation_id", with(func(p P) { p["forwards"] = P{"messages": []any{P{"id": "k"}}, "conversation_id": 1} }),
+			"payload.forwards.conversation_id: must be a string"},
+		{"shared_post not object", msg(P{"type": "text", "text": "x", "shared_post": "u"}), "payload.message.shared_post: must be an object"},
+		{"shared_post without url", msg(P{"type": "text", "text": "x", "shared_post": P{"type": "post"}}), "payload.message.shared_post.url: required"},
+		{"shared_post without type", msg(P{"type": "text", "text": "x", "shared_post": P{"url": "https://s/1"}}), "payload.message.shared_post.type: required"},
+		{"shared_post other type", msg(P{"type": "text", "text": "x", "shared_post": P{"url": "https://s/1", "type": "video"}}), "payload.message.shared_post.type: must be \"post\""},
+		{"delivery_status not object", msg(P{"type": "text", "text": "x", "delivery_status": 1}), "payload.message.delivery_status: must be an object"},
+		{"delivery_status without code", msg(P{"type": "text", "text": "x", "delivery_status": P{}}), "payload.message.delivery_status.status_code: required"},
+		{"delivery_status bad code", msg(P{"type": "text", "text": "x", "delivery_status": P{"status_code": 3}}), "payload.message.delivery_status.status_code: must be 1, 2 or -1"},
+		{"delivery_status error without code", msg(P{"type": "text", "text": "x", "delivery_status": P{"status_code": -1}}), "payload.message.delivery_status.error_code: required"},
+		{"delivery_status error code out of range", msg(P{"type": "text", "text": "x", "delivery_status": P{"status_code": -1, "error_code": 900}}),
+			"payload.message.delivery_status.error_code: must be 901 to 905"},
+		{"delivery_status 905 without text", msg(P{"type": "text", "text": "x", "delivery_status": P{"status_code": -1, "error_code": 905}}),
+			"payload.message.delivery_status.error: required"},
 	}
 	e := newEnv(t, Options{})
 	for _, tc := range tests {
@@ -357,12 +390,31 @@ func TestPayloadValidation(t *testing.T) {
 		{"location edge", msg(P{"type": "location", "location": P{"lat": -90, "lon": 180}})},
 		{"unknown extra fields ignored", with(func(p P) { p["account_id"] = "x" })},
 		{"source", with(func(p P) { p["source"] = P{"external_id": "pipeline 1"} })},
+		{"reply by id", with(func(p P) { p["reply_to"] = P{"message": P{"id": "6cbab3d5-c4c1-46ff-b710-ad59ad10805f"}} })},
+		{"reply by msgid with the message", with(func(p P) { p["reply_to"] = P{"message": embeddedByMsgID(nil)} })},
+		{"forward", with(func(p P) {
+			p["forwards"] = P{"messages": []any{P{"id": "k-1", "file_name": "a.pdf", "file_size": 3, "location": P{"lat": 1, "lon": 2}}}, "conversation_id": "c0", "conversation_ref_id": "r0"}
+		})},
+		{"shared post", msg(P{"type": "text", "text": "x", "shared_post": P{"url": "https://s/1", "type": "post", "preview_link": "https://s/1.jpg", "site_name": "S"}})},
+		{"delivered", msg(P{"type": "text", "text": "x", "delivery_status": P{"status_code": 1}})},
+		{"error 905", msg(P{"type": "text", "text": "x", "delivery_status": P{"status_code": -1, "error_code": 905, "error": "blocked"}})},
 	}
 	for i, tc := range valid[1:] {
 		body := bytes.Replace(tc.body, []byte(`"m-1"`), []byte(`"ok-`+string(rune('a'+i))+`"`), 1)
 		resp, b := e.send(body)
 		require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", tc.name, b)
 	}
+}
+
+// embeddedByMsgID is a quoted message named by our msgid, with what the
+// API needs to show it without a Kommo id.
+func embeddedByMsgID(edit func(map[string]any)) map[string]any {
+	m := map[string]any{"msgid": "m-0", "type": "text", "text": "earlier", "timestamp": 1639604700, "msec_timestamp": 1639604700000,
+		"sender": map[string]any{"id": "client-conv-1", "name": "Client"}}
+	if edit != nil {
+		edit(m)
+	}
+	return m
 }
 
 func TestDuplicateMsgID(t *testing.T) {
@@ -503,4 +555,44 @@ func TestNewRejectsBadOptions(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+// TestLedgerRecordsReplyAndForward: the ledger tells which message a reply
+// quotes and which one a forward carries, so importer tests can check them.
+func TestLedgerRecordsReplyAndForward(t *testing.T) {
+	e := newEnv(t, Options{})
+	resp, b := e.send(msgBody("m-1", "conv-1", 1700000000000))
+	require.Equal(t, http.StatusOK, resp.StatusCode, "body: %s", b)
+	first := decode[sendResult](t, b).NewMessage.MsgID
+
+	p := payload("m-2", "conv-1", 1700000001000, true)
+	p["reply_to"] = map[string]any{"message": map[string]any{"id": first}}
+	resp, b = e.send(event(p))
+	require.Equal(t, http.StatusOK, resp.StatusCode, "body: %s", b)
+
+	p = payload("m-3", "conv-2", 1700000002000, true)
+	p["forwards"] = map[string]any{"messages": []any{map[string]any{"id": first}}, "conversation_id": "conv-1"}
+	resp, b = e.send(event(p))
+	require.Equal(t, http.StatusOK, resp.StatusCode, "body: %s", b)
+
+	p = payload("m-4", "conv-1", 1700000003000, true)
+	p["reply_to"] = map[string]any{"message": embeddedByMsgID(func(m map[string]any) { m["msgid"] = "m-1" })}
+	resp, b = e.send(event(p))
+	require.Equal(t, http.StatusOK, resp.StatusCode, "body: %s", b)
+
+	led := e.sim.Ledger()
+	require.Len(t, led, 4)
+	type refs struct{ ReplyTo, Forward string }
+	var got []refs
+	for _, l := range led {
+		got = append(got, refs{l.ReplyTo(), l.Forward()})
+	}
+	require.Equal(t, []refs{{}, {ReplyTo: first}, {Forward: first}, {ReplyTo: "m-1"}}, got)
+
+	// The same from a ledger file's line.
+	line, err := json.Marshal(led[1])
+	require.NoError(t, err)
+	var fromFile LedgerEntry
+	require.NoError(t, json.Unmarshal(line, &fromFile))
+	require.Equal(t, first, fromFile.ReplyTo())
 }

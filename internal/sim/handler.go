@@ -368,6 +368,30 @@ func (s *Server) accept(m *newMessage) (newMessageResult, error) {
 	return st.response, nil
 }
 
+// ReplyTo is the message the entry's payload quotes (reply_to.message): its
+// Kommo id, or its msgid when it was quoted without an id; "" when the
+// message is no reply. It reads Payload, so it works on entries read back
+// from a ledger file too.
+func (e LedgerEntry) ReplyTo() string {
+	p, ierr := decodeObject(e.Payload, "payload")
+	if ierr != nil {
+		return ""
+	}
+	ref, _ := parseReplyTo(p, "payload")
+	return ref
+}
+
+// Forward is the message the entry's payload forwards (forwards.messages[0]),
+// named as in ReplyTo; "" when it forwards nothing.
+func (e LedgerEntry) Forward() string {
+	p, ierr := decodeObject(e.Payload, "payload")
+	if ierr != nil {
+		return ""
+	}
+	ref, _ := parseForwards(p, "payload")
+	return ref
+}
+
 // ensureChat returns the chat of a conversation, creating it. Callers hold s.mu.
 func (s *Server) ensureChat(conversationID string) *chat {
 	if c, ok := s.chats[conversationID]; ok {

@@ -113,6 +113,22 @@ func (o obj) number(path, key string) (float64, *invalidError) {
 	return f, nil
 }
 
+// array returns the JSON array at key; required says whether absence is an error.
+func (o obj) array(path, key string, required bool) ([]any, *invalidError) {
+	v, ok := o[key]
+	if !ok || v == nil {
+		if required {
+			return nil, invalid(join(path, key), "required")
+		}
+		return nil, nil
+	}
+	a, ok := v.([]any)
+	if !ok {
+		return nil, invalid(join(path, key), "must be an array")
+	}
+	return a, nil
+}
+
 func join(path, key string) string {
 	if path == "" {
 		return key
@@ -243,7 +259,149 @@ func parseNewMessage(body []byte) (*newMessage, *invalidError) {
 		return nil, ierr
 	}
 	m.message = msg
+	if _, ierr = parseReplyTo(p, pp); ierr != nil {
+		return nil, ierr
+	}
+	if _, ierr = parseForwards(p, pp); ierr != nil {
+		return nil, ierr
+	}
 	return m, nil
+}
+
+// parseReplyTo checks reply_to: {message: embedded_message}.
+func parseReplyTo(p obj, pp string) (string, *invalidError) {
+	rt, ierr := p.object(pp, "reply_to", false)
+	if ierr != nil || rt == nil {
+		return "", ierr
+	}
+	em, ierr := rt.object(pp+".reply_to", "message", true)
+	if ierr != nil {
+		return "", ierr
+	}
+	return parseEmbedded(em, pp+".reply_to.message")
+}
+
+// parseForwards checks forwards: {messages: [embedded_message],
+// conversation_id?, conversation_ref_id?}; the API takes one message for now.
+func parseForwards(p obj, pp string) (string, *invalidError) {
+	fw, ierr := p.object(pp, "forwards", false)
+	if ierr != nil || fw == nil {
+		return "", ierr
+	}
+	path := pp + ".forwards"
+	msgs, ierr := fw.array(path, "messages", true)
+	if ierr != nil {
+		return "", ierr
+	}
+	switch {
+	case len(msgs) == 0:
+		return "", invalid(path+".messages", "must hold 1 message")
+	case len(msgs) > 1:
+		return "", invalid(path+".messages", "at most 1 message for now, got %d", len(msgs))
+	}
+	em, ok := msgs[0].(map[string]any)
+	if !ok {
+		return "", invalid(path+".messages[0]", "must be an object")
+	}
+	for _, k := range []string{"conversation_id", "conversation_ref_id"} {
+		if _, ierr := fw.str(path, k, false); ierr != nil {
+			return "", ierr
+		}
+	}
+	return parseEmbedded(em, path+".messages[0]")
+}
+
+// parseEmbedded checks a quoted or forwarded message and returns its
+// reference. With an id the API looks the message up; without one it can
+// only show what the payload holds, so the message itself must be there.
+func parseEmbedded(o obj, path string) (string, *invalidError) {
+	id, ierr := o.str(path, "id", false)
+	if ierr != nil {
+		return "", ierr
+	}
+	msgid, ierr := o.str(path, "msgid", false)
+	if ierr != nil {
+		return "", ierr
+	}
+	if strings.TrimSpace(id) == "" && strings.TrimSpace(msgid) == "" {
+		return "", invalid(path+".id", "required (id or msgid)")
+	}
+	typ, ierr := o.str(path, "type", false)
+	if ierr != nil {
+		return "", ierr
+	}
+	if typ != "" && !messageTypes[typ] {
+		return "", invalid(path+".type", "unknown type %q", typ)
+	}
+	text, ierr := o.str(path, "text", false)
+	if ierr != nil {
+		return "", ierr
+	}
+	for _, k := range []string{"timestamp", "msec_timestamp", "file_size", "media_duration"} {
+		n, _, ierr := o.integer(path, k, false)
+		if ierr != nil {
+			return "", ierr
+		}
+		if n < 0 {
+			return "", invalid(path+"."+k, "must not be negative")
+		}
+	}
+	if _, ierr := o.str(path, "file_name", false); ierr != nil {
+		return "", ierr
+	}
+	sender, ierr := o.object(path, "sender", false)
+	if ierr != nil {
+		return "", ierr
+	}
+	if sender != nil {
+		for _, k := range []string{"id", "ref_id", "name"} {
+			if _, ierr := sender.str(path+".sender", k, false); ierr != nil {
+				return "", ierr
+			}
+		}
+	}
+	if loc, ierr := o.object(path, "location", false); ierr != nil {
+		return "", ierr
+	} else if loc != nil {
+		for _, k := range []string{"lat", "lon"} {
+			if _, ierr := loc.number(path+".location", k); ierr != nil {
+				return "", ierr
+			}
+		}
+	}
+	if c, ierr := o.object(path, "contact", false); ierr != nil {
+		return "", ierr
+	} else if c != nil {
+		for _, k := range []string{"name", "phone"} {
+			if _, ierr := c.str(path+".contact", k, true); ierr != nil {
+				return "", ierr
+			}
+		}
+	}
+	if id != "" {
+		return id, nil
+	}
+	// Named by msgid only: the documented fields the API then needs.
+	if typ == "" {
+		return "", invalid(path+".type", "required without id")
+	}
+	if typ == "text" && strings.TrimSpace(text) == "" {
+		return "", invalid(path+".text", "required for type text")
+	}
+	for _, k := range []string{"timestamp", "msec_timestamp"} {
+		if _, present, _ := o.integer(path, k, false); !present {
+			return "", invalid(path+"."+k, "required without id")
+		}
+	}
+	if sender == nil {
+		return "", invalid(path+".sender", "required without id")
+	}
+	if sid, _ := sender.str("", "id", false); sid == "" {
+		if ref, _ := sender.str("", "ref_id", false); ref == "" {
+			return "", invalid(path+".sender.id", "required without id (or sender.ref_id)")
+		}
+	}
+	return msgid, nil
 }
 
 func parseParticipant(o obj, path string) (participant, *invalidError) {
@@ -352,6 +510,64 @@ func validateMessage(msg obj, path string) *invalidError {
 				return ierr
 			}
 		}
+	}
+	if sp, ierr := msg.object(path, "shared_post", false); ierr != nil {
+		return ierr
+	} else if sp != nil {
+		if ierr := validateSharedPost(sp, path+".shared_post"); ierr != nil {
+			return ierr
+		}
+	}
+	if ds, ierr := msg.object(path, "delivery_status", false); ierr != nil {
+		return ierr
+	} else if ds != nil {
+		if ierr := validateDeliveryStatus(ds, path+".delivery_status"); ierr != nil {
+			return ierr
+		}
+	}
+	return nil
+}
+
+// validateSharedPost checks {url, preview_link?, preview_permalink?, type: "post", site_name?}.
+func validateSharedPost(sp obj, path string) *invalidError {
+	if _, ierr := sp.str(path, "url", true); ierr != nil {
+		return ierr
+	}
+	typ, ierr := sp.str(path, "type", true)
+	if ierr != nil {
+		return ierr
+	}
+	if typ != "post" {
+		return invalid(path+".type", "must be \"post\", got %q", typ)
+	}
+	for _, k := range []string{"preview_link", "preview_permalink", "site_name"} {
+		if _, ierr := sp.str(path, k, false); ierr != nil {
+			return ierr
+		}
+	}
+	return nil
+}
+
+// validateDeliveryStatus checks {status_code, error_code, error}: status 1
+// delivered, 2 read, -1 error; an error needs error_code 901-905, and 905
+// ("other") an error text.
+func validateDeliveryStatus(ds obj, path string) *invalidError {
+	code, _, ierr := ds.integer(path, "status_code", true)
+	if ierr != nil {
+		return ierr
+	}
+	if code != 1 && code != 2 && code != -1 {
+		return invalid(path+".status_code", "must be 1, 2 or -1, got %d", code)
+	}
+	ecode, _, ierr := ds.integer(path, "error_code", code == -1)
+	if ierr != nil {
+		return ierr
+	}
+	if code == -1 && (ecode < 901 || ecode > 905) {
+		return invalid(path+".error_code", "must be 901 to 905, got %d", ecode)
+	}
+	if _, ierr := ds.str(path, "error", code == -1 && ecode == 905); ierr != nil {
+		return ierr
 	}
 	return nil
 }

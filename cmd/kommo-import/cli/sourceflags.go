@@ -50,8 +50,9 @@ func parseSpec(s string) (sources.Spec, error) {
 }
 
 // registerSourceFlags defines the source flags on fs, filling spec as they parse:
-// --source, --source-dsn, --source-query, --source-table, --map (repeatable)
-// and --ignore-columns. Flags may come in any order.
+// --source, --source-dsn, --source-query, --source-table, --map (repeatable),
+// --ignore-columns, --strict and --media-missing. Flags may come in any order.
+// run and validate share them, so both read a source by the same rules.
 func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
 	fs.Func("source", "where the messages come from: `SOURCE` is csv:PATH, jsonl:PATH, postgres,\n"+
 		"or a PATH ending in .csv, .jsonl or .ndjson (optionally .gz); PATH - reads stdin", func(v string) error {
@@ -88,6 +89,18 @@ func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
 			}
 		}
 		return nil
+	})
+	fs.BoolVar(&spec.Strict, "strict", spec.Strict, "reject JSONL records holding a field that is not part of the Chats API payload\n"+
+		"(a typo, another system's field); without it such fields are only counted, and not sent")
+	fs.Func("media-missing", "`what` becomes of a picture, video, file, voice or audio message without media\n"+
+		"(a sticker: without media and sticker_id), which Kommo would show as a broken file:\n"+
+		"reject (the default), or text: send \"[picture: name.jpg] caption\" as a text message", func(v string) error {
+		switch v {
+		case sources.MediaMissingReject, sources.MediaMissingText:
+			spec.MediaMissing = v
+			return nil
+		}
+		return fmt.Errorf("want reject or text, got %q", v)
 	})
 }
 

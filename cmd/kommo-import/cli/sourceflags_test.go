@@ -70,6 +70,11 @@ func TestRegisterSourceFlags(t *testing.T) {
 		{name: "map for jsonl", args: []string{"--source", "a.jsonl", "--map", "msgid=id"},
 			want: sources.Spec{Kind: sources.KindJSONL, Path: "a.jsonl", ColumnMap: map[string]string{"msgid": "id"}}, checkErr: "not JSONL"},
 		{name: "no source", args: nil, want: sources.Spec{}, checkErr: "no source given"},
+		{name: "strict and media as text", args: []string{"--source", "a.jsonl", "--strict", "--media-missing", "text"},
+			want: sources.Spec{Kind: sources.KindJSONL, Path: "a.jsonl", Strict: true, MediaMissing: sources.MediaMissingText}},
+		{name: "media rejected", args: []string{"--source", "a.csv", "--media-missing", "reject"},
+			want: sources.Spec{Kind: sources.KindCSV, Path: "a.csv", MediaMissing: sources.MediaMissingReject}},
+		{name: "bad media-missing", args: []string{"--media-missing", "drop"}, wantErr: "want reject or text"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

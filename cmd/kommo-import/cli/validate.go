@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -21,10 +22,36 @@ and conversations. Nothing is sent and no database is needed (except to read
 --source postgres). Exits 0 when every record is valid, 3 when any is not.
 
 With --json the counts are printed as one JSON object on stdout and the bad
-records go to stderr instead.`
+records go to stderr instead.
+
+JSONL fields that are not part of the Chats API payload (a typo such as
+"mesage", another system's "mood") are not sent: validate lists each with the
+number of records carrying it; --strict rejects those records.`
+
+// csvColumnsHelp lists the canonical column names for --help, wrapped.
+func csvColumnsHelp() string {
+	var b strings.Builder
+	b.WriteString("CSV columns (and --source postgres result columns): a header row names them, in any\n" +
+		"order, case-insensitively; the separator is ',', ';' or TAB (from the header, or Excel's\n" +
+		"sep= first line); --map canonical=theirs renames a column, --ignore-columns skips one:\n")
+	line := " "
+	for i, c := range sources.CanonicalColumns {
+		word := " " + c
+		if i < len(sources.CanonicalColumns)-1 {
+			word += ","
+		}
+		if len(line)+len(word) > 88 {
+			b.WriteString(line + "\n")
+			line = " "
+		}
+		line += word
+	}
+	b.WriteString(line)
+	return b.String()
+}
 
 func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error {
-	fs := newFlagSet(env, "validate", "--source SOURCE [flags]", validateHelp)
+	fs := newFlagSet(env, "validate", "--source SOURCE [flags]", validateHelp+"\n\n"+csvColumnsHelp())
 	var spec sources.Spec
 	registerSourceFlags(fs, &spec)
 	var users userFlags // agents -> Kommo users (connect.go)
@@ -107,6 +134,7 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 	if err := printCounts(env.Stdout, r.Name(), st, unmatched, *asJSON); err != nil {
 		return err
 	}
+	printUnknownFields(report, st.UnknownFields)
 	if !*asJSON {
 		printUnmatched(env.Stdout, unmatched, users.BotID) // connect.go
 	}
@@ -132,13 +160,16 @@ type validateCounts struct {
 	// UnmatchedAgents: agents whose outgoing messages matched no Kommo user
 	// (--users, --kommo-domain); as_bot when --bot-id sent them as the bot.
 	UnmatchedAgents []sources.UnmatchedAgent `json:"unmatched_agents,omitempty"`
+	// UnknownFields: JSON path -> records carrying that field, which is not
+	// part of the Chats API payload and is not sent (at most 100 paths).
+	UnknownFields map[string]int64 `json:"unknown_fields,omitempty"`
 }
 
 func printCounts(w io.Writer, name string, st sources.Stats, unmatched []sources.UnmatchedAgent, asJSON bool) error {
 	c := validateCounts{
 		Source: name, Records: st.Total(), Valid: st.Records, Rejected: st.Rejected,
 		Duplicates: st.Duplicates, Conversations: st.Conversations, BytesRead: st.BytesRead,
-		UnmatchedAgents: unmatched,
+		UnmatchedAgents: unmatched, UnknownFields: st.UnknownFields,
 	}
 	if asJSON {
 		return json.NewEncoder(w).Encode(c)
@@ -146,6 +177,46 @@ func printCounts(w io.Writer, name string, st sources.Stats, unmatched []sources
 	_, err := fmt.Fprintf(w, "%s\n  records        %d\n  valid          %d\n  rejected       %d\n  duplicates     %d (skipped)\n  conversations  %d\n",
 		name, c.Records, c.Valid, c.Rejected, c.Duplicates, c.Conversations)
 	return err
+}
+
+// printUnknownFields lists the fields that are not sent, most records first.
+func printUnknownFields(w io.Writer, fields map[string]int64) {
+	if len(fields) == 0 {
+		return
+	}
+	paths := make([]string, 0, len(fields))
+	for p := range fields {
+		paths = append(paths, p)
+	}
+	sort.Slice(paths, func(i, j int) bool {
+		if fields[paths[i]] != fields[paths[j]] {
+			return fields[paths[i]] > fields[paths[j]]
+		}
+		return paths[i] < paths[j]
+	})
+	for _, p := range paths {
+		records := "records"
+		if fields[p] == 1 {
+			records = "record"
+		}
+		fmt.Fprintf(w, "field `%s` on %s %s is not part of the Chats API payload and is not sent\n", p, thousands(fields[p]), records)
+	}
+	if len(fields) >= sources.MaxUnknownFields {
+		fmt.Fprintf(w, "(the first %d such fields; there may be more)\n", sources.MaxUnknownFields)
+	}
+	fmt.Fprintln(w, "(a typo? fix the export; --strict rejects such records)")
+}
+
+// thousands writes n with commas: 1,204.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // rejectWriter writes bad records as JSONL or CSV.

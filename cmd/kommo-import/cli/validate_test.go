@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kommo-import/kommo-import/internal/pgtest"
 )
 
 // runValidateCmd runs "kommo-import validate args..." with buffers and returns
@@ -66,7 +70,9 @@ func TestValidateCommand(t *testing.T) {
 		{name: "bad source", args: []string{"--source", "x.xlsx"}, wantCode: ExitUsage, wantErr: []string{"cannot tell the format"}},
 		{name: "postgres without dsn", args: []string{"--source", "postgres", "--source-table", "t"}, wantCode: ExitUsage, wantErr: []string{"--source-dsn is required"}},
 		{name: "missing file", args: []string{"--source", "nope.csv"}, wantCode: ExitFatal, wantErr: []string{"nope.csv"}},
-		{name: "help", args: []string{"--help"}, wantCode: ExitOK, wantOut: []string{"-source SOURCE", "-rejects FILE", "-map canonical=theirs", "-source-query SQL", "-ignore-columns"}},
+		{name: "help", args: []string{"--help"}, wantCode: ExitOK, wantOut: []string{"-source SOURCE", "-rejects FILE", "-map canonical=theirs", "-source-query SQL", "-ignore-columns",
+			"-strict", "-media-missing", "CSV columns", "conversation_id, msgid, timestamp, msec_timestamp, sender_id, sender_name", "reply_to_msgid, forward_msgid, forward_conversation_id",
+			"delivery_status_code"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,4 +156,89 @@ func TestValidateRejectsFile(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, b)
 	})
+}
+
+// TestValidateSourceQueryIsReadOnly: validate runs the user's query; one
+// that writes (DELETE ... RETURNING) is refused and deletes nothing.
+func TestValidateSourceQueryIsReadOnly(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.URL(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `CREATE TABLE t (msgid text, conversation_id text, timestamp bigint, sender_id text, sender_name text, message_type text, message_text text);
+		INSERT INTO t SELECT 'm' || i, 'c1', 1709284502 + i, 'u1', 'Anna', 'text', 'hi' FROM generate_series(1, 50) i`)
+	require.NoError(t, err)
+
+	out, errOut, code := runValidateCmd(t, "", "--source", "postgres", "--source-dsn", dsn,
+		"--source-query", "DELETE FROM t RETURNING msgid, conversation_id, timestamp, sender_id, sender_name, message_type, message_text")
+	require.Equal(t, ExitFatal, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Contains(t, errOut, "the query writes, and source queries run read-only: give a SELECT")
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n))
+	require.Equal(t, 50, n, "nothing deleted")
+
+	out, errOut, code = runValidateCmd(t, "", "--source", "postgres", "--source-dsn", dsn, "--source-query", "SELECT * FROM t")
+	require.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Contains(t, out, "valid          50")
+}
+
+// TestValidateUnknownFields: validate lists the keys it will not send, with
+// the number of records carrying each; --strict rejects those records.
+func TestValidateUnknownFields(t *testing.T) {
+	t.Parallel()
+	var in strings.Builder
+	line := `{"timestamp":1709284502,"msgid":"m%d","conversation_id":"c1","sender":{"id":"u1","name":"Anna"},"message":{"type":"text","text":"hi"%s}%s}` + "\n"
+	for i := 0; i < 3000; i++ {
+		msgExtra, extra := "", ""
+		if i%2 == 0 {
+			extra = `,"mood":"calm"`
+		}
+		if i == 7 {
+			msgExtra = `,"mesage":"x"`
+		}
+		fmt.Fprintf(&in, line, i, msgExtra, extra)
+	}
+	path := filepath.Join(t.TempDir(), "unknown.jsonl")
+	require.NoError(t, os.WriteFile(path, []byte(in.String()), 0o644))
+
+	out, errOut, code := runValidateCmd(t, "", "--source", path)
+	require.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Contains(t, out, "valid          3000")
+	require.Contains(t, out, "field `payload.mood` on 1,500 records is not part of the Chats API payload and is not sent\n")
+	require.Contains(t, out, "field `payload.message.mesage` on 1 record is not part of the Chats API payload and is not sent\n")
+	require.Less(t, strings.Index(out, "payload.mood"), strings.Index(out, "payload.message.mesage"), "most records first")
+
+	out, errOut, code = runValidateCmd(t, "", "--source", path, "--json")
+	require.Equal(t, ExitOK, code, "stderr:\n%s", errOut)
+	var counts struct {
+		Valid         int64            `json:"valid"`
+		UnknownFields map[string]int64 `json:"unknown_fields"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &counts), out)
+	require.Equal(t, map[string]int64{"payload.mood": 1500, "payload.message.mesage": 1}, counts.UnknownFields)
+	require.Contains(t, errOut, "field `payload.mood` on 1,500 records")
+
+	out, errOut, code = runValidateCmd(t, "", "--source", path, "--strict")
+	require.Equal(t, ExitIncomplete, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Contains(t, out, path+":1: mood: not part of the Chats API payload (a typo?); --strict refuses it\n")
+	require.Contains(t, out, path+":8: message.mesage: not part of the Chats API payload (a typo?); --strict refuses it\n")
+	require.Contains(t, out, "rejected       1501")
+}
+
+// TestValidateMediaMissing: a media message without media is rejected, or
+// counted valid with --media-missing text.
+func TestValidateMediaMissing(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "media.csv")
+	require.NoError(t, os.WriteFile(path, []byte("conversation_id;msgid;timestamp;sender_id;sender_name;message_type;message_file_name\n"+
+		"c1;a;1709284502;u1;Anna;picture;IMG_1.jpg\nc1;b;1709284503;u1;Anna;voice;\n"), 0o644))
+	out, errOut, code := runValidateCmd(t, "", "--source", path)
+	require.Equal(t, ExitIncomplete, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Contains(t, out, path+":2: message.media: required for type picture: ")
+	require.Contains(t, out, "--media-missing text to send its name as a text message")
+	out, errOut, code = runValidateCmd(t, "", "--source", path, "--media-missing", "text")
+	require.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Contains(t, out, "valid          2")
 }
