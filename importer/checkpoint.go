@@ -81,6 +81,8 @@ WITH chat AS (
     INSERT INTO kommo_import_chats (scope_id, conversation_id, chat_id)
     SELECT @scope, @conv, @chat WHERE @chat <> ''
     ON CONFLICT DO NOTHING
+), quote AS (
+    UPDATE kommo_import_runs SET quotes_dropped = quotes_dropped + 1 WHERE name = @run AND @quote_dropped
 )
 UPDATE kommo_import_messages
 SET state = 'sent', kommo_msgid = @kommo_msgid, kommo_chat_id = NULLIF(@chat, ''), kommo_sender_id = NULLIF(@sender, ''),
@@ -88,15 +90,17 @@ SET state = 'sent', kommo_msgid = @kommo_msgid, kommo_chat_id = NULLIF(@chat, ''
 WHERE scope_id = @scope AND msgid = @msgid AND run_name = @run`
 
 // markSent records Kommo's ids for a delivered message (reconciled: found in
-// the chat's history after an in-doubt attempt), and the chat id of the
-// conversation when it was not known.
-func (im *Importer) markSent(ctx context.Context, conv *conversation, msgid, kommoMsgID, chatID, senderID string, reconciled bool) error {
+// the chat's history after an in-doubt attempt; quoteDropped: sent without
+// a quote the export does not hold), and the chat id of the conversation
+// when it was not known.
+func (im *Importer) markSent(ctx context.Context, conv *conversation, msgid, kommoMsgID, chatID, senderID string, reconciled, quoteDropped bool) error {
 	if conv.chatID == "" {
 		conv.chatID = chatID
 	}
 	_, err := im.exec(ctx, markSentSQL, pgx.NamedArgs{
 		"scope": im.cfg.ScopeID, "run": im.cfg.Run, "conv": conv.id, "msgid": msgid,
 		"kommo_msgid": kommoMsgID, "chat": chatID, "sender": senderID, "reconciled": reconciled,
+		"quote_dropped": quoteDropped,
 	})
 	return err
 }

@@ -195,6 +195,10 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 		return 0, fmt.Errorf("message %s: stored payload: %w", m.msgid, err)
 	}
 	p.Silent = m.silent
+	quoteDropped, err := im.resolveQuotes(ctx, &p)
+	if err != nil {
+		return 0, err
+	}
 	if m.state == StateSending {
 		// An earlier attempt may have landed: look before sending again.
 		if st, err := im.reconcile(ctx, conv, m, &p); err != nil || st != stepSend {
@@ -234,7 +238,7 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 		if err == nil {
 			im.stats.sent.Add(1)
 			conv.failures = 0
-			return stepDone, im.markSent(ctx, conv, m.msgid, res.MsgID, res.ConversationID, res.SenderID, false)
+			return stepDone, im.markSent(ctx, conv, m.msgid, res.MsgID, res.ConversationID, res.SenderID, false, quoteDropped)
 		}
 		d := im.policy.decide(ctx, err, conv.failures+1)
 		switch d.act {
@@ -361,7 +365,7 @@ func (im *Importer) lookup(ctx context.Context, conv *conversation, m *pendingMe
 			if h.Sender != nil {
 				sender = h.Sender.ID
 			}
-			return true, im.markSent(ctx, conv, m.msgid, h.Message.ID, conv.chatID, sender, true)
+			return true, im.markSent(ctx, conv, m.msgid, h.Message.ID, conv.chatID, sender, true, false)
 		}
 		// Newest first: once a page reaches older messages than ours, ours is not there.
 		if len(page) < historyPage || page[len(page)-1].MsecTimestamp < m.msec {

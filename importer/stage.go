@@ -444,7 +444,10 @@ func isDataError(err error) bool {
 // unknownFields is the reader's count of input fields the payload does not
 // carry, as the runs row stores it.
 func unknownFields(st sources.Stats) map[string]int64 {
-	return map[string]int64{}
+	if st.UnknownFields == nil {
+		return map[string]int64{}
+	}
+	return st.UnknownFields
 }
 
 func errText(err error) string {
