@@ -203,7 +203,7 @@ func TestMetricsAddressInUse(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	c := newCLIEnv(t)
-	_, errOut, code := c.run(t, "run", "--source", sampleJSONL, "--rate", "-1", "--progress", "none", "--metrics-addr", ln.Addr().String())
+	_, errOut, code := c.run(t, "run", "--source", sampleJSONL, "--rate", "unlimited", "--progress", "none", "--metrics-addr", ln.Addr().String())
 	require.Equal(t, ExitUsage, code, errOut)
 	require.Contains(t, errOut, fmt.Sprintf("--metrics-addr: listen tcp %s", ln.Addr()))
 	require.Empty(t, c.sim.Ledger(), "nothing is sent without the metrics the operator asked for")
