@@ -236,7 +236,10 @@ func resolveExitCode(err error, inv invocationFacts) outcome {
 			"missing messages may still be processing: verify again in a minute. Do not retry messages listed as unexpected: they are in the chat already"}}
 
 	case inv.stopped && (errors.Is(err, context.Canceled) || errors.Is(err, importer.ErrInterrupted)):
-		o := outcome{code: ExitInterrupted, msg: "interrupted: " + oneLine(err.Error(), 0)}
+		o := outcome{code: ExitInterrupted, msg: oneLine(err.Error(), 0)}
+		if !errors.Is(err, importer.ErrInterrupted) {
+			o.msg = "interrupted: " + o.msg
+		}
 		if inv.hard && inv.sends {
 			o.msg += "; " + inDoubt
 		}

@@ -53,6 +53,8 @@ func TestResolveExitCode(t *testing.T) {
 			ExitInterrupted, "stopped at once, without waiting for the command to finish: a message whose request was in flight stays in doubt", []string{"resume with:"}, 1},
 		{"cancelled by a signal", fmt.Errorf("status: %w", context.Canceled), invocationFacts{stopped: true},
 			ExitInterrupted, "interrupted: status: context canceled", []string{"run the same command again"}, 1},
+		{"interrupted, untyped", fmt.Errorf("send: %w: %w", importer.ErrInterrupted, context.Canceled), invocationFacts{stopped: true, resume: run.resume},
+			ExitInterrupted, "send: interrupted: context canceled", []string{"resume with:"}, 1},
 		{"mismatch", &importer.MismatchError{Run: "nightly", Field: "source version", Have: "1 bytes", Want: "2 bytes"}, run,
 			ExitUsage, `run "nightly" imported its source when it was 1 bytes`, []string{"give another --run name"}, 1},
 		{"source", &importer.SourceError{Name: "x.csv", Err: errors.New("unexpected EOF")}, run,

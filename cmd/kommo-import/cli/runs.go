@@ -274,13 +274,13 @@ func runsChange(ctx context.Context, inv *invocation, action string, args []stri
 		text = fmt.Sprintf("run %s was abandoned already, at %s: nothing changed", name, st.AbandonedAt.Local().Format(time.RFC3339))
 	case action == "abandon":
 		if err := importer.AbandonRun(ctx, pool, name); err != nil {
-			return err
+			return fmt.Errorf("runs abandon %s: %w", name, err)
 		}
 		text = fmt.Sprintf("run %s abandoned: it is never resumed. Its %s unsent messages (%s pending, %s in doubt) go to the next run that stages them; an in-doubt one is looked up in its chat's history first",
 			name, count(st.Pending+st.Sending), count(st.Pending), count(st.Sending))
 	default:
 		if err := importer.DeleteRun(ctx, pool, name); err != nil {
-			return err
+			return fmt.Errorf("runs delete %s: %w", name, err)
 		}
 		text = fmt.Sprintf("run %s deleted, with its %s staged messages and %s rejected records", name, count(st.Staged), count(st.Rejected))
 	}
