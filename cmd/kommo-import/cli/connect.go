@@ -79,7 +79,7 @@ func runConnect(ctx context.Context, inv *invocation, args []string) error {
 		"with an admin's long-lived token from env "+envKommoToken)
 	fs.StringVar(&f.apiURL, "api-url", orDefault(env.Getenv(envAPIURL), chatsapi.DefaultBaseURL), "Chats API base URL (env "+envAPIURL+"); kommo-sim's URL for a rehearsal")
 	fs.StringVar(&f.secretFile, "channel-secret-file", "", "read the channel secret from this `FILE` (mode 600) instead of env "+envChannelSecret)
-	durationVar(fs, &f.timeout, "request-timeout", 30*time.Second, 100*time.Millisecond, 10*time.Minute, false, "time limit of one HTTP request")
+	durationVar(fs, &f.timeout, "request-timeout", 30*time.Second, 100*time.Millisecond, 10*time.Minute, false, "time limit (`DURATION`) of one HTTP request")
 	fs.BoolVar(&f.insecure, "insecure-allow-plain-http", false, "DANGEROUS: allow --api-url with plain http to a non-loopback host (the secret-signed request travels unencrypted)")
 	fs.BoolVar(&f.jsonOut, "json", false, "print {scope_id, channel_id, account_id, title, hook_api_version, env_file} as JSON on stdout")
 	if err := parseFlags(fs, env, args); err != nil {

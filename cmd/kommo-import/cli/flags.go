@@ -258,7 +258,7 @@ func (v *durationValue) String() string {
 	if v == nil || v.p == nil {
 		return "0s"
 	}
-	return v.p.String()
+	return shortDuration(*v.p)
 }
 
 func (v *durationValue) Set(s string) error {
@@ -369,7 +369,7 @@ func (f *apiFlags) register(fs *flag.FlagSet, env Env) {
 	f.rate = 5
 	fs.Var(&rateValue{p: &f.rate}, "rate", "`requests/s` for the whole scope, every process together, look-ups and retries included:\n"+
 		fmt.Sprintf("above 0, at most %d (Kommo allows 7; above 7 warns); unlimited: no limit, only with an --api-url on this machine (kommo-sim)", maxRate))
-	durationVar(fs, &f.timeout, "request-timeout", 30*time.Second, 100*time.Millisecond, 10*time.Minute, false, "time limit of one HTTP request, body included")
+	durationVar(fs, &f.timeout, "request-timeout", 30*time.Second, 100*time.Millisecond, 10*time.Minute, false, "time limit (`DURATION`) of one HTTP request, body included")
 	fs.BoolVar(&f.insecure, "insecure-allow-plain-http", false, "DANGEROUS: allow --api-url with plain http to a non-loopback host (the secret-signed requests travel unencrypted)")
 }
 
@@ -407,13 +407,13 @@ type sendFlags struct {
 }
 
 func (s *sendFlags) register(fs *flag.FlagSet) {
-	intVar(fs, &s.workers, "workers", 8, 1, 256, "conversations sent at once by this process")
+	intVar(fs, &s.workers, "workers", 8, 1, 256, "`N` conversations sent at once by this process")
 	durationVar(fs, &s.reconcile, "reconcile-wait", 10*time.Second, 0, time.Hour, true,
-		"after a request whose fate is unknown, wait this long for the API's asynchronous processing before looking the message up in history")
-	intVar(fs, &s.maxAttempts, "max-attempts", 8, 1, 100, "failed attempts in a row at one message (5xx, network errors) before the run stops as interrupted")
+		"how long (`DURATION`) to wait after a request whose fate is unknown, for the API's asynchronous processing, before looking the message up in history")
+	intVar(fs, &s.maxAttempts, "max-attempts", 8, 1, 100, "stop the run as interrupted after `N` failed attempts in a row at one message (5xx, network errors)")
 	fs.StringVar(&s.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, log lines otherwise), bar, log or none")
-	durationVar(fs, &s.interval, "progress-interval", 10*time.Second, 100*time.Millisecond, time.Hour, false, "interval of progress log lines")
-	durationVar(fs, &s.dbOutage, "db-outage-limit", 5*time.Minute, 0, 24*time.Hour, false, "how long sending waits for a lost database before the run stops as interrupted")
+	durationVar(fs, &s.interval, "progress-interval", 10*time.Second, 100*time.Millisecond, time.Hour, false, "`DURATION` between progress log lines")
+	durationVar(fs, &s.dbOutage, "db-outage-limit", 5*time.Minute, 0, 24*time.Hour, false, "how long (`DURATION`) sending waits for a lost database before the run stops as interrupted")
 }
 
 func (s *sendFlags) check() error {
