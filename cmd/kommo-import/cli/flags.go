@@ -411,7 +411,7 @@ func (s *sendFlags) register(fs *flag.FlagSet) {
 	durationVar(fs, &s.reconcile, "reconcile-wait", 10*time.Second, 0, time.Hour, true,
 		"how long (`DURATION`) to wait after a request whose fate is unknown, for the API's asynchronous processing, before looking the message up in history")
 	intVar(fs, &s.maxAttempts, "max-attempts", 8, 1, 100, "stop the run as interrupted after `N` failed attempts in a row at one message (5xx, network errors)")
-	fs.StringVar(&s.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, log lines otherwise), bar, log or none")
+	fs.StringVar(&s.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, log lines otherwise or with --log-format json), bar, log or none")
 	durationVar(fs, &s.interval, "progress-interval", 10*time.Second, 100*time.Millisecond, time.Hour, false, "`DURATION` between progress log lines")
 	durationVar(fs, &s.dbOutage, "db-outage-limit", 5*time.Minute, 0, 24*time.Hour, false, "how long (`DURATION`) sending waits for a lost database before the run stops as interrupted")
 }
@@ -424,9 +424,11 @@ func (s *sendFlags) check() error {
 	return usageError(fmt.Errorf("--progress must be auto, bar, log or none, not %q", s.progress))
 }
 
-// wantsBar says whether progress is a bar (else log lines or nothing).
-func (s *sendFlags) wantsBar(env Env) bool {
-	return s.progress == "bar" || (s.progress == "auto" && isTerminal(env.Stderr))
+// wantsBar says whether progress is a bar (else log lines or nothing): auto
+// draws one on a terminal, unless the logs are JSON (every line on stderr
+// is a JSON object then; progress comes as log lines).
+func (s *sendFlags) wantsBar(env Env, jsonLogs bool) bool {
+	return s.progress == "bar" || (s.progress == "auto" && !jsonLogs && isTerminal(env.Stderr))
 }
 
 // config puts the sending flags in an importer configuration.

@@ -79,7 +79,7 @@ type runTarget struct {
 func openSession(ctx context.Context, inv *invocation, f *sessionFlags, target func(context.Context, *pgxpool.Pool) (runTarget, error)) (_ *session, err error) {
 	env := inv.env
 	s := &session{}
-	s.bar = f.send != nil && f.send.wantsBar(env)
+	s.bar = f.send != nil && f.send.wantsBar(env, f.logs.format == "json")
 	if s.log, err = f.logs.logger(env.Stderr, s.bar); err != nil {
 		return nil, err
 	}
