@@ -191,25 +191,6 @@ func New(pool *pgxpool.Pool, api API, cfg Config) (*Importer, error) {
 	return im, nil
 }
 
-// Limiter is a view of the process's rate schedule, for metrics
-// (temporary, until metrics read Progress).
-func (im *Importer) Limiter() *Limiter { return &Limiter{im.pacer} }
-
-// Limiter is what metrics read of the rate schedule (temporary).
-type Limiter struct{ p *pacer }
-
-// Rate is the rate in force.
-func (l *Limiter) Rate() float64 { return l.p.Rate() }
-
-// PausedUntil is the end of the scope's pause, or zero.
-func (l *Limiter) PausedUntil() time.Time { return l.p.PausedUntil() }
-
-// Waited is the time spent waiting for slots.
-func (l *Limiter) Waited() time.Duration { return l.p.Waited() }
-
-// Requests is the slots used.
-func (l *Limiter) Requests() int64 { return l.p.Requests() }
-
 // RunName is the run's name: as given, or derived from the scope and source.
 func (im *Importer) RunName() string { return im.cfg.Run }
 

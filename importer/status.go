@@ -284,6 +284,11 @@ type Progress struct {
 	PausedUntil time.Time // the scope's 429 pause, when one is in force
 	Processes   int64     // live processes working the run
 	DBDown      bool      // sending waits for the database to come back
+	// Requests is the slots of the rate schedule this process used: every
+	// HTTP attempt, look-ups and retries included. RateWait is the time
+	// spent waiting for them, pauses included.
+	Requests int64
+	RateWait time.Duration
 	// Waiting says why the workers have nothing to send while messages
 	// remain (conversations held by another process, parked in doubt), or "".
 	Waiting string
@@ -308,6 +313,8 @@ func (im *Importer) Progress() Progress {
 		Processes:   im.stats.processes.Load(),
 		DBDown:      im.stats.dbDown.Load(),
 		Waiting:     waiting,
+		Requests:    im.pacer.Requests(),
+		RateWait:    im.pacer.Waited(),
 	}
 }
 

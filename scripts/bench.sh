@@ -39,7 +39,7 @@ api=$(cat "$tmp/addr")
 
 run="bench-$(date +%s)"
 /usr/bin/time -v -o "$tmp/time" "$tmp/kommo-import" run --source "jsonl:$tmp/export.jsonl" --api-url "$api" \
-	--run "$run" --rate -1 --workers "$workers" --progress log --progress-interval 5s --json \
+	--run "$run" --rate unlimited --workers "$workers" --progress log --progress-interval 5s --json \
 	>"$tmp/summary.json" 2>"$tmp/import.log" || { cat "$tmp/import.log"; exit 1; }
 
 python3 - "$tmp/summary.json" "$tmp/import.log" "$tmp/time" "$tmp/ledger.jsonl" <<'PY'

@@ -37,7 +37,7 @@ func TestChaos(t *testing.T) {
 	proxy, dbURL := pgtest.NewProxy(t, pgtest.URL(t))
 	im := &importer{dbURL: dbURL, apiURL: s.url}
 	msgs := ledgertest.Gen(seed, convs, 60)
-	args := runArgs("jsonl:"+ledgertest.WriteJSONL(t, msgs), "--rate", "-1", "--workers", "4", "--stage-batch", "20",
+	args := runArgs("jsonl:"+ledgertest.WriteJSONL(t, msgs), "--rate", "unlimited", "--workers", "4", "--stage-batch", "20",
 		"--request-timeout", "1s", "--reconcile-wait", "300ms", "--max-attempts", "30")
 
 	var kills, terms, drops, pairs int

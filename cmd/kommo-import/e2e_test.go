@@ -266,7 +266,7 @@ func TestE2EMessyDataDeliversEveryValidMessage(t *testing.T) {
 			t.Parallel()
 			s := startSim(t, "--rate", "0")
 			im := newImporter(t, s)
-			r := im.run(t, runArgs(tc.source, "--rate", "-1")...)
+			r := im.run(t, runArgs(tc.source, "--rate", "unlimited")...)
 			requireCode(t, exitIncomplete, r)
 			sum := summary(t, r)
 			require.Equal(t, kimport.OutcomeIncomplete, sum.Outcome)
@@ -283,7 +283,7 @@ func TestE2EMessyDataDeliversEveryValidMessage(t *testing.T) {
 			require.Equal(t, tc.rejected, strings.Count(rep.stdout, "\n"), rep.stdout)
 
 			// Running the same command again sends nothing and says the same.
-			again := im.run(t, runArgs(tc.source, "--rate", "-1")...)
+			again := im.run(t, runArgs(tc.source, "--rate", "unlimited")...)
 			requireCode(t, exitIncomplete, again)
 			require.Zero(t, summary(t, again).SentNow)
 			s.requireExact(t, tc.valid)
@@ -334,7 +334,7 @@ func TestE2EMessyVolume(t *testing.T) {
 
 	s := startSim(t, "--rate", "0")
 	im := newImporter(t, s)
-	res := im.run(t, runArgs("jsonl:"+messy, "--rate", "-1")...)
+	res := im.run(t, runArgs("jsonl:"+messy, "--rate", "unlimited")...)
 	requireCode(t, exitIncomplete, res)
 	sum := summary(t, res)
 	require.EqualValues(t, rejects, sum.Rejected)
@@ -386,7 +386,7 @@ func TestE2ECrashAndRestart(t *testing.T) {
 	im := newImporter(t, s)
 	msgs := ledgertest.Gen(21, 50, 60)
 	require.Greater(t, len(msgs), 1400)
-	args := runArgs("jsonl:"+ledgertest.WriteJSONL(t, msgs), "--rate", "-1", "--workers", "6", "--stage-batch", "3")
+	args := runArgs("jsonl:"+ledgertest.WriteJSONL(t, msgs), "--rate", "unlimited", "--workers", "6", "--stage-batch", "3")
 
 	r := rand.New(rand.NewPCG(21, 2))
 	kills := map[string]int{}
@@ -457,7 +457,7 @@ func TestE2EFaults(t *testing.T) {
 		"--fault-retry-after", "200ms", "--hang", "3s", "--history-delay", "200ms")
 	im := newImporter(t, s)
 	msgs := ledgertest.Gen(22, 25, 30)
-	args := runArgs("jsonl:"+ledgertest.WriteJSONL(t, msgs), "--rate", "-1", "--request-timeout", "1s",
+	args := runArgs("jsonl:"+ledgertest.WriteJSONL(t, msgs), "--rate", "unlimited", "--request-timeout", "1s",
 		"--reconcile-wait", "500ms", "--max-attempts", "20")
 	r := im.run(t, args...)
 	requireCode(t, exitDone, r)
@@ -527,7 +527,7 @@ func TestE2ESignalStopsSoftlyAndResumes(t *testing.T) {
 	s := startSim(t, "--rate", "0", "--latency", "20ms")
 	im := newImporter(t, s)
 	msgs := ledgertest.Gen(25, 20, 30)
-	args := runArgs("jsonl:"+ledgertest.WriteJSONL(t, msgs), "--rate", "-1", "--workers", "4")
+	args := runArgs("jsonl:"+ledgertest.WriteJSONL(t, msgs), "--rate", "unlimited", "--workers", "4")
 
 	cmd := im.managed(t, args...)
 	var out, errOut syncBuffer
@@ -565,7 +565,7 @@ func TestE2ESecondSignalStopsAtOnce(t *testing.T) {
 	s := startSim(t, "--rate", "0", "--latency", "300ms")
 	im := newImporter(t, s)
 	msgs := ledgertest.Gen(27, 10, 20)
-	args := runArgs("jsonl:"+ledgertest.WriteJSONL(t, msgs), "--rate", "-1", "--workers", "4")
+	args := runArgs("jsonl:"+ledgertest.WriteJSONL(t, msgs), "--rate", "unlimited", "--workers", "4")
 
 	cmd := im.managed(t, args...)
 	var errOut syncBuffer
@@ -610,11 +610,11 @@ func TestE2EResync(t *testing.T) {
 		first = append(first, m)
 	}
 	require.NotEmpty(t, later)
-	r1 := im.run(t, "run", "--source", "jsonl:"+ledgertest.WriteJSONL(t, first), "--run", "first", "--progress", "none", "--json", "--rate", "-1")
+	r1 := im.run(t, "run", "--source", "jsonl:"+ledgertest.WriteJSONL(t, first), "--run", "first", "--progress", "none", "--json", "--rate", "unlimited")
 	requireCode(t, exitDone, r1)
 	ledgertest.Check(t, ledgertest.ReadLedger(t, s.ledger), first, ledgertest.Newest(first))
 
-	r2 := im.run(t, "run", "--source", "jsonl:"+ledgertest.WriteJSONL(t, all), "--run", "second", "--progress", "none", "--json", "--rate", "-1")
+	r2 := im.run(t, "run", "--source", "jsonl:"+ledgertest.WriteJSONL(t, all), "--run", "second", "--progress", "none", "--json", "--rate", "unlimited")
 	requireCode(t, exitDone, r2)
 	sum := summary(t, r2)
 	require.EqualValues(t, len(later), sum.SentNow, "only the new messages were sent")
@@ -654,7 +654,7 @@ func TestE2ESecretNeverLeaks(t *testing.T) {
 	s := startSim(t, "--rate", "0", "--latency", "20ms", "--faults", "500=0.2,accept-500=0.05", "--seed", "3")
 	im := newImporter(t, s)
 	msgs := ledgertest.Gen(26, 5, 10)
-	args := runArgs("jsonl:"+ledgertest.WriteJSONL(t, msgs), "--rate", "-1", "--log-level", "debug", "--max-attempts", "30")
+	args := runArgs("jsonl:"+ledgertest.WriteJSONL(t, msgs), "--rate", "unlimited", "--log-level", "debug", "--max-attempts", "30")
 
 	cmd := im.managed(t, args...)
 	var out, errOut syncBuffer
@@ -681,7 +681,7 @@ func TestE2ESecretNeverLeaks(t *testing.T) {
 	one := filepath.Join(t.TempDir(), "one.jsonl")
 	require.NoError(t, os.WriteFile(one, []byte(`{"timestamp": 1709284502, "msgid": "refused-1", "conversation_id": "c-refused", "sender": {"id": "a", "name": "b"}, "message": {"type": "text", "text": "x"}}`+"\n"), 0o600))
 	refused := wrong.run(t, "run", "--source", "jsonl:"+one, "--run", "refused",
-		"--progress", "none", "--log-level", "debug", "--rate", "-1")
+		"--progress", "none", "--log-level", "debug", "--rate", "unlimited")
 	require.NotEqual(t, exitDone, refused.code, refused.stderr)
 	require.Zero(t, other.stats(t).Accepted)
 	for what, text := range map[string]string{

@@ -5,9 +5,7 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 
 	"github.com/kommo-import/kommo-import/cmd/kommo-import/cli"
 )
@@ -22,12 +20,6 @@ func main() {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	env := cli.Env{Getenv: os.Getenv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
-	err := cli.Run(context.Background(), os.Args[1:], env, signalChannel())
+	err := cli.Run(context.Background(), os.Args[1:], env, cli.NotifySignals())
 	os.Exit(cli.ExitCode(err, env.Stderr))
-}
-
-func signalChannel() <-chan os.Signal {
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	return ch
 }

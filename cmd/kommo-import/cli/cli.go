@@ -6,10 +6,11 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 )
 
@@ -24,20 +25,31 @@ type Env struct {
 type command struct {
 	name    string
 	summary string
-	run     func(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error
+	// soft: the first signal asks the command to finish what is in flight
+	// (a second stops it at once); otherwise the first stops it at once.
+	soft bool
+	run  func(ctx context.Context, inv *invocation, args []string) error
 }
 
 func commands() []command {
 	return []command{
-		{"run", "stage a source, plan it and send it to the Chats API (resumable)", runRun},
-		{"validate", "read a source and report every bad record, sending nothing", runValidate},
-		{"status", "show what a run has done and what is left", runStatus},
-		{"runs", "list the runs in the database", runRuns},
-		{"report", "list a run's failed and rejected messages with their reasons", runReport},
-		{"retry", "send a run's failed messages again, after their cause is fixed", runRetry},
-		{"verify", "read chat history back from the API and check every sent message is there once", runVerify},
-		{"connect", "connect the channel to an account and print the scope_id", runConnect},
-		{"migrate", "apply the database schema and exit", runMigrate},
+		{"run", "stage a source, plan it and send it to the Chats API (resumable)", true, runRun},
+		{"validate", "read a source and report every bad record, sending nothing", false, withSignals(runValidate)},
+		{"status", "show what a run has done, what is left, and whether a process works it", false, runStatus},
+		{"runs", "list the runs in the database; runs abandon|delete NAME", false, runRuns},
+		{"report", "list a run's failed and rejected messages with their reasons", false, runReport},
+		{"retry", "send a run's failed messages again, after their cause is fixed", true, runRetry},
+		{"verify", "read chat history back from the API and check every sent message is there once", false, runVerify},
+		{"connect", "connect the channel to an account and print the scope_id", false, runConnect},
+		{"migrate", "apply the database schema and exit", false, withSignals(runMigrate)},
+	}
+}
+
+// withSignals adapts a command that takes its signals as a channel: it
+// gets one that is closed at the first signal.
+func withSignals(f func(context.Context, Env, []string, <-chan os.Signal) error) func(context.Context, *invocation, []string) error {
+	return func(ctx context.Context, inv *invocation, args []string) error {
+		return f(ctx, inv.env, args, inv.stop.first)
 	}
 }
 
@@ -52,13 +64,15 @@ Commands:
 `
 
 const usageTail = `
-Run "kommo-import <command> --help" for a command's flags.
+Run "kommo-import <command> --help" for a command's flags; kommo-import
+--version prints the version.
 
 Exit codes:
   0  done: everything sent (or valid)
   1  fatal error
   2  usage or configuration error
-  3  finished, but some messages failed or some records were rejected
+  3  finished, but some messages failed or some records were rejected,
+     or the source held no records (see --allow-empty)
   4  interrupted: run the same command again to resume
   5  stopped for the operator: account blocked, signature refused, clock skew or unknown scope
 `
@@ -72,7 +86,9 @@ func usage(w io.Writer) {
 }
 
 // Run runs the command line args (without the program name). sig delivers
-// interrupt signals: the first asks for a soft stop, a second for a hard one.
+// interrupt signals: the first asks for a soft stop, a second for a hard
+// one; hardStopGrace after the second, Run returns even if the command has
+// not. The error, for ExitCode, knows how to say itself.
 func Run(ctx context.Context, args []string, env Env, sig <-chan os.Signal) error {
 	if len(args) == 0 {
 		usage(env.Stderr)
@@ -83,52 +99,112 @@ func Run(ctx context.Context, args []string, env Env, sig <-chan os.Signal) erro
 	case "-h", "-help", "--help", "help":
 		usage(env.Stdout)
 		return nil
-	case "version", "--version":
-		fmt.Fprintln(env.Stdout, "kommo-import", Version)
+	case "version", "--version", "-version":
+		fmt.Fprintln(env.Stdout, versionString())
 		return nil
 	}
-	for _, c := range commands() {
-		if c.name == name {
-			return c.run(ctx, env, args[1:], sig)
+	var c *command
+	var names []string
+	for _, cc := range commands() {
+		names = append(names, cc.name)
+		if cc.name == name {
+			c = &cc
 		}
 	}
-	usage(env.Stderr)
-	return usageError(fmt.Errorf("unknown command %q", name))
+	if c == nil {
+		msg := fmt.Sprintf("unknown command %q", name)
+		if strings.HasPrefix(name, "-") {
+			msg = fmt.Sprintf("%s comes after a command: kommo-import <command> %s", name, name)
+		} else if s := nearest(name, names); s != "" {
+			msg += ": did you mean " + s + "?"
+		}
+		return withHint(ExitUsage, errors.New(msg), "kommo-import --help lists the commands")
+	}
+
+	ctx, stop := newStopper(ctx, sig, env.Stderr, c.soft)
+	defer stop.close()
+	inv := &invocation{env: env, stop: stop, facts: invocationFacts{command: c.name, sends: c.soft}}
+	done := make(chan error, 1)
+	go func() { done <- c.run(ctx, inv, args[1:]) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-stop.forced:
+		err = errHardStop
+	}
+	if err == nil || errors.Is(err, errHelp) {
+		return err
+	}
+	return &commandError{err: err, inv: inv.snapshot()}
 }
 
-// Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
-var Version = "dev"
+// Version is the release, set at build time with
+// -ldflags "-X github.com/kommo-import/kommo-import/cmd/kommo-import/cli.Version=v1.2.3";
+// without it, the module version from the build information.
+var Version = ""
 
-// newFlagSet returns a flag set for a subcommand whose --help prints the
-// summary, the usage line and the flags to stdout.
-func newFlagSet(env Env, name, usageLine, help string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: kommo-import %s %s\n\n%s\n\nFlags:\n", name, usageLine, strings.TrimSpace(help))
-		fs.PrintDefaults()
-	}
-	return fs
+// versionString is the version and what the build information says of the
+// source it was built from.
+func versionString() string {
+	bi, _ := debug.ReadBuildInfo()
+	return formatVersion(Version, bi)
 }
 
-// parseFlags parses args into fs; --help prints usage to stdout (once) and
-// returns errHelp. Parse errors print usage to stderr, as the flag package does.
-func parseFlags(fs *flag.FlagSet, env Env, args []string) error {
-	for _, a := range args {
-		if a == "--" {
-			break
+// formatVersion is "kommo-import VERSION, revision REV of TIME[ with local
+// changes], GO": the -ldflags version if set, else the module's (a tagged
+// version, or a pseudo-version derived from the commit).
+func formatVersion(ldflags string, bi *debug.BuildInfo) string {
+	v := ldflags
+	if v == "" && bi != nil && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	var rev, at, modified string
+	if bi != nil {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.time":
+				at = s.Value
+			case "vcs.modified":
+				modified = s.Value
+			}
 		}
-		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
-			fs.SetOutput(env.Stdout)
-			fs.Usage()
-			return errHelp
+	}
+	if v == "" && rev == "" {
+		v = "(unknown version: built without version control information)"
+	}
+	out := "kommo-import " + v
+	if rev != "" {
+		if v == "" {
+			out = "kommo-import"
+		} else {
+			out += ","
+		}
+		out += " revision " + rev
+		if at != "" {
+			out += " of " + at
+		}
+		if modified == "true" {
+			out += " with local changes"
 		}
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageError(err)
+	return out + ", " + runtime.Version()
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
 	}
-	if fs.NArg() > 0 {
-		return usageError(fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
 	}
-	return nil
+	return v
 }

@@ -6,10 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -67,18 +66,20 @@ type connectResult struct {
 	EnvFile        string `json:"env_file,omitempty"`
 }
 
-func runConnect(ctx context.Context, env Env, args []string, _ <-chan os.Signal) error {
+func runConnect(ctx context.Context, inv *invocation, args []string) error {
+	env := inv.env
 	fs := newFlagSet(env, "connect", "--channel-id ID (--account-id AMOJO_ID | --kommo-domain DOMAIN) [flags]", connectHelp)
 	var f connectFlags
 	fs.StringVar(&f.channelID, "channel-id", "", "the channel's `ID`, issued by Kommo support with the channel's secret")
 	fs.StringVar(&f.accountID, "account-id", "", "the account's `AMOJO_ID` (a UUID); omit it to look it up with --kommo-domain")
 	fs.StringVar(&f.title, "title", "", "the channel's title in this account; default: the name it was registered with")
-	fs.StringVar(&f.envFile, "env-file", "", "also write KOMMO_SCOPE_ID=... into this `FILE` (created 0600 if missing; an older value is replaced, other lines kept)")
+	fs.StringVar(&f.envFile, "env-file", "", "also write KOMMO_SCOPE_ID=... into this `FILE` (created 0600 if missing; an older value is replaced, other lines kept;\n"+
+		"replaced whole by a rename, through a symbolic link its target; a read-only file is refused)")
 	fs.StringVar(&f.kommoDomain, "kommo-domain", "", "`SUBDOMAIN.kommo.com` of the account, to look its amojo_id up (/api/v4/account?with=amojo_id)\n"+
 		"with an admin's long-lived token from env "+envKommoToken)
 	fs.StringVar(&f.apiURL, "api-url", orDefault(env.Getenv(envAPIURL), chatsapi.DefaultBaseURL), "Chats API base URL (env "+envAPIURL+"); kommo-sim's URL for a rehearsal")
-	fs.StringVar(&f.secretFile, "channel-secret-file", "", "read the channel secret from this file instead of env "+envChannelSecret)
-	fs.DurationVar(&f.timeout, "request-timeout", 30*time.Second, "time limit of one HTTP request")
+	fs.StringVar(&f.secretFile, "channel-secret-file", "", "read the channel secret from this `FILE` (mode 600) instead of env "+envChannelSecret)
+	durationVar(fs, &f.timeout, "request-timeout", 30*time.Second, 100*time.Millisecond, 10*time.Minute, false, "time limit (`DURATION`) of one HTTP request")
 	fs.BoolVar(&f.insecure, "insecure-allow-plain-http", false, "DANGEROUS: allow --api-url with plain http to a non-loopback host (the secret-signed request travels unencrypted)")
 	fs.BoolVar(&f.jsonOut, "json", false, "print {scope_id, channel_id, account_id, title, hook_api_version, env_file} as JSON on stdout")
 	if err := parseFlags(fs, env, args); err != nil {
@@ -97,7 +98,8 @@ func runConnect(ctx context.Context, env Env, args []string, _ <-chan os.Signal)
 		return withHint(ExitUsage, fmt.Errorf("connect: --account-id %s looks like the numeric account id; connect needs the account's amojo_id (a UUID)", f.accountID),
 			"leave --account-id out and give --kommo-domain with KOMMO_TOKEN: connect looks the amojo_id up")
 	}
-	secret, err := readSecret(env, f.secretFile)
+	log := slog.New(slog.NewTextHandler(env.Stderr, logOptions(slog.LevelWarn)))
+	secret, err := readSecret(env, f.secretFile, log)
 	if err != nil {
 		return err
 	}
@@ -264,19 +266,20 @@ var envAssign = regexp.MustCompile(`^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s
 // setEnvVar sets key=value in the env file at path: the first line that
 // assigns key (with or without "export") is replaced and any later ones
 // dropped, else the line is appended; every other line stays as it was. The
-// file is replaced by a rename, so a crash never leaves it half written; a
-// new one is created 0600, since env files tend to gather secrets.
+// file is replaced whole by a rename (createAtomic), so a crash never leaves
+// it half written; through a symbolic link its target is; a new file is
+// created 0600, since env files tend to gather secrets.
 func setEnvVar(path, key, value string) error {
-	old, err := os.ReadFile(path)
-	mode := fs.FileMode(0o600)
-	switch {
-	case err == nil:
-		if st, err := os.Stat(path); err == nil {
-			mode = st.Mode().Perm()
-		}
-	case errors.Is(err, fs.ErrNotExist):
-	default:
+	f, err := createAtomic(path, true, 0o600)
+	if err != nil {
 		return err
+	}
+	defer f.abort()
+	var old []byte
+	if f.old != nil {
+		if old, err = os.ReadFile(f.target); err != nil {
+			return err
+		}
 	}
 	line := key + "=" + shellQuote([]string{value})
 	var out bytes.Buffer
@@ -300,17 +303,8 @@ func setEnvVar(path, key, value string) error {
 		}
 		out.WriteString(line + "\n")
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
+	if _, err := f.Write(out.Bytes()); err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(out.Bytes()); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := errors.Join(tmp.Chmod(mode), tmp.Sync(), tmp.Close()); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return f.commit()
 }

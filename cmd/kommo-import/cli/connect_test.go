@@ -300,7 +300,7 @@ func TestRunSendsManagersUnderTheirNames(t *testing.T) {
 	c.vars[envKommoToken] = kommoToken
 	src := agentsFile(t)
 	users := filepath.Join(filepath.Dir(src), "users.csv")
-	out, errOut, code := c.run(t, "run", "--source", src, "--rate", "-1", "--progress", "none",
+	out, errOut, code := c.run(t, "run", "--source", src, "--rate", "unlimited", "--progress", "none",
 		"--users", users, "--kommo-domain", kommoURL, "--bot-id", "bot-1")
 	require.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	refs := map[string]string{}

@@ -1,9 +1,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/kommo-import/kommo-import/importer"
 )
 
 // Exit codes. They are part of the interface: scripts and schedulers branch on them.
@@ -11,12 +16,14 @@ const (
 	ExitOK          = 0
 	ExitFatal       = 1
 	ExitUsage       = 2
-	ExitIncomplete  = 3 // finished with failed messages or rejected records
+	ExitIncomplete  = 3 // finished with failed messages or rejected records, or the source was empty
 	ExitInterrupted = 4 // stopped early; the same command resumes
 	ExitOperator    = 5 // stopped until an operator acts (block, signature, clock, unknown scope)
 )
 
-// exitError carries an exit code and an optional hint ("Try: ...").
+// exitError is an error the command line itself found (a flag, a missing
+// setting), with its exit code and what to try. Errors of the importer carry
+// no such words: resolveExitCode gives them theirs.
 type exitError struct {
 	code int
 	err  error
@@ -35,19 +42,250 @@ func withHint(code int, err error, hint string) error {
 	return &exitError{code: code, err: err, hint: hint}
 }
 
-// ExitCode maps err to the process exit code, printing it (and its hint) to w.
+// errHardStop: the command had not returned hardStopGrace after the second
+// signal, and the process ends without it.
+var errHardStop = errors.New("stopped at once")
+
+// incompleteError: a run (or report) ended with failed messages or rejected records.
+type incompleteError struct {
+	run              string
+	failed, rejected int64
+	listed           bool // by report: no need to say report lists them
+}
+
+func (e *incompleteError) Error() string {
+	return fmt.Sprintf("run %s has %d failed messages and %d rejected records", e.run, e.failed, e.rejected)
+}
+
+// emptySourceError: the run's source held no records at all.
+type emptySourceError struct{ run, source string }
+
+func (e *emptySourceError) Error() string {
+	return fmt.Sprintf("the source held no records: nothing was imported (run %s, %s)", e.run, e.source)
+}
+
+// verifyError: verify found messages missing, duplicated or unexpected.
+type verifyError struct{ rep *importer.VerifyReport }
+
+func (e *verifyError) Error() string {
+	return fmt.Sprintf("verify: run %s: %d missing, %d duplicated, %d unexpected", e.rep.Run, e.rep.MissingCount, e.rep.DuplicatedCount, e.rep.UnexpectedCount)
+}
+
+// commandError is what Run returns: the command's error with what the
+// invocation learned on the way (how to resume it, the log format).
+type commandError struct {
+	err error
+	inv invocationFacts
+}
+
+func (e *commandError) Error() string { return e.err.Error() }
+func (e *commandError) Unwrap() error { return e.err }
+
+// outcome is an error put in words: the exit code, the message and what to
+// try, one line each.
+type outcome struct {
+	code  int
+	msg   string
+	hints []string
+}
+
+// ExitCode maps err (from Run) to the process exit code, and prints its
+// message and hints to w: text, or one JSON object when the command logged
+// JSON (--log-format json).
 func ExitCode(err error, w io.Writer) int {
 	if err == nil || errors.Is(err, errHelp) {
 		return ExitOK
 	}
-	code := ExitFatal
-	var ee *exitError
-	if errors.As(err, &ee) {
-		code = ee.code
+	var facts invocationFacts
+	var ce *commandError
+	if errors.As(err, &ce) {
+		facts = ce.inv
 	}
-	fmt.Fprintf(w, "kommo-import: %v\n", err)
-	if ee != nil && ee.hint != "" {
-		fmt.Fprintf(w, "Try: %s\n", ee.hint)
+	o := resolveExitCode(err, facts)
+	if facts.logJSON {
+		level := slog.LevelError
+		if o.code == ExitIncomplete || o.code == ExitInterrupted {
+			level = slog.LevelWarn
+		}
+		attrs := []slog.Attr{slog.Int("exit_code", o.code)}
+		if len(o.hints) > 0 {
+			attrs = append(attrs, slog.Any("try", o.hints))
+		}
+		slog.New(slog.NewJSONHandler(w, nil)).LogAttrs(context.Background(), level, o.msg, attrs...)
+		return o.code
 	}
-	return code
+	fmt.Fprintf(w, "kommo-import: %s\n", o.msg)
+	for i, h := range o.hints {
+		if i == 0 {
+			fmt.Fprintf(w, "Try: %s\n", h)
+		} else {
+			fmt.Fprintf(w, "     %s\n", h)
+		}
+	}
+	return o.code
+}
+
+// resolveExitCode is the one place that puts errors in words: every error a
+// command returns gets its exit code, its message and what to try, naming
+// the flags and environment variables involved.
+func resolveExitCode(err error, inv invocationFacts) outcome {
+	var (
+		ee       *exitError
+		stop     *importer.StopError
+		intr     *importer.InterruptedError
+		mismatch *importer.MismatchError
+		source   *importer.SourceError
+		badURL   *importer.DatabaseURLError
+		dbDown   *importer.ConnectError
+		inc      *incompleteError
+		empty    *emptySourceError
+		verify   *verifyError
+	)
+	resume := inv.resumeHints("resume with: ")
+	// inDoubt is what a hard stop of a sending command leaves behind.
+	const inDoubt = "a message whose request was in flight stays in doubt, and is looked up in its chat's history on resume before it is ever sent again"
+	switch {
+	case errors.As(err, &ee):
+		return outcome{ee.code, oneLine(err.Error(), 0), splitHint(ee.hint)}
+
+	case errors.Is(err, errHardStop):
+		o := outcome{code: ExitInterrupted, msg: "stopped at once, without waiting for the command to finish"}
+		if inv.sends {
+			o.msg += ": " + inDoubt
+		}
+		if inv.resume != "" {
+			o.hints = resume
+		} else {
+			o.hints = []string{"run the same command again"}
+		}
+		return o
+
+	case errors.As(err, &stop):
+		return outcome{ExitOperator, oneLine(err.Error(), 0), append([]string{stopHint(stop)}, inv.resumeHints("then resume with: ")...)}
+
+	case errors.As(err, &intr):
+		o := outcome{code: ExitInterrupted, msg: oneLine(err.Error(), 0)}
+		if intr.Cause == importer.CauseSignal && inv.hard && inv.sends {
+			o.msg += "; " + inDoubt
+		}
+		switch intr.Cause {
+		case importer.CauseAPIUnreachable:
+			o.msg = fmt.Sprintf("no Chats API answered at %s (--api-url, env %s): %v", inv.apiURL, envAPIURL, intr.Err)
+			o.hints = []string{"check --api-url and the network (a proxy, a firewall, DNS); nothing was sent"}
+		case importer.CauseAPIUnavailable:
+			o.hints = []string{"the API at " + inv.apiURL + " kept failing (see the error above); wait for it to recover, or raise --max-attempts to be more patient"}
+		case importer.CauseDatabaseUnavailable:
+			o.hints = []string{"check that PostgreSQL is up (" + envDatabaseURL + "); raise --db-outage-limit to wait longer. Messages whose checkpoint was lost are looked up, never resent blindly"}
+		}
+		o.hints = append(o.hints, resume...)
+		return o
+
+	case errors.As(err, &mismatch):
+		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{mismatchHint(mismatch)}}
+
+	case errors.Is(err, importer.ErrRunAbandoned):
+		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{"an abandoned run is never resumed: give another --run name to import its source again (messages already sent are skipped)"}}
+
+	case errors.Is(err, importer.ErrRunFinished):
+		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{
+			"a new export of a table, a query or stdin is a new run: leave --run out (the run is named for you) or give another --run name; messages already sent are skipped"}}
+
+	case errors.Is(err, importer.ErrNoRun):
+		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{"kommo-import runs lists the runs"}}
+
+	case errors.Is(err, importer.ErrNotPlanned):
+		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{"it has nothing to do yet: resume it with kommo-import run (the same command that started it)"}}
+
+	case errors.Is(err, importer.ErrRunLive):
+		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{
+			"kommo-import status --run " + shellQuote([]string{inv.run}) + " shows the live processes (host and pid); stop them first (Ctrl-C). A killed process stops counting as live after 4 seconds"}}
+
+	case errors.Is(err, importer.ErrRunHasSent):
+		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{
+			"its rows are what keeps a re-sync from sending those messages twice; abandon it instead: kommo-import runs abandon " + shellQuote([]string{inv.run})}}
+
+	case errors.As(err, &source):
+		o := outcome{code: ExitFatal, msg: oneLine(err.Error(), 0), hints: []string{"check the source " + source.Name + " (staging resumes where it stopped)"}}
+		o.hints = append(o.hints, inv.resumeHints("then resume with: ")...)
+		return o
+
+	case errors.As(err, &badURL):
+		h := "percent-encode @ : / ? # % and spaces in the user name and password (%40 %3A %2F %3F %23 %25 %20): postgres://USER:PASSWORD@HOST:5432/DATABASE"
+		if !badURL.URL {
+			h = "write postgres://USER:PASSWORD@HOST:5432/DATABASE, or keyword=value settings with values holding spaces or quotes in single quotes (password='it\\'s')"
+		}
+		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{h}}
+
+	case errors.As(err, &dbDown):
+		return outcome{ExitFatal, oneLine(err.Error(), 0), []string{"check that PostgreSQL runs at " + dbDown.Target + " and that " + envDatabaseURL + " (or --database-url) is right; docker compose up -d db starts one"}}
+
+	case errors.As(err, &empty):
+		return outcome{ExitIncomplete, oneLine(err.Error(), 0), []string{
+			"check the export that produced " + empty.source + " (a failed export often leaves an empty file); give --allow-empty when an empty source is expected"}}
+
+	case errors.As(err, &inc):
+		o := outcome{code: ExitIncomplete, msg: oneLine(err.Error(), 0)}
+		if !inc.listed {
+			o.hints = []string{"kommo-import report --run " + shellQuote([]string{inc.run}) + " lists them"}
+		}
+		o.hints = append(o.hints, splitHint(nextSteps(inc.run, inc.failed, inc.rejected))...)
+		return o
+
+	case errors.As(err, &verify):
+		return outcome{ExitIncomplete, oneLine(err.Error(), 0), []string{
+			"missing messages may still be processing: verify again in a minute. Do not retry messages listed as unexpected: they are in the chat already"}}
+
+	case inv.stopped && (errors.Is(err, context.Canceled) || errors.Is(err, importer.ErrInterrupted)):
+		o := outcome{code: ExitInterrupted, msg: oneLine(err.Error(), 0)}
+		if !errors.Is(err, importer.ErrInterrupted) {
+			o.msg = "interrupted: " + o.msg
+		}
+		if inv.hard && inv.sends {
+			o.msg += "; " + inDoubt
+		}
+		if inv.resume != "" {
+			o.hints = resume
+		} else {
+			o.hints = []string{"run the same command again"}
+		}
+		return o
+	}
+	o := outcome{code: ExitFatal, msg: oneLine(err.Error(), 0)}
+	if inv.resume != "" {
+		o.hints = inv.resumeHints("fix the cause, then resume with: ")
+	}
+	return o
+}
+
+func splitHint(h string) []string {
+	if h == "" {
+		return nil
+	}
+	return strings.Split(h, "\n")
+}
+
+// stopHint says what the operator does about a run stopped for them.
+func stopHint(e *importer.StopError) string {
+	switch e.Reason {
+	case importer.StopUnknownScope:
+		return "check --scope-id (env " + envScopeID + ") and --api-url (env " + envAPIURL + "); connect the channel to the account again (kommo-import connect) if the integration was reinstalled"
+	case importer.StopBlocked:
+		return "ask Kommo support to lift the block (give the IP, the account subdomain and id); lower --rate if you raised it above 7"
+	case importer.StopClockSkew:
+		return "set this machine's clock right (enable NTP)"
+	}
+	return "check that " + envChannelSecret + " (or --channel-secret-file) is the secret of this channel and --scope-id (env " + envScopeID + ") its scope in this account"
+}
+
+// mismatchHint says how to run a job that is not the named run's.
+func mismatchHint(e *importer.MismatchError) string {
+	switch e.Field {
+	case "source version":
+		return "give another --run name to import the new version (messages already sent are skipped), or restore the file"
+	case "scope":
+		return "give another --run name, or the run's scope with --scope-id (env " + envScopeID + ")"
+	case "source":
+		return "resume it with the same --source, or give another --run name"
+	}
+	return "run it with --notify " + e.Have + ", or give another --run name"
 }

@@ -180,22 +180,22 @@ func (m *metrics) loadStates(ctx context.Context, pool *pgxpool.Pool, run string
 	return nil
 }
 
-// watchLimiter exposes the limiter's rate, pause and waits; safe on nil.
-// Everything read from the limiter is in this one function.
-func (m *metrics) watchLimiter(l *importer.Limiter) {
+// watchRate exposes the rate schedule as the importer sees it: the rate in
+// force, the pause, the waits and the attempts; safe on nil.
+func (m *metrics) watchRate(im *importer.Importer) {
 	if m == nil {
 		return
 	}
 	m.run.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "kommo_import_rate_limit_requests_per_second",
-			Help: "Request rate in force in this process (its share of the run's rate, lowered after 429s); 0: unlimited.",
-		}, l.Rate),
+			Help: "Request rate in force for the scope, all processes together (lowered after 429s); 0: unlimited.",
+		}, func() float64 { return im.Progress().Rate }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "kommo_import_rate_limit_paused",
 			Help: "1 while every request is paused after a 429, else 0.",
 		}, func() float64 {
-			if l.PausedUntil().IsZero() {
+			if im.Progress().PausedUntil.IsZero() {
 				return 0
 			}
 			return 1
@@ -204,7 +204,7 @@ func (m *metrics) watchLimiter(l *importer.Limiter) {
 			Name: "kommo_import_rate_limit_paused_until_timestamp_seconds",
 			Help: "Unix time the current 429 pause ends; 0 when not paused.",
 		}, func() float64 {
-			t := l.PausedUntil()
+			t := im.Progress().PausedUntil
 			if t.IsZero() {
 				return 0
 			}
@@ -212,12 +212,12 @@ func (m *metrics) watchLimiter(l *importer.Limiter) {
 		}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "kommo_import_rate_limit_wait_seconds_total",
-			Help: "Time requests spent waiting for the rate limiter (pauses included).",
-		}, func() float64 { return l.Waited().Seconds() }),
+			Help: "Time this process's requests spent waiting for their slot of the rate schedule (pauses included).",
+		}, func() float64 { return im.Progress().RateWait.Seconds() }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "kommo_import_rate_limit_requests_total",
-			Help: "Requests the rate limiter let through (every HTTP attempt, look-ups and retries included).",
-		}, func() float64 { return float64(l.Requests()) }),
+			Help: "Slots of the rate schedule this process used (every HTTP attempt, look-ups and retries included).",
+		}, func() float64 { return float64(im.Progress().Requests) }),
 	)
 }
 

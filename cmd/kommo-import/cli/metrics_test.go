@@ -161,15 +161,22 @@ func goroutinesBack(baseline int, wait time.Duration) (int, bool) {
 // that never speaks TLS holds the dial net/http goes on with after the
 // attempt only for min(10s, --request-timeout).
 func TestMetricsKeepTransportLimits(t *testing.T) {
+	type apiSession struct {
+		client *chatsapi.Client
+		met    *metrics
+	}
 	session := func(t *testing.T, url string, timeout time.Duration) *apiSession {
 		t.Helper()
 		f := apiFlags{apiURL: url, scopeID: "s", rate: -1, timeout: timeout}
 		f.metrics.addr = "127.0.0.1:0"
-		api, err := f.session(slog.New(slog.DiscardHandler), "r1", nil, cliSecret)
+		met, err := f.metrics.start(slog.New(slog.DiscardHandler), "r1", nil)
 		require.NoError(t, err)
-		require.NotNil(t, api.met, "metrics on")
-		t.Cleanup(api.close)
-		return api
+		require.NotNil(t, met, "metrics on")
+		t.Cleanup(met.close)
+		client, err := f.client("s", cliSecret, met)
+		require.NoError(t, err)
+		t.Cleanup(client.CloseIdleConnections)
+		return &apiSession{client: client, met: met}
 	}
 
 	t.Run("response headers", func(t *testing.T) {
@@ -417,7 +424,7 @@ func TestMetricsAddressInUse(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	c := newCLIEnv(t)
-	_, errOut, code := c.run(t, "run", "--source", sampleJSONL, "--rate", "-1", "--progress", "none", "--metrics-addr", ln.Addr().String())
+	_, errOut, code := c.run(t, "run", "--source", sampleJSONL, "--rate", "unlimited", "--progress", "none", "--metrics-addr", ln.Addr().String())
 	require.Equal(t, ExitUsage, code, errOut)
 	require.Contains(t, errOut, fmt.Sprintf("--metrics-addr: listen tcp %s", ln.Addr()))
 	require.Empty(t, c.sim.Ledger(), "nothing is sent without the metrics the operator asked for")

@@ -85,7 +85,7 @@ func TestCommandsAsRowsOnlyRole(t *testing.T) {
 	admin := c.vars[envDatabaseURL]
 	c.vars[envDatabaseURL] = rowsOnlyURL(t, admin)
 
-	out, errOut, code := c.run(t, "run", "--run", "rows-only", "--source", sampleJSONL, "--rate", "-1", "--progress", "none")
+	out, errOut, code := c.run(t, "run", "--run", "rows-only", "--source", sampleJSONL, "--rate", "unlimited", "--progress", "none")
 	require.Equal(t, ExitOK, code, "stderr: %s", errOut)
 	require.Contains(t, out, "sent:                14 (14 now)")
 	require.Len(t, c.sim.Ledger(), 14)

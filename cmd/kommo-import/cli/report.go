@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,13 +37,15 @@ Examples:
   kommo-import report --run my-import
   kommo-import report --run my-import --output failures.csv`
 
-func runReport(ctx context.Context, env Env, args []string, _ <-chan os.Signal) error {
-	fs := newFlagSet(env, "report", "--run NAME [--format text|csv|jsonl] [--output FILE]", reportHelp)
+func runReport(ctx context.Context, inv *invocation, args []string) error {
+	env := inv.env
+	fs := newFlagSet(env, "report", "--run NAME [--format text|csv|jsonl] [--output FILE [--force]]", reportHelp)
 	var db dbFlags
 	db.register(fs, env)
 	run := fs.String("run", "", "the run's name (kommo-import runs lists them); required")
 	format := fs.String("format", "", "text, csv or jsonl; default: see above")
-	output := fs.String("output", "", "write the report to `FILE` instead of stdout")
+	output := fs.String("output", "", "write the report to `FILE` instead of stdout (created 0600; through a symbolic link, its target)")
+	force := fs.Bool("force", false, "let --output replace an existing file (keeping its mode; never a read-only one)")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -60,40 +61,42 @@ func runReport(ctx context.Context, env Env, args []string, _ <-chan os.Signal) 
 	default:
 		return usageError(fmt.Errorf("--format must be text, csv or jsonl, not %q", *format))
 	}
+	var file *atomicFile
+	if *output != "" {
+		// Before the database: a refused file is said at once.
+		var err error
+		file, err = createAtomic(*output, *force, 0o600)
+		if errors.Is(err, errExists) {
+			return withHint(ExitUsage, fmt.Errorf("--output: %w", err), "give --force to replace it, or another --output")
+		}
+		if err != nil {
+			return usageError(fmt.Errorf("--output: %w", err))
+		}
+		defer file.abort() // after commit, nothing left to drop
+		out = file
+	}
 	pool, err := db.open(ctx, 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 
-	var file *os.File
-	if *output != "" {
-		if file, err = os.Create(*output); err != nil {
-			return usageError(fmt.Errorf("--output: %w", err))
-		}
-		defer file.Close()
-		out = file
-	}
 	buf := bufio.NewWriter(out)
 	w := newReportWriter(*format, buf)
 	failed, rejected, err := writeReport(ctx, pool, *run, w)
-	if errors.Is(err, importer.ErrNoRun) {
-		return withHint(ExitUsage, err, "kommo-import runs lists the runs")
-	}
 	if err != nil {
-		return fmt.Errorf("report: %w", err)
+		return err
 	}
 	if err := errors.Join(w.finish(failed, rejected), buf.Flush()); err != nil {
 		return fmt.Errorf("report: write: %w", err)
 	}
 	if file != nil {
-		if err := file.Close(); err != nil {
-			return fmt.Errorf("report: write: %w", err)
+		if err := file.commit(); err != nil {
+			return fmt.Errorf("report: write %s: %w", *output, err)
 		}
 	}
 	if failed+rejected > 0 {
-		return withHint(ExitIncomplete, fmt.Errorf("run %s has %d failed messages and %d rejected records", *run, failed, rejected),
-			nextSteps(*run, failed, rejected))
+		return &incompleteError{run: *run, failed: failed, rejected: rejected, listed: true}
 	}
 	return nil
 }

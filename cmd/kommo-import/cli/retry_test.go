@@ -128,7 +128,7 @@ func TestRetryReportVerifyCommands(t *testing.T) {
 	c := newFrontedEnv(t, sim.Options{})
 	// m-0004 is the newest of conv-anna-001 (its loud one), m-0006 from the middle of conv-boris-002.
 	c.front.set(map[string]bool{"m-0004": true, "m-0006": true}, nil)
-	_, errOut, code := c.run(t, "run", "--run", "r1", "--source", sampleJSONL, "--rate", "-1", "--progress", "none")
+	_, errOut, code := c.run(t, "run", "--run", "r1", "--source", sampleJSONL, "--rate", "unlimited", "--progress", "none")
 	require.Equal(t, ExitIncomplete, code, errOut)
 	require.Len(t, c.sim.Ledger(), 12)
 
@@ -171,7 +171,7 @@ func TestRetryReportVerifyCommands(t *testing.T) {
 
 	// The cause is fixed: retry sends the two, once, and the newest of anna loud.
 	c.front.set(nil, nil)
-	out, errOut, code := c.run(t, "retry", "--run", "r1", "--rate", "-1", "--progress", "none")
+	out, errOut, code := c.run(t, "retry", "--run", "r1", "--rate", "unlimited", "--progress", "none")
 	require.Equal(t, ExitOK, code, errOut)
 	require.Contains(t, out, "run r1 (scope "+cliScope+"): done")
 	require.Contains(t, out, "sent:                14 (2 now)")
@@ -186,7 +186,7 @@ func TestRetryReportVerifyCommands(t *testing.T) {
 	require.Equal(t, strings.Join(reportColumns, ",")+"\n", out)
 
 	// Retrying again sends nothing.
-	out, errOut, code = c.run(t, "retry", "--run", "r1", "--rate", "-1", "--progress", "none", "--json")
+	out, errOut, code = c.run(t, "retry", "--run", "r1", "--rate", "unlimited", "--progress", "none", "--json")
 	require.Equal(t, ExitOK, code, errOut)
 	var sum map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &sum))
@@ -194,7 +194,7 @@ func TestRetryReportVerifyCommands(t *testing.T) {
 	require.Len(t, c.sim.Ledger(), 14)
 
 	t.Run("verify clean", func(t *testing.T) {
-		out, errOut, code := c.run(t, "verify", "--run", "r1", "--rate", "-1")
+		out, errOut, code := c.run(t, "verify", "--run", "r1", "--rate", "unlimited")
 		require.Equal(t, ExitOK, code, errOut)
 		require.Contains(t, out, "verify run r1: clean\n")
 		require.Contains(t, out, "3 checked (all of 3 with sent messages)")
@@ -204,7 +204,7 @@ func TestRetryReportVerifyCommands(t *testing.T) {
 	t.Run("verify finds a lost message", func(t *testing.T) {
 		c.front.set(nil, map[string]bool{"m-0002": true})
 		defer c.front.set(nil, nil)
-		out, errOut, code := c.run(t, "verify", "--run", "r1", "--rate", "-1", "--json")
+		out, errOut, code := c.run(t, "verify", "--run", "r1", "--rate", "unlimited", "--json")
 		require.Equal(t, ExitIncomplete, code, errOut)
 		require.Contains(t, errOut, "1 missing, 0 duplicated, 0 unexpected")
 		var rep struct {
@@ -222,13 +222,13 @@ func TestRetryReportVerifyCommands(t *testing.T) {
 		require.Equal(t, 13, rep.Found)
 		require.Equal(t, 3, rep.Requests)
 
-		out, _, code = c.run(t, "verify", "--run", "r1", "--rate", "-1")
+		out, _, code = c.run(t, "verify", "--run", "r1", "--rate", "unlimited")
 		require.Equal(t, ExitIncomplete, code)
 		require.Contains(t, out, "verify run r1: NOT clean\n")
 		require.Contains(t, out, "missing\tmsgid m-0002\tconversation conv-anna-001\tchat ")
 	})
 	t.Run("verify a sample", func(t *testing.T) {
-		out, errOut, code := c.run(t, "verify", "--run", "r1", "--rate", "-1", "--sample", "1")
+		out, errOut, code := c.run(t, "verify", "--run", "r1", "--rate", "unlimited", "--sample", "1")
 		require.Equal(t, ExitOK, code, errOut)
 		require.Contains(t, out, "1 checked (a sample of 1 of 3 with sent messages)")
 	})
@@ -236,7 +236,7 @@ func TestRetryReportVerifyCommands(t *testing.T) {
 
 func TestRetryReportVerifyUsageErrors(t *testing.T) {
 	c := newCLIEnv(t)
-	_, errOut, code := c.run(t, "run", "--run", "r1", "--source", sampleJSONL, "--rate", "-1", "--progress", "none")
+	_, errOut, code := c.run(t, "run", "--run", "r1", "--source", sampleJSONL, "--rate", "unlimited", "--progress", "none")
 	require.Equal(t, ExitOK, code, errOut)
 	tests := []struct {
 		name    string
@@ -249,9 +249,9 @@ func TestRetryReportVerifyUsageErrors(t *testing.T) {
 		{"retry needs a run", []string{"retry"}, "--run is required"},
 		{"retry of an unknown run", []string{"retry", "--run", "nope"}, `no such run "nope"`},
 		{"retry in another scope", []string{"retry", "--run", "r1", "--scope-id", "other_scope"}, "belongs to scope " + cliScope},
-		{"retry rate", []string{"retry", "--run", "r1", "--rate", "0"}, "--rate must be above 0"},
+		{"retry rate", []string{"retry", "--run", "r1", "--rate", "0"}, "--rate 0: must be above 0"},
 		{"verify needs a run", []string{"verify"}, "--run is required"},
-		{"verify sample", []string{"verify", "--run", "r1", "--sample", "-2"}, "--sample must be"},
+		{"verify sample", []string{"verify", "--run", "r1", "--sample", "-2"}, "--sample -2: must be 0 to"},
 		{"verify metrics address", []string{"verify", "--run", "r1", "--metrics-addr", "256.0.0.1:x"}, "--metrics-addr"},
 	}
 	for _, tt := range tests {
@@ -283,7 +283,7 @@ func TestRetryOfARunStillStaging(t *testing.T) {
 	_, err = pool.Exec(context.Background(),
 		`INSERT INTO kommo_import_runs (name, scope_id, source, notify, rate) VALUES ('half', $1, 'jsonl:x', 'newest', 5)`, cliScope)
 	require.NoError(t, err)
-	_, errOut, code = c.run(t, "retry", "--run", "half", "--rate", "-1", "--progress", "none")
+	_, errOut, code = c.run(t, "retry", "--run", "half", "--rate", "unlimited", "--progress", "none")
 	require.Equal(t, ExitUsage, code, errOut)
 	require.Contains(t, errOut, "has not finished staging")
 	require.Contains(t, errOut, "Try: resume it with kommo-import run --run half")

@@ -4,290 +4,192 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"strings"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kommo-import/kommo-import/importer"
-	"github.com/kommo-import/kommo-import/signer"
 	"github.com/kommo-import/kommo-import/sources"
 )
 
 const runHelp = `
 Stage a source into PostgreSQL, plan it, and send every message to the Kommo
-Chats API: in chronological order within each conversation, silent except the
-newest message of each conversation (one incoming lead and one notification per
-chat), at most --rate requests per second for all workers and processes of the
-run together.
+Chats API: in chronological order within each conversation, silent except one
+loud message per conversation (see --notify), at most --rate requests per
+second for all workers and processes of the scope together.
 
 Every step is checkpointed. Run the same command again after any interruption
-(Ctrl-C, kill, crash, network or API outage) and it resumes where it stopped,
-sending nothing twice: a message whose request may have landed is looked up in
-the chat's history before it is ever sent again. Several processes may work the
-same run at once; they share its rate.
+(Ctrl-C, kill, crash, network, API or database outage) and it resumes where it
+stopped, sending nothing twice: a message whose request may have landed is
+looked up in the chat's history before it is ever sent again. Several
+processes may work the same run at once; they share its rate. Ctrl-C once
+finishes the requests in flight; twice stops at once.
+
+A source with no records at all ends with exit code 3 ("nothing was
+imported"), since a failed export often leaves an empty file; give
+--allow-empty when that is expected.
 
 The channel secret is read from the environment (KOMMO_CHANNEL_SECRET) or from
 --channel-secret-file, never from a flag value; it is never printed or stored.
+The database URL and --source-dsn may hold passwords: they can come from the
+environment (DATABASE_URL, KOMMO_SOURCE_DSN), and a command printed for you
+names those variables instead of the values.
 
 Examples:
   kommo-import run --source csv:export.csv --scope-id "$KOMMO_SCOPE_ID"
   kommo-import run --source jsonl:history.jsonl.gz --rate 6 --workers 16
-  kommo-import run --source postgres --source-dsn "$OLD_DB" --source-table messages`
+  KOMMO_SOURCE_DSN=postgres://... kommo-import run --source postgres --source-table messages`
 
 type runFlags struct {
-	apiFlags
-	send   sendFlags
-	source sources.Spec
-	users  userFlags
-	notify string
-	batch  int
+	sessionFlags
+	sendFlags
+	source     sources.Spec
+	users      userFlags
+	run        string
+	notify     string
+	batch      int
+	allowEmpty bool
+	jsonOut    bool
 }
 
-func runRun(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error {
+func runRun(ctx context.Context, inv *invocation, args []string) error {
+	env := inv.env
 	fs := newFlagSet(env, "run", "--source SOURCE --scope-id ID [flags]", runHelp)
 	var f runFlags
+	f.send = &f.sendFlags
 	registerSourceFlags(fs, &f.source)
 	registerUserFlags(fs, &f.users, envKommoToken)
-	f.apiFlags.register(fs, env, "run name; default: derived from the scope and the source, so the same command resumes")
-	f.send.register(fs)
-	fs.IntVar(&f.batch, "stage-batch", 10000, "records per staging transaction (the staging checkpoint)")
-	fs.StringVar(&f.notify, "notify", string(importer.NotifyNewest), "newest: the newest message of each conversation is not silent (one lead and one notification per chat); none: every message silent")
+	f.sessionFlags.register(fs, env)
+	fs.StringVar(&f.run, "run", "", "the run's `NAME`; default: derived from the scope and the source, so the same command resumes")
+	intVar(fs, &f.batch, "stage-batch", 10000, 1, 1_000_000, "`N` records per staging transaction (the staging checkpoint)")
+	fs.StringVar(&f.notify, "notify", string(importer.NotifyNewest), notifyHelp)
+	fs.BoolVar(&f.allowEmpty, "allow-empty", false, "a source with no records is a success (exit 0), not a failed export (exit 3)")
+	fs.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
-	cfg, secret, err := f.validate(env)
+	if f.source.DSN == "" && f.source.Kind == sources.KindPostgres {
+		f.source.DSN = env.Getenv(envSourceDSN)
+	}
+	t, err := f.target()
 	if err != nil {
 		return err
 	}
-	if f.source.Users, err = loadUserMap(ctx, env, f.users); err != nil {
-		return err
-	}
-	spec := f.source
-	spec.Stdin = env.Stdin
-	cfg.Open = func(ctx context.Context) (importer.Source, error) { return sources.Open(ctx, spec) }
-	log, bar, err := f.send.logger(env, &f.logs)
-	if err != nil {
-		return err
-	}
-	cfg.Logger = log
-	if f.rate > 7 {
-		log.Warn("--rate is above Kommo's documented limit of 7 requests/s: expect 429 answers with long pauses, and repeated excess gets the account blocked", "rate", f.rate)
-	}
+	inv.setResume(fs, args, t.Run)
 
-	pool, err := f.db.open(ctx, int32(f.send.workers+4))
+	sess, err := openSession(ctx, inv, &f.sessionFlags, func(ctx context.Context, _ *pgxpool.Pool) (runTarget, error) {
+		users, err := loadUserMap(ctx, env, f.users)
+		if err != nil {
+			return t, err
+		}
+		spec := f.source
+		spec.Users, spec.Stdin = users, env.Stdin
+		t.Open = func(ctx context.Context) (importer.Source, error) { return sources.Open(ctx, spec) }
+		return t, nil
+	})
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	api, err := f.session(log, cfg.Run, pool, secret)
+	defer sess.close()
+	sess.cfg.BatchSize = f.batch
+	im, err := sess.newImporter()
 	if err != nil {
 		return err
 	}
-	defer api.close()
-	im, err := importer.New(pool, api.client, cfg)
-	if err != nil {
-		return usageError(err)
-	}
-	api.met.watchImporter(im)
-	api.met.watchLimiter(im.Limiter())
-
-	sum, runErr := f.send.sendRun(ctx, env, log, im, sig, bar)
-	return finishSend(env, sum, runErr, f.jsonOut, "kommo-import run "+shellQuote(withRunFlag(args, cfg.Run)))
+	sum, runErr := sendRun(ctx, inv, sess, &f.sendFlags, im)
+	return finishSend(env, sum, runErr, f.jsonOut, f.allowEmpty)
 }
 
-func (f *runFlags) validate(env Env) (importer.Config, signer.Secret, error) {
-	var cfg importer.Config
-	if f.scopeID == "" {
-		return cfg, "", withHint(ExitUsage, errors.New("no scope: set "+envScopeID+" or --scope-id"), "kommo-import connect prints the scope_id of a channel in an account")
+// target checks the flags that need no database and names the run.
+func (f *runFlags) target() (runTarget, error) {
+	var t runTarget
+	if f.api.scopeID == "" {
+		return t, withHint(ExitUsage, errors.New("no scope: set "+envScopeID+" or --scope-id"), "kommo-import connect prints the scope_id of a channel in an account")
 	}
 	if f.source.Kind == "" {
-		return cfg, "", usageError(errors.New("no source: give --source csv:FILE, jsonl:FILE or postgres"))
+		return t, withHint(ExitUsage, errors.New("no source: give --source csv:FILE, jsonl:FILE or postgres"), "kommo-import run --help describes the sources")
 	}
-	secret, err := f.check(env)
-	if err != nil {
-		return cfg, "", err
-	}
-	if err := f.send.check(); err != nil {
-		return cfg, "", err
-	}
-	if f.batch < 1 {
-		return cfg, "", usageError(errors.New("--stage-batch must be at least 1"))
+	if err := f.sessionFlags.check(); err != nil {
+		return t, err
 	}
 	if !importer.Notify(f.notify).Valid() {
-		return cfg, "", usageError(fmt.Errorf("--notify must be newest, newest-incoming or none, not %q", f.notify))
+		return t, usageError(fmt.Errorf("--notify must be newest, newest-incoming or none, not %q", f.notify))
+	}
+	if f.source.Kind == sources.KindPostgres && f.source.DSN == "" {
+		return t, withHint(ExitUsage, errors.New("--source postgres needs the database to read: --source-dsn URL, or env "+envSourceDSN),
+			"export "+envSourceDSN+"=postgres://USER:PASSWORD@HOST:5432/DATABASE keeps the password off the command line")
+	}
+	if f.source.Kind == sources.KindPostgres {
+		// Parsed here so that a DSN that does not parse is said in our
+		// words: the reader's error would quote it.
+		if _, err := importer.ParseDatabaseURL(f.source.DSN); err != nil {
+			return t, fmt.Errorf("--source-dsn: %w", err)
+		}
+	}
+	if err := f.source.Check(); err != nil {
+		return t, usageError(err)
 	}
 	id, err := f.source.Identity()
 	if err != nil {
-		return cfg, "", usageError(err)
+		return t, usageError(err)
 	}
-	name := f.run
-	if name == "" {
+	t = runTarget{Run: f.run, ScopeID: f.api.scopeID, Source: id, Notify: importer.Notify(f.notify)}
+	if t.Run == "" {
 		if id.Stream {
-			return cfg, "", withHint(ExitUsage, errors.New("reading from stdin needs --run NAME: a stream has no name to resume by"), "kommo-import run --run my-import --source jsonl:- ...")
+			return t, withHint(ExitUsage, errors.New("reading from stdin needs --run NAME: a stream has no name to resume by"), "kommo-import run --run my-import --source jsonl:- ...")
 		}
-		name = importer.DerivedRunName(f.scopeID, id)
+		t.Run = importer.DerivedRunName(f.api.scopeID, id)
 	}
-	cfg = importer.Config{
-		Run: name, ScopeID: f.scopeID, Source: id, Notify: importer.Notify(f.notify),
-		Rate: f.rate, Workers: f.send.workers, ReconcileWait: f.send.reconcile, MaxAttempts: f.send.maxAttempts,
-		BatchSize: f.batch, DBOutageLimit: f.send.dbOutage,
-	}
-	return cfg, secret, nil
+	return t, nil
 }
 
-// readSecret reads the channel secret from --channel-secret-file or the
-// environment. It is never accepted as a flag value: those show in ps.
-func readSecret(env Env, file string) (signer.Secret, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", usageError(fmt.Errorf("--channel-secret-file: %w", err))
+// sendRun runs im with progress output; the invocation's stopper turns
+// signals into its soft and hard stops.
+func sendRun(ctx context.Context, inv *invocation, sess *session, sf *sendFlags, im *importer.Importer) (*importer.Summary, error) {
+	progressDone := make(chan struct{})
+	stopProgress := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		switch {
+		case sf.progress == "none":
+			<-stopProgress
+		case sess.bar:
+			showBar(im.Progress, inv.env.Stderr, stopProgress)
+		default:
+			logProgress(im.Progress, sess.log, sf.interval, stopProgress)
 		}
-		s := strings.TrimSpace(string(b))
-		if s == "" {
-			return "", usageError(fmt.Errorf("--channel-secret-file %s is empty", file))
-		}
-		return signer.Secret(s), nil
-	}
-	if s := strings.TrimSpace(env.Getenv(envChannelSecret)); s != "" {
-		return signer.Secret(s), nil
-	}
-	return "", withHint(ExitUsage, errors.New("no channel secret: set "+envChannelSecret+" or give --channel-secret-file"),
-		"the secret comes with the channel registration from Kommo support; never pass it as a flag value")
+	}()
+	sum, err := im.Run(ctx, inv.stop.soft)
+	close(stopProgress)
+	<-progressDone
+	return sum, err
 }
 
-// withRunFlag returns args with --run NAME added when it is not there, so the
-// printed resume command names the run even if it was derived.
-func withRunFlag(args []string, name string) []string {
-	for _, a := range args {
-		if a == "--run" || a == "-run" || strings.HasPrefix(a, "--run=") || strings.HasPrefix(a, "-run=") {
-			return args
+// finishSend prints the summary and says how the invocation ended: the
+// importer's error as it is (resolveExitCode words it), or what the summary
+// shows went wrong.
+func finishSend(env Env, sum *importer.Summary, runErr error, jsonOut, allowEmpty bool) error {
+	if sum != nil {
+		if err := printSummary(env.Stdout, sum, jsonOut); err != nil {
+			return err
 		}
 	}
-	return append(append([]string{}, args...), "--run", name)
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
+	switch {
+	case runErr != nil:
+		return runErr
+	case sum.Records+sum.Rejected+sum.Duplicates == 0 && !allowEmpty:
+		return &emptySourceError{run: sum.Name, source: sourceName(sum.Source)}
+	case sum.Outcome == importer.OutcomeIncomplete:
+		return &incompleteError{run: sum.Name, failed: sum.Failed, rejected: sum.Rejected}
 	}
-	return v
-}
-
-func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
-	if asJSON {
-		return writeJSON(w, s)
-	}
-	fmt.Fprintf(w, "run %s (scope %s): %s\n", s.Name, s.ScopeID, s.Outcome)
-	if s.StopReason != "" {
-		fmt.Fprintf(w, "  stopped because:     %s\n", s.StopReason)
-	}
-	fmt.Fprintf(w, "  source:              %s\n", s.Source)
-	fmt.Fprintf(w, "  records read:        %d valid, %d rejected; repeated records skipped: %d\n", s.Records, s.Rejected, s.Duplicates)
-	fmt.Fprintf(w, "  already in scope:    %d sent before (skipped), %d held by other runs (skipped)\n", s.KnownSent, s.KnownOther)
-	if len(s.OtherRuns) > 0 {
-		fmt.Fprintf(w, "                       other runs holding them: %s (resume those to send them)\n", strings.Join(s.OtherRuns, ", "))
-	}
-	fmt.Fprintf(w, "  staged:              %d messages\n", s.Staged)
-	fmt.Fprintf(w, "  sent:                %d (%d now), failed %d, pending %d, in doubt %d\n", s.Sent, s.SentNow, s.Failed, s.Pending, s.Sending)
-	fmt.Fprintf(w, "  in-doubt reconciled: %d looked up, %d found already delivered\n", s.InDoubt, s.InDoubtFound)
-	fmt.Fprintf(w, "  HTTP requests:       %d (%.3f per delivered message), %d retries, %d rate-limited\n", s.Requests, s.RequestsPerMessage, s.Retries, s.RateLimited)
-	fmt.Fprintf(w, "  elapsed:             %s, %.2f messages/s\n", (time.Duration(s.ElapsedSeconds * float64(time.Second))).Round(time.Millisecond), s.EffectiveRate)
 	return nil
 }
 
-func showBar(im *importer.Importer, w io.Writer, stop <-chan struct{}) {
-	b := progressbar.NewOptions64(-1,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetPredictTime(false),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(200*time.Millisecond),
-		progressbar.OptionSpinnerType(14),
-	)
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	var max int64 = -1
-	for {
-		p := im.Progress()
-		if p.Phase == "sending" && p.Total != max {
-			max = p.Total
-			b.ChangeMax64(max)
-		}
-		if p.Phase == "sending" {
-			_ = b.Set64(p.Done)
-		} else {
-			_ = b.Set64(p.Read)
-		}
-		b.Describe(describe(p))
-		select {
-		case <-stop:
-			_ = b.Exit()
-			fmt.Fprintln(w)
-			return
-		case <-t.C:
-		}
+// sourceName is a run's source label as the operator gave it: the path of
+// a file (the label is kind:path).
+func sourceName(label string) string {
+	if kind, path, ok := strings.Cut(label, ":"); ok && (kind == sources.KindCSV || kind == sources.KindJSONL) {
+		return path
 	}
-}
-
-func describe(p importer.Progress) string {
-	switch p.Phase {
-	case "sending":
-		s := fmt.Sprintf("sending  %.1f req/s  ETA %s", p.Rate, eta(p))
-		if !p.PausedUntil.IsZero() {
-			s += fmt.Sprintf("  PAUSED (429) for %s", time.Until(p.PausedUntil).Round(time.Second))
-		}
-		if p.DBDown {
-			s += "  WAITING FOR THE DATABASE"
-		}
-		return s
-	default:
-		return string(p.Phase)
-	}
-}
-
-// eta is pending ÷ rate: the API's limit, not the recent speed, sets the pace.
-func eta(p importer.Progress) string {
-	left := p.Total - p.Done
-	if left <= 0 {
-		return "0s"
-	}
-	if p.Rate <= 0 {
-		return "?"
-	}
-	d := time.Duration(float64(left) / p.Rate * float64(time.Second))
-	if !p.PausedUntil.IsZero() {
-		d += time.Until(p.PausedUntil)
-	}
-	return d.Round(time.Second).String()
-}
-
-func logProgress(im *importer.Importer, log *slog.Logger, every time.Duration, stop <-chan struct{}) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		p := im.Progress()
-		attrs := []any{"phase", p.Phase}
-		if p.Phase == "sending" {
-			attrs = append(attrs, "done", p.Done, "total", p.Total, "sent_now", p.SentNow, "rate", p.Rate, "eta", eta(p), "processes", p.Processes)
-			if !p.PausedUntil.IsZero() {
-				attrs = append(attrs, "paused_until", p.PausedUntil.Format(time.RFC3339))
-			}
-			if p.DBDown {
-				attrs = append(attrs, "database", "unavailable, retrying")
-			}
-		} else {
-			attrs = append(attrs, "records_read", p.Read)
-		}
-		log.Info("progress", attrs...)
-	}
+	return label
 }

@@ -49,7 +49,7 @@ func (c *cliEnv) run(t *testing.T, args ...string) (stdout, stderr string, code 
 
 func TestRunCommandImportsAndReports(t *testing.T) {
 	c := newCLIEnv(t)
-	out, errOut, code := c.run(t, "run", "--source", sampleJSONL, "--rate", "-1", "--progress", "none")
+	out, errOut, code := c.run(t, "run", "--source", sampleJSONL, "--rate", "unlimited", "--progress", "none")
 	require.Equal(t, ExitOK, code, "stderr: %s", errOut)
 	require.Contains(t, out, ": done\n")
 	require.Contains(t, out, "sent:                14 (14 now)")
@@ -65,7 +65,7 @@ func TestRunCommandImportsAndReports(t *testing.T) {
 	require.EqualValues(t, 14, st.Sent)
 	require.True(t, strings.HasPrefix(st.Name, "messages.jsonl-"), st.Name)
 
-	out, _, code = c.run(t, "run", "--source", sampleJSONL, "--rate", "-1", "--progress", "none", "--json")
+	out, _, code = c.run(t, "run", "--source", sampleJSONL, "--rate", "unlimited", "--progress", "none", "--json")
 	require.Equal(t, ExitOK, code)
 	var sum importer.Summary
 	require.NoError(t, json.Unmarshal([]byte(out), &sum))
@@ -80,7 +80,7 @@ func TestRunCommandImportsAndReports(t *testing.T) {
 
 func TestRunCommandWithRejectsExitsIncomplete(t *testing.T) {
 	c := newCLIEnv(t)
-	out, errOut, code := c.run(t, "run", "--source", messyJSONL, "--rate", "-1", "--progress", "none")
+	out, errOut, code := c.run(t, "run", "--source", messyJSONL, "--rate", "unlimited", "--progress", "none")
 	require.Equal(t, ExitIncomplete, code, "stderr: %s", errOut)
 	require.Contains(t, out, "12 rejected")
 	require.Contains(t, errOut, "kommo-import report --run")
@@ -100,10 +100,10 @@ func TestRunCommandConfigurationErrors(t *testing.T) {
 		{"no scope", envScopeID, []string{"--source", sampleJSONL}, "no scope"},
 		{"no database", envDatabaseURL, []string{"--source", sampleJSONL}, "no database"},
 		{"no source", "", nil, "no source"},
-		{"zero rate", "", []string{"--source", sampleJSONL, "--rate", "0"}, "--rate must be above 0"},
+		{"zero rate", "", []string{"--source", sampleJSONL, "--rate", "0"}, "--rate 0: must be above 0"},
 		{"stdin needs a run name", "", []string{"--source", "jsonl:-"}, "needs --run NAME"},
 		{"plain http to a remote host", "", []string{"--source", sampleJSONL, "--api-url", "http://example.com"}, "http"},
-		{"unknown flag", "", []string{"--sourc", "x"}, "flag provided but not defined"},
+		{"unknown flag", "", []string{"--sourc", "x"}, "unknown flag --sourc: did you mean --source?"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,7 +128,7 @@ func TestRunCommandConfigurationErrors(t *testing.T) {
 		}
 	}
 	cc := &cliEnv{vars: vars, sim: c.sim}
-	_, errOut, code := cc.run(t, "run", "--source", sampleCSV, "--channel-secret-file", secretFile, "--rate", "-1", "--progress", "none")
+	_, errOut, code := cc.run(t, "run", "--source", sampleCSV, "--channel-secret-file", secretFile, "--rate", "unlimited", "--progress", "none")
 	require.Equal(t, ExitOK, code, errOut)
 }
 
@@ -140,14 +140,14 @@ func TestRunCommandOnANewVersionOfTheSameFile(t *testing.T) {
 	require.NoError(t, err)
 	lines := strings.SplitAfter(string(all), "\n")
 	require.NoError(t, os.WriteFile(path, []byte(strings.Join(lines[:8], "")), 0o600))
-	_, errOut, code := c.run(t, "run", "--source", "jsonl:"+path, "--rate", "-1", "--progress", "none")
+	_, errOut, code := c.run(t, "run", "--source", "jsonl:"+path, "--rate", "unlimited", "--progress", "none")
 	require.Equal(t, ExitOK, code, errOut)
 	first := len(c.sim.Ledger())
 	require.Positive(t, first)
 
 	// Tonight's export overwrote the file: the same command is a re-sync, a new run.
 	require.NoError(t, os.WriteFile(path, all, 0o600))
-	out, errOut, code := c.run(t, "run", "--source", "jsonl:"+path, "--rate", "-1", "--progress", "none", "--json")
+	out, errOut, code := c.run(t, "run", "--source", "jsonl:"+path, "--rate", "unlimited", "--progress", "none", "--json")
 	require.Equal(t, ExitOK, code, errOut)
 	var sum importer.Summary
 	require.NoError(t, json.Unmarshal([]byte(out), &sum))

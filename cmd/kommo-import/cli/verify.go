@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kommo-import/kommo-import/importer"
 )
@@ -31,65 +32,42 @@ Examples:
   kommo-import verify --run my-import
   kommo-import verify --run my-import --sample 200 --json`
 
-func runVerify(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error {
+func runVerify(ctx context.Context, inv *invocation, args []string) error {
+	env := inv.env
 	fs := newFlagSet(env, "verify", "--run NAME [--sample N] [flags]", verifyHelp)
-	var f apiFlags
-	f.register(fs, env, "the run's name (kommo-import runs lists them); required")
-	sample := fs.Int("sample", 0, "check a random sample of N conversations; 0: all of them")
+	var f sessionFlags
+	f.register(fs, env)
+	run := fs.String("run", "", "the run's `NAME` (kommo-import runs lists them); required")
+	var sample int
+	intVar(fs, &sample, "sample", 0, 0, 1_000_000_000, "check a random sample of `N` conversations; 0: all of them")
+	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
-	if f.run == "" {
+	if *run == "" {
 		return withHint(ExitUsage, errors.New("verify: --run is required"), "kommo-import runs lists the runs")
 	}
-	secret, err := f.check(env)
-	if err != nil {
+	if err := f.check(); err != nil {
 		return err
 	}
-	if *sample < 0 {
-		return usageError(errors.New("--sample must be 0 (all) or more"))
-	}
-	log, err := f.logs.logger(env.Stderr)
-	if err != nil {
-		return err
-	}
-	pool, err := f.db.open(ctx, 4)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	st, err := f.runStatus(ctx, pool)
-	if err != nil {
-		return err
-	}
-	api, err := f.session(log, st.Name, pool, secret)
-	if err != nil {
-		return err
-	}
-	defer api.close()
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-sig:
-			log.Warn("stopping")
-			cancel()
-		case <-ctx.Done():
+	inv.setResume(fs, args, *run)
+	sess, err := openSession(ctx, inv, &f, func(ctx context.Context, pool *pgxpool.Pool) (runTarget, error) {
+		st, err := importer.Status(ctx, pool, *run)
+		if err != nil {
+			return runTarget{}, err
 		}
-	}()
-	rep, err := importer.VerifyWith(ctx, pool, api.client, importer.VerifyConfig{Run: st.Name, Sample: *sample, Rate: f.rate, Logger: log})
-	again := "kommo-import " + shellQuote(append([]string{"verify"}, args...))
-	var stop *importer.StopError
-	switch {
-	case errors.As(err, &stop):
-		return withHint(ExitOperator, err, stopHint(stop)+"\nThen verify again: "+again)
-	case errors.Is(err, importer.ErrInterrupted):
-		return withHint(ExitInterrupted, err, "verify again: "+again)
-	case err != nil:
+		return targetOf(st), nil
+	})
+	if err != nil {
 		return err
 	}
-	if f.jsonOut {
+	defer sess.close()
+
+	rep, err := importer.VerifyWith(ctx, sess.pool, sess.client, importer.VerifyConfig{Run: sess.cfg.Run, Sample: sample, Rate: f.api.rate, Logger: sess.log})
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
 		if err := writeJSON(env.Stdout, rep); err != nil {
 			return err
 		}
@@ -97,8 +75,7 @@ func runVerify(ctx context.Context, env Env, args []string, sig <-chan os.Signal
 		return err
 	}
 	if !rep.Clean() {
-		return withHint(ExitIncomplete, fmt.Errorf("verify: run %s: %d missing, %d duplicated, %d unexpected", rep.Run, rep.MissingCount, rep.DuplicatedCount, rep.UnexpectedCount),
-			"missing messages may still be processing: verify again in a minute. Do not retry messages listed as unexpected: they are in the chat already")
+		return &verifyError{rep: rep}
 	}
 	return nil
 }

@@ -1,0 +1,319 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kommo-import/kommo-import/importer"
+)
+
+const statusHelp = `
+Show what a run has done and what is left, read from the database: while the
+run is going (from another terminal) or after it ended. Without --run, the
+most recently started run.
+
+It says whether a live process works the run (host, pid, since when) or not:
+a run with work left and no live process is interrupted, and the same command
+that started it resumes it. "last delivery" is when any process last
+delivered a message of the run: a live run whose last delivery is long ago is
+waiting (a 429 pause, the database, in-doubt messages being looked up).`
+
+func runStatus(ctx context.Context, inv *invocation, args []string) error {
+	env := inv.env
+	fs := newFlagSet(env, "status", "[--run NAME] [--json]", statusHelp)
+	var db dbFlags
+	db.register(fs, env)
+	run := fs.String("run", "", "run `NAME` (see kommo-import runs); default: the latest run")
+	asJSON := fs.Bool("json", false, "print JSON (for dashboards and scripts)")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	pool, err := db.open(ctx, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	name := *run
+	if name == "" {
+		runs, err := importer.Runs(ctx, pool)
+		if err != nil {
+			return err
+		}
+		if len(runs) == 0 {
+			return withHint(ExitUsage, errors.New("no runs in this database yet"), "kommo-import run --help")
+		}
+		name = runs[0].Name
+	}
+	st, err := importer.Status(ctx, pool, name)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, st)
+	}
+	return printStatus(env.Stdout, st, time.Now())
+}
+
+// printStatus prints a run's status for people.
+func printStatus(out io.Writer, st *importer.RunStatus, now time.Time) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	row := func(k string, format string, args ...any) {
+		fmt.Fprintf(w, "%s\t%s\n", k, fmt.Sprintf(format, args...))
+	}
+	row("run", "%s", st.Name)
+	row("state", "%s", stateText(st))
+	row("processes", "%s", processesText(st, now))
+	if st.ProgressAt.IsZero() {
+		row("last delivery", "none yet")
+	} else {
+		row("last delivery", "%s (%s)", ago(st.ProgressAt, now), st.ProgressAt.Local().Format(time.RFC3339))
+	}
+	if st.StopReason != "" {
+		row("stopped because", "%s", st.StopReason)
+	}
+	row("scope", "%s", st.ScopeID)
+	row("source", "%s", st.Source)
+	rate := fmt.Sprintf("%g req/s", st.Rate)
+	if st.Rate < 0 {
+		rate = "unlimited"
+	}
+	row("notify / rate", "%s / %s", st.Notify, rate)
+	row("records", "%s valid, %s rejected, %s duplicates", count(st.Records), count(st.Rejected), count(st.Duplicates))
+	row("skipped", "%s already sent in the scope, %s held by other runs", count(st.KnownSent), count(st.KnownOther))
+	if len(st.OtherRuns) > 0 {
+		row("", "other runs holding them: %s", strings.Join(st.OtherRuns, ", "))
+	}
+	row("taken over", "%s messages from runs no process works any more", count(st.TakenOver))
+	row("messages", "%s staged: %s sent, %s pending, %s in doubt, %s failed", count(st.Staged), count(st.Sent), count(st.Pending), count(st.Sending), count(st.Failed))
+	row("reconciled", "%s (in-doubt messages found in history, not sent again)", count(st.Reconciled))
+	row("parked", "%s conversations waiting for a retry or for their in-doubt message to be looked up", count(st.Parked))
+	row("quotes dropped", "%s replies or forwards sent without the quoted message (not in the export)", count(st.QuotesDropped))
+	for _, l := range unknownFieldLines(st.UnknownFields) {
+		row("unknown field", "%s", l)
+	}
+	if !st.PausedUntil.IsZero() {
+		row("paused until", "%s (429: every request waits; %s left)", st.PausedUntil.Local().Format(time.RFC3339), st.PausedUntil.Sub(now).Round(time.Second))
+	}
+	row("started", "%s", st.CreatedAt.Local().Format(time.RFC3339))
+	row("updated", "%s", st.UpdatedAt.Local().Format(time.RFC3339))
+	if !st.FinishedAt.IsZero() {
+		row("finished", "%s", st.FinishedAt.Local().Format(time.RFC3339))
+	}
+	if !st.AbandonedAt.IsZero() {
+		row("abandoned", "%s", st.AbandonedAt.Local().Format(time.RFC3339))
+	}
+	return w.Flush()
+}
+
+// stateText is a run's state with what it means.
+func stateText(st *importer.RunStatus) string {
+	switch st.State {
+	case importer.RunStaging:
+		return "staging (a live process reads the source)"
+	case importer.RunSending:
+		return "sending"
+	case importer.RunInterrupted:
+		return "interrupted: work is left and no process works the run"
+	case importer.RunDone:
+		return "done: everything sent"
+	case importer.RunIncomplete:
+		return fmt.Sprintf("incomplete: nothing left to send, but %s failed messages and %s rejected records (kommo-import report --run %s)",
+			count(st.Failed), count(st.Rejected), shellQuote([]string{st.Name}))
+	case importer.RunAbandoned:
+		return "abandoned: never resumed; its unsent messages go to the next run that stages them"
+	}
+	return string(st.State)
+}
+
+// processesText says which live processes work the run, or what to do when none does.
+func processesText(st *importer.RunStatus, now time.Time) string {
+	if !st.Live {
+		if st.State == importer.RunInterrupted {
+			return "no live process: run the same command to resume"
+		}
+		return "no live process"
+	}
+	if len(st.LiveProcesses) == 0 {
+		return fmt.Sprintf("%d live", st.Processes)
+	}
+	parts := make([]string, len(st.LiveProcesses))
+	for i, p := range st.LiveProcesses {
+		parts[i] = fmt.Sprintf("%s pid %d since %s (heartbeat %s)", p.Host, p.PID, p.StartedAt.Local().Format(time.RFC3339), ago(p.HeartbeatAt, now))
+	}
+	return fmt.Sprintf("%d live: %s", len(parts), strings.Join(parts, "; "))
+}
+
+// ago says how long before now t was: "12s ago", "3m ago", "2h5m ago".
+func ago(t, now time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < time.Second:
+		return "just now"
+	case d < time.Minute:
+		return d.Round(time.Second).String() + " ago"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%dm ago", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+}
+
+const runsHelp = `
+List every run in the database, newest first, with its state and whether a
+live process works it.
+
+  kommo-import runs abandon NAME   give a run up: it is never resumed, and its
+                                   unsent messages go to the next run that
+                                   stages them (an in-doubt one is looked up in
+                                   its chat's history first)
+  kommo-import runs delete NAME    remove a run that sent nothing (staged by
+                                   mistake); a run that sent messages can only
+                                   be abandoned: its rows keep a re-sync from
+                                   sending them twice
+
+Neither works while a live process works the run.`
+
+func runRuns(ctx context.Context, inv *invocation, args []string) error {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "list":
+			args = args[1:]
+		case "abandon", "delete":
+			return runsChange(ctx, inv, args[0], args[1:])
+		default:
+			msg := fmt.Sprintf("unknown runs command %q", args[0])
+			if s := nearest(args[0], []string{"abandon", "delete", "list"}); s != "" {
+				msg += ": did you mean " + s + "?"
+			}
+			return withHint(ExitUsage, errors.New(msg), "kommo-import runs --help")
+		}
+	}
+	env := inv.env
+	fs := newFlagSet(env, "runs", "[list | abandon NAME | delete NAME] [--json]", runsHelp)
+	var db dbFlags
+	db.register(fs, env)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	pool, err := db.open(ctx, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	runs, err := importer.Runs(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, runs)
+	}
+	now := time.Now()
+	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "RUN\tSTATE\tLIVE\tSENT\tPENDING\tFAILED\tREJECTED\tLAST DELIVERY\tSTARTED\tSOURCE")
+	for _, r := range runs {
+		live := "no"
+		if r.Live {
+			live = fmt.Sprintf("yes (%d)", r.Processes)
+		}
+		last := "-"
+		if !r.ProgressAt.IsZero() {
+			last = ago(r.ProgressAt, now)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", r.Name, r.State, live, r.Sent, r.Pending+r.Sending, r.Failed, r.Rejected,
+			last, r.CreatedAt.Local().Format("2006-01-02 15:04"), r.Source)
+	}
+	return w.Flush()
+}
+
+// runsChangeResult is the --json output of runs abandon and runs delete.
+type runsChangeResult struct {
+	Run    string `json:"run"`
+	Action string `json:"action"` // abandoned, already_abandoned, deleted
+	// What the run held when it was changed.
+	Sent     int64 `json:"sent"`
+	Pending  int64 `json:"pending"`
+	InDoubt  int64 `json:"in_doubt"`
+	Failed   int64 `json:"failed"`
+	Rejected int64 `json:"rejected"`
+}
+
+// runsChange is runs abandon NAME and runs delete NAME.
+func runsChange(ctx context.Context, inv *invocation, action string, args []string) error {
+	env := inv.env
+	fs := newFlagSet(env, "runs "+action, "NAME [--json]", runsHelp)
+	var db dbFlags
+	db.register(fs, env)
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	name, err := parseWithName(fs, env, args)
+	if err != nil {
+		return err
+	}
+	inv.set(func(f *invocationFacts) { f.run = name })
+	pool, err := db.open(ctx, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	st, err := importer.Status(ctx, pool, name)
+	if err != nil {
+		return err
+	}
+	res := runsChangeResult{Run: name, Action: action + "d", Sent: st.Sent, Pending: st.Pending, InDoubt: st.Sending, Failed: st.Failed, Rejected: st.Rejected}
+	var text string
+	switch {
+	case action == "abandon" && st.State == importer.RunAbandoned:
+		res.Action = "already_abandoned"
+		text = fmt.Sprintf("run %s was abandoned already, at %s: nothing changed", name, st.AbandonedAt.Local().Format(time.RFC3339))
+	case action == "abandon":
+		if err := importer.AbandonRun(ctx, pool, name); err != nil {
+			return fmt.Errorf("runs abandon %s: %w", name, err)
+		}
+		text = fmt.Sprintf("run %s abandoned: it is never resumed. Its %s unsent messages (%s pending, %s in doubt) go to the next run that stages them; an in-doubt one is looked up in its chat's history first",
+			name, count(st.Pending+st.Sending), count(st.Pending), count(st.Sending))
+	default:
+		if err := importer.DeleteRun(ctx, pool, name); err != nil {
+			return fmt.Errorf("runs delete %s: %w", name, err)
+		}
+		text = fmt.Sprintf("run %s deleted, with its %s staged messages and %s rejected records", name, count(st.Staged), count(st.Rejected))
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, res)
+	}
+	_, err = fmt.Fprintln(env.Stdout, text)
+	return err
+}
+
+// parseWithName parses flags and exactly one positional argument, which
+// may come before, between or after the flags.
+func parseWithName(fs *flag.FlagSet, env Env, args []string) (string, error) {
+	var names, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			names = append(names, a)
+			continue
+		}
+		rest = append(rest, a)
+		if name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "="); !hasValue {
+			if f := fs.Lookup(name); f != nil && !isBoolFlag(f.Value) && i+1 < len(args) {
+				i++
+				rest = append(rest, args[i])
+			}
+		}
+	}
+	if err := parseFlags(fs, env, rest); err != nil {
+		return "", err
+	}
+	if len(names) != 1 {
+		return "", withHint(ExitUsage, fmt.Errorf("%s: give one run name, not %d", fs.Name(), len(names)), "kommo-import runs lists the runs")
+	}
+	return names[0], nil
+}

@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/kommo-import/kommo-import/importer"
+)
+
+// printSummary prints what a run (or retry) did: as text for people, or the
+// whole Summary as JSON.
+func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
+	if asJSON {
+		return writeJSON(w, s)
+	}
+	p := func(label, format string, args ...any) {
+		fmt.Fprintf(w, "  %-20s %s\n", label+":", fmt.Sprintf(format, args...))
+	}
+	fmt.Fprintf(w, "run %s (scope %s): %s\n", s.Name, s.ScopeID, s.Outcome)
+	if s.StopReason != "" {
+		p("stopped because", "%s", s.StopReason)
+	}
+	p("source", "%s", s.Source)
+	p("records read", "%s valid, %s rejected; repeated records skipped: %s", count(s.Records), count(s.Rejected), count(s.Duplicates))
+	p("already in scope", "%s sent before (skipped), %s held by other runs (skipped)", count(s.KnownSent), count(s.KnownOther))
+	if len(s.OtherRuns) > 0 {
+		fmt.Fprintf(w, "  %-20s other runs holding them: %s (resume those to send them)\n", "", strings.Join(s.OtherRuns, ", "))
+	}
+	if s.TakenOver > 0 {
+		p("taken over", "%s messages from runs no process works any more (in-doubt ones are looked up first)", count(s.TakenOver))
+	}
+	p("staged", "%s messages", count(s.Staged))
+	p("sent", "%d (%d now), failed %d, pending %d, in doubt %d", s.Sent, s.SentNow, s.Failed, s.Pending, s.Sending)
+	if s.Parked > 0 {
+		p("parked", "%s conversations waiting for a retry or for their in-doubt message to be looked up", count(s.Parked))
+	}
+	p("in-doubt reconciled", "%s looked up, %s found already delivered", count(s.InDoubt), count(s.InDoubtFound))
+	if s.QuotesDropped > 0 {
+		p("quotes dropped", "%s replies or forwards sent without their quote: the export does not hold the quoted message", count(s.QuotesDropped))
+	}
+	for i, l := range unknownFieldLines(s.UnknownFields) {
+		label := ""
+		if i == 0 {
+			label = "unknown fields:"
+		}
+		fmt.Fprintf(w, "  %-20s %s\n", label, l)
+	}
+	p("HTTP requests", "%s (%.3f per delivered message), %s retries, %s rate-limited", count(s.Requests), s.RequestsPerMessage, count(s.Retries), count(s.RateLimited))
+	p("elapsed", "%.1f s, %.2f messages/s", s.ElapsedSeconds, s.EffectiveRate)
+	return nil
+}
+
+// unknownFieldLines says, most frequent first, which input fields are not
+// part of the Chats API payload (and so were not sent).
+func unknownFieldLines(fields map[string]int64) []string {
+	names := make([]string, 0, len(fields))
+	for f := range fields {
+		names = append(names, f)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if fields[names[i]] != fields[names[j]] {
+			return fields[names[i]] > fields[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	lines := make([]string, len(names))
+	for i, f := range names {
+		records := "records"
+		if fields[f] == 1 {
+			records = "record"
+		}
+		lines[i] = fmt.Sprintf("field `%s` on %s %s is not part of the Chats API payload and is not sent", f, count(fields[f]), records)
+	}
+	return lines
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
