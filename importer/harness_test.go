@@ -61,13 +61,14 @@ func (h *harness) importerFor(name, path, scope string, mod func(*importer.Confi
 	h.t.Helper()
 	cfg := importer.Config{
 		Run: name, ScopeID: scope,
-		Open:   openJSONL(path),
-		Source: fileIdentity(h.t, path),
-		Rate:   -1, Workers: 4,
+		Rate: -1, Workers: 4,
 		ReconcileWait: 50 * time.Millisecond,
 		BackoffBase:   10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		Heartbeat: 200 * time.Millisecond, Lease: 5 * time.Second,
 		MaxAttempts: 30,
+	}
+	if path != "" {
+		cfg.Open, cfg.Source = openJSONL(path), fileIdentity(h.t, path)
 	}
 	if mod != nil {
 		mod(&cfg)

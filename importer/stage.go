@@ -359,10 +359,11 @@ func (im *Importer) writeBatch(ctx context.Context, tx pgx.Tx, sb *stageBatch, o
 			if err := tx.QueryRow(ctx, takeOver, im.cfg.ScopeID, im.cfg.Run).Scan(&taken); err != nil {
 				return err
 			}
+			// What is left with other runs after the takeover: sent, or
+			// held by a run that lives.
 			if err := tx.QueryRow(ctx, countKnown, im.cfg.ScopeID, im.cfg.Run).Scan(&knownSent, &knownOther); err != nil {
 				return err
 			}
-			knownOther -= taken
 		}
 	}
 	if len(sb.rejects) > 0 {
