@@ -71,6 +71,7 @@ type session struct {
 	key  int64
 
 	sentAtBeat int64 // messages delivered at the last beat that recorded progress
+	beats      int64
 }
 
 func newLockKey() int64 {
@@ -196,6 +197,14 @@ func (im *Importer) beatLocked(ctx context.Context) (int, error) {
 	}
 	n := max(int(live), 1)
 	im.stats.processes.Store(int64(n))
+	im.sess.beats++
+	if n > 1 && im.sess.beats%5 == 0 {
+		// Other processes deliver too: the run's progress comes from the
+		// database now and then (a count over the run's rows).
+		if err := im.loadProgressBase(ctx); err != nil {
+			return 0, err
+		}
+	}
 	im.throughput.add(time.Now(), im.Progress().Done)
 	return n, nil
 }

@@ -328,6 +328,8 @@ func (im *Importer) loadProgressBase(ctx context.Context) error {
 		return fmt.Errorf("progress: %w", err)
 	}
 	im.stats.total.Store(total)
-	im.stats.baseDone.Store(done)
+	// Done counts this process's deliveries on top of the base: the base
+	// is what the database has, less what this process added to it.
+	im.stats.baseDone.Store(done - im.stats.sent.Load() - im.stats.failed.Load())
 	return nil
 }

@@ -1,0 +1,65 @@
+package importer
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kommo-import/kommo-import/internal/pgtest"
+	"github.com/kommo-import/kommo-import/migrations"
+)
+
+// Two pacers of one scope (two processes) draw from one schedule: their
+// slots interleave an interval apart; a 429 recorded by one holds the
+// other's next slot back and halves the rate, which recovers after 30
+// quiet seconds.
+func TestPacersShareOneSchedule(t *testing.T) {
+	pool := pgtest.Pool(t)
+	ctx := context.Background()
+	_, err := migrations.Apply(ctx, pool)
+	require.NoError(t, err)
+	const rate = 50.0
+	a := newPacer(pool, "scope-1", rate, noDBWait)
+	b := newPacer(pool, "scope-1", rate, noDBWait)
+	other := newPacer(pool, "scope-2", rate, noDBWait)
+
+	var slots []time.Time
+	for i := range 10 {
+		p := a
+		if i%2 == 1 {
+			p = b
+		}
+		s, err := p.reserve(ctx)
+		require.NoError(t, err)
+		slots = append(slots, s.at)
+	}
+	interval := time.Duration(float64(time.Second) * rateMargin / rate)
+	for i := 1; i < len(slots); i++ {
+		require.InDelta(t, float64(interval), float64(slots[i].Sub(slots[i-1])), float64(3*time.Millisecond),
+			"slot %d is one interval after the one before, whichever process took it", i)
+	}
+	s, err := other.reserve(ctx)
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now(), s.at, 50*time.Millisecond, "another scope has a schedule of its own")
+
+	// A 429 seen by a pauses b.
+	require.NoError(t, a.pause(ctx, 2*time.Second))
+	require.InDelta(t, rate/2, a.Rate(), 0.01)
+	s, err = b.reserve(ctx)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, time.Until(s.at), 1900*time.Millisecond, "b's next slot comes after the pause")
+	require.False(t, b.PausedUntil().IsZero(), "and b knows of the pause")
+	require.InDelta(t, rate/2, b.Rate(), 0.01)
+	// A second 429 within the pause does not step down again.
+	require.NoError(t, b.pause(ctx, time.Second))
+	require.InDelta(t, rate/2, b.Rate(), 0.01)
+
+	// 30 quiet seconds later the rate steps back up by a quarter.
+	_, err = pool.Exec(ctx, `UPDATE kommo_import_pacer SET paused_until = now() - interval '1 second', last_step = now() - interval '31 seconds', tat = now() WHERE scope_id = 'scope-1'`)
+	require.NoError(t, err)
+	_, err = a.reserve(ctx)
+	require.NoError(t, err)
+	require.InDelta(t, rate/2*recoverStep, a.Rate(), 0.01)
+}
