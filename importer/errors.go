@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -134,7 +135,7 @@ func (e *InterruptedError) Error() string {
 	if e.Detail != "" {
 		msg += " (" + e.Detail + ")"
 	}
-	if e.Err != nil {
+	if e.Err != nil && !(e.Cause == CauseSignal && errors.Is(e.Err, context.Canceled)) {
 		msg += ": " + e.Err.Error()
 	}
 	return msg

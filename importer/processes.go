@@ -205,7 +205,9 @@ func (im *Importer) beatLocked(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	im.throughput.add(time.Now(), im.Progress().Done)
+	if phase, _ := im.stats.phase.Load().(Phase); phase == PhaseSending {
+		im.throughput.add(time.Now(), im.Progress().Done)
+	}
 	return n, nil
 }
 

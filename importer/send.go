@@ -66,12 +66,12 @@ type conversation struct {
 // send runs the worker pool until every conversation of the run is done or
 // the run must stop.
 func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
+	if err := im.withDB(ctx, "progress", im.loadProgressBase); err != nil {
+		return err
+	}
 	im.stats.phase.Store(PhaseSending)
 	if _, err := im.beat(ctx); err != nil && ctx.Err() == nil {
 		im.log.Warn("heartbeat failed", "err", err)
-	}
-	if err := im.withDB(ctx, "progress", im.loadProgressBase); err != nil {
-		return err
 	}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
