@@ -141,13 +141,3 @@ func Target(c *pgconn.Config) string {
 	}
 	return u.String()
 }
-
-// DescribeDatabaseURL is Target of databaseURL, or a fixed phrase when it does
-// not parse: for messages that must name a database without its password.
-func DescribeDatabaseURL(databaseURL string) string {
-	cfg, err := pgconn.ParseConfig(databaseURL)
-	if err != nil {
-		return "(a connection string that does not parse)"
-	}
-	return Target(cfg)
-}

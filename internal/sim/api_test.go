@@ -495,7 +495,7 @@ func TestHistory(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.JSONEq(t, `{"messages":[]}`, string(b))
 
-	resp, b = e.do(http.MethodGet, historyPath(chatID, "limit=50"), nil, nil)
+	resp, _ = e.do(http.MethodGet, historyPath(chatID, "limit=50"), nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	resp, b = e.do(http.MethodGet, historyPath(chatID, "limit=51"), nil, nil)
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
