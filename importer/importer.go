@@ -203,6 +203,7 @@ const (
 	OutcomeIncomplete  Outcome = "incomplete"  // nothing left to send, but some messages failed or records were rejected
 	OutcomeInterrupted Outcome = "interrupted" // stopped early; running again resumes
 	OutcomeStopped     Outcome = "stopped"     // stopped for the operator: account blocked, signature refused, clock skew
+	OutcomeFailed      Outcome = "failed"      // ended by an error another attempt would meet again: an unreadable source, a mismatched run
 )
 
 const upsertRun = `
@@ -435,8 +436,10 @@ func outcomeOf(s *Summary, err error) Outcome {
 	switch {
 	case errors.As(err, &stop):
 		return OutcomeStopped
-	case err != nil:
+	case errors.Is(err, ErrInterrupted):
 		return OutcomeInterrupted
+	case err != nil:
+		return OutcomeFailed
 	case s.Failed > 0 || s.Rejected > 0:
 		return OutcomeIncomplete
 	default:

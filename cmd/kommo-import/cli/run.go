@@ -97,6 +97,7 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 		return err
 	}
 	sum, runErr := sendRun(ctx, inv, sess, &f.sendFlags, im)
+	inv.setResume(fs, args, im.RunName()) // the name the importer settled on
 	return finishSend(env, sum, runErr, f.jsonOut, f.allowEmpty)
 }
 
@@ -138,7 +139,7 @@ func (f *runFlags) target() (runTarget, error) {
 		if id.Stream {
 			return t, withHint(ExitUsage, errors.New("reading from stdin needs --run NAME: a stream has no name to resume by"), "kommo-import run --run my-import --source jsonl:- ...")
 		}
-		t.Run = importer.DerivedRunName(f.api.scopeID, id)
+		t.Run, t.Derived = importer.DerivedRunName(f.api.scopeID, id), true
 	}
 	return t, nil
 }

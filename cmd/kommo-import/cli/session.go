@@ -65,7 +65,11 @@ func (f *sessionFlags) check() error {
 // runTarget is the run a session works: named by the command's flags (run)
 // or read from the database (retry, verify).
 type runTarget struct {
-	Run     string
+	Run string
+	// Derived: Run was derived from the scope and the source, not given.
+	// The importer settles the final name (a finished table or query run
+	// is followed by NAME.2, ...).
+	Derived bool
 	ScopeID string
 	Source  sources.Identity
 	Notify  importer.Notify
@@ -119,8 +123,12 @@ func openSession(ctx context.Context, inv *invocation, f *sessionFlags, target f
 	if s.client, err = f.api.client(t.ScopeID, secret, s.met); err != nil {
 		return nil, err
 	}
+	name := t.Run
+	if t.Derived {
+		name = ""
+	}
 	s.cfg = importer.Config{
-		Run: t.Run, ScopeID: t.ScopeID, Source: t.Source, Open: t.Open, Notify: t.Notify,
+		Run: name, ScopeID: t.ScopeID, Source: t.Source, Open: t.Open, Notify: t.Notify,
 		Rate: f.api.rate, Logger: s.log,
 	}
 	if f.send != nil {
