@@ -16,7 +16,9 @@ ALTER TABLE kommo_import_runs
     ADD COLUMN handed_over    bigint NOT NULL DEFAULT 0,   -- msgids later runs took over from this one
     ADD COLUMN quotes_dropped bigint NOT NULL DEFAULT 0,   -- replies/forwards sent without a quote the export does not hold
     ADD COLUMN unknown_fields jsonb  NOT NULL DEFAULT '{}', -- input fields not part of the payload: path -> records
-    DROP COLUMN paused_until;                               -- a 429 pause lives in the scope's schedule
+    DROP COLUMN paused_until,                               -- a 429 pause lives in the scope's schedule
+    DROP CONSTRAINT kommo_import_runs_notify_check,
+    ADD CONSTRAINT kommo_import_runs_notify_check CHECK (notify IN ('newest', 'newest-incoming', 'none'));
 
 -- Whether a message has a receiver (written by a manager or the bot): the
 -- newest-incoming notify mode makes the newest message from the client loud.

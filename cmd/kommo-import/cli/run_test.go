@@ -160,3 +160,23 @@ func TestRunCommandOnANewVersionOfTheSameFile(t *testing.T) {
 	require.Equal(t, ExitUsage, code, errOut)
 	require.Contains(t, errOut, "give another --run name")
 }
+
+// The sample exports hold a reply (m-0014 quotes m-0002) and a forward
+// (m-0010 forwards m-0009): from JSONL and from CSV alike they reach the
+// API naming the quoted message, by Kommo's id once it has been sent.
+func TestRepliesAndForwardsOfTheSampleExports(t *testing.T) {
+	for _, src := range []string{sampleJSONL, sampleCSV} {
+		t.Run(src, func(t *testing.T) {
+			c := newCLIEnv(t)
+			_, errOut, code := c.run(t, "run", "--source", src, "--rate", "unlimited", "--progress", "none", "--workers", "1")
+			require.Equal(t, ExitOK, code, "stderr: %s", errOut)
+			byID := map[string]sim.LedgerEntry{}
+			for _, e := range c.sim.Ledger() {
+				byID[e.MsgID] = e
+			}
+			require.Equal(t, byID["m-0002"].KommoMsgID, byID["m-0014"].ReplyTo(), "the reply names the quoted message by Kommo's id")
+			fw := byID["m-0010"].Forward()
+			require.Contains(t, []string{byID["m-0009"].KommoMsgID, "m-0009"}, fw, "the forward names m-0009")
+		})
+	}
+}
