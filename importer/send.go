@@ -28,9 +28,13 @@ import (
 // historyPage is the largest page the history endpoint serves.
 const historyPage = 50
 
-// idlePoll is how often a worker with nothing to claim looks again (a parked
-// conversation's time may come, a dead process's leases may be freed).
-const idlePoll = 250 * time.Millisecond
+// idlePoll is how soon a worker with nothing to claim looks again (a parked
+// conversation's time may come, a dead process's leases may be freed); it
+// backs off to idleMax while nothing comes free.
+const (
+	idlePoll = 250 * time.Millisecond
+	idleMax  = 4 * idlePoll
+)
 
 // errLostLease means another worker may own the conversation now: stop
 // working it without touching anything.
@@ -114,6 +118,7 @@ func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 }
 
 func (im *Importer) worker(ctx context.Context, owner string, halt <-chan struct{}) error {
+	idlePolls := 0
 	for {
 		if stopped(halt) {
 			return nil
@@ -133,6 +138,11 @@ func (im *Importer) worker(ctx context.Context, owner string, halt <-chan struct
 			if left == 0 {
 				return nil
 			}
+			// Looking again soon, less often the longer nothing comes free
+			// (at most every idleMax: a dead process's conversations are
+			// freed within a heartbeat and claimed within idleMax after).
+			wait = min(wait, idlePoll<<min(idlePolls, 2))
+			idlePolls++
 			select {
 			case <-halt:
 			case <-ctx.Done():
@@ -140,6 +150,7 @@ func (im *Importer) worker(ctx context.Context, owner string, halt <-chan struct
 			}
 			continue
 		}
+		idlePolls = 0
 		st, err := im.work(ctx, &conv, halt)
 		switch {
 		case errors.Is(err, errLostLease):
@@ -503,7 +514,7 @@ func (im *Importer) idle(ctx context.Context) (left int64, wait time.Duration, e
 	why = fmt.Sprintf("%d conversations left: %s", left, why)
 	im.stats.waiting.Store(why)
 	im.idleLog.note(im.log, why, leased > 0 && owner == im.procID && parked == 0)
-	wait = idlePoll
+	wait = idleMax
 	if parked > 0 && parkLeft > 0 {
 		wait = min(wait, secs(parkLeft)+10*time.Millisecond)
 	}
@@ -525,7 +536,7 @@ func (l *idleLogger) note(log interface{ Info(string, ...any) }, why string, own
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	if now.Sub(l.last) > 4*idlePoll {
+	if now.Sub(l.last) > 2*idleMax {
 		l.since = now // a new episode
 	}
 	l.last = now
