@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -494,26 +495,30 @@ func (im *Importer) idle(ctx context.Context) (left int64, wait time.Duration, e
 		im.stats.waiting.Store("")
 		return 0, 0, nil
 	}
-	var why string
+	// Other workers of this process still sending is the normal end of a
+	// run, not waiting: things move.
+	ownTail := leased > 0 && owner == im.procID && parked == 0
+	var parts []string
 	if leased > 0 {
 		who := "this process"
 		if owner != im.procID {
 			who = "process " + owner
 		}
-		why = fmt.Sprintf("%d being sent by other workers (%s among them; leases run %s more)", leased, who, secs(leaseLeft).Round(time.Second))
+		parts = append(parts, fmt.Sprintf("%d held by %s (lease %s)", leased, who, secs(leaseLeft).Round(time.Second)))
 	}
 	if parked > 0 {
-		if why != "" {
-			why += "; "
-		}
-		why += fmt.Sprintf("%d parked for up to %s (a message in doubt waits out the reconcile window, or a retry its backoff)", parked, secs(parkLeft).Round(time.Second))
+		parts = append(parts, fmt.Sprintf("%d parked, next in %s (in doubt, or a retry's backoff)", parked, secs(parkLeft).Round(time.Second)))
 	}
-	if why == "" {
-		why = "none claimable yet"
+	if len(parts) == 0 {
+		parts = append(parts, "none claimable yet")
 	}
-	why = fmt.Sprintf("%d conversations left: %s", left, why)
-	im.stats.waiting.Store(why)
-	im.idleLog.note(im.log, why, leased > 0 && owner == im.procID && parked == 0)
+	why := fmt.Sprintf("%d conversations left: %s", left, strings.Join(parts, "; "))
+	if ownTail {
+		im.stats.waiting.Store("")
+	} else {
+		im.stats.waiting.Store(why)
+	}
+	im.idleLog.note(im.log, why, ownTail)
 	wait = idleMax
 	if parked > 0 && parkLeft > 0 {
 		wait = min(wait, secs(parkLeft)+10*time.Millisecond)

@@ -88,9 +88,19 @@ func (v progressView) describe() string {
 	case stateDBWait:
 		s += "  WAITING FOR THE DATABASE"
 	case stateWaiting:
-		s += "  WAITING: " + v.Waiting
+		// The bar is one line: the reason's start, the log and status have it whole.
+		s += "  WAITING: " + cutRunes(v.Waiting, 64)
 	}
 	return s
+}
+
+// cutRunes is s cut to at most n runes, with an ellipsis when cut.
+func cutRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 func (v progressView) etaText() string {
