@@ -33,8 +33,11 @@ const (
 	// second as the API counts them. It costs 0.8% of the rate.
 	rateMargin = 1.008
 	// slotLead is how long before its slot a send is checkpointed as
-	// "sending", so that the request itself goes out on time.
-	slotLead = 50 * time.Millisecond
+	// "sending", so that the request itself goes out on time: at least
+	// minLead, and twice the slowest recent checkpoint (a database with slow
+	// commits), up to maxLead. A send's slot is never closer than that.
+	minLead = 50 * time.Millisecond
+	maxLead = 2 * time.Second
 	// lateSlot is how late a request may go out after its slot. A request
 	// later than that (a slow checkpoint, a loaded machine) would crowd the
 	// one R slots after it into the same second as the API counts them: it
@@ -42,18 +45,18 @@ const (
 	lateSlot = 4 * time.Millisecond
 )
 
-// reserveSlot takes the scope's next slot for a request whose interval at
-// full speed is $2 seconds. It returns how far the slot is from now (0 or
-// more), the factor in force and the seconds left of a pause, all in the
-// database's time.
+// reserveSlot takes the scope's next slot, at least $5 seconds from now, for
+// a request whose interval at full speed is $2 seconds. It returns how far
+// the slot is from now, the factor in force and the seconds left of a
+// pause, all in the database's time.
 const reserveSlot = `
-INSERT INTO kommo_import_pacer AS p (scope_id, tat) VALUES ($1, now() + make_interval(secs => $2))
+INSERT INTO kommo_import_pacer AS p (scope_id, tat) VALUES ($1, now() + make_interval(secs => $5::float8 + $2::float8))
 ON CONFLICT (scope_id) DO UPDATE SET
     factor = CASE WHEN p.factor < 1 AND p.last_step <= now() - make_interval(secs => $3) AND COALESCE(p.paused_until, '-infinity') < now()
                   THEN least(1, p.factor * $4) ELSE p.factor END,
     last_step = CASE WHEN p.factor < 1 AND p.last_step <= now() - make_interval(secs => $3) AND COALESCE(p.paused_until, '-infinity') < now()
                      THEN now() ELSE p.last_step END,
-    tat = GREATEST(p.tat, now(), COALESCE(p.paused_until, now()))
+    tat = GREATEST(p.tat, now() + make_interval(secs => $5), COALESCE(p.paused_until, now()))
         + make_interval(secs => $2 / CASE WHEN p.factor < 1 AND p.last_step <= now() - make_interval(secs => $3) AND COALESCE(p.paused_until, '-infinity') < now()
                                           THEN least(1, p.factor * $4) ELSE p.factor END)
 RETURNING GREATEST(extract(epoch FROM tat - now())::float8 - $2 / factor, 0), factor,
@@ -96,6 +99,7 @@ type pacer struct {
 	requests atomic.Int64
 	waited   atomic.Int64 // nanoseconds
 	late     atomic.Int64 // slots given up for being late
+	slowest  atomic.Int64 // decaying maximum of a send's checkpoint, nanoseconds
 }
 
 func newPacer(pool *pgxpool.Pool, scope string, rate float64, withDB func(context.Context, string, func(context.Context) error) error) *pacer {
@@ -108,16 +112,34 @@ type slot struct{ at time.Time }
 // interval is the spacing of slots at full speed, with the margin.
 func (p *pacer) interval() float64 { return rateMargin / p.rate }
 
-// reserve takes the scope's next slot. It waits out database outages (as
-// withDB does) and never sends: the caller waits for the slot.
-func (p *pacer) reserve(ctx context.Context) (slot, error) {
+// lead is how long before a send's slot its checkpoint starts.
+func (p *pacer) lead() time.Duration {
+	return min(max(2*time.Duration(p.slowest.Load()), minLead), maxLead)
+}
+
+// checkpointTook records how long a send's checkpoint took, for lead: the
+// slowest recent one counts, older ones fade.
+func (p *pacer) checkpointTook(d time.Duration) {
+	for {
+		old := p.slowest.Load()
+		next := max(int64(d), old-old/20)
+		if p.slowest.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// reserve takes the scope's next slot, at least lead from now. It waits out
+// database outages (as withDB does) and never sends: the caller waits for
+// the slot.
+func (p *pacer) reserve(ctx context.Context, lead time.Duration) (slot, error) {
 	if p.rate <= 0 {
 		return slot{at: time.Now()}, nil
 	}
 	var delay, factor, paused, dbNow float64
 	var received time.Time
 	err := p.withDB(ctx, "rate schedule", func(ctx context.Context) error {
-		err := p.pool.QueryRow(ctx, reserveSlot, p.scope, p.interval(), recoverEvery.Seconds(), recoverStep).Scan(&delay, &factor, &paused, &dbNow)
+		err := p.pool.QueryRow(ctx, reserveSlot, p.scope, p.interval(), recoverEvery.Seconds(), recoverStep, lead.Seconds()).Scan(&delay, &factor, &paused, &dbNow)
 		received = time.Now()
 		return err
 	})
@@ -163,7 +185,7 @@ func (p *pacer) waitUntil(ctx context.Context, s slot, lead time.Duration, stop 
 // Wait takes a slot and sleeps until it: the gate every look-up passes.
 func (p *pacer) Wait(ctx context.Context) error {
 	for {
-		s, err := p.reserve(ctx)
+		s, err := p.reserve(ctx, 0)
 		if err != nil {
 			return err
 		}

@@ -31,7 +31,7 @@ func TestPacersShareOneSchedule(t *testing.T) {
 		if i%2 == 1 {
 			p = b
 		}
-		s, err := p.reserve(ctx)
+		s, err := p.reserve(ctx, 0)
 		require.NoError(t, err)
 		slots = append(slots, s.at)
 	}
@@ -40,14 +40,14 @@ func TestPacersShareOneSchedule(t *testing.T) {
 		require.InDelta(t, float64(interval), float64(slots[i].Sub(slots[i-1])), float64(3*time.Millisecond),
 			"slot %d is one interval after the one before, whichever process took it", i)
 	}
-	s, err := other.reserve(ctx)
+	s, err := other.reserve(ctx, 0)
 	require.NoError(t, err)
 	require.WithinDuration(t, time.Now(), s.at, 50*time.Millisecond, "another scope has a schedule of its own")
 
 	// A 429 seen by a pauses b.
 	require.NoError(t, a.pause(ctx, 2*time.Second))
 	require.InDelta(t, rate/2, a.Rate(), 0.01)
-	s, err = b.reserve(ctx)
+	s, err = b.reserve(ctx, 0)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, time.Until(s.at), 1900*time.Millisecond, "b's next slot comes after the pause")
 	require.False(t, b.PausedUntil().IsZero(), "and b knows of the pause")
@@ -59,7 +59,7 @@ func TestPacersShareOneSchedule(t *testing.T) {
 	// 30 quiet seconds later the rate steps back up by a quarter.
 	_, err = pool.Exec(ctx, `UPDATE kommo_import_pacer SET paused_until = now() - interval '1 second', last_step = now() - interval '31 seconds', tat = now() WHERE scope_id = 'scope-1'`)
 	require.NoError(t, err)
-	_, err = a.reserve(ctx)
+	_, err = a.reserve(ctx, 0)
 	require.NoError(t, err)
 	require.InDelta(t, rate/2*recoverStep, a.Rate(), 0.01)
 }

@@ -218,19 +218,22 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 		}
 	}
 	for {
-		s, err := im.pacer.reserve(ctx)
+		lead := im.pacer.lead()
+		s, err := im.pacer.reserve(ctx, lead)
 		if err != nil {
 			return 0, err
 		}
 		// Checkpointed just before the slot, so the request goes out on time.
-		if ok, err := im.pacer.waitUntil(ctx, s, slotLead, halt); err != nil {
+		if ok, err := im.pacer.waitUntil(ctx, s, lead, halt); err != nil {
 			return 0, interrupted(CauseSignal, "", err)
 		} else if !ok {
 			return stepHalted, nil
 		}
+		started := time.Now()
 		if err := im.markSending(ctx, conv, m.msgid); err != nil {
 			return 0, err
 		}
+		im.pacer.checkpointTook(time.Since(started))
 		m.state = StateSending
 		if _, err := im.pacer.waitUntil(ctx, s, 0, nil); err != nil {
 			// Hard stop: the message stays in doubt, reconciled on resume.

@@ -6,17 +6,19 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Proxy sits between a client and PostgreSQL so a test can take the database
 // away, as a restart or failover would (every connection cut, new ones
-// refused), and bring it back.
+// refused), and bring it back, or make it slow.
 type Proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  map[net.Conn]struct{}
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	down    bool
+	latency time.Duration // added to each answer from the server
+	conns   map[net.Conn]struct{}
 }
 
 // NewProxy starts a proxy to the server of dbURL and returns it with the URL
@@ -58,19 +60,47 @@ func (p *Proxy) serve() {
 		}
 		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		go p.pipe(up, c)
-		go p.pipe(c, up)
+		go p.pipe(up, c, false)
+		go p.pipe(c, up, true)
 	}
 }
 
-func (p *Proxy) pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
+// pipe copies src to dst; answers (from the server) wait out the latency.
+func (p *Proxy) pipe(dst, src net.Conn, answers bool) {
+	if answers {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				p.mu.Lock()
+				d := p.latency
+				p.mu.Unlock()
+				time.Sleep(d)
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+	} else {
+		_, _ = io.Copy(dst, src)
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()
 	delete(p.conns, dst)
 	delete(p.conns, src)
 	p.mu.Unlock()
+}
+
+// SetLatency delays every answer of the server by d (0: none), as a slow or
+// distant database would.
+func (p *Proxy) SetLatency(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.latency = d
 }
 
 // SetDown cuts every connection and refuses new ones (true), or lets them
