@@ -2,6 +2,9 @@ package importer_test
 
 import (
 	"context"
+	"net/http"
+	"slices"
+	"sync"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -29,7 +32,46 @@ type harness struct {
 	pool *pgxpool.Pool
 	sim  *sim.Server
 	url  string
+	sent sendClock // when each request of every importer left
 }
+
+// sendClock records the moment each HTTP request leaves an importer (its
+// transport's RoundTrip begins): the pacing as the importer did it, before
+// the jitter of the way to the simulator, which in a test shares the
+// race-instrumented process and two cores with everything else.
+type sendClock struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (c *sendClock) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		c.mu.Lock()
+		c.times = append(c.times, time.Now())
+		c.mu.Unlock()
+		return rt.RoundTrip(r)
+	})
+}
+
+// maxInAnySecond is the most requests that left within any one second.
+func (c *sendClock) maxInAnySecond() int {
+	c.mu.Lock()
+	ts := slices.Clone(c.times)
+	c.mu.Unlock()
+	slices.SortFunc(ts, time.Time.Compare)
+	best := 0
+	for i, j := 0, 0; i < len(ts); i++ {
+		for ts[i].Sub(ts[j]) >= time.Second {
+			j++
+		}
+		best = max(best, i-j+1)
+	}
+	return best
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func newHarness(t *testing.T, opts sim.Options) *harness {
 	t.Helper()
@@ -73,7 +115,8 @@ func (h *harness) importerFor(name, path, scope string, mod func(*importer.Confi
 	if mod != nil {
 		mod(&cfg)
 	}
-	client, err := chatsapi.New(chatsapi.Config{BaseURL: h.url, ScopeID: cfg.ScopeID, Secret: testSecret, Timeout: 2 * time.Second})
+	client, err := chatsapi.New(chatsapi.Config{BaseURL: h.url, ScopeID: cfg.ScopeID, Secret: testSecret, Timeout: 2 * time.Second,
+		WrapTransport: h.sent.wrap})
 	require.NoError(h.t, err)
 	im, err := importer.New(h.pool, client, cfg)
 	require.NoError(h.t, err)

@@ -89,12 +89,11 @@ type pacer struct {
 	mu          sync.Mutex
 	factor      float64
 	pausedUntil time.Time // local time
-	// offset maps the database's clock to ours: the smallest (our receive
-	// time - database now) seen lately, i.e. clock difference plus the
-	// quickest answer. Slots are turned into local times with it, so the
-	// jitter of one answer does not move the request.
-	offset      time.Duration
-	offsetSince time.Time
+	// clock maps the database's clock to ours (NTP's way: the midpoint of
+	// the quickest round trip seen lately), so that slots become local
+	// times that neither the jitter of one answer nor another process's
+	// view can move by more than that round trip's half.
+	clock clockSample
 
 	requests atomic.Int64
 	waited   atomic.Int64 // nanoseconds
@@ -137,8 +136,9 @@ func (p *pacer) reserve(ctx context.Context, lead time.Duration) (slot, error) {
 		return slot{at: time.Now()}, nil
 	}
 	var delay, factor, paused, dbNow float64
-	var received time.Time
+	var sent, received time.Time
 	err := p.withDB(ctx, "rate schedule", func(ctx context.Context) error {
+		sent = time.Now()
 		err := p.pool.QueryRow(ctx, reserveSlot, p.scope, p.interval(), recoverEvery.Seconds(), recoverStep, lead.Seconds()).Scan(&delay, &factor, &paused, &dbNow)
 		received = time.Now()
 		return err
@@ -149,17 +149,35 @@ func (p *pacer) reserve(ctx context.Context, lead time.Duration) (slot, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.factor = factor
-	off := received.Sub(time.Unix(0, int64(dbNow*1e9)))
-	if p.offsetSince.IsZero() || off < p.offset || received.Sub(p.offsetSince) > time.Minute {
-		// A fresh minimum now and then follows clock drift.
-		p.offset, p.offsetSince = off, received
-	}
+	db := time.Unix(0, int64(dbNow*1e9))
+	p.clock.observe(sent, received, db)
 	if paused > 0 {
 		p.setPauseLocked(received.Add(secs(paused)))
 	}
-	at := time.Unix(0, int64((dbNow+delay)*1e9)).Add(p.offset)
-	return slot{at: at}, nil
+	return slot{at: p.clock.local(db.Add(secs(delay)))}, nil
 }
+
+// clockSample is the round trip the database's clock is read through.
+type clockSample struct {
+	rtt    time.Duration
+	offset time.Duration // our clock minus the database's
+	at     time.Time     // when it was taken (ours)
+}
+
+// observe takes a reading (sent, received: ours; db: the database's now()
+// in between) when its round trip is the quickest so far, or when the
+// quickest is a minute old and this one is close to it.
+func (c *clockSample) observe(sent, received, db time.Time) {
+	rtt := received.Sub(sent)
+	mid := sent.Add(rtt / 2)
+	stale := received.Sub(c.at) > time.Minute
+	if c.at.IsZero() || rtt <= c.rtt || (stale && rtt <= max(2*c.rtt, 2*time.Millisecond)) {
+		*c = clockSample{rtt: rtt, offset: mid.Sub(db), at: received}
+	}
+}
+
+// local is the database time t in our clock.
+func (c *clockSample) local(t time.Time) time.Time { return t.Add(c.offset) }
 
 // waitUntil sleeps until lead before the slot, or until ctx ends or stop is
 // closed (then false).

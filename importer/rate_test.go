@@ -60,9 +60,13 @@ func TestRateIsExactWithOneOrSeveralProcesses(t *testing.T) {
 			ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
 			st := h.sim.Stats()
 			got := sustained(h.sim.Ledger())
-			t.Logf("%d processes: %d messages, max %d requests in any second, sustained %.2f/s (%.1f%% of %d)",
-				procs, len(msgs), st.MaxRequestsInAny1s, got, 100*got/rate, rate)
-			require.LessOrEqual(t, st.MaxRequestsInAny1s, rate, "no second saw more than the rate")
+			t.Logf("%d processes: %d messages, max %d requests in any second as sent (%d as the simulator saw them), sustained %.2f/s (%.1f%% of %d)",
+				procs, len(msgs), h.sent.maxInAnySecond(), st.MaxRequestsInAny1s, got, 100*got/rate, rate)
+			require.LessOrEqual(t, h.sent.maxInAnySecond(), rate, "no second saw more than the rate leave")
+			// The simulator shares this race-instrumented process and two
+			// loaded cores: its own clock can see a request a few ms late.
+			// The e2e tests measure the real binaries as the API sees them.
+			require.LessOrEqual(t, st.MaxRequestsInAny1s, rate+1)
 			// 99.2% on a quiet machine (the schedule's 0.8% margin). Under
 			// the race detector on a loaded machine some timers wake late,
 			// and a late slot is given up rather than crowd a second
@@ -92,6 +96,7 @@ func TestASlowDatabaseStillSpendsTheRate(t *testing.T) {
 	got := sustained(h.sim.Ledger())
 	t.Logf("%d messages through an 80 ms database: sustained %.2f/s (%.1f%% of %d), max %d in any second",
 		len(msgs), got, 100*got/rate, rate, h.sim.Stats().MaxRequestsInAny1s)
-	require.LessOrEqual(t, h.sim.Stats().MaxRequestsInAny1s, rate)
+	require.LessOrEqual(t, h.sent.maxInAnySecond(), rate)
+	require.LessOrEqual(t, h.sim.Stats().MaxRequestsInAny1s, rate+1)
 	require.GreaterOrEqual(t, got, 0.9*rate)
 }
