@@ -3,9 +3,9 @@ package importer_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
-	"net/http/httptest"
 	"testing"
 	"time"
 
