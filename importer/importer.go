@@ -332,7 +332,7 @@ const (
 func (im *Importer) preflight(ctx context.Context) error {
 	chat := preflightChatID()
 	for failures := 1; ; failures++ {
-		if err := im.pacer.Wait(ctx); err != nil {
+		if err := im.pacer.Wait(ctx, nil); err != nil {
 			return interruptedOr(ctx, err)
 		}
 		actx, cancel := context.WithTimeout(ctx, preflightTimeout)

@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -200,15 +201,21 @@ func (p *pacer) waitUntil(ctx context.Context, s slot, lead time.Duration, stop 
 	}
 }
 
-// Wait takes a slot and sleeps until it: the gate every look-up passes.
-func (p *pacer) Wait(ctx context.Context) error {
+// errHalted is returned by Wait when stop was closed first.
+var errHalted = errors.New("stopping")
+
+// Wait takes a slot and sleeps until it: the gate every look-up passes. A
+// closed stop (a soft stop; nil: none) ends the wait with errHalted.
+func (p *pacer) Wait(ctx context.Context, stop <-chan struct{}) error {
 	for {
 		s, err := p.reserve(ctx, 0)
 		if err != nil {
 			return err
 		}
-		if _, err := p.waitUntil(ctx, s, 0, nil); err != nil {
+		if ok, err := p.waitUntil(ctx, s, 0, stop); err != nil {
 			return err
+		} else if !ok {
+			return errHalted
 		}
 		if p.usable(s) {
 			p.requests.Add(1)

@@ -213,7 +213,7 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 	}
 	if m.state == StateSending {
 		// An earlier attempt may have landed: look before sending again.
-		if st, err := im.reconcile(ctx, conv, m, &p); err != nil || st != stepSend {
+		if st, err := im.reconcile(ctx, conv, m, &p, halt); err != nil || st != stepSend {
 			return st, err
 		}
 	}
@@ -295,7 +295,7 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 			return stepParked, im.park(ctx, conv, d.after)
 		}
 		m.age = 0
-		if st, err := im.reconcile(ctx, conv, m, &p); err != nil || st != stepSend {
+		if st, err := im.reconcile(ctx, conv, m, &p, halt); err != nil || st != stepSend {
 			return st, err
 		}
 		// Not found after its window: send again.
@@ -308,9 +308,18 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 // since the attempt has not passed (the API processes messages
 // asynchronously): the conversation is parked until it has, and looked up
 // again then. Not found after the window: the caller sends it again.
-func (im *Importer) reconcile(ctx context.Context, conv *conversation, m *pendingMessage, p *chatsapi.Payload) (step, error) {
+func (im *Importer) reconcile(ctx context.Context, conv *conversation, m *pendingMessage, p *chatsapi.Payload, halt <-chan struct{}) (step, error) {
 	im.stats.reconciled.Add(1)
-	found, err := im.lookup(ctx, conv, m, p)
+	found, err := im.lookup(ctx, conv, m, p, halt)
+	if errors.Is(err, errHalted) {
+		// A soft stop during a pause: the message stays in doubt, looked
+		// up by the next run.
+		return stepHalted, nil
+	}
+	if _, api := chatsapi.AsError(err); err != nil && !api {
+		// The database, not the API: a lost lease, an outage past its limit.
+		return 0, err
+	}
 	if err != nil {
 		d := im.policy.decide(ctx, err, conv.failures+1)
 		switch d.act {
@@ -347,9 +356,9 @@ func (im *Importer) reconcile(ctx context.Context, conv *conversation, m *pendin
 // lookup looks for an in-doubt message in its chat's history (its msgid
 // comes back as client_id) and marks it sent when found. The chat id comes
 // from an earlier response, or from create-chat, which is idempotent.
-func (im *Importer) lookup(ctx context.Context, conv *conversation, m *pendingMessage, p *chatsapi.Payload) (bool, error) {
+func (im *Importer) lookup(ctx context.Context, conv *conversation, m *pendingMessage, p *chatsapi.Payload, halt <-chan struct{}) (bool, error) {
 	if conv.chatID == "" {
-		if err := im.pacer.Wait(ctx); err != nil {
+		if err := im.pacer.Wait(ctx, halt); err != nil {
 			return false, err
 		}
 		chat, err := im.api.CreateChat(ctx, conv.id, chatUser(p))
@@ -362,7 +371,7 @@ func (im *Importer) lookup(ctx context.Context, conv *conversation, m *pendingMe
 		}
 	}
 	for offset := 0; ; offset += historyPage {
-		if err := im.pacer.Wait(ctx); err != nil {
+		if err := im.pacer.Wait(ctx, halt); err != nil {
 			return false, err
 		}
 		page, err := im.api.History(ctx, conv.chatID, offset, historyPage)

@@ -316,7 +316,7 @@ func (v *verifier) readHistory(ctx context.Context, c verifyConv, msgs map[strin
 // sequential: it sleeps), anything else ends it.
 func (v *verifier) history(ctx context.Context, chatID string, offset int) ([]chatsapi.HistoryMessage, error) {
 	for failures := 1; ; {
-		if err := v.pacer.Wait(ctx); err != nil {
+		if err := v.pacer.Wait(ctx, nil); err != nil {
 			return nil, interruptedOr(ctx, err)
 		}
 		v.rep.Requests++
