@@ -27,7 +27,8 @@
 #            TWO_KILL_AFTER [25 s] TWO_RESTART_AFTER [2 s]
 #   restart: RESTART_RATE [20] RESTART_MESSAGES [800] RESTART_CONVERSATIONS [80]
 #            RESTART_KILL_AFTER [15 s]
-#   KEEP=1 keeps the logs, ledgers and summaries (the directory is printed).
+#   KEEP=1 keeps the logs, ledgers and summaries (the directory is printed);
+#   SIM_FLAGS=--verbose makes kommo-sim log every request there.
 #
 # Uses $DATABASE_URL when set (each scenario uses its own scope and run name,
 # so it touches nothing else; prefer a scratch database); otherwise a
@@ -59,7 +60,7 @@ start_sim() {
 	shift 2
 	rm -f "$tmp/$name.addr"
 	"$tmp/kommo-sim" --addr 127.0.0.1:0 --addr-file "$tmp/$name.addr" --scope-id "$scope" \
-		--ledger "$tmp/$name.ledger.jsonl" "$@" >/dev/null 2>"$tmp/$name.sim.log" &
+		--ledger "$tmp/$name.ledger.jsonl" "$@" ${SIM_FLAGS:-} >/dev/null 2>"$tmp/$name.sim.log" &
 	sim_pid=$!
 	started_pids+=("$sim_pid")
 	for _ in $(seq 100); do [[ -s $tmp/$name.addr ]] && break; sleep 0.1; done
