@@ -77,6 +77,12 @@ chaos: ## long chaos campaign (CHAOS_ROUNDS, CHAOS_CONVERSATIONS, CHAOS_SEED) en
 bench: ## run all benchmarks (against PostgreSQL where they need it)
 	$(WITH_PG) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count=1 $(PKGS)
 
+# The send path under faults, a killed process among two, and a kill -9 restart, with the real
+# binaries (scripts/bench-send.sh; a few minutes; not part of make test). SCENARIOS=faults etc.
+.PHONY: bench-send
+bench-send: ## send-path figures: faults, two processes with one killed, kill -9 to full speed
+	scripts/bench-send.sh
+
 .PHONY: build
 build: ## build bin/kommo-import and bin/kommo-sim
 	$(GO) build -o bin/ ./cmd/kommo-import ./cmd/kommo-sim

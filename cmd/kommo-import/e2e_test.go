@@ -46,6 +46,7 @@ const (
 	exitDone        = 0
 	exitIncomplete  = 3
 	exitInterrupted = 4
+	exitStopped     = 5
 )
 
 var binDir string
