@@ -127,6 +127,18 @@ func (im *Importer) markPending(ctx context.Context, m *pendingMessage) error {
 	return err
 }
 
+const markNotSentSQL = `
+UPDATE kommo_import_messages SET state = 'pending', attempts = GREATEST(attempts - 1, 0)
+WHERE scope_id = $1 AND msgid = $2 AND run_name = $3 AND state = 'sending'`
+
+// markNotSent undoes markSending for a request that was never made (its
+// slot was given up): the attempt does not count.
+func (im *Importer) markNotSent(ctx context.Context, m *pendingMessage) error {
+	_, err := im.exec(ctx, markNotSentSQL, im.cfg.ScopeID, m.msgid, im.cfg.Run)
+	m.state = StatePending
+	return err
+}
+
 const parkSQL = `
 UPDATE kommo_import_conversations
 SET lease_owner = NULL, lease_until = NULL, not_before = now() + make_interval(secs => $4), failures = $5

@@ -319,6 +319,9 @@ func (p *pacer) Rate() float64 {
 // Requests is the number of slots used so far by this process.
 func (p *pacer) Requests() int64 { return p.requests.Load() }
 
+// Late is the number of slots given up for being missed by more than lateSlot.
+func (p *pacer) Late() int64 { return p.late.Load() }
+
 // Waited is the time spent waiting for slots.
 func (p *pacer) Waited() time.Duration { return time.Duration(p.waited.Load()) }
 

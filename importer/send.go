@@ -243,7 +243,7 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 			// A 429 arrived while this slot was waited for (never send into a
 			// pause), or the slot is gone (the checkpoint took too long). The
 			// request was not made.
-			if err := im.markPending(ctx, m); err != nil {
+			if err := im.markNotSent(ctx, m); err != nil {
 				return 0, err
 			}
 			continue

@@ -201,9 +201,13 @@ type Summary struct {
 	Requests           int64   `json:"http_requests"`        // every HTTP attempt, look-ups included
 	RequestsPerMessage float64 `json:"requests_per_message"` // Requests / messages delivered now
 	RateLimited        int64   `json:"rate_limited"`         // 429 answers
-	Retries            int64   `json:"retries"`
-	ElapsedSeconds     float64 `json:"elapsed_seconds"`
-	EffectiveRate      float64 `json:"effective_rate"` // messages delivered per second of sending
+	// SlotsGivenUp counts slots of the rate schedule this invocation missed
+	// by more than a few milliseconds (a loaded machine, a slow database)
+	// and gave up rather than crowd the API's second: rate lost.
+	SlotsGivenUp   int64   `json:"slots_given_up"`
+	Retries        int64   `json:"retries"`
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	EffectiveRate  float64 `json:"effective_rate"` // messages delivered per second of sending
 }
 
 // markEnded records how an invocation ended: the reason it stopped early
@@ -236,6 +240,7 @@ func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time,
 		InDoubtFound:   im.stats.reconciledFound.Load(),
 		Requests:       im.pacer.Requests(),
 		RateLimited:    im.stats.rateLimited.Load(),
+		SlotsGivenUp:   im.pacer.Late(),
 		Retries:        im.stats.retries.Load(),
 		ElapsedSeconds: time.Since(started).Seconds(),
 	}

@@ -49,6 +49,9 @@ func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
 		fmt.Fprintf(w, "  %-20s %s\n", label, l)
 	}
 	p("HTTP requests", "%s (%.3f per delivered message), %s retries, %s rate-limited", count(s.Requests), s.RequestsPerMessage, count(s.Retries), count(s.RateLimited))
+	if s.SlotsGivenUp > 0 {
+		p("slots given up", "%s (missed by more than a few ms: a loaded machine or a slow database; each is rate lost)", count(s.SlotsGivenUp))
+	}
 	p("elapsed", "%.1f s, %.2f messages/s", s.ElapsedSeconds, s.EffectiveRate)
 	return nil
 }
