@@ -54,22 +54,19 @@ func (im *Importer) loadPending(ctx context.Context, conv string, afterMsec, aft
 // run check keeps a message another run took over off this one.
 const markSendingSQL = `
 WITH lease AS (
-    UPDATE kommo_import_conversations SET lease_until = now() + make_interval(secs => @lease)
-    WHERE run_name = @run AND conversation_id = @conv AND lease_owner = @owner AND lease_until > now()
+    UPDATE kommo_import_conversations SET lease_until = now() + make_interval(secs => $5)
+    WHERE run_name = $1 AND conversation_id = $2 AND lease_owner = $3 AND lease_until > now()
     RETURNING 1
 )
 UPDATE kommo_import_messages
 SET state = 'sending', attempts = attempts + 1, last_attempt_at = now()
-WHERE scope_id = @scope AND msgid = @msgid AND run_name = @run AND state IN ('pending', 'sending')
+WHERE scope_id = $4 AND msgid = $6 AND run_name = $1 AND state IN ('pending', 'sending')
   AND EXISTS (SELECT 1 FROM lease)`
 
 // markSending records that an attempt at msgid starts; errLostLease when the
 // conversation is not this worker's any more.
 func (im *Importer) markSending(ctx context.Context, conv *conversation, msgid string) error {
-	n, err := im.exec(ctx, markSendingSQL, pgx.NamedArgs{
-		"run": im.cfg.Run, "conv": conv.id, "owner": conv.owner, "scope": im.cfg.ScopeID,
-		"lease": im.cfg.Lease.Seconds(), "msgid": msgid,
-	})
+	n, err := im.exec(ctx, markSendingSQL, im.cfg.Run, conv.id, conv.owner, im.cfg.ScopeID, im.cfg.Lease.Seconds(), msgid)
 	if err == nil && n == 0 {
 		return errLostLease
 	}
@@ -79,30 +76,34 @@ func (im *Importer) markSending(ctx context.Context, conv *conversation, msgid s
 const markSentSQL = `
 WITH chat AS (
     INSERT INTO kommo_import_chats (scope_id, conversation_id, chat_id)
-    SELECT @scope, @conv, @chat WHERE @chat <> ''
+    SELECT $1, $3, $5 WHERE $9
     ON CONFLICT DO NOTHING
-), quote AS (
-    UPDATE kommo_import_runs SET quotes_dropped = quotes_dropped + 1 WHERE name = @run AND @quote_dropped
 )
 UPDATE kommo_import_messages
-SET state = 'sent', kommo_msgid = @kommo_msgid, kommo_chat_id = NULLIF(@chat, ''), kommo_sender_id = NULLIF(@sender, ''),
-    reconciled = @reconciled, last_error = NULL, sent_at = now()
-WHERE scope_id = @scope AND msgid = @msgid AND run_name = @run`
+SET state = 'sent', kommo_msgid = $4, kommo_chat_id = NULLIF($5, ''), kommo_sender_id = NULLIF($6, ''),
+    reconciled = $7, last_error = NULL, sent_at = now()
+WHERE scope_id = $1 AND msgid = $2 AND run_name = $8`
+
+const countQuoteDropped = `UPDATE kommo_import_runs SET quotes_dropped = quotes_dropped + 1 WHERE name = $1`
 
 // markSent records Kommo's ids for a delivered message (reconciled: found in
 // the chat's history after an in-doubt attempt; quoteDropped: sent without
 // a quote the export does not hold), and the chat id of the conversation
-// when it was not known.
+// when it was not known. It runs once per message: positional arguments,
+// and the chat row only written the first time.
 func (im *Importer) markSent(ctx context.Context, conv *conversation, msgid, kommoMsgID, chatID, senderID string, reconciled, quoteDropped bool) error {
-	if conv.chatID == "" {
+	newChat := conv.chatID == "" && chatID != ""
+	if newChat {
 		conv.chatID = chatID
 	}
-	_, err := im.exec(ctx, markSentSQL, pgx.NamedArgs{
-		"scope": im.cfg.ScopeID, "run": im.cfg.Run, "conv": conv.id, "msgid": msgid,
-		"kommo_msgid": kommoMsgID, "chat": chatID, "sender": senderID, "reconciled": reconciled,
-		"quote_dropped": quoteDropped,
-	})
-	return err
+	if _, err := im.exec(ctx, markSentSQL, im.cfg.ScopeID, msgid, conv.id, kommoMsgID, chatID, senderID, reconciled, im.cfg.Run, newChat); err != nil {
+		return err
+	}
+	if quoteDropped {
+		_, err := im.exec(ctx, countQuoteDropped, im.cfg.Run)
+		return err
+	}
+	return nil
 }
 
 const markFailedSQL = `

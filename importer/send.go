@@ -423,21 +423,29 @@ func chatUser(p *chatsapi.Payload) chatsapi.Participant {
 
 // claimConversation leases one conversation nobody works: a parked one whose
 // time has come first (its in-doubt message has waited out its window), then
-// the largest, so one long chat does not finish last alone. The row is
-// chosen once, in a materialized CTE: with UPDATE ... FROM (SELECT ... LIMIT 1
-// FOR UPDATE SKIP LOCKED), some plans (generic ones among them) run the
-// subquery again for each row of the outer scan and lease every
-// conversation of the run at once. The leases of dead processes are freed
-// by the heartbeat's reaper; an expired lease is free too.
+// the largest, so one long chat does not finish last alone. Each candidate
+// comes from an index in its order (parked ones from the small partial
+// index on not_before), and the row is chosen once, in a materialized CTE:
+// with UPDATE ... FROM (SELECT ... LIMIT 1 FOR UPDATE SKIP LOCKED), some
+// plans (generic ones among them) run the subquery again for each row of
+// the outer scan and lease every conversation of the run at once. The leases
+// of dead processes are freed by the heartbeat's reaper; an expired lease is
+// free too.
 const claimConversation = `
 WITH pick AS MATERIALIZED (
-    SELECT conversation_id FROM kommo_import_conversations
-    WHERE run_name = $1 AND NOT done
-      AND (lease_owner IS NULL OR lease_until < now())
-      AND (not_before IS NULL OR not_before <= now())
-    ORDER BY not_before IS NULL, messages DESC, conversation_id
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
+    SELECT COALESCE(
+        (SELECT conversation_id FROM kommo_import_conversations
+         WHERE run_name = $1 AND NOT done AND not_before IS NOT NULL AND not_before <= now()
+           AND (lease_owner IS NULL OR lease_until < now())
+         ORDER BY not_before
+         LIMIT 1
+         FOR UPDATE SKIP LOCKED),
+        (SELECT conversation_id FROM kommo_import_conversations
+         WHERE run_name = $1 AND NOT done AND not_before IS NULL
+           AND (lease_owner IS NULL OR lease_until < now())
+         ORDER BY messages DESC, conversation_id
+         LIMIT 1
+         FOR UPDATE SKIP LOCKED)) AS conversation_id
 )
 UPDATE kommo_import_conversations c
 SET lease_owner = $2, lease_until = now() + make_interval(secs => $3), not_before = NULL

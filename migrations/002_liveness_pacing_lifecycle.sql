@@ -31,6 +31,10 @@ ALTER TABLE kommo_import_conversations
     ADD COLUMN not_before timestamptz,               -- parked: not claimed before this time
     ADD COLUMN failures   integer NOT NULL DEFAULT 0; -- failed attempts in a row at its next message
 
+-- The claim takes a parked conversation whose time has come first: a few rows.
+CREATE INDEX kommo_import_conversations_parked
+    ON kommo_import_conversations (run_name, not_before) WHERE not_before IS NOT NULL AND NOT done;
+
 ALTER TABLE kommo_import_processes
     ADD COLUMN lock_key   bigint,       -- pg_advisory_lock key its database session holds while it lives
     ADD COLUMN expires_at timestamptz;  -- a few heartbeats ahead: later, the process is gone (a host cut off)

@@ -48,7 +48,7 @@ s = json.load(open(sys.argv[1]))
 log = open(sys.argv[2]).read()
 t = open(sys.argv[3]).read()
 rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1)) / 1024
-stage = re.search(r'staging done.*?elapsed=(\S+)', log)
+stage = re.search(r'staging done.*?elapsed_seconds=(\S+)', log)
 ledger = sum(1 for _ in open(sys.argv[4]))
 print(f"staged:           {s['staged']} messages" + (f" in {stage.group(1)}" if stage else ""))
 print(f"sent:             {s['sent_now']} messages, ledger {ledger} lines, {s['in_doubt_found']} in-doubt found")
