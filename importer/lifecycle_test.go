@@ -234,6 +234,11 @@ func TestAbandonAndDeleteRuns(t *testing.T) {
 	require.ErrorIs(t, importer.AbandonRun(ctx, h.pool, "old"), importer.ErrRunLive)
 	require.ErrorIs(t, importer.DeleteRun(ctx, h.pool, "old"), importer.ErrRunLive)
 	require.NoError(t, live.Close(ctx))
+	// The server ends the closed session, and its lock, a moment later.
+	require.Eventually(t, func() bool {
+		st, err := importer.Status(ctx, h.pool, "old")
+		return err == nil && !st.Live
+	}, 5*time.Second, 10*time.Millisecond)
 
 	require.ErrorIs(t, importer.DeleteRun(ctx, h.pool, "old"), importer.ErrRunHasSent, "its sent msgids keep a re-sync from sending them twice")
 	require.NoError(t, importer.AbandonRun(ctx, h.pool, "old"))
