@@ -29,7 +29,7 @@ type VerifyIssue struct {
 	ConversationID string `json:"conversation_id"`
 	ChatID         string `json:"chat_id,omitempty"`
 	Count          int    `json:"count"`           // times the history holds it (distinct Kommo message ids)
-	State          string `json:"state,omitempty"` // the database's state, for Unexpected
+	State          State  `json:"state,omitempty"` // the database's state, for Unexpected
 }
 
 // VerifyReport is what Verify found.
@@ -112,7 +112,7 @@ WHERE run_name = $1 AND conversation_id = $2`
 type verifyConv struct{ id, chatID string }
 
 type verifyMsg struct {
-	state string
+	state State
 	msec  int64
 	seen  map[string]struct{} // Kommo message ids holding this msgid
 }
@@ -234,7 +234,8 @@ func (v *verifier) check(ctx context.Context, c verifyConv) error {
 	}
 	msgs := map[string]*verifyMsg{}
 	var oldest int64 = 1<<63 - 1
-	var id, state string
+	var id string
+	var state State
 	var msec int64
 	_, err = pgx.ForEachRow(rows, []any{&id, &state, &msec}, func() error {
 		msgs[id] = &verifyMsg{state: state, msec: msec}
@@ -255,7 +256,7 @@ func (v *verifier) check(ctx context.Context, c verifyConv) error {
 		n := len(m.seen)
 		issue := VerifyIssue{MsgID: id, ConversationID: c.id, ChatID: c.chatID, Count: n}
 		switch {
-		case m.state == "sent":
+		case m.state == StateSent:
 			v.rep.Checked++
 			switch {
 			case n == 1:
@@ -267,7 +268,7 @@ func (v *verifier) check(ctx context.Context, c verifyConv) error {
 				v.rep.DuplicatedCount++
 				v.rep.Duplicated = v.add(v.rep.Duplicated, issue)
 			}
-		case n > 0 && m.state != "sending":
+		case n > 0 && m.state != StateSending:
 			// An in-doubt ("sending") message found here is what resuming
 			// the run reconciles; a pending or failed one is not expected.
 			issue.State = m.state

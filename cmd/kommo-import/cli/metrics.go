@@ -164,8 +164,8 @@ func (m *metrics) loadStates(ctx context.Context, pool *pgxpool.Pool, run string
 	if err != nil {
 		return err
 	}
-	counts := map[string]float64{"pending": 0, "sending": 0, "sent": 0, "failed": 0}
-	var state string
+	counts := map[importer.State]float64{importer.StatePending: 0, importer.StateSending: 0, importer.StateSent: 0, importer.StateFailed: 0}
+	var state importer.State
 	var n int64
 	_, err = pgx.ForEachRow(rows, []any{&state, &n}, func() error {
 		counts[state] = float64(n)
@@ -175,7 +175,7 @@ func (m *metrics) loadStates(ctx context.Context, pool *pgxpool.Pool, run string
 		return err
 	}
 	for s, n := range counts {
-		m.states.WithLabelValues(s).Set(n)
+		m.states.WithLabelValues(string(s)).Set(n)
 	}
 	return nil
 }
