@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -179,4 +180,20 @@ func TestRepliesAndForwardsOfTheSampleExports(t *testing.T) {
 			require.Contains(t, []string{byID["m-0009"].KommoMsgID, "m-0009"}, fw, "the forward names m-0009")
 		})
 	}
+}
+
+// A field the Chats API payload does not have is not sent; the run's
+// summary names it with the number of records carrying it.
+func TestRunSummaryListsUnknownFields(t *testing.T) {
+	c := newCLIEnv(t)
+	path := t.TempDir() + "/moods.jsonl"
+	var lines strings.Builder
+	for i := range 3 {
+		fmt.Fprintf(&lines, `{"timestamp": 1709284502, "msgid": "mood-%d", "conversation_id": "c-1", "mood": "happy", "sender": {"id": "a", "name": "b"}, "message": {"type": "text", "text": "x"}}`+"\n", i)
+	}
+	require.NoError(t, os.WriteFile(path, []byte(lines.String()), 0o600))
+	out, errOut, code := c.run(t, "run", "--source", "jsonl:"+path, "--rate", "unlimited", "--progress", "none")
+	require.Equal(t, ExitOK, code, "stderr: %s", errOut)
+	require.Contains(t, out, "field `payload.mood` on 3 records is not part of the Chats API payload and is not sent")
+	require.Len(t, c.sim.Ledger(), 3)
 }
