@@ -58,6 +58,8 @@ func checkJSONL(br *bufio.Reader, name string) error {
 	first, next, _ := bytes.Cut(rest, []byte("\n"))
 	first = bytes.TrimSpace(first)
 	switch {
+	case len(first) == 0:
+		return nil // white space only (a form feed, say): nothing to tell
 	case first[0] == '[':
 		return fmt.Errorf("%s: looks like a JSON array: JSONL needs one JSON object per line (convert it: jq -c '.[]' %s)", name, shellName(name))
 	case first[0] != '{' || first[len(first)-1] == '}':
