@@ -117,25 +117,18 @@ func (im *Importer) markFailed(ctx context.Context, msgid, reason string) error 
 }
 
 const markPendingSQL = `
-UPDATE kommo_import_messages SET state = 'pending'
+UPDATE kommo_import_messages SET state = 'pending', attempts = GREATEST(attempts - $4, 0)
 WHERE scope_id = $1 AND msgid = $2 AND run_name = $3 AND state = 'sending'`
 
 // markPending undoes markSending for a request that was refused unprocessed
-// or never made.
-func (im *Importer) markPending(ctx context.Context, m *pendingMessage) error {
-	_, err := im.exec(ctx, markPendingSQL, im.cfg.ScopeID, m.msgid, im.cfg.Run)
-	m.state = StatePending
-	return err
-}
-
-const markNotSentSQL = `
-UPDATE kommo_import_messages SET state = 'pending', attempts = GREATEST(attempts - 1, 0)
-WHERE scope_id = $1 AND msgid = $2 AND run_name = $3 AND state = 'sending'`
-
-// markNotSent undoes markSending for a request that was never made (its
-// slot was given up): the attempt does not count.
-func (im *Importer) markNotSent(ctx context.Context, m *pendingMessage) error {
-	_, err := im.exec(ctx, markNotSentSQL, im.cfg.ScopeID, m.msgid, im.cfg.Run)
+// (a 429, a refused scope), or one that was never made (made false: its slot
+// was given up, and the attempt does not count).
+func (im *Importer) markPending(ctx context.Context, m *pendingMessage, made bool) error {
+	uncount := 1
+	if made {
+		uncount = 0
+	}
+	_, err := im.exec(ctx, markPendingSQL, im.cfg.ScopeID, m.msgid, im.cfg.Run, uncount)
 	m.state = StatePending
 	return err
 }

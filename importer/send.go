@@ -243,7 +243,7 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 			// A 429 arrived while this slot was waited for (never send into a
 			// pause), or the slot is gone (the checkpoint took too long). The
 			// request was not made.
-			if err := im.markNotSent(ctx, m); err != nil {
+			if err := im.markPending(ctx, m, false); err != nil {
 				return 0, err
 			}
 			continue
@@ -262,7 +262,7 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 			return 0, interrupted(CauseSignal, "", d.err)
 		case actStop:
 			// The request was refused, not processed.
-			if err := im.markPending(ctx, m); err != nil {
+			if err := im.markPending(ctx, m, true); err != nil {
 				return 0, err
 			}
 			return 0, d.err
@@ -273,7 +273,7 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 			return stepDone, im.markFailed(ctx, m.msgid, d.api.Error())
 		case actPause:
 			im.pause(ctx, d.after)
-			if err := im.markPending(ctx, m); err != nil {
+			if err := im.markPending(ctx, m, true); err != nil {
 				return 0, err
 			}
 			continue
@@ -283,13 +283,13 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 		conv.failures++
 		if conv.failures >= im.cfg.MaxAttempts {
 			if !d.inDoubt {
-				_ = im.markPending(ctx, m)
+				_ = im.markPending(ctx, m, true)
 			}
 			return 0, interrupted(CauseAPIUnavailable, fmt.Sprintf("%d attempts in a row at message %s", conv.failures, m.msgid), d.api)
 		}
 		im.log.Info("retrying later", "msgid", m.msgid, "attempt", conv.failures+1, "in_doubt", d.inDoubt, "err", d.api)
 		if !d.inDoubt {
-			if err := im.markPending(ctx, m); err != nil {
+			if err := im.markPending(ctx, m, true); err != nil {
 				return 0, err
 			}
 			return stepParked, im.park(ctx, conv, d.after)

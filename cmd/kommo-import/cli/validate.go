@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -184,39 +183,13 @@ func printUnknownFields(w io.Writer, fields map[string]int64) {
 	if len(fields) == 0 {
 		return
 	}
-	paths := make([]string, 0, len(fields))
-	for p := range fields {
-		paths = append(paths, p)
-	}
-	sort.Slice(paths, func(i, j int) bool {
-		if fields[paths[i]] != fields[paths[j]] {
-			return fields[paths[i]] > fields[paths[j]]
-		}
-		return paths[i] < paths[j]
-	})
-	for _, p := range paths {
-		records := "records"
-		if fields[p] == 1 {
-			records = "record"
-		}
-		fmt.Fprintf(w, "field `%s` on %s %s is not part of the Chats API payload and is not sent\n", p, thousands(fields[p]), records)
+	for _, l := range unknownFieldLines(fields) {
+		fmt.Fprintln(w, l)
 	}
 	if len(fields) >= sources.MaxUnknownFields {
 		fmt.Fprintf(w, "(the first %d such fields; there may be more)\n", sources.MaxUnknownFields)
 	}
 	fmt.Fprintln(w, "(a typo? fix the export; --strict rejects such records)")
-}
-
-// thousands writes n with commas: 1,204.
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	if n < 0 {
-		return "-" + thousands(-n)
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }
 
 // rejectWriter writes bad records as JSONL or CSV.
