@@ -19,9 +19,10 @@ missing, duplicated, or present although the run holds them as failed or
 pending (sending those again would duplicate them), and the number of
 requests made.
 
-History requests go through the same rate limiter as a run's, at --rate;
-they count against the account's limit like any other request, so while a
-run is sending, give verify a small --rate or check a --sample.
+History requests take slots of the scope's one rate schedule, the one a run
+sending to the scope uses too: while a run sends, verify's requests take
+turns with it and the account never sees more than the rate, but the run
+slows down by what verify reads; check a --sample then.
 
 The API processes messages asynchronously: a message sent seconds ago may be
 missing at first. Verify again a minute later before acting on it.
