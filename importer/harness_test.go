@@ -2,8 +2,11 @@ package importer_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -121,6 +124,20 @@ func (h *harness) importerFor(name, path, scope string, mod func(*importer.Confi
 	im, err := importer.New(h.pool, client, cfg)
 	require.NoError(h.t, err)
 	return im
+}
+
+// writePayloads writes payloads as a JSONL export and returns its path.
+func writePayloads(t *testing.T, msgs []chatsapi.Payload) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "export.jsonl")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	enc := json.NewEncoder(f)
+	for i := range msgs {
+		require.NoError(t, enc.Encode(&msgs[i]))
+	}
+	require.NoError(t, f.Close())
+	return path
 }
 
 // fileIdentity is a JSONL file's identity as the CLI gives it to a run.

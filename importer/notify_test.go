@@ -1,9 +1,6 @@
 package importer_test
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -37,14 +34,7 @@ func TestNotifyNewestIncoming(t *testing.T) {
 		msg("client-only", "c-1", 0, false), msg("client-only", "c-2", 1, false),
 		msg("agent-only", "a-1", 0, true),
 	}
-	path := filepath.Join(t.TempDir(), "export.jsonl")
-	f, err := os.Create(path)
-	require.NoError(t, err)
-	enc := json.NewEncoder(f)
-	for i := range msgs {
-		require.NoError(t, enc.Encode(&msgs[i]))
-	}
-	require.NoError(t, f.Close())
+	path := writePayloads(t, msgs)
 
 	for _, tc := range []struct {
 		notify importer.Notify

@@ -2,8 +2,6 @@ package importer_test
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -39,14 +37,7 @@ func TestRepliesAndForwardsArriveWithTheirReferences(t *testing.T) {
 	msgs[4].Forwards = &chatsapi.Forwards{Messages: []chatsapi.EmbeddedMessage{{MsgID: "b-1"}}}
 	msgs = append(msgs, text("b", "b-1", 10))
 
-	path := filepath.Join(t.TempDir(), "replies.jsonl")
-	f, err := os.Create(path)
-	require.NoError(t, err)
-	enc := json.NewEncoder(f)
-	for i := range msgs {
-		require.NoError(t, enc.Encode(&msgs[i]))
-	}
-	require.NoError(t, f.Close())
+	path := writePayloads(t, msgs)
 
 	sum := h.run("quotes", path, func(c *importer.Config) { c.Workers = 1 })
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
