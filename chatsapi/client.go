@@ -17,7 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kommo-import/kommo-import/internal/baseurl"
 	"github.com/kommo-import/kommo-import/signer"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // Defaults for Config fields left zero.
@@ -29,12 +31,6 @@ const (
 
 // MaxHistoryLimit is the largest page History asks for (the API's maximum).
 const MaxHistoryLimit = 50
-
-// Limiter is waited on before every HTTP attempt. *rate.Limiter satisfies it;
-// share one between every client and worker that talks to the same account.
-type Limiter interface {
-	Wait(ctx context.Context) error
-}
 
 // Config configures a Client. Only Secret is required; ScopeID is required by
 // the scoped calls (everything except Connect).
@@ -52,8 +48,6 @@ type Config struct {
 	// Timeout bounds one whole attempt: connecting, TLS, writing the
 	// request, and reading the headers and the body. Default 30s.
 	Timeout time.Duration
-	// Limiter is waited on before every attempt; nil means no limit.
-	Limiter Limiter
 	// Now gives the Date header's time; default time.Now.
 	Now func() time.Time
 	// AllowInsecureHTTP permits plain http to a non-loopback host.
@@ -79,7 +73,6 @@ type Client struct {
 	secret   signer.Secret
 	hc       *http.Client
 	timeout  time.Duration
-	limiter  Limiter
 	now      func() time.Time
 	maxBytes int64
 	// wrapped is the transport under WrapTransport's wrapper, nil when
@@ -96,7 +89,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
 	}
-	base, err := parseBaseURL(cfg.BaseURL, cfg.AllowInsecureHTTP)
+	base, err := baseurl.Parse(cfg.BaseURL, cfg.AllowInsecureHTTP, "the channel secret signs every request")
 	if err != nil {
 		return nil, fmt.Errorf("chats api: %w", err)
 	}
@@ -151,7 +144,6 @@ func New(cfg Config) (*Client, error) {
 		secret:   cfg.Secret,
 		hc:       &hc,
 		timeout:  cfg.Timeout,
-		limiter:  cfg.Limiter,
 		now:      cfg.Now,
 		maxBytes: cfg.MaxResponseBytes,
 		wrapped:  wrapped,
@@ -200,37 +192,6 @@ func checkTransport(rt http.RoundTripper) error {
 		return errors.New("HTTP client dials TLS itself: certificate verification cannot be checked")
 	}
 	return nil
-}
-
-func parseBaseURL(raw string, allowInsecure bool) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("base URL: %w", err)
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return nil, fmt.Errorf("base URL %q: no host", raw)
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
-		return nil, fmt.Errorf("base URL %q: want scheme://host[:port] only", u.Redacted())
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !allowInsecure && !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("base URL %q: plain http to a non-loopback host (the channel secret signs every request; use https)", raw)
-		}
-	default:
-		return nil, fmt.Errorf("base URL %q: scheme must be https", raw)
-	}
-	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // checkSegment refuses ids that would change the URL's shape or need
@@ -283,7 +244,7 @@ type SendResult struct {
 // SendMessage posts p as a new_message event to the client's scope. The body
 // is marshalled once and those exact bytes are signed and sent. A 2xx answer
 // without new_message.msgid is a retryable, in-doubt *Error.
-func (c *Client) SendMessage(ctx context.Context, p *Payload) (*SendResult, error) {
+func (c *Client) SendMessage(ctx context.Context, p *wire.Payload) (*SendResult, error) {
 	const op = "send message"
 	if p == nil {
 		return nil, invalid(op, errors.New("nil payload"))
@@ -292,7 +253,7 @@ func (c *Client) SendMessage(ctx context.Context, p *Payload) (*SendResult, erro
 	if err != nil {
 		return nil, err
 	}
-	body, merr := json.Marshal(Event{EventType: EventNewMessage, Payload: *p})
+	body, merr := json.Marshal(wire.Event{EventType: wire.EventNewMessage, Payload: *p})
 	if merr != nil {
 		return nil, invalid(op, merr)
 	}
@@ -321,17 +282,17 @@ type Chat struct {
 
 // chatUser is Participant without ref_id, which create chat no longer takes.
 type chatUser struct {
-	ID          string   `json:"id"`
-	Name        string   `json:"name"`
-	Avatar      string   `json:"avatar,omitempty"`
-	Profile     *Profile `json:"profile,omitempty"`
-	ProfileLink string   `json:"profile_link,omitempty"`
+	ID          string        `json:"id"`
+	Name        string        `json:"name"`
+	Avatar      string        `json:"avatar,omitempty"`
+	Profile     *wire.Profile `json:"profile,omitempty"`
+	ProfileLink string        `json:"profile_link,omitempty"`
 }
 
 // CreateChat creates the chat for our conversationID with user as the
 // client, or returns the existing one: the API is idempotent per
 // conversation_id, so repeating it after an in-doubt failure is safe.
-func (c *Client) CreateChat(ctx context.Context, conversationID string, user Participant) (*Chat, error) {
+func (c *Client) CreateChat(ctx context.Context, conversationID string, user wire.Participant) (*Chat, error) {
 	const op = "create chat"
 	if conversationID == "" {
 		return nil, invalid(op, errors.New("empty conversation id"))
@@ -392,17 +353,17 @@ type HistoryParticipant struct {
 // HistoryBody is the message of a history entry. ID is Kommo's message id;
 // ClientID is our msgid (Payload.MsgID), the key for finding in-doubt sends.
 type HistoryBody struct {
-	ID           string    `json:"id"`
-	ClientID     string    `json:"client_id,omitempty"`
-	Type         string    `json:"type"`
-	Text         string    `json:"text,omitempty"`
-	Media        string    `json:"media,omitempty"`
-	Thumbnail    string    `json:"thumbnail,omitempty"`
-	FileName     string    `json:"file_name,omitempty"`
-	FileSize     int64     `json:"file_size,omitempty"`
-	MediaGroupID string    `json:"media_group_id,omitempty"`
-	Location     *Location `json:"location,omitempty"`
-	Contact      *Contact  `json:"contact,omitempty"`
+	ID           string         `json:"id"`
+	ClientID     string         `json:"client_id,omitempty"`
+	Type         string         `json:"type"`
+	Text         string         `json:"text,omitempty"`
+	Media        string         `json:"media,omitempty"`
+	Thumbnail    string         `json:"thumbnail,omitempty"`
+	FileName     string         `json:"file_name,omitempty"`
+	FileSize     int64          `json:"file_size,omitempty"`
+	MediaGroupID string         `json:"media_group_id,omitempty"`
+	Location     *wire.Location `json:"location,omitempty"`
+	Contact      *wire.Contact  `json:"contact,omitempty"`
 }
 
 // History returns one page of Kommo chat chatID's messages (chatID is Kommo's
@@ -534,16 +495,10 @@ func (c *Client) CloseIdleConnections() {
 	}
 }
 
-// attempt waits on the limiter, signs with a fresh Date and makes one HTTP
+// attempt signs with a fresh Date and makes one HTTP
 // request, reading at most maxBytes of the response within the timeout.
 func (c *Client) attempt(ctx context.Context, op, method, path, query string, body []byte) attempt {
 	a := attempt{op: op}
-	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
-			a.err = fmt.Errorf("rate limiter: %w", err)
-			return a
-		}
-	}
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,13 +15,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/time/rate"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/signer"
+	"github.com/kommo-import/kommo-import/wire"
 )
-
-var _ chatsapi.Limiter = (*rate.Limiter)(nil)
 
 type vector struct {
 	Name       string `json:"name"`
@@ -73,12 +70,12 @@ func requireVectorRequest(t *testing.T, v vector, got recorded) {
 }
 
 // v3Payload is the payload of vectors V3 and V5, as a source would yield it.
-func v3Payload() chatsapi.Payload {
-	return chatsapi.Payload{
+func v3Payload() wire.Payload {
+	return wire.Payload{
 		Timestamp: 1639604761, MsecTimestamp: 1639604761694,
 		MsgID: "my_int-5f2836a8ca475", ConversationID: "my_int-d5a421f7f217",
-		Sender:  &chatsapi.Participant{ID: "my_int-1376265f-86df-4c49-a0c3-a4816df41af8", Name: "Client"},
-		Message: &chatsapi.Message{Type: chatsapi.TypeText, Text: "Hello"},
+		Sender:  &wire.Participant{ID: "my_int-1376265f-86df-4c49-a0c3-a4816df41af8", Name: "Client"},
+		Message: &wire.Message{Type: wire.TypeText, Text: "Hello"},
 		Silent:  true,
 	}
 }
@@ -86,12 +83,12 @@ func v3Payload() chatsapi.Payload {
 func TestEventMarshalMatchesVectors(t *testing.T) {
 	v4 := v3Payload()
 	v4.MsgID = "my_int-5f2836a8ca476"
-	v4.Sender = &chatsapi.Participant{ID: "my_int-1376265f-86df-4c49-a0c3-a4816df41af8", Name: "Вася"}
-	v4.Message = &chatsapi.Message{Type: chatsapi.TypeText, Text: "Привет"}
+	v4.Sender = &wire.Participant{ID: "my_int-1376265f-86df-4c49-a0c3-a4816df41af8", Name: "Вася"}
+	v4.Message = &wire.Message{Type: wire.TypeText, Text: "Привет"}
 	v4.Silent = false
-	for name, p := range map[string]chatsapi.Payload{"V3": v3Payload(), "V4": v4} {
+	for name, p := range map[string]wire.Payload{"V3": v3Payload(), "V4": v4} {
 		t.Run(name, func(t *testing.T) {
-			got, err := json.Marshal(chatsapi.Event{EventType: chatsapi.EventNewMessage, Payload: p})
+			got, err := json.Marshal(wire.Event{EventType: wire.EventNewMessage, Payload: p})
 			require.NoError(t, err)
 			require.Equal(t, loadVector(t, name).Body, string(got))
 		})
@@ -122,10 +119,10 @@ func TestSendMessageVectorUnicode(t *testing.T) {
 	c := newClient(t, f.srv.URL, func(cfg *chatsapi.Config) {
 		cfg.ScopeID, cfg.Secret, cfg.Now = "scope-abc", signer.Secret(v.Secret), func() time.Time { return at }
 	})
-	p := &chatsapi.Payload{
+	p := &wire.Payload{
 		Timestamp: 1700000000, MsecTimestamp: 1700000000123, MsgID: "ext-42", ConversationID: "ext-c-7",
-		Sender:  &chatsapi.Participant{ID: "ext-u-1", Name: "Zoë Ødegård 山田"},
-		Message: &chatsapi.Message{Type: chatsapi.TypeText, Text: "Привет, \"мир\" 👋\nline two"},
+		Sender:  &wire.Participant{ID: "ext-u-1", Name: "Zoë Ødegård 山田"},
+		Message: &wire.Message{Type: wire.TypeText, Text: "Привет, \"мир\" 👋\nline two"},
 	}
 	_, err := c.SendMessage(context.Background(), p)
 	require.NoError(t, err)
@@ -170,7 +167,7 @@ func TestHistoryVector(t *testing.T) {
 			Timestamp: 1700000000, MsecTimestamp: 1700000000123,
 			Sender:   &chatsapi.HistoryParticipant{ID: "amo-u-1", ClientID: "ext-u-1", Name: "Zoë"},
 			Receiver: &chatsapi.HistoryParticipant{ID: "amo-u-2", Name: "Manager"},
-			Message:  chatsapi.HistoryBody{ID: "amo-m-1", ClientID: "ext-42", Type: "location", Location: &chatsapi.Location{Lon: 1.5, Lat: 2.5}},
+			Message:  chatsapi.HistoryBody{ID: "amo-m-1", ClientID: "ext-42", Type: "location", Location: &wire.Location{Lon: 1.5, Lat: 2.5}},
 		},
 	}, msgs)
 
@@ -237,8 +234,8 @@ func TestHistory(t *testing.T) {
 func TestCreateChat(t *testing.T) {
 	f := newFake(t, nil)
 	c := newClient(t, f.srv.URL, nil)
-	chat, err := c.CreateChat(context.Background(), "conv-1", chatsapi.Participant{
-		ID: "u-1", RefID: "must-not-be-sent", Name: "Ann", Profile: &chatsapi.Profile{Phone: "+10000000000"},
+	chat, err := c.CreateChat(context.Background(), "conv-1", wire.Participant{
+		ID: "u-1", RefID: "must-not-be-sent", Name: "Ann", Profile: &wire.Profile{Phone: "+10000000000"},
 	})
 	require.NoError(t, err)
 	require.Equal(t, &chatsapi.Chat{ID: "6cbab3d5-c4c1-46ff-b710-ad59ad10805f", UserID: "amo-user-9"}, chat)
@@ -257,7 +254,7 @@ func TestSendMessageBodyIsWhatWasSigned(t *testing.T) {
 	res, err := c.SendMessage(context.Background(), p)
 	require.NoError(t, err)
 	require.Equal(t, "m-1", res.RefID)
-	want, err := json.Marshal(chatsapi.Event{EventType: chatsapi.EventNewMessage, Payload: *p})
+	want, err := json.Marshal(wire.Event{EventType: wire.EventNewMessage, Payload: *p})
 	require.NoError(t, err)
 	reqs := f.requests()
 	require.Len(t, reqs, 1)
@@ -266,7 +263,7 @@ func TestSendMessageBodyIsWhatWasSigned(t *testing.T) {
 	require.Equal(t, "/v2/origin/custom/scope-1", reqs[0].Path)
 }
 
-func TestLimiterAndDatePerAttempt(t *testing.T) {
+func TestDatePerAttempt(t *testing.T) {
 	clock := &stepClock{t: time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC), step: 7 * time.Second}
 	var calls atomic.Int32
 	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
@@ -277,19 +274,15 @@ func TestLimiterAndDatePerAttempt(t *testing.T) {
 		writeJSON(w, http.StatusOK, `{"new_message":{"msgid":"amo-1","ref_id":"m-1"}}`)
 	})
 	f.now = clock.Peek
-	lim := &countingLimiter{}
-	c := newClient(t, f.srv.URL, func(cfg *chatsapi.Config) { cfg.Limiter, cfg.Now = lim, clock.Now })
+	c := newClient(t, f.srv.URL, func(cfg *chatsapi.Config) { cfg.Now = clock.Now })
 
 	// The caller retries; the client makes one attempt per call.
 	_, err := c.SendMessage(context.Background(), textPayload("m-1", "hi"))
 	require.Error(t, err)
-	require.Equal(t, 1, lim.count())
 	_, err = c.SendMessage(context.Background(), textPayload("m-1", "hi"))
 	require.NoError(t, err)
-	require.Equal(t, 2, lim.count())
 	_, err = c.History(context.Background(), "chat-1", 0, 50)
 	require.NoError(t, err)
-	require.Equal(t, 3, lim.count())
 
 	reqs := f.requests()
 	require.Len(t, reqs, 3)
@@ -300,26 +293,6 @@ func TestLimiterAndDatePerAttempt(t *testing.T) {
 	require.Len(t, dates, 3, "every attempt is signed with its own Date")
 	require.Equal(t, reqs[0].Body, reqs[1].Body)
 	require.NotEqual(t, reqs[0].Header.Get("X-Signature"), reqs[1].Header.Get("X-Signature"))
-}
-
-func TestLimiterRefusal(t *testing.T) {
-	f := newFake(t, nil)
-	lim := &countingLimiter{err: errors.New("rate: Wait(n=1) would exceed context deadline")}
-	c := newClient(t, f.srv.URL, func(cfg *chatsapi.Config) { cfg.Limiter = lim })
-	_, err := c.SendMessage(context.Background(), textPayload("m-1", "hi"))
-	e, ok := chatsapi.AsError(err)
-	require.True(t, ok)
-	require.ErrorIs(t, err, lim.err)
-	require.False(t, e.InDoubt)
-	require.Equal(t, chatsapi.KindRetryable, e.Kind)
-	require.Empty(t, f.requests())
-}
-
-func TestRealRateLimiter(t *testing.T) {
-	f := newFake(t, nil)
-	c := newClient(t, f.srv.URL, func(cfg *chatsapi.Config) { cfg.Limiter = rate.NewLimiter(rate.Inf, 1) })
-	_, err := c.SendMessage(context.Background(), textPayload("m-1", "hi"))
-	require.NoError(t, err)
 }
 
 func TestNew(t *testing.T) {
@@ -371,7 +344,7 @@ func TestScopedCallsNeedScope(t *testing.T) {
 	c := newClient(t, f.srv.URL, func(cfg *chatsapi.Config) { cfg.ScopeID = "" })
 	ctx := context.Background()
 	_, err1 := c.SendMessage(ctx, textPayload("m", "t"))
-	_, err2 := c.CreateChat(ctx, "conv", chatsapi.Participant{ID: "u", Name: "n"})
+	_, err2 := c.CreateChat(ctx, "conv", wire.Participant{ID: "u", Name: "n"})
 	_, err3 := c.History(ctx, "chat", 0, 10)
 	for _, err := range []error{err1, err2, err3} {
 		e, ok := chatsapi.AsError(err)
@@ -388,8 +361,8 @@ func TestInvalidArguments(t *testing.T) {
 	ctx := context.Background()
 	errs := map[string]error{}
 	_, errs["nil payload"] = c.SendMessage(ctx, nil)
-	_, errs["empty conversation"] = c.CreateChat(ctx, "", chatsapi.Participant{ID: "u", Name: "n"})
-	_, errs["user without name"] = c.CreateChat(ctx, "conv", chatsapi.Participant{ID: "u"})
+	_, errs["empty conversation"] = c.CreateChat(ctx, "", wire.Participant{ID: "u", Name: "n"})
+	_, errs["user without name"] = c.CreateChat(ctx, "conv", wire.Participant{ID: "u"})
 	_, errs["chat id with slash"] = c.History(ctx, "a/../b", 0, 10)
 	_, errs["empty chat id"] = c.History(ctx, "", 0, 10)
 	_, errs["channel id with query"] = c.Connect(ctx, "chan?x=1", "acc", "")
@@ -440,8 +413,7 @@ func TestTLS(t *testing.T) {
 
 func TestConcurrentSends(t *testing.T) {
 	f := newFake(t, nil)
-	lim := &countingLimiter{}
-	c := newClient(t, f.srv.URL, func(cfg *chatsapi.Config) { cfg.Limiter = lim })
+	c := newClient(t, f.srv.URL, nil)
 	const n = 24
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -460,7 +432,6 @@ func TestConcurrentSends(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Len(t, f.requests(), n)
-	require.Equal(t, n, lim.count())
 }
 
 func TestConfigDoesNotPrintSecret(t *testing.T) {

@@ -1,11 +1,15 @@
-// Package chatsapi is a client for the Kommo Chats API ("amojo"): send a
-// new_message, create a chat, page a chat's history and connect a channel.
+// Package chatsapi is a client for the Kommo Chats API, "amojo"
+// (https://amojo.kommo.com/v2/origin/custom/...): the HMAC-signed API of a
+// chat channel, which sends a new_message, creates a chat, pages a chat's
+// history and connects a channel. Kommo's main (CRM) API, /api/v4 on the
+// account's own domain with a bearer token, is package kommoapi. The message
+// types it sends are package wire's.
 //
-// Every attempt waits on the shared rate limiter first, then is signed afresh
-// with package signer (a new Date each time) over the exact body bytes it
-// sends. The client makes one HTTP attempt per call and never follows
-// redirects; retry policy belongs to the caller, which knows what a repeated
-// request would cost.
+// Every attempt is signed afresh with package signer (a new Date each time)
+// over the exact body bytes it sends. The client makes one HTTP attempt per
+// call, never paces itself and never follows redirects: pacing and retry
+// policy belong to the caller (the importer's one paced attempt), which
+// knows the scope's rate and what a repeated request would cost.
 //
 // Every failure is an *Error, classified in one place (classify in
 // errors.go) into a Kind: permanent, retryable, rate limited, bad signature

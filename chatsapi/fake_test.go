@@ -1,7 +1,6 @@
 package chatsapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/signer"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // testSecret is distinctive so a leak into any error string is easy to spot.
@@ -105,7 +105,7 @@ func (f *fakeAPI) success(w http.ResponseWriter, r *http.Request, body []byte) {
 	case strings.HasSuffix(path, "/chats"):
 		writeJSON(w, http.StatusOK, `{"id":"6cbab3d5-c4c1-46ff-b710-ad59ad10805f","user":{"id":"amo-user-9","client_id":"u-1","name":"Ann"}}`)
 	default:
-		var ev chatsapi.Event
+		var ev wire.Event
 		if err := json.Unmarshal(body, &ev); err != nil {
 			f.t.Errorf("fake: new_message body: %v", err)
 		}
@@ -127,29 +127,6 @@ func writeJSON(w http.ResponseWriter, status int, body string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, body)
-}
-
-// countingLimiter counts Wait calls and can refuse.
-type countingLimiter struct {
-	mu    sync.Mutex
-	calls int
-	err   error
-}
-
-func (l *countingLimiter) Wait(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.calls++
-	if l.err != nil {
-		return l.err
-	}
-	return ctx.Err()
-}
-
-func (l *countingLimiter) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.calls
 }
 
 // stepClock advances by step on every Now, so each signature gets its own Date.
@@ -183,12 +160,12 @@ func newClient(t *testing.T, baseURL string, mod func(*chatsapi.Config)) *chatsa
 	return c
 }
 
-func textPayload(msgid, text string) *chatsapi.Payload {
-	return &chatsapi.Payload{
+func textPayload(msgid, text string) *wire.Payload {
+	return &wire.Payload{
 		Timestamp: 1700000000, MsecTimestamp: 1700000000123,
 		MsgID: msgid, ConversationID: "ext-c-7",
-		Sender:  &chatsapi.Participant{ID: "ext-u-1", Name: "Client"},
-		Message: &chatsapi.Message{Type: chatsapi.TypeText, Text: text},
+		Sender:  &wire.Participant{ID: "ext-u-1", Name: "Client"},
+		Message: &wire.Message{Type: wire.TypeText, Text: text},
 		Silent:  true,
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // The tests in this file play a hostile or broken server: HTML or garbage
@@ -144,7 +145,7 @@ var opCalls = []struct {
 		return err
 	}},
 	{"create chat", func(ctx context.Context, c *chatsapi.Client) error {
-		_, err := c.CreateChat(ctx, "conv", chatsapi.Participant{ID: "u", Name: "n"})
+		_, err := c.CreateChat(ctx, "conv", wire.Participant{ID: "u", Name: "n"})
 		return err
 	}},
 	{"history", func(ctx context.Context, c *chatsapi.Client) error {

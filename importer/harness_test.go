@@ -22,6 +22,7 @@ import (
 	"github.com/kommo-import/kommo-import/migrations"
 	"github.com/kommo-import/kommo-import/signer"
 	"github.com/kommo-import/kommo-import/sources"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 const (
@@ -127,7 +128,7 @@ func (h *harness) importerFor(name, path, scope string, mod func(*importer.Confi
 }
 
 // writePayloads writes payloads as a JSONL export and returns its path.
-func writePayloads(t *testing.T, msgs []chatsapi.Payload) string {
+func writePayloads(t *testing.T, msgs []wire.Payload) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "export.jsonl")
 	f, err := os.Create(path)

@@ -20,14 +20,15 @@ import (
 
 	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/sources"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // API is what the importer needs of the Chats API client. The client must not
 // pace its requests itself: the importer takes a slot of the scope's rate
 // schedule before every attempt it makes.
 type API interface {
-	SendMessage(ctx context.Context, p *chatsapi.Payload) (*chatsapi.SendResult, error)
-	CreateChat(ctx context.Context, conversationID string, user chatsapi.Participant) (*chatsapi.Chat, error)
+	SendMessage(ctx context.Context, p *wire.Payload) (*chatsapi.SendResult, error)
+	CreateChat(ctx context.Context, conversationID string, user wire.Participant) (*chatsapi.Chat, error)
 	History(ctx context.Context, chatID string, offset, limit int) ([]chatsapi.HistoryMessage, error)
 }
 

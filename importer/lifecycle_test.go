@@ -15,12 +15,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/importer"
 	"github.com/kommo-import/kommo-import/internal/ledgertest"
 	"github.com/kommo-import/kommo-import/internal/pgtest"
 	"github.com/kommo-import/kommo-import/internal/sim"
 	"github.com/kommo-import/kommo-import/sources"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // stopAfter closes a soft-stop channel once im has sent n messages.
@@ -110,10 +110,10 @@ func (f *fakeSource) open() importer.OpenFunc {
 func records(msgs []ledgertest.Msg) []sources.Record {
 	out := make([]sources.Record, len(msgs))
 	for i, m := range msgs {
-		out[i] = sources.Record{Line: int64(i + 1), Payload: chatsapi.Payload{
+		out[i] = sources.Record{Line: int64(i + 1), Payload: wire.Payload{
 			Timestamp: m.Msec / 1000, MsecTimestamp: m.Msec, MsgID: m.ID, ConversationID: m.Conv,
-			Sender:  &chatsapi.Participant{ID: "client-" + m.Conv, Name: "Client " + m.Conv},
-			Message: &chatsapi.Message{Type: chatsapi.TypeText, Text: "hello from " + m.ID},
+			Sender:  &wire.Participant{ID: "client-" + m.Conv, Name: "Client " + m.Conv},
+			Message: &wire.Message{Type: wire.TypeText, Text: "hello from " + m.ID},
 		}}
 	}
 	return out

@@ -6,9 +6,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/importer"
 	"github.com/kommo-import/kommo-import/internal/sim"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // With newest-incoming, the loud message of a chat is the newest one from
@@ -17,19 +17,19 @@ import (
 // whoever wrote it.
 func TestNotifyNewestIncoming(t *testing.T) {
 	base := time.Date(2024, 5, 1, 9, 0, 0, 0, time.UTC).UnixMilli()
-	msg := func(conv, id string, minute int64, outgoing bool) chatsapi.Payload {
-		p := chatsapi.Payload{
+	msg := func(conv, id string, minute int64, outgoing bool) wire.Payload {
+		p := wire.Payload{
 			MsecTimestamp: base + minute*60_000, MsgID: id, ConversationID: conv,
-			Sender:  &chatsapi.Participant{ID: "client-" + conv, Name: "Client " + conv},
-			Message: &chatsapi.Message{Type: chatsapi.TypeText, Text: "text of " + id},
+			Sender:  &wire.Participant{ID: "client-" + conv, Name: "Client " + conv},
+			Message: &wire.Message{Type: wire.TypeText, Text: "text of " + id},
 		}
 		if outgoing {
 			p.Receiver = p.Sender
-			p.Sender = &chatsapi.Participant{ID: "agent-1", RefID: "amojo-agent-1", Name: "Dana"}
+			p.Sender = &wire.Participant{ID: "agent-1", RefID: "amojo-agent-1", Name: "Dana"}
 		}
 		return p
 	}
-	msgs := []chatsapi.Payload{
+	msgs := []wire.Payload{
 		msg("ends-with-reply", "r-1", 0, false), msg("ends-with-reply", "r-2", 1, false), msg("ends-with-reply", "r-3", 2, true),
 		msg("client-only", "c-1", 0, false), msg("client-only", "c-2", 1, false),
 		msg("agent-only", "a-1", 0, true),

@@ -6,8 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // A quoted reply (reply_to) or a forward names its message by Kommo's id or
@@ -32,7 +31,7 @@ type quoted struct {
 }
 
 // resolveQuotes settles p's references; it reports whether one was dropped.
-func (im *Importer) resolveQuotes(ctx context.Context, p *chatsapi.Payload) (dropped bool, err error) {
+func (im *Importer) resolveQuotes(ctx context.Context, p *wire.Payload) (dropped bool, err error) {
 	var ids []string
 	if p.ReplyTo != nil && p.ReplyTo.Message.ID == "" && p.ReplyTo.Message.MsgID != "" {
 		ids = append(ids, p.ReplyTo.Message.MsgID)
@@ -64,7 +63,7 @@ func (im *Importer) resolveQuotes(ctx context.Context, p *chatsapi.Payload) (dro
 	if err != nil {
 		return false, fmt.Errorf("quoted messages: %w", err)
 	}
-	settle := func(e *chatsapi.EmbeddedMessage) (bool, error) {
+	settle := func(e *wire.EmbeddedMessage) (bool, error) {
 		if e.ID != "" || e.MsgID == "" {
 			return true, nil
 		}
@@ -73,10 +72,10 @@ func (im *Importer) resolveQuotes(ctx context.Context, p *chatsapi.Payload) (dro
 		case !ok:
 			return false, nil
 		case q.state == StateSent && q.kommoID != "":
-			*e = chatsapi.EmbeddedMessage{ID: q.kommoID}
+			*e = wire.EmbeddedMessage{ID: q.kommoID}
 			return true, nil
 		}
-		var src chatsapi.Payload
+		var src wire.Payload
 		if err := json.Unmarshal(q.payload, &src); err != nil {
 			return false, fmt.Errorf("quoted message %s: stored payload: %w", e.MsgID, err)
 		}
@@ -115,15 +114,15 @@ func (im *Importer) resolveQuotes(ctx context.Context, p *chatsapi.Payload) (dro
 }
 
 // embed is a message as a quote names it when Kommo has no id for it.
-func embed(p *chatsapi.Payload) chatsapi.EmbeddedMessage {
-	e := chatsapi.EmbeddedMessage{MsgID: p.MsgID, Timestamp: p.Timestamp, MsecTimestamp: p.MsecTimestamp}
+func embed(p *wire.Payload) wire.EmbeddedMessage {
+	e := wire.EmbeddedMessage{MsgID: p.MsgID, Timestamp: p.Timestamp, MsecTimestamp: p.MsecTimestamp}
 	if m := p.Message; m != nil {
 		e.Type, e.Text = m.Type, m.Text
 		e.FileName, e.FileSize, e.MediaDuration = m.FileName, m.FileSize, m.MediaDuration
 		e.Location, e.Contact = m.Location, m.Contact
 	}
 	if s := p.Sender; s != nil {
-		e.Sender = &chatsapi.EmbeddedSender{ID: s.ID, RefID: s.RefID, Name: s.Name}
+		e.Sender = &wire.EmbeddedSender{ID: s.ID, RefID: s.RefID, Name: s.Name}
 	}
 	return e
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // The send path. A worker claims one conversation, sends its pending
@@ -202,7 +203,7 @@ func (im *Importer) work(ctx context.Context, conv *conversation, halt <-chan st
 
 // deliver gets one message to the API exactly once, or leaves it for later.
 func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingMessage, halt <-chan struct{}) (step, error) {
-	var p chatsapi.Payload
+	var p wire.Payload
 	if err := json.Unmarshal(m.payload, &p); err != nil {
 		return 0, fmt.Errorf("message %s: stored payload: %w", m.msgid, err)
 	}
@@ -308,7 +309,7 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 // since the attempt has not passed (the API processes messages
 // asynchronously): the conversation is parked until it has, and looked up
 // again then. Not found after the window: the caller sends it again.
-func (im *Importer) reconcile(ctx context.Context, conv *conversation, m *pendingMessage, p *chatsapi.Payload, halt <-chan struct{}) (step, error) {
+func (im *Importer) reconcile(ctx context.Context, conv *conversation, m *pendingMessage, p *wire.Payload, halt <-chan struct{}) (step, error) {
 	im.stats.reconciled.Add(1)
 	found, err := im.lookup(ctx, conv, m, p, halt)
 	if errors.Is(err, errHalted) {
@@ -356,7 +357,7 @@ func (im *Importer) reconcile(ctx context.Context, conv *conversation, m *pendin
 // lookup looks for an in-doubt message in its chat's history (its msgid
 // comes back as client_id) and marks it sent when found. The chat id comes
 // from an earlier response, or from create-chat, which is idempotent.
-func (im *Importer) lookup(ctx context.Context, conv *conversation, m *pendingMessage, p *chatsapi.Payload, halt <-chan struct{}) (bool, error) {
+func (im *Importer) lookup(ctx context.Context, conv *conversation, m *pendingMessage, p *wire.Payload, halt <-chan struct{}) (bool, error) {
 	if conv.chatID == "" {
 		if err := im.pacer.Wait(ctx, halt); err != nil {
 			return false, err
@@ -410,15 +411,15 @@ func (im *Importer) pause(ctx context.Context, d time.Duration) {
 
 // chatUser is the chat's client: the sender of an incoming message, the
 // receiver of an outgoing one.
-func chatUser(p *chatsapi.Payload) chatsapi.Participant {
+func chatUser(p *wire.Payload) wire.Participant {
 	u := p.Sender
 	if p.Receiver != nil {
 		u = p.Receiver
 	}
 	if u == nil {
-		return chatsapi.Participant{ID: p.ConversationID, Name: p.ConversationID}
+		return wire.Participant{ID: p.ConversationID, Name: p.ConversationID}
 	}
-	return chatsapi.Participant{ID: u.ID, Name: u.Name, Avatar: u.Avatar, Profile: u.Profile, ProfileLink: u.ProfileLink}
+	return wire.Participant{ID: u.ID, Name: u.Name, Avatar: u.Avatar, Profile: u.Profile, ProfileLink: u.ProfileLink}
 }
 
 // claimConversation leases one conversation nobody works: a parked one whose

@@ -18,6 +18,7 @@ import (
 	"github.com/kommo-import/kommo-import/importer"
 	"github.com/kommo-import/kommo-import/internal/ledgertest"
 	"github.com/kommo-import/kommo-import/internal/sim"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // historyFilter rewrites the simulator's history answers: it drops the
@@ -169,7 +170,7 @@ func TestVerifyFindsMissingDuplicatedAndUnexpected(t *testing.T) {
 	filter.set(map[string]bool{"big-007": true, "s1-0": true})
 	client, err := chatsapi.New(chatsapi.Config{BaseURL: h.url, ScopeID: testScope, Secret: testSecret})
 	require.NoError(t, err)
-	var p chatsapi.Payload
+	var p wire.Payload
 	var staged []byte
 	require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT payload FROM kommo_import_messages WHERE msgid = 's2-1'`).Scan(&staged))
 	require.NoError(t, json.Unmarshal(staged, &p))

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kommo-import/kommo-import/internal/baseurl"
 	"github.com/kommo-import/kommo-import/signer"
 )
 
@@ -60,7 +60,7 @@ type Client struct {
 // (plain http only to a loopback host) or has a path, query or credentials,
 // and an empty Token.
 func New(cfg Config) (*Client, error) {
-	base, err := parseBaseURL(cfg.BaseURL)
+	base, err := baseurl.Parse(cfg.BaseURL, false, "the token would travel unencrypted")
 	if err != nil {
 		return nil, fmt.Errorf("kommo api: %w", err)
 	}
@@ -100,7 +100,7 @@ func BaseURL(domain string) (string, error) {
 		return "", errors.New("empty Kommo domain")
 	}
 	if strings.Contains(d, "://") {
-		u, err := parseBaseURL(d)
+		u, err := baseurl.Parse(d, false, "the token would travel unencrypted")
 		if err != nil {
 			return "", err
 		}
@@ -114,37 +114,6 @@ func BaseURL(domain string) (string, error) {
 		d += ".kommo.com"
 	}
 	return "https://" + d, nil
-}
-
-func parseBaseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		return nil, fmt.Errorf("base URL: %w", err)
-	}
-	if u.Hostname() == "" {
-		return nil, fmt.Errorf("base URL %q: no host", raw)
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
-		return nil, fmt.Errorf("base URL %q: want scheme://host[:port] only", u.Redacted())
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("base URL %q: plain http to a non-loopback host would send the token unencrypted; use https", raw)
-		}
-	default:
-		return nil, fmt.Errorf("base URL %q: scheme must be https", raw)
-	}
-	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Account is the part of GET /api/v4/account the importer uses.

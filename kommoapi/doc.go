@@ -1,5 +1,7 @@
-// Package kommoapi is a small client for the two calls of Kommo's main API
-// (v4, https://{subdomain}.kommo.com/api/v4/...) the importer needs: the
+// Package kommoapi is a small client for Kommo's main (CRM) API, v4
+// (https://{subdomain}.kommo.com/api/v4/...), authenticated with an
+// account's bearer token; the chat channel's signed API ("amojo") is
+// package chatsapi. It has the calls the importer needs: the
 // account's amojo_id, which connect takes, and the users with their
 // amojo_ids, which outgoing messages carry as sender.ref_id.
 //

@@ -9,34 +9,33 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kommo-import/kommo-import/wire"
 	"github.com/stretchr/testify/require"
-
-	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
 // badIDCase spoils one record of a big file.
 type badIDCase struct {
 	field string
-	spoil func(p *chatsapi.Payload)
+	spoil func(p *wire.Payload)
 }
 
 var badIDCases = []badIDCase{
-	{"msgid", func(p *chatsapi.Payload) { p.MsgID = "m\x00" + p.MsgID }},
-	{"conversation_id", func(p *chatsapi.Payload) { p.ConversationID += "\x00" }},
-	{"msgid", func(p *chatsapi.Payload) { p.MsgID = p.MsgID + strings.Repeat("x", 3000) }},
-	{"conversation_id", func(p *chatsapi.Payload) { p.ConversationID = strings.Repeat("c", 1001) }},
-	{"msgid", func(p *chatsapi.Payload) { p.MsgID = "   " }},
-	{"conversation_id", func(p *chatsapi.Payload) { p.ConversationID = "\t" }},
-	{"sender.id", func(p *chatsapi.Payload) { p.Sender.ID = " " }},
-	{"sender.name", func(p *chatsapi.Payload) { p.Sender.Name = "  " }},
-	{"message.text", func(p *chatsapi.Payload) { p.Message.Text = " \n " }},
+	{"msgid", func(p *wire.Payload) { p.MsgID = "m\x00" + p.MsgID }},
+	{"conversation_id", func(p *wire.Payload) { p.ConversationID += "\x00" }},
+	{"msgid", func(p *wire.Payload) { p.MsgID = p.MsgID + strings.Repeat("x", 3000) }},
+	{"conversation_id", func(p *wire.Payload) { p.ConversationID = strings.Repeat("c", 1001) }},
+	{"msgid", func(p *wire.Payload) { p.MsgID = "   " }},
+	{"conversation_id", func(p *wire.Payload) { p.ConversationID = "\t" }},
+	{"sender.id", func(p *wire.Payload) { p.Sender.ID = " " }},
+	{"sender.name", func(p *wire.Payload) { p.Sender.Name = "  " }},
+	{"message.text", func(p *wire.Payload) { p.Message.Text = " \n " }},
 }
 
 // bigWithBadIDs is n bench records, every 97th spoiled by the next case.
 // It returns the payloads and, per spoiled record number (0-based), the
 // field the reject must name.
-func bigWithBadIDs(n int) ([]chatsapi.Payload, map[int]string) {
-	ps := make([]chatsapi.Payload, n)
+func bigWithBadIDs(n int) ([]wire.Payload, map[int]string) {
+	ps := make([]wire.Payload, n)
 	bad := map[int]string{}
 	for i := range ps {
 		ps[i] = benchPayload(i)
@@ -60,7 +59,7 @@ func TestBadIDsInABigFile(t *testing.T) {
 	var jsonl, csvBuf bytes.Buffer
 	enc := json.NewEncoder(&jsonl)
 	for _, p := range ps {
-		require.NoError(t, enc.Encode(chatsapi.Event{EventType: chatsapi.EventNewMessage, Payload: p}))
+		require.NoError(t, enc.Encode(wire.Event{EventType: wire.EventNewMessage, Payload: p}))
 	}
 	cw := csv.NewWriter(&csvBuf)
 	require.NoError(t, cw.Write([]string{"conversation_id", "msgid", "timestamp", "msec_timestamp", "sender_id", "sender_name", "sender_avatar", "sender_phone", "message_type", "message_text"}))

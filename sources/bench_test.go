@@ -13,23 +13,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // benchPayload is a realistic message of about 1 KB once encoded.
-func benchPayload(i int) chatsapi.Payload {
+func benchPayload(i int) wire.Payload {
 	words := []string{"order", "delivery", "спасибо", "when", "price", "размер", "tomorrow", "👍", "address", "invoice"}
 	var text strings.Builder
 	for j := 0; text.Len() < 700; j++ {
 		text.WriteString(words[(i+j*7)%len(words)])
 		text.WriteByte(' ')
 	}
-	return chatsapi.Payload{
+	return wire.Payload{
 		Timestamp: 1709284502 + int64(i), MsecTimestamp: (1709284502+int64(i))*1000 + int64(i%1000),
 		MsgID: fmt.Sprintf("msg-%012d", i), ConversationID: fmt.Sprintf("conv-%06d", i%5000),
-		Sender: &chatsapi.Participant{ID: fmt.Sprintf("client-%06d", i%5000), Name: "Anna Petrova",
-			Avatar: "https://cdn.example.com/avatars/100245.jpg", Profile: &chatsapi.Profile{Phone: "+77011234567"}},
-		Message: &chatsapi.Message{Type: "text", Text: text.String()},
+		Sender: &wire.Participant{ID: fmt.Sprintf("client-%06d", i%5000), Name: "Anna Petrova",
+			Avatar: "https://cdn.example.com/avatars/100245.jpg", Profile: &wire.Profile{Phone: "+77011234567"}},
+		Message: &wire.Message{Type: "text", Text: text.String()},
 	}
 }
 
@@ -42,7 +42,7 @@ func writeBenchJSONLRange(w io.Writer, from, to int) error {
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 	for i := from; i < to; i++ {
-		if err := enc.Encode(chatsapi.Event{EventType: chatsapi.EventNewMessage, Payload: benchPayload(i)}); err != nil {
+		if err := enc.Encode(wire.Event{EventType: wire.EventNewMessage, Payload: benchPayload(i)}); err != nil {
 			return err
 		}
 	}

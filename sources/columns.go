@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // columnPlan says what each input column (CSV header cell or postgres result
@@ -118,7 +118,7 @@ func valuesOf(m map[string]string) []string {
 // builder assembles a payload from canonical cells. Empty and blank (only
 // whitespace) cells are absent: the caller does not set them.
 type builder struct {
-	p          chatsapi.Payload
+	p          wire.Payload
 	tsMs       int64 // milliseconds from an RFC 3339 or timestamptz timestamp cell
 	lat, lon   bool  // location cells present
 	latV, lonV float64
@@ -126,76 +126,76 @@ type builder struct {
 
 func (b *builder) reset() { *b = builder{} }
 
-func (b *builder) sender() *chatsapi.Participant {
+func (b *builder) sender() *wire.Participant {
 	if b.p.Sender == nil {
-		b.p.Sender = &chatsapi.Participant{}
+		b.p.Sender = &wire.Participant{}
 	}
 	return b.p.Sender
 }
 
-func (b *builder) receiver() *chatsapi.Participant {
+func (b *builder) receiver() *wire.Participant {
 	if b.p.Receiver == nil {
-		b.p.Receiver = &chatsapi.Participant{}
+		b.p.Receiver = &wire.Participant{}
 	}
 	return b.p.Receiver
 }
 
-func (b *builder) message() *chatsapi.Message {
+func (b *builder) message() *wire.Message {
 	if b.p.Message == nil {
-		b.p.Message = &chatsapi.Message{}
+		b.p.Message = &wire.Message{}
 	}
 	return b.p.Message
 }
 
-func (b *builder) post() *chatsapi.Post {
+func (b *builder) post() *wire.Post {
 	m := b.message()
 	if m.Post == nil {
-		m.Post = &chatsapi.Post{}
+		m.Post = &wire.Post{}
 	}
 	return m.Post
 }
 
-func (b *builder) contact() *chatsapi.Contact {
+func (b *builder) contact() *wire.Contact {
 	m := b.message()
 	if m.Contact == nil {
-		m.Contact = &chatsapi.Contact{}
+		m.Contact = &wire.Contact{}
 	}
 	return m.Contact
 }
 
-func (b *builder) sharedPost() *chatsapi.SharedPost {
+func (b *builder) sharedPost() *wire.SharedPost {
 	m := b.message()
 	if m.SharedPost == nil {
-		m.SharedPost = &chatsapi.SharedPost{}
+		m.SharedPost = &wire.SharedPost{}
 	}
 	return m.SharedPost
 }
 
-func (b *builder) deliveryStatus() *chatsapi.DeliveryStatus {
+func (b *builder) deliveryStatus() *wire.DeliveryStatus {
 	m := b.message()
 	if m.DeliveryStatus == nil {
-		m.DeliveryStatus = &chatsapi.DeliveryStatus{}
+		m.DeliveryStatus = &wire.DeliveryStatus{}
 	}
 	return m.DeliveryStatus
 }
 
 // forwards holds the one forwarded message a CSV row can name.
-func (b *builder) forwards() *chatsapi.Forwards {
+func (b *builder) forwards() *wire.Forwards {
 	if b.p.Forwards == nil {
-		b.p.Forwards = &chatsapi.Forwards{}
+		b.p.Forwards = &wire.Forwards{}
 	}
 	return b.p.Forwards
 }
 
-func profile(u *chatsapi.Participant) *chatsapi.Profile {
+func profile(u *wire.Participant) *wire.Profile {
 	if u.Profile == nil {
-		u.Profile = &chatsapi.Profile{}
+		u.Profile = &wire.Profile{}
 	}
 	return u.Profile
 }
 
 // setParticipant stores one sender_* or receiver_* cell (field without the prefix).
-func setParticipant(u *chatsapi.Participant, field, v string) {
+func setParticipant(u *wire.Participant, field, v string) {
 	switch field {
 	case "id":
 		u.ID = v
@@ -327,11 +327,11 @@ func (b *builder) set(canon, v string) error {
 	case "post_caption":
 		b.post().Caption = v
 	case "source_external_id":
-		b.p.Source = &chatsapi.Source{ExternalID: v}
+		b.p.Source = &wire.Source{ExternalID: v}
 	case "reply_to_msgid":
-		b.p.ReplyTo = &chatsapi.ReplyTo{Message: chatsapi.EmbeddedMessage{MsgID: v}}
+		b.p.ReplyTo = &wire.ReplyTo{Message: wire.EmbeddedMessage{MsgID: v}}
 	case "forward_msgid":
-		b.forwards().Messages = []chatsapi.EmbeddedMessage{{MsgID: v}}
+		b.forwards().Messages = []wire.EmbeddedMessage{{MsgID: v}}
 	case "forward_conversation_id":
 		b.forwards().ConversationID = v
 	case "shared_post_url":
@@ -410,7 +410,7 @@ func (b *builder) finish() error {
 		if !b.lon {
 			return fieldErr("message.location.lon", "%w when message_location_lat is given", ErrRequired)
 		}
-		b.message().Location = &chatsapi.Location{Lat: b.latV, Lon: b.lonV}
+		b.message().Location = &wire.Location{Lat: b.latV, Lon: b.lonV}
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // csvDecoder reads RFC 4180 CSV with a header row. The separator is ',', ';'
@@ -70,21 +70,21 @@ func newCSV(br *bufio.Reader, spec Spec) (*csvDecoder, error) {
 			return nil, err
 		}
 		if tooLarge {
-			return nil, fmt.Errorf("line %d: header row longer than %d bytes", pos.line, d.max)
+			return nil, fmt.Errorf("line %d: header row longer than %d bytes", pos.Line, d.max)
 		}
-		if len(pos.raw) == 0 || isLineBreak(pos.raw) {
+		if len(pos.Raw) == 0 || isLineBreak(pos.Raw) {
 			continue
 		}
-		if sep, ok := sepHint(pos.raw); ok && first {
+		if sep, ok := sepHint(pos.Raw); ok && first {
 			d.sep, hinted, first = sep, true, false
 			continue
 		}
 		first = false
 		if !hinted {
-			d.sep = d.detectSep(pos.raw)
+			d.sep = d.detectSep(pos.Raw)
 		}
-		if err := d.split(pos.raw); err != nil {
-			return nil, fmt.Errorf("line %d: header: %w", pos.line, err.Err)
+		if err := d.split(pos.Raw); err != nil {
+			return nil, fmt.Errorf("line %d: header: %w", pos.Line, err.Err)
 		}
 		header = make([]string, len(d.cells))
 		for i, c := range d.cells {
@@ -104,7 +104,7 @@ func newCSV(br *bufio.Reader, spec Spec) (*csvDecoder, error) {
 	return d, nil
 }
 
-func (d *csvDecoder) close() error { return nil }
+func (d *csvDecoder) Close() error { return nil }
 
 // sepHint recognises Excel's "sep=X" first line (also quoted, as some tools
 // write it).
@@ -165,7 +165,7 @@ func (d *csvDecoder) isName(c []byte) bool {
 
 func isLineBreak(b []byte) bool { return string(b) == "\n" || string(b) == "\r\n" }
 
-func (d *csvDecoder) next(_ context.Context, p *chatsapi.Payload) (position, error) {
+func (d *csvDecoder) Next(_ context.Context, p *wire.Payload) (Position, error) {
 	for {
 		pos, tooLarge, err := d.readRecord()
 		if err != nil {
@@ -174,13 +174,13 @@ func (d *csvDecoder) next(_ context.Context, p *chatsapi.Payload) (position, err
 		if tooLarge {
 			return pos, &LineError{Err: fmt.Errorf("%w: record of more than %d bytes", ErrTooLarge, d.max)}
 		}
-		if isLineBreak(pos.raw) {
+		if isLineBreak(pos.Raw) {
 			continue
 		}
 		// A BOM starts any record that began a file: two exports joined
 		// with cat put the second one's in the middle.
-		pos.raw = bytes.TrimPrefix(pos.raw, bom)
-		if le := d.split(pos.raw); le != nil {
+		pos.Raw = bytes.TrimPrefix(pos.Raw, bom)
+		if le := d.split(pos.Raw); le != nil {
 			return pos, le
 		}
 		if d.headerLike() {
@@ -249,8 +249,8 @@ const (
 // readRecord reads one record's bytes, line break included: lines are added
 // until a line break falls outside quotes. Past the cap it keeps reading to the
 // record's end but holds only MaxRawBytes, and reports tooLarge.
-func (d *csvDecoder) readRecord() (pos position, tooLarge bool, err error) {
-	pos = position{line: d.line + 1, offset: d.offset}
+func (d *csvDecoder) readRecord() (pos Position, tooLarge bool, err error) {
+	pos = Position{Line: d.line + 1, Offset: d.offset}
 	d.rec = d.rec[:0]
 	if cap(d.rec) > 1<<20 {
 		d.rec = nil
@@ -273,7 +273,7 @@ func (d *csvDecoder) readRecord() (pos position, tooLarge bool, err error) {
 		if n := len(chunk); n > 0 && chunk[n-1] == '\n' {
 			d.line++
 			if state != stQuoted {
-				pos.raw = d.rec
+				pos.Raw = d.rec
 				return pos, tooLarge, nil
 			}
 		}
@@ -281,7 +281,7 @@ func (d *csvDecoder) readRecord() (pos position, tooLarge bool, err error) {
 		case nil, bufio.ErrBufferFull:
 			continue
 		case io.EOF:
-			pos.raw = d.rec
+			pos.Raw = d.rec
 			if size == 0 {
 				return pos, false, io.EOF
 			}

@@ -4,9 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kommo-import/kommo-import/wire"
 	"github.com/stretchr/testify/require"
-
-	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
 const csvHead = "conversation_id,msgid,timestamp,sender_id,sender_name,message_type,message_text\n"
@@ -93,23 +92,23 @@ func TestCSVAllColumns(t *testing.T) {
 		"p1,https://post/1,https://prev/1,https://perm/1,shop,Spring,ext_1,m0,m9,c0\n"
 	res := readAll(t, Spec{Kind: KindCSV, Path: writeFile(t, "all.csv", in)})
 	require.Empty(t, res.errs)
-	want := chatsapi.Payload{
+	want := wire.Payload{
 		Timestamp: 1709284502, MsecTimestamp: 1709284502123, MsgID: "m1", ConversationID: "c1",
-		Sender: &chatsapi.Participant{ID: "s1", RefID: "amojo-1", Name: "Sam", Avatar: "https://a/s.png",
-			Profile: &chatsapi.Profile{Phone: "+1", Email: "s@x.io"}, ProfileLink: "https://p/s"},
-		Receiver: &chatsapi.Participant{ID: "r1", RefID: "amojo-2", Name: "Rita", Avatar: "https://a/r.png",
-			Profile: &chatsapi.Profile{Phone: "+2", Email: "r@x.io"}, ProfileLink: "https://p/r"},
-		Message: &chatsapi.Message{Type: "location", Text: "cap", Media: "https://m/1", FileName: "f.bin", FileSize: 10,
-			MediaDuration: 5, StickerID: "st1", Location: &chatsapi.Location{Lat: 43.5, Lon: -76.25},
-			Contact:        &chatsapi.Contact{Name: "Li", Phone: "+3"},
-			SharedPost:     &chatsapi.SharedPost{URL: "https://sp/1", PreviewLink: "https://sp/1.jpg", PreviewPermalink: "https://sp/perm/1", Type: "post", SiteName: "Shop"},
-			DeliveryStatus: &chatsapi.DeliveryStatus{StatusCode: -1, ErrorCode: 905, Error: "gone"},
-			Post:           &chatsapi.Post{ID: "p1", URL: "https://post/1", PreviewURL: "https://prev/1", PreviewPermalink: "https://perm/1", Username: "shop", Caption: "Spring"}},
-		Source:   &chatsapi.Source{ExternalID: "ext_1"},
-		ReplyTo:  &chatsapi.ReplyTo{Message: chatsapi.EmbeddedMessage{MsgID: "m0"}},
-		Forwards: &chatsapi.Forwards{Messages: []chatsapi.EmbeddedMessage{{MsgID: "m9"}}, ConversationID: "c0"},
+		Sender: &wire.Participant{ID: "s1", RefID: "amojo-1", Name: "Sam", Avatar: "https://a/s.png",
+			Profile: &wire.Profile{Phone: "+1", Email: "s@x.io"}, ProfileLink: "https://p/s"},
+		Receiver: &wire.Participant{ID: "r1", RefID: "amojo-2", Name: "Rita", Avatar: "https://a/r.png",
+			Profile: &wire.Profile{Phone: "+2", Email: "r@x.io"}, ProfileLink: "https://p/r"},
+		Message: &wire.Message{Type: "location", Text: "cap", Media: "https://m/1", FileName: "f.bin", FileSize: 10,
+			MediaDuration: 5, StickerID: "st1", Location: &wire.Location{Lat: 43.5, Lon: -76.25},
+			Contact:        &wire.Contact{Name: "Li", Phone: "+3"},
+			SharedPost:     &wire.SharedPost{URL: "https://sp/1", PreviewLink: "https://sp/1.jpg", PreviewPermalink: "https://sp/perm/1", Type: "post", SiteName: "Shop"},
+			DeliveryStatus: &wire.DeliveryStatus{StatusCode: -1, ErrorCode: 905, Error: "gone"},
+			Post:           &wire.Post{ID: "p1", URL: "https://post/1", PreviewURL: "https://prev/1", PreviewPermalink: "https://perm/1", Username: "shop", Caption: "Spring"}},
+		Source:   &wire.Source{ExternalID: "ext_1"},
+		ReplyTo:  &wire.ReplyTo{Message: wire.EmbeddedMessage{MsgID: "m0"}},
+		Forwards: &wire.Forwards{Messages: []wire.EmbeddedMessage{{MsgID: "m9"}}, ConversationID: "c0"},
 	}
-	require.Equal(t, []chatsapi.Payload{want}, res.payloads())
+	require.Equal(t, []wire.Payload{want}, res.payloads())
 }
 
 func TestCSVHeader(t *testing.T) {

@@ -7,9 +7,8 @@ import (
 	"testing"
 	"unicode/utf16"
 
+	"github.com/kommo-import/kommo-import/wire"
 	"github.com/stretchr/testify/require"
-
-	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
 func TestCSVDialects(t *testing.T) {
@@ -23,14 +22,14 @@ func TestCSVDialects(t *testing.T) {
 		wantLines []int64
 		wantTexts []string
 		wantErrs  []errAt
-		check     func(t *testing.T, ps []chatsapi.Payload)
+		check     func(t *testing.T, ps []wire.Payload)
 	}{
 		{name: "semicolons (Excel where the decimal mark is a comma)",
 			input: semi + "c1;a;1709284502;u1;Anna;text;\"one; \"\"two\"\", three\nfour\";;\n" +
 				"c1;b;1709284503;u1;Anna;location;;43,238949;76,889709\n",
 			wantIDs: []string{"a", "b"}, wantLines: []int64{2, 4}, wantTexts: []string{"one; \"two\", three\nfour", ""},
-			check: func(t *testing.T, ps []chatsapi.Payload) {
-				require.Equal(t, &chatsapi.Location{Lat: 43.238949, Lon: 76.889709}, ps[1].Message.Location)
+			check: func(t *testing.T, ps []wire.Payload) {
+				require.Equal(t, &wire.Location{Lat: 43.238949, Lon: 76.889709}, ps[1].Message.Location)
 			}},
 		{name: "tabs", input: strings.ReplaceAll(csvHead, ",", "\t") + "c1\ta\t1709284502\tu1\tAnna, K\ttext\thi, there\n",
 			wantIDs: []string{"a"}, wantLines: []int64{2}, wantTexts: []string{"hi, there"}},

@@ -1,5 +1,5 @@
 // Package sources reads a user's export (CSV, JSONL or a PostgreSQL query or
-// table) and yields one validated chatsapi.Payload per message, with the
+// table) and yields one validated wire.Payload per message, with the
 // record's position in its source.
 //
 // Every adapter streams: memory does not grow with the input, apart from the

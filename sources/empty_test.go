@@ -7,8 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/internal/pgtest"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // TestEmptyValuesOmitted: an empty profile, and a CSV or postgres cell of
@@ -41,15 +41,15 @@ func TestEmptyValuesOmitted(t *testing.T) {
 	head := "conversation_id,msgid,timestamp,sender_id,sender_name,sender_ref_id,sender_phone,sender_email,receiver_id,receiver_name,message_type,message_text,message_file_name\n"
 	csvTests := []struct {
 		name, row string
-		want      *chatsapi.Payload
+		want      *wire.Payload
 		wantErr   string // the field of the reject
 	}{
 		{name: "blank cells are absent", row: "c1,a,1709284502,u1,Anna,  ,   , ,  , \t,text,hi,   \n",
-			want: &chatsapi.Payload{Sender: &chatsapi.Participant{ID: "u1", Name: "Anna"}, Message: &chatsapi.Message{Type: "text", Text: "hi"}}},
+			want: &wire.Payload{Sender: &wire.Participant{ID: "u1", Name: "Anna"}, Message: &wire.Message{Type: "text", Text: "hi"}}},
 		{name: "blank quoted cells are absent", row: `c1,a,1709284502,u1,Anna," ",,"  ",,,text,hi,` + "\n",
-			want: &chatsapi.Payload{Sender: &chatsapi.Participant{ID: "u1", Name: "Anna"}, Message: &chatsapi.Message{Type: "text", Text: "hi"}}},
+			want: &wire.Payload{Sender: &wire.Participant{ID: "u1", Name: "Anna"}, Message: &wire.Message{Type: "text", Text: "hi"}}},
 		{name: "text with spaces kept", row: "c1,a,1709284502,u1,Anna,,,,,,text,  hi  ,\n",
-			want: &chatsapi.Payload{Sender: &chatsapi.Participant{ID: "u1", Name: "Anna"}, Message: &chatsapi.Message{Type: "text", Text: "  hi  "}}},
+			want: &wire.Payload{Sender: &wire.Participant{ID: "u1", Name: "Anna"}, Message: &wire.Message{Type: "text", Text: "  hi  "}}},
 		{name: "blank receiver name is missing", row: "c1,a,1709284502,u1,Anna,amojo-1,,,c9,  ,text,hi,\n", wantErr: "receiver.name"},
 		{name: "blank ref_id of an outgoing message is missing", row: "c1,a,1709284502,u1,Anna, ,,,c9,Client,text,hi,\n", wantErr: "sender.ref_id"},
 	}

@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kommo-import/kommo-import/wire"
 	"github.com/stretchr/testify/require"
-
-	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
 // testNow is the clock of every test: after the samples, before their future.
@@ -27,8 +26,8 @@ type result struct {
 	stats   Stats
 }
 
-func (r result) payloads() []chatsapi.Payload {
-	out := make([]chatsapi.Payload, len(r.records))
+func (r result) payloads() []wire.Payload {
+	out := make([]wire.Payload, len(r.records))
 	for i, rec := range r.records {
 		out[i] = rec.Payload
 	}
@@ -104,11 +103,11 @@ func writeFile(t testing.TB, name, content string) string {
 }
 
 // wantSample is the sample data set as payloads, normalised.
-func wantSample(t testing.TB) []chatsapi.Payload {
+func wantSample(t testing.TB) []wire.Payload {
 	t.Helper()
 	b, err := os.ReadFile("testdata/want-messages.json")
 	require.NoError(t, err)
-	var want []chatsapi.Payload
+	var want []wire.Payload
 	require.NoError(t, json.Unmarshal(b, &want))
 	return want
 }

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // jsonlDecoder reads one JSON object a line: a whole new_message event or the
@@ -40,19 +40,19 @@ func newJSONL(br *bufio.Reader, max int) *jsonlDecoder {
 
 // bare lets jsonLine embed the payload's fields at the top level while also
 // having a "payload" member.
-type bare = chatsapi.Payload
+type bare = wire.Payload
 
 type jsonLine struct {
-	EventType *string           `json:"event_type"`
-	Payload   *chatsapi.Payload `json:"payload"`
+	EventType *string       `json:"event_type"`
+	Payload   *wire.Payload `json:"payload"`
 	bare
 }
 
-func (d *jsonlDecoder) close() error { return nil }
+func (d *jsonlDecoder) Close() error { return nil }
 
-func (d *jsonlDecoder) next(_ context.Context, p *chatsapi.Payload) (position, error) {
+func (d *jsonlDecoder) Next(_ context.Context, p *wire.Payload) (Position, error) {
 	for {
-		pos := position{line: d.line + 1, offset: d.offset}
+		pos := Position{Line: d.line + 1, Offset: d.offset}
 		line, size, err := d.readLine()
 		if size == 0 && err == io.EOF {
 			return pos, io.EOF
@@ -61,14 +61,14 @@ func (d *jsonlDecoder) next(_ context.Context, p *chatsapi.Payload) (position, e
 			return pos, err
 		}
 		d.line++
-		pos.raw = line
+		pos.Raw = line
 		if errors.Is(err, ErrTooLarge) {
 			return pos, &LineError{Err: fmt.Errorf("%w: line of %d bytes, the limit is %d", ErrTooLarge, size, d.max)}
 		}
 		// A BOM starts any line that began a file: two exports joined with
 		// cat put the second one's in the middle.
 		line = bytes.TrimPrefix(bytes.TrimRight(line, "\r\n"), bom)
-		pos.raw = line
+		pos.Raw = line
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
@@ -120,8 +120,8 @@ func (d *jsonlDecoder) readLine() ([]byte, int64, error) {
 	return d.buf, size, err
 }
 
-func (d *jsonlDecoder) decode(line []byte, p *chatsapi.Payload) error {
-	*p = chatsapi.Payload{}
+func (d *jsonlDecoder) decode(line []byte, p *wire.Payload) error {
+	*p = wire.Payload{}
 	d.unknown = nil
 	if !utf8.Valid(line) {
 		return &LineError{Err: fmt.Errorf("%w at byte %d", ErrInvalidUTF8, invalidUTF8At(line)+1)}
@@ -135,8 +135,8 @@ func (d *jsonlDecoder) decode(line []byte, p *chatsapi.Payload) error {
 		return jsonError(err, line)
 	}
 	switch {
-	case d.ev.EventType != nil && *d.ev.EventType != chatsapi.EventNewMessage:
-		return fieldErr("event_type", "%q: only %s events are imported", *d.ev.EventType, chatsapi.EventNewMessage)
+	case d.ev.EventType != nil && *d.ev.EventType != wire.EventNewMessage:
+		return fieldErr("event_type", "%q: only %s events are imported", *d.ev.EventType, wire.EventNewMessage)
 	case d.ev.Payload != nil:
 		*p = *d.ev.Payload
 		d.unknown = d.ks.scan(line, eventSchema, "")

@@ -6,24 +6,23 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/kommo-import/kommo-import/wire"
 	"github.com/stretchr/testify/require"
-
-	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
 // mediaLess are messages Kommo could only show as broken files, with what
 // --media-missing text makes of them.
 var mediaLess = []struct {
-	msg  chatsapi.Message
+	msg  wire.Message
 	text string
 }{
-	{chatsapi.Message{Type: "picture", Text: "look at this", FileName: "IMG_2041.jpg", FileSize: 482113}, "[picture: IMG_2041.jpg] look at this"},
-	{chatsapi.Message{Type: "video", FileName: "unboxing.mp4", FileSize: 10, MediaDuration: 63}, "[video: unboxing.mp4]"},
-	{chatsapi.Message{Type: "file", FileName: "чек 4411.pdf", FileSize: 91234}, "[file: чек 4411.pdf]"},
-	{chatsapi.Message{Type: "voice", MediaDuration: 14}, "[voice]"},
-	{chatsapi.Message{Type: "audio", Text: " ", Media: " "}, "[audio]"},
-	{chatsapi.Message{Type: "sticker"}, "[sticker]"},
-	{chatsapi.Message{Type: "picture", Text: "caption only"}, "[picture] caption only"},
+	{wire.Message{Type: "picture", Text: "look at this", FileName: "IMG_2041.jpg", FileSize: 482113}, "[picture: IMG_2041.jpg] look at this"},
+	{wire.Message{Type: "video", FileName: "unboxing.mp4", FileSize: 10, MediaDuration: 63}, "[video: unboxing.mp4]"},
+	{wire.Message{Type: "file", FileName: "чек 4411.pdf", FileSize: 91234}, "[file: чек 4411.pdf]"},
+	{wire.Message{Type: "voice", MediaDuration: 14}, "[voice]"},
+	{wire.Message{Type: "audio", Text: " ", Media: " "}, "[audio]"},
+	{wire.Message{Type: "sticker"}, "[sticker]"},
+	{wire.Message{Type: "picture", Text: "caption only"}, "[picture] caption only"},
 }
 
 // TestMediaMissing: 10,000 records with media-less media messages spread
@@ -75,7 +74,7 @@ func TestMediaMissing(t *testing.T) {
 				continue
 			}
 			converted++
-			require.Equal(t, &chatsapi.Message{Type: "text", Text: want}, r.Payload.Message, r.Payload.MsgID)
+			require.Equal(t, &wire.Message{Type: "text", Text: want}, r.Payload.Message, r.Payload.MsgID)
 		}
 		require.Equal(t, len(spoiled), converted)
 	})
@@ -85,7 +84,7 @@ func TestMediaMissing(t *testing.T) {
 			`{"type":"sticker","sticker_id":"CAAC"}`)
 		res := readAll(t, Spec{Kind: KindJSONL, Path: writeFile(t, "s.jsonl", line+"\n"), MediaMissing: MediaMissingText})
 		require.Empty(t, res.errs)
-		require.Equal(t, &chatsapi.Message{Type: "sticker", StickerID: "CAAC"}, res.records[0].Payload.Message)
+		require.Equal(t, &wire.Message{Type: "sticker", StickerID: "CAAC"}, res.records[0].Payload.Message)
 	})
 	t.Run("bad setting", func(t *testing.T) {
 		t.Parallel()

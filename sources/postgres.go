@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
-
-	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/internal/pgurl"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // pgDecoder streams the rows of a query: pgx reads them off the connection as
@@ -41,9 +41,9 @@ type pgDecoder struct {
 // msgid order; a --source-query is taken as written. Neither is resumable by
 // row number: rows inserted since the last read shift the ones after them.
 func openPostgres(ctx context.Context, spec Spec) (_ *pgDecoder, err error) {
-	cfg, err := pgx.ParseConfig(spec.DSN)
+	cfg, err := pgurl.Parse(spec.DSN, pgx.ParseConfig)
 	if err != nil {
-		return nil, fmt.Errorf("source postgres: parse --source-dsn: %w", err)
+		return nil, fmt.Errorf("source postgres: --source-dsn: %w", err)
 	}
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "kommo-import source"
@@ -63,12 +63,12 @@ func openPostgres(ctx context.Context, spec Spec) (_ *pgDecoder, err error) {
 	conn, err := pgx.ConnectConfig(qctx, cfg)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("source postgres: connect to %s: %w", redactDSN(cfg), err)
+		return nil, fmt.Errorf("source postgres: connect to %s: %w", pgurl.Target(&cfg.Config), err)
 	}
 	d := &pgDecoder{conn: conn, cancel: cancel}
 	defer func() {
 		if err != nil {
-			d.close()
+			d.Close()
 		}
 	}()
 	if d.tx, err = conn.BeginTx(qctx, pgx.TxOptions{AccessMode: pgx.ReadOnly}); err != nil {
@@ -153,11 +153,7 @@ func fieldNames(fds []pgconn.FieldDescription) []string {
 	return names
 }
 
-func redactDSN(cfg *pgx.ConnConfig) string {
-	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
-}
-
-func (d *pgDecoder) close() error {
+func (d *pgDecoder) Close() error {
 	if d.rows != nil {
 		d.rows.Close()
 	}
@@ -173,7 +169,7 @@ func (d *pgDecoder) close() error {
 
 func (d *pgDecoder) unknownFields() []string { return d.js.unknown }
 
-func (d *pgDecoder) next(ctx context.Context, p *chatsapi.Payload) (position, error) {
+func (d *pgDecoder) Next(ctx context.Context, p *wire.Payload) (Position, error) {
 	d.js.unknown = nil
 	stop := context.AfterFunc(ctx, d.cancel)
 	defer stop()
@@ -181,22 +177,22 @@ func (d *pgDecoder) next(ctx context.Context, p *chatsapi.Payload) (position, er
 		d.primed = false
 	} else if !d.rows.Next() {
 		if err := d.rows.Err(); err != nil {
-			return position{line: d.row + 1}, err
+			return Position{Line: d.row + 1}, err
 		}
-		return position{line: d.row + 1}, io.EOF
+		return Position{Line: d.row + 1}, io.EOF
 	}
 	d.row++
-	pos := position{line: d.row}
+	pos := Position{Line: d.row}
 	if d.plan.payload >= 0 {
 		raw := d.rows.RawValues()[d.plan.payload]
 		fd := d.rows.FieldDescriptions()[d.plan.payload]
 		if fd.DataTypeOID == pgtype.JSONBOID && fd.Format == pgtype.BinaryFormatCode && len(raw) > 0 {
 			raw = raw[1:] // the jsonb binary format's version byte
 		}
-		pos.raw = raw
+		pos.Raw = raw
 		if raw == nil {
-			pos.raw = []byte("null")
-			*p = chatsapi.Payload{}
+			pos.Raw = []byte("null")
+			*p = wire.Payload{}
 			return pos, &LineError{Field: "payload", Err: ErrRequired}
 		}
 		return pos, d.js.decode(raw, p)
@@ -206,7 +202,7 @@ func (d *pgDecoder) next(ctx context.Context, p *chatsapi.Payload) (position, er
 		return pos, &LineError{Err: fmt.Errorf("decode row: %w", err)}
 	}
 	d.raw = rowJSON(d.raw[:0], d.plan.names, vals)
-	pos.raw = d.raw
+	pos.Raw = d.raw
 	d.b.reset()
 	for i, v := range vals {
 		canon := d.plan.canon[i]

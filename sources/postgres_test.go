@@ -7,13 +7,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/internal/pgtest"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 func TestPostgres(t *testing.T) {
 	t.Parallel()
-	sender := &chatsapi.Participant{ID: "u1", Name: "Anna"}
+	sender := &wire.Participant{ID: "u1", Name: "Anna"}
 	tests := []struct {
 		name          string
 		setup         string
@@ -21,8 +21,8 @@ func TestPostgres(t *testing.T) {
 		wantErr       string
 		wantIDs       []string
 		wantErrs      []errAt
-		wantPayload   *chatsapi.Payload // the first record
-		wantResumable bool              // never, for now: see TestPostgresTableNotResumable
+		wantPayload   *wire.Payload // the first record
+		wantResumable bool          // never, for now: see TestPostgresTableNotResumable
 	}{
 		{
 			name: "typed columns",
@@ -33,9 +33,9 @@ func TestPostgres(t *testing.T) {
 				'location', NULL, NULL, 43.25, -76.5, NULL, NULL)`,
 			spec:    Spec{Query: "SELECT * FROM t"},
 			wantIDs: []string{"0b6f7f5e-6d3a-4c55-9d51-0c1f9b3a2e10"},
-			wantPayload: &chatsapi.Payload{Timestamp: 1709284502, MsecTimestamp: 1709284502123, MsgID: "0b6f7f5e-6d3a-4c55-9d51-0c1f9b3a2e10",
-				ConversationID: "c1", Sender: &chatsapi.Participant{ID: "42", Name: "Anna"},
-				Message: &chatsapi.Message{Type: "location", Location: &chatsapi.Location{Lat: 43.25, Lon: -76.5}}},
+			wantPayload: &wire.Payload{Timestamp: 1709284502, MsecTimestamp: 1709284502123, MsgID: "0b6f7f5e-6d3a-4c55-9d51-0c1f9b3a2e10",
+				ConversationID: "c1", Sender: &wire.Participant{ID: "42", Name: "Anna"},
+				Message: &wire.Message{Type: "location", Location: &wire.Location{Lat: 43.25, Lon: -76.5}}},
 		},
 		{
 			name: "msec_timestamp as timestamptz, timestamp as seconds",
@@ -45,8 +45,8 @@ func TestPostgres(t *testing.T) {
 			spec:     Spec{Query: "SELECT * FROM t ORDER BY msgid"},
 			wantIDs:  []string{"a"},
 			wantErrs: []errAt{{2, "msec_timestamp"}},
-			wantPayload: &chatsapi.Payload{Timestamp: 1709284502, MsecTimestamp: 1709284502999, MsgID: "a", ConversationID: "c1",
-				Sender: sender, Message: &chatsapi.Message{Type: "text", Text: "hi"}},
+			wantPayload: &wire.Payload{Timestamp: 1709284502, MsecTimestamp: 1709284502999, MsgID: "a", ConversationID: "c1",
+				Sender: sender, Message: &wire.Message{Type: "text", Text: "hi"}},
 		},
 		{
 			name: "aliases map columns in the query",
@@ -55,8 +55,8 @@ func TestPostgres(t *testing.T) {
 			spec: Spec{Query: `SELECT id AS msgid, chat AS conversation_id, at AS timestamp, 'u1' AS sender_id, author AS sender_name,
 				'text' AS message_type, body AS message_text FROM msgs`},
 			wantIDs: []string{"a"},
-			wantPayload: &chatsapi.Payload{Timestamp: 1709284502, MsecTimestamp: 1709284502000, MsgID: "a", ConversationID: "c1",
-				Sender: sender, Message: &chatsapi.Message{Type: "text", Text: "hi"}},
+			wantPayload: &wire.Payload{Timestamp: 1709284502, MsecTimestamp: 1709284502000, MsgID: "a", ConversationID: "c1",
+				Sender: sender, Message: &wire.Message{Type: "text", Text: "hi"}},
 		},
 		{
 			name: "--map and --ignore-columns",
@@ -93,8 +93,8 @@ func TestPostgres(t *testing.T) {
 			spec:     Spec{Table: "p", IgnoreColumns: []string{"id"}},
 			wantIDs:  []string{"a", "b"},
 			wantErrs: []errAt{{3, "timestamp"}, {4, "message.media"}, {5, "payload"}}, // ORDER BY msgid puts NULL last
-			wantPayload: &chatsapi.Payload{Timestamp: 1709284502, MsecTimestamp: 1709284502000, MsgID: "a", ConversationID: "c1",
-				Sender: sender, Message: &chatsapi.Message{Type: "text", Text: "hi"}},
+			wantPayload: &wire.Payload{Timestamp: 1709284502, MsecTimestamp: 1709284502000, MsgID: "a", ConversationID: "c1",
+				Sender: sender, Message: &wire.Message{Type: "text", Text: "hi"}},
 		},
 		{
 			name: "json payload column from a query",

@@ -16,34 +16,39 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
-// decoder is one format's half of a Reader: it turns the input into payloads
-// and knows where each starts. Validation, duplicates and counting are the
-// Reader's, so every format gets them the same.
-type decoder interface {
-	// next resets p and decodes the next record into it. A bad record is a
-	// *LineError (Field and Err only); io.EOF ends the input; any other
-	// error is fatal. pos.raw is valid until the next call.
-	next(ctx context.Context, p *chatsapi.Payload) (pos position, err error)
-	close() error
+// Decoder is one input format's half of a Reader: it turns the input into
+// payloads and knows where each starts. Validation, user mapping,
+// duplicates and counting are the Reader's (NewReader), so every format
+// gets them the same; a format in a package of its own (sources/telegram,
+// ...) implements Decoder and returns NewReader's Reader.
+type Decoder interface {
+	// Next resets p and decodes the next record into it. A bad record is a
+	// *LineError (Field and Err only; the Reader fills in the rest); io.EOF
+	// ends the input; any other error is fatal (a *ReadError for a file that
+	// cannot be read on). pos.Raw is valid until the next call.
+	Next(ctx context.Context, p *wire.Payload) (pos Position, err error)
+	Close() error
 }
 
 // unknownNamer is a decoder that can name the keys of its last record that
 // are not part of the payload schema (JSONL, postgres payload columns).
 type unknownNamer interface{ unknownFields() []string }
 
-type position struct {
-	line, offset int64
-	raw          []byte
+// Position is where a record starts in its input.
+type Position struct {
+	Line   int64  // 1-based line (a row number, a message's index: what names it to a person)
+	Offset int64  // byte offset in the decompressed input, 0 where there is none
+	Raw    []byte // the record as read, for a rejected record's report
 }
 
 // Reader yields the validated records of one source. It is not safe for
 // concurrent use.
 type Reader struct {
 	name      string
-	dec       decoder
+	dec       Decoder
 	now       func() time.Time
 	resumable bool
 	bytesRead *atomic.Int64 // bytes of the stored input read so far
@@ -58,7 +63,7 @@ type Reader struct {
 	seen  map[uint64]seenMsg // msgid hash -> first occurrence, packed
 	convs map[uint64]struct{}
 	stats Stats
-	p     chatsapi.Payload
+	p     wire.Payload
 
 	// Agents mapped to Kommo users (users.go); nil users: no mapping.
 	users     *UserMap
@@ -79,9 +84,11 @@ func packSeen(content uint64, line int64) seenMsg {
 func (s seenMsg) content() uint64 { return uint64(s) >> 32 }
 func (s seenMsg) line() int64     { return int64(uint32(s)) }
 
-// Open opens the source spec names. For files it reads nothing yet except the
-// CSV header, so a bad header (unknown columns, nothing for msgid) is an error
-// here, before any record. For postgres it connects and runs the query.
+// Open opens the source spec names: a CSV, JSONL or PostgreSQL source (the
+// formats of other packages open through NewReader). For files it reads
+// nothing yet except the CSV header, so a bad header (unknown columns,
+// nothing for msgid) is an error here, before any record. For postgres it
+// connects and runs the query.
 func Open(ctx context.Context, spec Spec) (*Reader, error) {
 	if err := spec.Check(); err != nil {
 		return nil, err
@@ -89,25 +96,18 @@ func Open(ctx context.Context, spec Spec) (*Reader, error) {
 	if spec.MaxRecordBytes <= 0 {
 		spec.MaxRecordBytes = DefaultMaxRecordBytes
 	}
-	r := &Reader{
-		now:       spec.Now,
-		seed:      maphash.MakeSeed(),
-		seen:      make(map[uint64]seenMsg),
-		convs:     make(map[uint64]struct{}),
-		users:     spec.Users, // users.go
-		mediaText: spec.MediaMissing == MediaMissingText,
-		strict:    spec.Strict,
-	}
-	if r.now == nil {
-		r.now = time.Now
-	}
-	if spec.Kind == KindPostgres {
+	r := newReader(spec)
+	switch spec.Kind {
+	case KindPostgres:
 		dec, err := openPostgres(ctx, spec)
 		if err != nil {
 			return nil, err
 		}
 		r.name, r.dec, r.unk = KindPostgres, dec, dec
 		return r, nil
+	case KindCSV, KindJSONL:
+	default:
+		return nil, fmt.Errorf("source: kind %q is read by its own package, not sources.Open", spec.Kind)
 	}
 	in, err := r.openFile(spec)
 	if err != nil {
@@ -137,6 +137,35 @@ func Open(ctx context.Context, spec Spec) (*Reader, error) {
 		}
 	}
 	return r, nil
+}
+
+// NewReader wraps a format's decoder in a Reader: the user mapping, the
+// media rule, validation, duplicate detection and the counts of spec apply
+// to its records as to every other format's. name names the input in
+// messages; resumable says whether reading it again from the start yields
+// the same records at the same positions (see Resumable). The Reader closes
+// dec, then closers (in reverse order), on Close.
+func NewReader(spec Spec, name string, dec Decoder, resumable bool, closers ...io.Closer) *Reader {
+	r := newReader(spec)
+	r.name, r.dec, r.resumable = name, dec, resumable
+	r.closers = closers
+	return r
+}
+
+func newReader(spec Spec) *Reader {
+	r := &Reader{
+		now:       spec.Now,
+		seed:      maphash.MakeSeed(),
+		seen:      make(map[uint64]seenMsg),
+		convs:     make(map[uint64]struct{}),
+		users:     spec.Users, // users.go
+		mediaText: spec.MediaMissing == MediaMissingText,
+		strict:    spec.Strict,
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r
 }
 
 // openFile opens the file (or stdin), counting the bytes read and
@@ -230,7 +259,7 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 		if err := ctx.Err(); err != nil {
 			return Record{}, err
 		}
-		pos, err := r.dec.next(ctx, &r.p)
+		pos, err := r.dec.Next(ctx, &r.p)
 		if err != nil {
 			return Record{}, r.decodeError(err, pos)
 		}
@@ -244,7 +273,7 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 		}
 		// users.go: sender.ref_id of outgoing messages, before validation.
 		if r.users != nil {
-			if le := r.mapUser(pos.line); le != nil {
+			if le := r.mapUser(pos.Line); le != nil {
 				return Record{}, r.reject(le, pos)
 			}
 		}
@@ -256,7 +285,7 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 		}
 		idKey := r.hashString(r.p.MsgID)
 		content := r.hashContent(&r.p)
-		entry := packSeen(content, pos.line)
+		entry := packSeen(content, pos.Line)
 		if first, ok := r.seen[idKey]; ok {
 			if first.content() == entry.content() {
 				r.stats.Duplicates++
@@ -268,7 +297,7 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 		r.seen[idKey] = entry
 		r.convs[r.hashString(r.p.ConversationID)] = struct{}{}
 		r.stats.Records++
-		return Record{Payload: r.p, Line: pos.line, Offset: pos.offset, Raw: bytes.Clone(pos.raw)}, nil
+		return Record{Payload: r.p, Line: pos.Line, Offset: pos.Offset, Raw: bytes.Clone(pos.Raw)}, nil
 	}
 }
 
@@ -276,7 +305,7 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 // io.EOF, a rejected record, or a fatal error. It is a function of its own
 // so that the targets of errors.As live on the heap only when there is an
 // error, not once a record.
-func (r *Reader) decodeError(err error, pos position) error {
+func (r *Reader) decodeError(err error, pos Position) error {
 	if err == io.EOF {
 		return io.EOF
 	}
@@ -290,20 +319,20 @@ func (r *Reader) decodeError(err error, pos position) error {
 			re.Name = r.name
 		}
 		if re.Line == 0 {
-			re.Line = pos.line
+			re.Line = pos.Line
 		}
 		return re
 	}
-	return fmt.Errorf("read %s at line %d: %w", r.name, pos.line, err)
+	return fmt.Errorf("read %s at line %d: %w", r.name, pos.Line, err)
 }
 
-func (r *Reader) reject(le *LineError, pos position) *LineError {
+func (r *Reader) reject(le *LineError, pos Position) *LineError {
 	r.stats.Rejected++
 	le.File = r.name
 	if le.Line == 0 {
-		le.Line = pos.line
+		le.Line = pos.Line
 	}
-	raw := pos.raw
+	raw := pos.Raw
 	if len(raw) > MaxRawBytes {
 		raw = raw[:MaxRawBytes]
 	}
@@ -354,7 +383,7 @@ func (r *Reader) Resumable() bool { return r.resumable }
 func (r *Reader) Close() error {
 	var errs []error
 	if r.dec != nil {
-		errs = append(errs, r.dec.close())
+		errs = append(errs, r.dec.Close())
 		r.dec = nil
 	}
 	for i := len(r.closers) - 1; i >= 0; i-- {
@@ -366,131 +395,33 @@ func (r *Reader) Close() error {
 
 func (r *Reader) hashString(s string) uint64 { return maphash.String(r.seed, s) }
 
-// hashContent hashes every field of a normalised payload. Strings are
-// followed by 0xff, which valid UTF-8 never contains, so field boundaries are
-// unambiguous.
-func (r *Reader) hashContent(p *chatsapi.Payload) uint64 {
+// hashContent hashes every field of a normalised payload (wire.Walk visits
+// them all). Strings are followed by 0xff, which valid UTF-8 never contains,
+// so field boundaries are unambiguous; an optional object's presence is
+// hashed too, so a nil object and an empty one differ.
+func (r *Reader) hashContent(p *wire.Payload) uint64 {
 	var h maphash.Hash
 	h.SetSeed(r.seed)
-	str := func(s string) { h.WriteString(s); h.WriteByte(0xff) }
-	num := func(n int64) {
-		var b [8]byte
-		binary.LittleEndian.PutUint64(b[:], uint64(n))
-		h.Write(b[:])
-	}
-	flag := func(present bool) {
-		if present {
-			h.WriteByte(1)
-		} else {
-			h.WriteByte(0)
+	var b [8]byte
+	wire.Walk(p, func(f wire.Field) bool {
+		switch f.Kind {
+		case wire.KindString:
+			h.WriteString(f.Str)
+			h.WriteByte(0xff)
+		case wire.KindFloat:
+			binary.LittleEndian.PutUint64(b[:], math.Float64bits(f.Float))
+			h.Write(b[:])
+		case wire.KindBool:
+			if f.Bool {
+				h.WriteByte(1)
+			} else {
+				h.WriteByte(0)
+			}
+		default: // KindInt, KindPresence
+			binary.LittleEndian.PutUint64(b[:], uint64(f.Int))
+			h.Write(b[:])
 		}
-	}
-	num(p.Timestamp)
-	num(p.MsecTimestamp)
-	str(p.MsgID)
-	str(p.ConversationID)
-	str(p.ConversationRefID)
-	for _, u := range []*chatsapi.Participant{p.Sender, p.Receiver} {
-		flag(u != nil)
-		if u == nil {
-			continue
-		}
-		str(u.ID)
-		str(u.RefID)
-		str(u.Name)
-		str(u.Avatar)
-		str(u.ProfileLink)
-		flag(u.Profile != nil)
-		if u.Profile != nil {
-			str(u.Profile.Phone)
-			str(u.Profile.Email)
-		}
-	}
-	if m := p.Message; m != nil {
-		str(m.Type)
-		str(m.Text)
-		str(m.Media)
-		str(m.FileName)
-		num(m.FileSize)
-		num(m.MediaDuration)
-		str(m.StickerID)
-		flag(m.Location != nil)
-		if m.Location != nil {
-			num(int64(math.Float64bits(m.Location.Lat)))
-			num(int64(math.Float64bits(m.Location.Lon)))
-		}
-		flag(m.Contact != nil)
-		if m.Contact != nil {
-			str(m.Contact.Name)
-			str(m.Contact.Phone)
-		}
-		flag(m.Post != nil)
-		if po := m.Post; po != nil {
-			str(po.ID)
-			str(po.URL)
-			str(po.PreviewURL)
-			str(po.PreviewPermalink)
-			str(po.Username)
-			str(po.Caption)
-		}
-		flag(m.SharedPost != nil)
-		if sp := m.SharedPost; sp != nil {
-			str(sp.URL)
-			str(sp.PreviewLink)
-			str(sp.PreviewPermalink)
-			str(sp.Type)
-			str(sp.SiteName)
-		}
-		flag(m.DeliveryStatus != nil)
-		if ds := m.DeliveryStatus; ds != nil {
-			num(int64(ds.StatusCode))
-			num(int64(ds.ErrorCode))
-			str(ds.Error)
-		}
-	}
-	flag(p.Source != nil)
-	if p.Source != nil {
-		str(p.Source.ExternalID)
-	}
-	embedded := func(e *chatsapi.EmbeddedMessage) {
-		str(e.ID)
-		str(e.MsgID)
-		str(e.Type)
-		str(e.Text)
-		num(e.Timestamp)
-		num(e.MsecTimestamp)
-		flag(e.Sender != nil)
-		if s := e.Sender; s != nil {
-			str(s.ID)
-			str(s.RefID)
-			str(s.Name)
-		}
-		str(e.FileName)
-		num(e.FileSize)
-		num(e.MediaDuration)
-		flag(e.Location != nil)
-		if e.Location != nil {
-			num(int64(math.Float64bits(e.Location.Lat)))
-			num(int64(math.Float64bits(e.Location.Lon)))
-		}
-		flag(e.Contact != nil)
-		if e.Contact != nil {
-			str(e.Contact.Name)
-			str(e.Contact.Phone)
-		}
-	}
-	flag(p.ReplyTo != nil)
-	if p.ReplyTo != nil {
-		embedded(&p.ReplyTo.Message)
-	}
-	flag(p.Forwards != nil)
-	if fw := p.Forwards; fw != nil {
-		num(int64(len(fw.Messages)))
-		for i := range fw.Messages {
-			embedded(&fw.Messages[i])
-		}
-		str(fw.ConversationID)
-		str(fw.ConversationRefID)
-	}
+		return true
+	})
 	return h.Sum64()
 }

@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // Record is one valid message read from a source.
 type Record struct {
 	// Payload is validated and normalised: both timestamps set, Silent false
 	// (a silent flag in the input is ignored: the importer decides it).
-	Payload chatsapi.Payload
+	Payload wire.Payload
 	// Line is the 1-based line where the record starts (CSV: the first line
 	// of a record whose quoted fields span lines; postgres: the row number).
 	Line int64

@@ -8,7 +8,7 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // ErrUnknownField: a JSON key that is not part of the Chats API payload as
@@ -31,7 +31,7 @@ type schemaNode struct {
 // The schemas a JSONL line is checked against, built once from the types:
 // a whole event, and a bare payload (which may also say event_type).
 var (
-	payloadSchema = schemaOf(reflect.TypeFor[chatsapi.Payload]())
+	payloadSchema = schemaOf(reflect.TypeFor[wire.Payload]())
 	eventSchema   = &schemaNode{fields: map[string]*schemaNode{"event_type": nil, "payload": payloadSchema}}
 	bareSchema    = func() *schemaNode {
 		n := &schemaNode{fields: map[string]*schemaNode{"event_type": nil, "payload": nil}}

@@ -12,7 +12,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // ErrUnmatchedAgent: an outgoing message's sender (an agent of the old
@@ -275,7 +275,7 @@ const (
 // resolve sets sender.ref_id of an outgoing message (one with a receiver)
 // that has none: by sender.id, then by sender.profile.email, then the bot.
 // It costs a map lookup or two, and nothing for other messages.
-func (m *UserMap) resolve(p *chatsapi.Payload) mapping {
+func (m *UserMap) resolve(p *wire.Payload) mapping {
 	s := p.Sender
 	if p.Receiver == nil || s == nil || s.RefID != "" {
 		return mapNone
@@ -300,7 +300,7 @@ func (m *UserMap) resolve(p *chatsapi.Payload) mapping {
 	return mapUnmatched
 }
 
-func senderEmail(s *chatsapi.Participant) string {
+func senderEmail(s *wire.Participant) string {
 	if s.Profile == nil {
 		return ""
 	}

@@ -7,9 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kommo-import/kommo-import/wire"
 	"github.com/stretchr/testify/require"
-
-	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
 // agentsJSONL has four outgoing messages (a receiver) and one incoming:
@@ -225,12 +224,12 @@ func BenchmarkResolve(b *testing.B) {
 		require.NoError(b, m.AddAgent(fmt.Sprintf("agent-%d", i), fmt.Sprintf("amojo-%d", i)))
 	}
 	m.AddKommoUser("oleg@acme.test", "Oleg", "amojo-oleg")
-	byID := chatsapi.Payload{Sender: &chatsapi.Participant{ID: "agent-500", Name: "A"}, Receiver: &chatsapi.Participant{ID: "c", Name: "C"}}
-	byEmail := chatsapi.Payload{Sender: &chatsapi.Participant{ID: "agent-x", Name: "O", Profile: &chatsapi.Profile{Email: "oleg@acme.test"}},
-		Receiver: &chatsapi.Participant{ID: "c", Name: "C"}}
+	byID := wire.Payload{Sender: &wire.Participant{ID: "agent-500", Name: "A"}, Receiver: &wire.Participant{ID: "c", Name: "C"}}
+	byEmail := wire.Payload{Sender: &wire.Participant{ID: "agent-x", Name: "O", Profile: &wire.Profile{Email: "oleg@acme.test"}},
+		Receiver: &wire.Participant{ID: "c", Name: "C"}}
 	for _, bc := range []struct {
 		name string
-		p    chatsapi.Payload
+		p    wire.Payload
 	}{{"id", byID}, {"email", byEmail}} {
 		b.Run(bc.name, func(b *testing.B) {
 			p := bc.p

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // Plausible time range of a message. Before 2000 is almost always a unit
@@ -24,7 +24,7 @@ const futureGrace = 24 * time.Hour
 // normalises it: it derives timestamp from msec_timestamp or the other way
 // round, and clears Silent. It returns nil or a *LineError whose Field is the
 // JSON path of the first bad field (File and Line left for the caller).
-func Validate(p *chatsapi.Payload, now time.Time) error {
+func Validate(p *wire.Payload, now time.Time) error {
 	p.Silent = false
 	if err := checkID("conversation_id", p.ConversationID); err != nil {
 		return err
@@ -67,7 +67,7 @@ func Validate(p *chatsapi.Payload, now time.Time) error {
 // Kommo's id or by a msgid; the importer, not this package, turns a msgid it
 // sent into Kommo's id, or drops a quote of a message the export lacks.
 // Empty objects say nothing and are dropped.
-func checkQuotes(p *chatsapi.Payload) error {
+func checkQuotes(p *wire.Payload) error {
 	if rt := p.ReplyTo; rt != nil {
 		if emptyEmbedded(&rt.Message) {
 			p.ReplyTo = nil
@@ -104,11 +104,11 @@ func checkQuotes(p *chatsapi.Payload) error {
 	return nil
 }
 
-func emptyEmbedded(e *chatsapi.EmbeddedMessage) bool {
-	return *e == chatsapi.EmbeddedMessage{} || (*e == chatsapi.EmbeddedMessage{Sender: e.Sender} && *e.Sender == chatsapi.EmbeddedSender{})
+func emptyEmbedded(e *wire.EmbeddedMessage) bool {
+	return *e == wire.EmbeddedMessage{} || (*e == wire.EmbeddedMessage{Sender: e.Sender} && *e.Sender == wire.EmbeddedSender{})
 }
 
-func checkEmbedded(path string, e *chatsapi.EmbeddedMessage) error {
+func checkEmbedded(path string, e *wire.EmbeddedMessage) error {
 	if e.ID == "" && e.MsgID == "" {
 		return fieldErr(path+".msgid", "%w: the quoted message's msgid, or its Kommo id (id)", ErrRequired)
 	}
@@ -149,7 +149,7 @@ func checkOptionalID(field, s string) error {
 	return checkID(field, s)
 }
 
-func checkTime(p *chatsapi.Payload, now time.Time) error {
+func checkTime(p *wire.Payload, now time.Time) error {
 	switch {
 	case p.Timestamp == 0 && p.MsecTimestamp == 0:
 		return fieldErr("timestamp", "%w (timestamp or msec_timestamp)", ErrRequired)
@@ -261,7 +261,7 @@ func isBlankBytes(b []byte) bool {
 	return true
 }
 
-func checkParticipant(path string, u *chatsapi.Participant) error {
+func checkParticipant(path string, u *wire.Participant) error {
 	// An empty profile ({} or blank values) says nothing: it is not sent.
 	if pr := u.Profile; pr != nil {
 		if isBlank(pr.Phone) {
@@ -281,27 +281,27 @@ func checkParticipant(path string, u *chatsapi.Participant) error {
 }
 
 // Types whose message needs file_name and file_size.
-var fileTypes = map[string]bool{chatsapi.TypeFile: true, chatsapi.TypeVideo: true, chatsapi.TypePicture: true}
+var fileTypes = map[string]bool{wire.TypeFile: true, wire.TypeVideo: true, wire.TypePicture: true}
 
 // Types whose message is its media: without a URL Kommo shows a broken
 // file. A sticker also shows by its sticker_id.
 var mediaTypes = map[string]bool{
-	chatsapi.TypeFile: true, chatsapi.TypeVideo: true, chatsapi.TypePicture: true,
-	chatsapi.TypeVoice: true, chatsapi.TypeAudio: true, chatsapi.TypeSticker: true,
+	wire.TypeFile: true, wire.TypeVideo: true, wire.TypePicture: true,
+	wire.TypeVoice: true, wire.TypeAudio: true, wire.TypeSticker: true,
 }
 
 // mediaMissing reports a message that needs media and has none.
-func mediaMissing(m *chatsapi.Message) bool {
+func mediaMissing(m *wire.Message) bool {
 	if m == nil || !mediaTypes[m.Type] || !isBlank(m.Media) {
 		return false
 	}
-	return m.Type != chatsapi.TypeSticker || isBlank(m.StickerID)
+	return m.Type != wire.TypeSticker || isBlank(m.StickerID)
 }
 
 // mediaToText turns a message that needs media and has none into a text
 // message that says what it was: "[picture: name.jpg] caption", "[voice]".
 // The media fields go; a post, shared post or delivery status stays.
-func mediaToText(m *chatsapi.Message) {
+func mediaToText(m *wire.Message) {
 	text := "[" + m.Type
 	if !isBlank(m.FileName) {
 		text += ": " + m.FileName
@@ -310,18 +310,18 @@ func mediaToText(m *chatsapi.Message) {
 	if !isBlank(m.Text) {
 		text += " " + m.Text
 	}
-	*m = chatsapi.Message{Type: chatsapi.TypeText, Text: text, Post: m.Post, SharedPost: m.SharedPost, DeliveryStatus: m.DeliveryStatus}
+	*m = wire.Message{Type: wire.TypeText, Text: text, Post: m.Post, SharedPost: m.SharedPost, DeliveryStatus: m.DeliveryStatus}
 }
 
 var knownTypes = map[string]bool{
-	chatsapi.TypeText: true, chatsapi.TypeContact: true, chatsapi.TypeFile: true,
-	chatsapi.TypeVideo: true, chatsapi.TypePicture: true, chatsapi.TypeVoice: true,
-	chatsapi.TypeAudio: true, chatsapi.TypeSticker: true, chatsapi.TypeLocation: true,
+	wire.TypeText: true, wire.TypeContact: true, wire.TypeFile: true,
+	wire.TypeVideo: true, wire.TypePicture: true, wire.TypeVoice: true,
+	wire.TypeAudio: true, wire.TypeSticker: true, wire.TypeLocation: true,
 }
 
 const knownTypeList = "text, contact, file, video, picture, voice, audio, sticker, location"
 
-func checkMessage(m *chatsapi.Message) error {
+func checkMessage(m *wire.Message) error {
 	if m == nil {
 		return &LineError{Field: "message", Err: ErrRequired}
 	}
@@ -333,14 +333,14 @@ func checkMessage(m *chatsapi.Message) error {
 	}
 	if mediaMissing(m) {
 		what := m.Type
-		if m.Type == chatsapi.TypeSticker {
+		if m.Type == wire.TypeSticker {
 			what += " without sticker_id"
 		}
 		return fieldErr("message.media", "%w for type %s: without the file's URL Kommo shows a broken file; "+
 			"give the file's URL, or --media-missing text to send its name as a text message", ErrRequired, what)
 	}
 	switch {
-	case m.Type == chatsapi.TypeText:
+	case m.Type == wire.TypeText:
 		if m.Text == "" {
 			return fieldErr("message.text", "%w for type text", ErrRequired)
 		}
@@ -354,7 +354,7 @@ func checkMessage(m *chatsapi.Message) error {
 		if m.FileSize == 0 {
 			return fieldErr("message.file_size", "%w for type %s", ErrRequired, m.Type)
 		}
-	case m.Type == chatsapi.TypeLocation:
+	case m.Type == wire.TypeLocation:
 		if m.Location == nil {
 			return fieldErr("message.location", "%w for type location", ErrRequired)
 		}
@@ -364,7 +364,7 @@ func checkMessage(m *chatsapi.Message) error {
 		if lon := m.Location.Lon; !(lon >= -180 && lon <= 180) {
 			return fieldErr("message.location.lon", "%v is out of range [-180, 180]", lon)
 		}
-	case m.Type == chatsapi.TypeContact:
+	case m.Type == wire.TypeContact:
 		if m.Contact == nil || m.Contact.Name == "" {
 			return fieldErr("message.contact.name", "%w for type contact", ErrRequired)
 		}
@@ -388,18 +388,18 @@ func checkMessage(m *chatsapi.Message) error {
 	}
 	if sp := m.SharedPost; sp != nil {
 		switch {
-		case *sp == chatsapi.SharedPost{}:
+		case *sp == wire.SharedPost{}:
 			m.SharedPost = nil
 		case isBlank(sp.URL):
 			return fieldErr("message.shared_post.url", "%w when a shared post is given", ErrRequired)
 		case sp.Type == "":
-			sp.Type = chatsapi.SharedPostType
-		case sp.Type != chatsapi.SharedPostType:
-			return fieldErr("message.shared_post.type", "%q: the only type is %q", sp.Type, chatsapi.SharedPostType)
+			sp.Type = wire.SharedPostType
+		case sp.Type != wire.SharedPostType:
+			return fieldErr("message.shared_post.type", "%q: the only type is %q", sp.Type, wire.SharedPostType)
 		}
 	}
 	if ds := m.DeliveryStatus; ds != nil {
-		if *ds == (chatsapi.DeliveryStatus{}) {
+		if *ds == (wire.DeliveryStatus{}) {
 			m.DeliveryStatus = nil
 		} else if err := checkDeliveryStatus(ds); err != nil {
 			return err
@@ -411,14 +411,14 @@ func checkMessage(m *chatsapi.Message) error {
 // checkDeliveryStatus applies the API's rules: status 1 (delivered), 2
 // (read) or -1 (error), an error code 901-905 with -1, and an error text
 // with 905 ("other").
-func checkDeliveryStatus(ds *chatsapi.DeliveryStatus) error {
+func checkDeliveryStatus(ds *wire.DeliveryStatus) error {
 	const path = "message.delivery_status."
 	switch ds.StatusCode {
-	case chatsapi.StatusDelivered, chatsapi.StatusRead:
+	case wire.StatusDelivered, wire.StatusRead:
 		if ds.ErrorCode != 0 || ds.Error != "" {
 			return fieldErr(path+"error_code", "only with status_code -1 (error), not %d", ds.StatusCode)
 		}
-	case chatsapi.StatusError:
+	case wire.StatusError:
 		if ds.ErrorCode == 0 {
 			return fieldErr(path+"error_code", "%w with status_code -1: 901 user deleted the chat, 902 integration disabled, 903 internal error, "+
 				"904 cannot create the conversation, 905 other", ErrRequired)
@@ -456,140 +456,19 @@ func checkExternalID(s string) error {
 
 // checkUTF8 rejects any string that is not UTF-8. CSV and PostgreSQL (SQL_ASCII
 // databases) can carry such bytes; the JSONL reader checks the raw line itself
-// because encoding/json would silently replace them.
-func checkUTF8(p *chatsapi.Payload) error {
-	bad := func(field, s string) error {
-		if utf8.ValidString(s) {
-			return nil
+// because encoding/json would silently replace them. Every string field is
+// visited (wire.Walk), so a field added to the payload is checked too.
+func checkUTF8(p *wire.Payload) error {
+	var bad *LineError
+	wire.Walk(p, func(f wire.Field) bool {
+		if f.Kind == wire.KindString && !utf8.ValidString(f.Str) {
+			bad = &LineError{Field: f.Name(), Err: ErrInvalidUTF8}
+			return false
 		}
-		return &LineError{Field: field, Err: ErrInvalidUTF8}
-	}
-	// badIn is bad for the field path+field, joined only for an error.
-	badIn := func(path, field, s string) error {
-		if utf8.ValidString(s) {
-			return nil
-		}
-		return &LineError{Field: path + field, Err: ErrInvalidUTF8}
-	}
-	check := []struct{ f, s string }{
-		{"conversation_id", p.ConversationID}, {"conversation_ref_id", p.ConversationRefID}, {"msgid", p.MsgID},
-	}
-	for _, c := range check {
-		if err := bad(c.f, c.s); err != nil {
-			return err
-		}
-	}
-	for _, u := range []struct {
-		path string
-		p    *chatsapi.Participant
-	}{{"sender", p.Sender}, {"receiver", p.Receiver}} {
-		if u.p == nil {
-			continue
-		}
-		for _, c := range []struct{ f, s string }{
-			{".id", u.p.ID}, {".ref_id", u.p.RefID}, {".name", u.p.Name}, {".avatar", u.p.Avatar}, {".profile_link", u.p.ProfileLink},
-		} {
-			if err := badIn(u.path, c.f, c.s); err != nil {
-				return err
-			}
-		}
-		if u.p.Profile != nil {
-			if err := badIn(u.path, ".profile.phone", u.p.Profile.Phone); err != nil {
-				return err
-			}
-			if err := badIn(u.path, ".profile.email", u.p.Profile.Email); err != nil {
-				return err
-			}
-		}
-	}
-	if m := p.Message; m != nil {
-		for _, c := range []struct{ f, s string }{
-			{"message.type", m.Type}, {"message.text", m.Text}, {"message.media", m.Media},
-			{"message.file_name", m.FileName}, {"message.sticker_id", m.StickerID},
-		} {
-			if err := bad(c.f, c.s); err != nil {
-				return err
-			}
-		}
-		if c := m.Contact; c != nil {
-			if err := bad("message.contact.name", c.Name); err != nil {
-				return err
-			}
-			if err := bad("message.contact.phone", c.Phone); err != nil {
-				return err
-			}
-		}
-		if po := m.Post; po != nil {
-			for _, c := range []struct{ f, s string }{
-				{"message.post.id", po.ID}, {"message.post.url", po.URL}, {"message.post.preview_url", po.PreviewURL},
-				{"message.post.preview_permalink", po.PreviewPermalink}, {"message.post.username", po.Username},
-				{"message.post.caption", po.Caption},
-			} {
-				if err := bad(c.f, c.s); err != nil {
-					return err
-				}
-			}
-		}
-		if sp := m.SharedPost; sp != nil {
-			for _, c := range []struct{ f, s string }{
-				{"message.shared_post.url", sp.URL}, {"message.shared_post.preview_link", sp.PreviewLink},
-				{"message.shared_post.preview_permalink", sp.PreviewPermalink}, {"message.shared_post.type", sp.Type},
-				{"message.shared_post.site_name", sp.SiteName},
-			} {
-				if err := bad(c.f, c.s); err != nil {
-					return err
-				}
-			}
-		}
-		if ds := m.DeliveryStatus; ds != nil {
-			if err := bad("message.delivery_status.error", ds.Error); err != nil {
-				return err
-			}
-		}
-	}
-	if p.Source != nil {
-		if err := bad("source.external_id", p.Source.ExternalID); err != nil {
-			return err
-		}
-	}
-	embedded := func(path string, e *chatsapi.EmbeddedMessage) error {
-		for _, c := range []struct{ f, s string }{
-			{".id", e.ID}, {".msgid", e.MsgID}, {".type", e.Type}, {".text", e.Text}, {".file_name", e.FileName},
-		} {
-			if err := badIn(path, c.f, c.s); err != nil {
-				return err
-			}
-		}
-		if s := e.Sender; s != nil {
-			for _, c := range []struct{ f, s string }{{".sender.id", s.ID}, {".sender.ref_id", s.RefID}, {".sender.name", s.Name}} {
-				if err := badIn(path, c.f, c.s); err != nil {
-					return err
-				}
-			}
-		}
-		if c := e.Contact; c != nil {
-			if err := badIn(path, ".contact.name", c.Name); err != nil {
-				return err
-			}
-			return badIn(path, ".contact.phone", c.Phone)
-		}
-		return nil
-	}
-	if p.ReplyTo != nil {
-		if err := embedded("reply_to.message", &p.ReplyTo.Message); err != nil {
-			return err
-		}
-	}
-	if fw := p.Forwards; fw != nil {
-		for i := range fw.Messages {
-			if err := embedded(fmt.Sprintf("forwards.messages[%d]", i), &fw.Messages[i]); err != nil {
-				return err
-			}
-		}
-		if err := bad("forwards.conversation_id", fw.ConversationID); err != nil {
-			return err
-		}
-		return bad("forwards.conversation_ref_id", fw.ConversationRefID)
+		return true
+	})
+	if bad != nil {
+		return bad
 	}
 	return nil
 }

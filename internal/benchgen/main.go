@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 func main() {
@@ -36,12 +36,12 @@ func main() {
 	for i := range *n {
 		c := i % *convs
 		seq := i / *convs
-		p := chatsapi.Payload{
+		p := wire.Payload{
 			MsecTimestamp:  base + int64(seq)*60_000 + int64(c) + int64(r.IntN(30_000)),
 			MsgID:          fmt.Sprintf("bench-%d-%d", c, seq),
 			ConversationID: fmt.Sprintf("bench-conv-%d", c),
-			Sender:         &chatsapi.Participant{ID: fmt.Sprintf("client-%d", c), Name: fmt.Sprintf("Client %d", c)},
-			Message:        &chatsapi.Message{Type: chatsapi.TypeText, Text: pad},
+			Sender:         &wire.Participant{ID: fmt.Sprintf("client-%d", c), Name: fmt.Sprintf("Client %d", c)},
+			Message:        &wire.Message{Type: wire.TypeText, Text: pad},
 		}
 		p.Timestamp = p.MsecTimestamp / 1000
 		if err := enc.Encode(&p); err != nil {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/internal/sim"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // Msg is one generated message.
@@ -54,10 +54,10 @@ func WriteJSONL(t testing.TB, msgs []Msg) string {
 	require.NoError(t, err)
 	enc := json.NewEncoder(f)
 	for _, m := range msgs {
-		require.NoError(t, enc.Encode(chatsapi.Payload{
+		require.NoError(t, enc.Encode(wire.Payload{
 			MsecTimestamp: m.Msec, MsgID: m.ID, ConversationID: m.Conv,
-			Sender:  &chatsapi.Participant{ID: "client-" + m.Conv, Name: "Client " + m.Conv},
-			Message: &chatsapi.Message{Type: chatsapi.TypeText, Text: "hello from " + m.ID},
+			Sender:  &wire.Participant{ID: "client-" + m.Conv, Name: "Client " + m.Conv},
+			Message: &wire.Message{Type: wire.TypeText, Text: "hello from " + m.ID},
 		}))
 	}
 	require.NoError(t, f.Close())

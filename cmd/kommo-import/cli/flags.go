@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/importer"
+	"github.com/kommo-import/kommo-import/internal/baseurl"
 )
 
 // Environment variables the commands read.
@@ -375,25 +374,11 @@ func (f *apiFlags) register(fs *flag.FlagSet, env Env) {
 
 // check validates what the flags cannot check one at a time.
 func (f *apiFlags) check() error {
-	if f.rate == rateUnlimited && !isLoopbackURL(f.apiURL) {
+	if f.rate == rateUnlimited && !baseurl.IsLoopback(f.apiURL) {
 		return withHint(ExitUsage, fmt.Errorf("--rate unlimited is only for a Chats API on this machine (kommo-sim), not %s", f.apiURL),
 			"give --rate 5 (Kommo allows at most 7 requests/s): past the limit, Kommo answers 429 and blocks accounts that keep on")
 	}
 	return nil
-}
-
-// isLoopbackURL reports whether u names this machine (localhost, 127.0.0.0/8, ::1).
-func isLoopbackURL(u string) bool {
-	p, err := url.Parse(u)
-	if err != nil {
-		return false
-	}
-	host := p.Hostname()
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // sendFlags are the flags of the commands that send messages (run, retry).

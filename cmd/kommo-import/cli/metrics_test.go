@@ -27,6 +27,7 @@ import (
 
 	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/internal/sim"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 // metricValue returns the value of the series name{labels...} in a scrape,
@@ -77,12 +78,12 @@ func TestObservedTransportCountsByEndpointAndCode(t *testing.T) {
 	ctx := context.Background()
 	c := client(api.URL)
 	for range 2 {
-		_, err := c.SendMessage(ctx, &chatsapi.Payload{MsgID: "m"})
+		_, err := c.SendMessage(ctx, &wire.Payload{MsgID: "m"})
 		require.NoError(t, err)
 	}
 	_, err := c.History(ctx, "chat", 0, 10)
 	require.Error(t, err)
-	_, err = client(gone.URL).SendMessage(ctx, &chatsapi.Payload{MsgID: "m"})
+	_, err = client(gone.URL).SendMessage(ctx, &wire.Payload{MsgID: "m"})
 	require.Error(t, err)
 
 	scrape := scrapeOf(t, m)
@@ -190,7 +191,7 @@ func TestMetricsKeepTransportLimits(t *testing.T) {
 				"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
 		})
 		api := session(t, "http://"+addr, 5*time.Second)
-		_, err := api.client.SendMessage(context.Background(), &chatsapi.Payload{MsgID: "m"})
+		_, err := api.client.SendMessage(context.Background(), &wire.Payload{MsgID: "m"})
 		require.ErrorContains(t, err, "server response headers exceeded 65536 bytes")
 		v, ok := metricValue(scrapeOf(t, api.met), "kommo_import_http_requests_total", `endpoint="send_message"`, `code="error"`)
 		require.True(t, ok)
@@ -202,7 +203,7 @@ func TestMetricsKeepTransportLimits(t *testing.T) {
 		api := session(t, "https://"+addr, 300*time.Millisecond)
 		baseline := runtime.NumGoroutine()
 		start := time.Now()
-		_, err := api.client.SendMessage(context.Background(), &chatsapi.Payload{MsgID: "m"})
+		_, err := api.client.SendMessage(context.Background(), &wire.Payload{MsgID: "m"})
 		require.Error(t, err)
 		require.Less(t, time.Since(start), 2*time.Second)
 		// Nothing closes idle connections: the handshake cap alone ends the dial.

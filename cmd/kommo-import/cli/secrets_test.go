@@ -142,3 +142,27 @@ func TestDatabaseURLsInMessages(t *testing.T) {
 		require.False(t, strings.Contains(errOut, "--source-dsn postgres"), errOut)
 	})
 }
+
+// TestValidateRedactsASourceDSNThatDoesNotParse: pgx's own parse error
+// quotes what follows a password with a space in it; validate printed
+// "password=xxxxx cret x" where run redacted.
+func TestValidateRedactsASourceDSNThatDoesNotParse(t *testing.T) {
+	c := newCLIEnv(t)
+	for _, dsn := range []string{
+		"host=h password=se cret-Pw-9f1 x",
+		"postgres://u:p@ss@h:5432/db?x=Sec-Pw-77b",
+		"postgres://u:Sec-Pw-77b@h:notaport/db",
+	} {
+		for _, cmd := range []string{"validate", "run"} {
+			args := []string{cmd, "--source", "postgres", "--source-dsn", dsn, "--source-table", "t"}
+			if cmd == "run" {
+				args = append(args, "--progress", "none", "--rate", "unlimited")
+			}
+			out, errOut, code := c.run(t, args...)
+			require.NotEqual(t, ExitOK, code, errOut)
+			require.Contains(t, out+errOut, "its text is not shown", "%s names what is wrong without quoting", cmd)
+			requireNoSecret(t, out+errOut, "cret-Pw-9f1")
+			requireNoSecret(t, out+errOut, "Sec-Pw-77b")
+		}
+	}
+}

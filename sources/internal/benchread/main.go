@@ -17,8 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/sources"
+	"github.com/kommo-import/kommo-import/wire"
 )
 
 func main() {
@@ -109,12 +109,12 @@ func generateJSONL(path string, n int) error {
 			text.WriteString(words[(i+j*7)%len(words)])
 			text.WriteByte(' ')
 		}
-		p := chatsapi.Payload{
+		p := wire.Payload{
 			Timestamp: 1709284502 + int64(i%10_000_000), MsgID: fmt.Sprintf("msg-%012d", i), ConversationID: fmt.Sprintf("conv-%06d", i%50000),
-			Sender:  &chatsapi.Participant{ID: fmt.Sprintf("client-%06d", i%50000), Name: "Anna Petrova", Avatar: "https://cdn.example.com/avatars/100245.jpg"},
-			Message: &chatsapi.Message{Type: "text", Text: text.String()},
+			Sender:  &wire.Participant{ID: fmt.Sprintf("client-%06d", i%50000), Name: "Anna Petrova", Avatar: "https://cdn.example.com/avatars/100245.jpg"},
+			Message: &wire.Message{Type: "text", Text: text.String()},
 		}
-		if err := enc.Encode(chatsapi.Event{EventType: chatsapi.EventNewMessage, Payload: p}); err != nil {
+		if err := enc.Encode(wire.Event{EventType: wire.EventNewMessage, Payload: p}); err != nil {
 			f.Close()
 			return err
 		}

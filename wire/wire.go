@@ -1,4 +1,4 @@
-package chatsapi
+package wire
 
 // The wire types of the Chats API new_message method. Field order follows the
 // documentation's examples, so a marshalled Payload reads the way Kommo shows it.
