@@ -56,6 +56,21 @@ type Spec struct {
 	// which Kommo can only show as a broken file: MediaMissingReject ("" too)
 	// or MediaMissingText.
 	MediaMissing string
+
+	// Location is the time zone of timestamps that carry none: WhatsApp's
+	// headers, CSV times without an offset (--tz). nil: such a timestamp is
+	// an error that names the flag.
+	Location *time.Location
+	// TimeFormat is the Go layout of CSV timestamps that are neither unix
+	// seconds nor RFC 3339 (--time-format); "" detects the common layouts.
+	TimeFormat string
+	// DateOrder is "dmy", "mdy" or "ymd" for WhatsApp dates whose order the
+	// file cannot tell (--date-order); "" detects it.
+	DateOrder string
+	// Self names the company's side of a messenger export's chats (--self,
+	// repeatable): the exporting account when the export does not say.
+	// Every agent of Users counts as the company too.
+	Self []string
 }
 
 // Spec.MediaMissing values.

@@ -46,6 +46,13 @@ func (m *UserMap) SetBotID(id string) { m.botID = strings.TrimSpace(id) }
 // BotID is the fallback set by SetBotID.
 func (m *UserMap) BotID() string { return m.botID }
 
+// HasAgent reports whether agent (a sender.id of the source) is mapped to a
+// Kommo user.
+func (m *UserMap) HasAgent(agent string) bool {
+	_, ok := m.byID[agent]
+	return ok && agent != ""
+}
+
 // Len is the number of ids and emails that map to a Kommo user.
 func (m *UserMap) Len() int { return len(m.byID) + len(m.byEmail) }
 

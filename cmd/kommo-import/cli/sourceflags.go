@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kommo-import/kommo-import/sources"
 )
@@ -92,6 +93,33 @@ func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
 	})
 	fs.BoolVar(&spec.Strict, "strict", spec.Strict, "reject JSONL records holding a field that is not part of the Chats API payload\n"+
 		"(a typo, another system's field); without it such fields are only counted, and not sent")
+	fs.Func("tz", "time `ZONE` (IANA name, e.g. Europe/Berlin) of timestamps written without one:\n"+
+		"WhatsApp exports (required there), CSV times like 2024-03-01 09:15:02", func(v string) error {
+		loc, err := time.LoadLocation(strings.TrimSpace(v))
+		if err != nil || strings.TrimSpace(v) == "" {
+			return fmt.Errorf("not a time zone name (want an IANA name such as Europe/Berlin or UTC)")
+		}
+		spec.Location = loc
+		return nil
+	})
+	fs.StringVar(&spec.TimeFormat, "time-format", spec.TimeFormat, "Go `layout` of CSV timestamps that are neither unix seconds nor RFC 3339\n"+
+		"(e.g. \"02.01.2006 15:04\"); without it the common layouts are detected")
+	fs.Func("date-order", "`ORDER` of day, month and year in a WhatsApp export's dates when the file cannot tell: dmy, mdy or ymd", func(v string) error {
+		switch v {
+		case "dmy", "mdy", "ymd":
+			spec.DateOrder = v
+			return nil
+		}
+		return fmt.Errorf("want dmy, mdy or ymd, got %q", v)
+	})
+	fs.Func("self", "`NAME` of the company's side in a messenger export (repeatable): messages by it are outgoing;\n"+
+		"every agent of --users counts too", func(v string) error {
+		if v = strings.TrimSpace(v); v == "" {
+			return errors.New("empty name")
+		}
+		spec.Self = append(spec.Self, v)
+		return nil
+	})
 	fs.Func("media-missing", "`what` becomes of a picture, video, file, voice or audio message without media\n"+
 		"(a sticker: without media and sticker_id), which Kommo would show as a broken file:\n"+
 		"reject (the default), or text: send \"[picture: name.jpg] caption\" as a text message", func(v string) error {
