@@ -84,7 +84,7 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 		}
 		spec := f.source
 		spec.Users, spec.Stdin = users, env.Stdin
-		t.Open = func(ctx context.Context) (importer.Source, error) { return sources.Open(ctx, spec) }
+		t.Open = func(ctx context.Context) (importer.Source, error) { return openSource(ctx, spec) }
 		return t, nil
 	})
 	if err != nil {

@@ -84,7 +84,7 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 		}
 	}()
 
-	r, err := sources.Open(ctx, spec)
+	r, err := openSource(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("validate: %w", err)
 	}
