@@ -15,10 +15,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/importer/internal/store"
 	"github.com/kommo-import/kommo-import/sources"
 	"github.com/kommo-import/kommo-import/wire"
 )
@@ -78,6 +78,8 @@ type Config struct {
 	DBOutageLimit time.Duration // how long sending waits for a lost database before the run stops; default 5m
 
 	Logger *slog.Logger
+	// Clock is the time the pacer and the windows read; nil: the wall clock.
+	Clock Clock
 }
 
 func (c *Config) setDefaults() error {
@@ -123,6 +125,9 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Clock == nil {
+		c.Clock = wallClock{}
+	}
 	return nil
 }
 
@@ -151,6 +156,7 @@ type Importer struct {
 	named   bool   // cfg.Run was given, not derived
 	base    string // the derived name, before a re-sync generation suffix
 	pool    *pgxpool.Pool
+	q       *store.Queries
 	api     API // unpaced: every attempt takes a pacer slot first
 	pacer   *pacer
 	policy  retryPolicy
@@ -181,6 +187,7 @@ func New(pool *pgxpool.Pool, api API, cfg Config) (*Importer, error) {
 		named:  named,
 		base:   cfg.Run,
 		pool:   pool,
+		q:      store.New(pool),
 		api:    api,
 		policy: retryPolicy{backoffBase: cfg.BackoffBase, backoffMax: cfg.BackoffMax, defaultPause: cfg.DefaultPause},
 		log:    cfg.Logger,
@@ -188,7 +195,7 @@ func New(pool *pgxpool.Pool, api API, cfg Config) (*Importer, error) {
 		sess:   session{key: newLockKey()},
 		active: map[string]string{},
 	}
-	im.pacer = newPacer(pool, cfg.ScopeID, cfg.Rate, im.withDB)
+	im.pacer = newPacer(im.q, cfg.Clock, cfg.ScopeID, cfg.Rate, im.withDB)
 	return im, nil
 }
 
@@ -207,22 +214,6 @@ const (
 	OutcomeFailed      Outcome = "failed"      // ended by an error another attempt would meet again: an unreadable source, a mismatched run
 )
 
-const upsertRun = `
-INSERT INTO kommo_import_runs (name, scope_id, source, source_version, notify, rate)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (name) DO UPDATE SET rate = EXCLUDED.rate, updated_at = now()
-RETURNING scope_id, source, source_version, notify, staging_done, abandoned_at IS NOT NULL, finished_at IS NOT NULL`
-
-// restageVersion records a new version of a file whose run had not
-// finished staging: staging reads the file again from the start.
-const restageVersion = `UPDATE kommo_import_runs SET source_version = $2, staged_line = 0, updated_at = now() WHERE name = $1`
-
-// selectGenerations lists the runs of a derived name: the name and the
-// re-syncs after it (name.2, name.3, ...).
-const selectGenerations = `
-SELECT name, finished_at IS NOT NULL OR abandoned_at IS NOT NULL FROM kommo_import_runs
-WHERE name = $1 OR name LIKE $2`
-
 // openRun creates the run row, or checks that an existing one is the same
 // job. It reports whether the run has finished (nothing left to send).
 func (im *Importer) openRun(ctx context.Context) (finished bool, err error) {
@@ -234,14 +225,15 @@ func (im *Importer) openRun(ctx context.Context) (finished bool, err error) {
 			return false, err
 		}
 	}
-	var scope, source, version, notify string
-	var staged, abandoned bool
-	err = im.pool.QueryRow(ctx, upsertRun, im.cfg.Run, im.cfg.ScopeID, im.cfg.Source.Label, im.cfg.Source.Version, im.cfg.Notify, im.cfg.Rate).
-		Scan(&scope, &source, &version, &notify, &staged, &abandoned, &finished)
+	row, err := im.q.OpenRun(ctx, store.RunParams{
+		Name: im.cfg.Run, Scope: im.cfg.ScopeID, Source: im.cfg.Source.Label, Version: im.cfg.Source.Version,
+		Notify: string(im.cfg.Notify), Rate: im.cfg.Rate,
+	})
 	if err != nil {
 		return false, fmt.Errorf("open run %s: %w", im.cfg.Run, err)
 	}
-	if abandoned {
+	scope, source, version, notify, staged, finished := row.Scope, row.Source, row.Version, row.Notify, row.StagingDone, row.Finished
+	if row.Abandoned {
 		return false, fmt.Errorf("run %s: %w", im.cfg.Run, ErrRunAbandoned)
 	}
 	mismatch := func(field, have, want string) error {
@@ -262,7 +254,7 @@ func (im *Importer) openRun(ctx context.Context) (finished bool, err error) {
 		// the start; what was staged is not staged twice.
 		im.log.Info("the source changed since the run started staging it: reading it again from the start",
 			"run", im.cfg.Run, "was", version, "now", im.cfg.Source.Version)
-		if _, err := im.pool.Exec(ctx, restageVersion, im.cfg.Run, im.cfg.Source.Version); err != nil {
+		if err := im.q.RestageVersion(ctx, im.cfg.Run, im.cfg.Source.Version); err != nil {
 			return false, fmt.Errorf("open run %s: %w", im.cfg.Run, err)
 		}
 	case finished && im.cfg.Open != nil && im.cfg.Source.Version == "":
@@ -278,15 +270,7 @@ func (im *Importer) openRun(ctx context.Context) (finished bool, err error) {
 func (im *Importer) nextGeneration(ctx context.Context) error {
 	base := im.base
 	im.cfg.Run = base
-	rows, err := im.pool.Query(ctx, selectGenerations, base, escapeLike(base)+".%")
-	if err != nil {
-		return fmt.Errorf("open run %s: %w", base, err)
-	}
-	type gen struct {
-		Name     string
-		Finished bool
-	}
-	gens, err := pgx.CollectRows(rows, pgx.RowToStructByPos[gen])
+	gens, err := im.q.Generations(ctx, base)
 	if err != nil {
 		return fmt.Errorf("open run %s: %w", base, err)
 	}
@@ -313,10 +297,6 @@ func (im *Importer) nextGeneration(ctx context.Context) error {
 			"previous", newest, "run", im.cfg.Run)
 	}
 	return nil
-}
-
-func escapeLike(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // preflightAttempts bounds the preflight: an API that cannot be reached
@@ -458,4 +438,4 @@ func stopped(soft <-chan struct{}) bool {
 	}
 }
 
-func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+func isNoRows(err error) bool { return store.IsNoRows(err) }

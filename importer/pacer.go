@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/kommo-import/kommo-import/importer/internal/store"
 )
 
 // The rate is one schedule per scope, kept in PostgreSQL so that every
@@ -46,43 +45,19 @@ const (
 	lateSlot = 4 * time.Millisecond
 )
 
-// reserveSlot takes the scope's next slot, at least $5 seconds from now, for
-// a request whose interval at full speed is $2 seconds. It returns how far
-// the slot is from now, the factor in force and the seconds left of a
-// pause, all in the database's time.
-const reserveSlot = `
-INSERT INTO kommo_import_pacer AS p (scope_id, tat) VALUES ($1, now() + make_interval(secs => $5::float8 + $2::float8))
-ON CONFLICT (scope_id) DO UPDATE SET
-    factor = CASE WHEN p.factor < 1 AND p.last_step <= now() - make_interval(secs => $3) AND COALESCE(p.paused_until, '-infinity') < now()
-                  THEN least(1, p.factor * $4) ELSE p.factor END,
-    last_step = CASE WHEN p.factor < 1 AND p.last_step <= now() - make_interval(secs => $3) AND COALESCE(p.paused_until, '-infinity') < now()
-                     THEN now() ELSE p.last_step END,
-    tat = GREATEST(p.tat, now() + make_interval(secs => $5), COALESCE(p.paused_until, now()))
-        + make_interval(secs => $2 / CASE WHEN p.factor < 1 AND p.last_step <= now() - make_interval(secs => $3) AND COALESCE(p.paused_until, '-infinity') < now()
-                                          THEN least(1, p.factor * $4) ELSE p.factor END)
-RETURNING GREATEST(extract(epoch FROM tat - now())::float8 - $2 / factor, 0), factor,
-    GREATEST(COALESCE(extract(epoch FROM paused_until - now())::float8, 0), 0), extract(epoch FROM now())::float8`
-
-// pauseScope records a 429: no slot before now + $2 seconds, and the rate
-// halved unless a pause is already in force (one step per episode).
-const pauseScope = `
-INSERT INTO kommo_import_pacer AS p (scope_id, tat, factor, last_step, paused_until)
-VALUES ($1, now() + make_interval(secs => $2), 0.5, now(), now() + make_interval(secs => $2))
-ON CONFLICT (scope_id) DO UPDATE SET
-    factor = CASE WHEN COALESCE(p.paused_until, '-infinity') < now() THEN GREATEST(p.factor / 2, $3) ELSE p.factor END,
-    last_step = now(),
-    paused_until = GREATEST(COALESCE(p.paused_until, now()), now() + make_interval(secs => $2)),
-    tat = GREATEST(p.tat, now() + make_interval(secs => $2))
-RETURNING factor`
-
-// readPacer reads the scope's schedule without taking a slot (heartbeats).
-const readPacer = `
-SELECT factor, GREATEST(COALESCE(extract(epoch FROM paused_until - now())::float8, 0), 0)
-FROM kommo_import_pacer WHERE scope_id = $1`
+// schedule is the scope's rate schedule as the pacer uses it: the store's
+// statements in production (in the database's clock, shared by every
+// process), an in-memory GCRA over a fake clock in the pacer's unit tests.
+type schedule interface {
+	ReserveSlot(ctx context.Context, p store.SlotParams) (store.Slot, error)
+	PauseScope(ctx context.Context, scope string, d time.Duration, minFactor float64) (float64, error)
+	ReadPacer(ctx context.Context, scope string) (factor float64, paused time.Duration, err error)
+}
 
 // pacer hands out the slots of one scope's schedule to this process.
 type pacer struct {
-	pool   *pgxpool.Pool
+	sched  schedule
+	clock  Clock
 	scope  string
 	rate   float64 // requests/s at full speed; <= 0: unlimited
 	withDB func(ctx context.Context, what string, fn func(context.Context) error) error
@@ -90,11 +65,11 @@ type pacer struct {
 	mu          sync.Mutex
 	factor      float64
 	pausedUntil time.Time // local time
-	// clock maps the database's clock to ours (NTP's way: the midpoint of
+	// dbClock maps the database's clock to ours (NTP's way: the midpoint of
 	// the quickest round trip seen lately), so that slots become local
 	// times that neither the jitter of one answer nor another process's
 	// view can move by more than that round trip's half.
-	clock clockSample
+	dbClock clockSample
 
 	requests atomic.Int64
 	waited   atomic.Int64 // nanoseconds
@@ -102,15 +77,17 @@ type pacer struct {
 	slowest  atomic.Int64 // decaying maximum of a send's checkpoint, nanoseconds
 }
 
-func newPacer(pool *pgxpool.Pool, scope string, rate float64, withDB func(context.Context, string, func(context.Context) error) error) *pacer {
-	return &pacer{pool: pool, scope: scope, rate: rate, withDB: withDB, factor: 1}
+func newPacer(sched schedule, clock Clock, scope string, rate float64, withDB func(context.Context, string, func(context.Context) error) error) *pacer {
+	return &pacer{sched: sched, clock: clock, scope: scope, rate: rate, withDB: withDB, factor: 1}
 }
 
 // slot is a reserved send time, in this process's clock.
 type slot struct{ at time.Time }
 
 // interval is the spacing of slots at full speed, with the margin.
-func (p *pacer) interval() float64 { return rateMargin / p.rate }
+func (p *pacer) interval() time.Duration {
+	return time.Duration(rateMargin / p.rate * float64(time.Second))
+}
 
 // lead is how long before a send's slot its checkpoint starts.
 func (p *pacer) lead() time.Duration {
@@ -134,14 +111,14 @@ func (p *pacer) checkpointTook(d time.Duration) {
 // the slot.
 func (p *pacer) reserve(ctx context.Context, lead time.Duration) (slot, error) {
 	if p.rate <= 0 {
-		return slot{at: time.Now()}, nil
+		return slot{at: p.clock.Now()}, nil
 	}
-	var delay, factor, paused, dbNow float64
+	var s store.Slot
 	var sent, received time.Time
-	err := p.withDB(ctx, "rate schedule", func(ctx context.Context) error {
-		sent = time.Now()
-		err := p.pool.QueryRow(ctx, reserveSlot, p.scope, p.interval(), recoverEvery.Seconds(), recoverStep, lead.Seconds()).Scan(&delay, &factor, &paused, &dbNow)
-		received = time.Now()
+	err := p.withDB(ctx, "rate schedule", func(ctx context.Context) (err error) {
+		sent = p.clock.Now()
+		s, err = p.sched.ReserveSlot(ctx, store.SlotParams{Scope: p.scope, Interval: p.interval(), Lead: lead, Recover: recoverEvery, Step: recoverStep})
+		received = p.clock.Now()
 		return err
 	})
 	if err != nil {
@@ -149,13 +126,12 @@ func (p *pacer) reserve(ctx context.Context, lead time.Duration) (slot, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.factor = factor
-	db := time.Unix(0, int64(dbNow*1e9))
-	p.clock.observe(sent, received, db)
-	if paused > 0 {
-		p.setPauseLocked(received.Add(secs(paused)))
+	p.factor = s.Factor
+	p.dbClock.observe(sent, received, s.DBNow)
+	if s.Paused > 0 {
+		p.setPauseLocked(received.Add(s.Paused))
 	}
-	return slot{at: p.clock.local(db.Add(secs(delay)))}, nil
+	return slot{at: p.dbClock.local(s.DBNow.Add(s.In))}, nil
 }
 
 // clockSample is the round trip the database's clock is read through.
@@ -183,20 +159,20 @@ func (c *clockSample) local(t time.Time) time.Time { return t.Add(c.offset) }
 // waitUntil sleeps until lead before the slot, or until ctx ends or stop is
 // closed (then false).
 func (p *pacer) waitUntil(ctx context.Context, s slot, lead time.Duration, stop <-chan struct{}) (bool, error) {
-	d := time.Until(s.at) - lead
+	start := p.clock.Now()
+	d := s.at.Sub(start) - lead
 	if d <= 0 {
 		return true, nil
 	}
-	start := time.Now()
-	defer func() { p.waited.Add(int64(time.Since(start))) }()
-	t := time.NewTimer(d)
+	defer func() { p.waited.Add(int64(p.clock.Now().Sub(start))) }()
+	t := p.clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false, ctx.Err()
 	case <-stop:
 		return false, nil
-	case <-t.C:
+	case <-t.C():
 		return true, nil
 	}
 }
@@ -230,7 +206,7 @@ func (p *pacer) usable(s slot) bool {
 	if p.paused() {
 		return false
 	}
-	if late := time.Since(s.at); p.rate > 0 && late > lateSlot {
+	if late := p.clock.Now().Sub(s.at); p.rate > 0 && late > lateSlot {
 		p.late.Add(1)
 		return false
 	}
@@ -245,15 +221,15 @@ func (p *pacer) taken() { p.requests.Add(1) }
 // until the pause ends, and the rate steps down.
 func (p *pacer) pause(ctx context.Context, d time.Duration) error {
 	p.mu.Lock()
-	p.setPauseLocked(time.Now().Add(d))
+	p.setPauseLocked(p.clock.Now().Add(d))
 	p.mu.Unlock()
 	if p.rate <= 0 {
 		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	var factor float64
-	if err := p.pool.QueryRow(cctx, pauseScope, p.scope, d.Seconds(), minFactor).Scan(&factor); err != nil {
+	factor, err := p.sched.PauseScope(cctx, p.scope, d, minFactor)
+	if err != nil {
 		return fmt.Errorf("record pause: %w", err)
 	}
 	p.mu.Lock()
@@ -267,8 +243,7 @@ func (p *pacer) refresh(ctx context.Context) error {
 	if p.rate <= 0 {
 		return nil
 	}
-	var factor, paused float64
-	err := p.pool.QueryRow(ctx, readPacer, p.scope).Scan(&factor, &paused)
+	factor, paused, err := p.sched.ReadPacer(ctx, p.scope)
 	if isNoRows(err) {
 		return nil
 	}
@@ -279,7 +254,7 @@ func (p *pacer) refresh(ctx context.Context) error {
 	defer p.mu.Unlock()
 	p.factor = factor
 	if paused > 0 {
-		p.setPauseLocked(time.Now().Add(secs(paused)))
+		p.setPauseLocked(p.clock.Now().Add(paused))
 	}
 	return nil
 }
@@ -293,14 +268,14 @@ func (p *pacer) setPauseLocked(t time.Time) {
 func (p *pacer) paused() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return time.Now().Before(p.pausedUntil)
+	return p.clock.Now().Before(p.pausedUntil)
 }
 
 // PausedUntil is the end of the pause in force, or the zero time.
 func (p *pacer) PausedUntil() time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if time.Now().After(p.pausedUntil) {
+	if p.clock.Now().After(p.pausedUntil) {
 		return time.Time{}
 	}
 	return p.pausedUntil
@@ -325,9 +300,4 @@ func (p *pacer) Late() int64 { return p.late.Load() }
 // Waited is the time spent waiting for slots.
 func (p *pacer) Waited() time.Duration { return time.Duration(p.waited.Load()) }
 
-func secs(s float64) time.Duration {
-	if s > math.MaxInt64/1e9 {
-		return math.MaxInt64
-	}
-	return time.Duration(s * float64(time.Second))
-}
+func secs(s float64) time.Duration { return store.Seconds(s) }

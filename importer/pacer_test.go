@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kommo-import/kommo-import/importer/internal/store"
 	"github.com/kommo-import/kommo-import/internal/pgtest"
 	"github.com/kommo-import/kommo-import/migrations"
 )
@@ -21,9 +22,9 @@ func TestPacersShareOneSchedule(t *testing.T) {
 	_, err := migrations.Apply(ctx, pool)
 	require.NoError(t, err)
 	const rate = 50.0
-	a := newPacer(pool, "scope-1", rate, noDBWait)
-	b := newPacer(pool, "scope-1", rate, noDBWait)
-	other := newPacer(pool, "scope-2", rate, noDBWait)
+	a := newPacer(store.New(pool), wallClock{}, "scope-1", rate, noDBWait)
+	b := newPacer(store.New(pool), wallClock{}, "scope-1", rate, noDBWait)
+	other := newPacer(store.New(pool), wallClock{}, "scope-2", rate, noDBWait)
 
 	var slots []time.Time
 	for i := range 10 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/kommo-import/kommo-import/importer/internal/store"
 )
 
 // A process working a run is alive while its database session holds its
@@ -20,44 +21,6 @@ import (
 // fallback for a host cut off from the network, whose session the server may
 // keep for minutes: a process whose row expires_at has passed is gone too.
 // kommo_import_live_processes (migrations/002) applies both rules.
-
-const lockProcess = `SELECT pg_try_advisory_lock($1)`
-
-const unlockProcess = `SELECT pg_advisory_unlock($1)`
-
-const upsertProcess = `
-INSERT INTO kommo_import_processes (run_name, process_id, host, pid, lock_key, expires_at)
-VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
-ON CONFLICT (run_name, process_id) DO UPDATE
-SET heartbeat_at = now(), expires_at = EXCLUDED.expires_at, lock_key = EXCLUDED.lock_key`
-
-const unregisterProcess = `DELETE FROM kommo_import_processes WHERE run_name = $1 AND process_id = $2`
-
-// renewLeases extends the leases of the conversations this process's
-// workers are working now, and only those.
-const renewLeases = `
-UPDATE kommo_import_conversations c
-SET lease_until = now() + make_interval(secs => $4)
-FROM unnest($2::text[], $3::text[]) AS w(conversation_id, owner)
-WHERE c.run_name = $1 AND c.conversation_id = w.conversation_id AND c.lease_owner = w.owner`
-
-// reapLeases frees the conversations leased by processes that are gone, so
-// any worker can claim them at once, and forgets processes gone for a while.
-const reapLeases = `
-WITH freed AS (
-    UPDATE kommo_import_conversations c
-    SET lease_owner = NULL, lease_until = NULL
-    WHERE c.run_name = $1 AND c.lease_owner IS NOT NULL
-      AND split_part(c.lease_owner, '#', 1) NOT IN (SELECT process_id FROM kommo_import_live_processes WHERE run_name = $1)
-    RETURNING 1
-), forgotten AS (
-    DELETE FROM kommo_import_processes
-    WHERE run_name = $1 AND expires_at < now() - interval '1 minute'
-)
-SELECT (SELECT count(*) FROM freed), (SELECT count(*) FROM kommo_import_live_processes WHERE run_name = $1)`
-
-// markProgress records that the run moved (status shows since when nothing did).
-const markProgress = `UPDATE kommo_import_runs SET progress_at = now() WHERE name = $1`
 
 // deadAfter is how long a process may miss heartbeats before it counts as
 // gone although its session lives on (a host cut off from the network).
@@ -96,8 +59,9 @@ func (im *Importer) registerLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("register process: %w", err)
 	}
-	var got bool
-	if err := conn.QueryRow(ctx, lockProcess, im.sess.key).Scan(&got); err != nil {
+	q := store.New(conn)
+	got, err := q.TryLockProcess(ctx, im.sess.key)
+	if err != nil {
 		conn.Release()
 		return fmt.Errorf("register process: %w", err)
 	}
@@ -105,8 +69,7 @@ func (im *Importer) registerLocked(ctx context.Context) error {
 		conn.Release()
 		return errors.New("register process: the process lock is held by another session")
 	}
-	host, _ := os.Hostname()
-	if _, err := conn.Exec(ctx, upsertProcess, im.cfg.Run, im.procID, host, os.Getpid(), im.sess.key, im.deadAfter().Seconds()); err != nil {
+	if err := q.Heartbeat(ctx, im.processRow()); err != nil {
 		// Closing the session is the sure way to release its lock.
 		_ = conn.Conn().Close(context.WithoutCancel(ctx))
 		conn.Release()
@@ -137,12 +100,13 @@ func (im *Importer) unregister(ctx context.Context) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := im.sess.conn.Exec(cctx, unregisterProcess, im.cfg.Run, im.procID); err != nil {
+	q := store.New(im.sess.conn)
+	if err := q.Unregister(cctx, im.cfg.Run, im.procID); err != nil {
 		im.log.Warn("unregister process", "err", err)
 		im.dropSessionLocked()
 		return
 	}
-	if _, err := im.sess.conn.Exec(cctx, unlockProcess, im.sess.key); err != nil {
+	if err := q.UnlockProcess(cctx, im.sess.key); err != nil {
 		im.dropSessionLocked()
 		return
 	}
@@ -168,26 +132,25 @@ func (im *Importer) beat(ctx context.Context) (int, error) {
 }
 
 func (im *Importer) beatLocked(ctx context.Context) (int, error) {
-	conn := im.sess.conn
-	host, _ := os.Hostname()
-	if _, err := conn.Exec(ctx, upsertProcess, im.cfg.Run, im.procID, host, os.Getpid(), im.sess.key, im.deadAfter().Seconds()); err != nil {
+	q := store.New(im.sess.conn)
+	if err := q.Heartbeat(ctx, im.processRow()); err != nil {
 		return 0, err
 	}
 	convs, owners := im.activeLeases()
 	if len(convs) > 0 {
-		if _, err := conn.Exec(ctx, renewLeases, im.cfg.Run, convs, owners, im.cfg.Lease.Seconds()); err != nil {
+		if err := q.RenewLeases(ctx, im.cfg.Run, convs, owners, im.cfg.Lease); err != nil {
 			return 0, err
 		}
 	}
-	var freed, live int64
-	if err := conn.QueryRow(ctx, reapLeases, im.cfg.Run).Scan(&freed, &live); err != nil {
+	freed, live, err := q.ReapLeases(ctx, im.cfg.Run)
+	if err != nil {
 		return 0, err
 	}
 	if freed > 0 {
 		im.log.Info("freed the conversations of processes that are gone", "conversations", freed)
 	}
 	if sent := im.stats.sent.Load(); sent != im.sess.sentAtBeat {
-		if _, err := conn.Exec(ctx, markProgress, im.cfg.Run); err != nil {
+		if err := q.MarkProgress(ctx, im.cfg.Run); err != nil {
 			return 0, err
 		}
 		im.sess.sentAtBeat = sent
@@ -209,6 +172,12 @@ func (im *Importer) beatLocked(ctx context.Context) (int, error) {
 		im.throughput.add(time.Now(), im.Progress().Done)
 	}
 	return n, nil
+}
+
+// processRow is this process's row in the processes table.
+func (im *Importer) processRow() store.Process {
+	host, _ := os.Hostname()
+	return store.Process{Run: im.cfg.Run, ID: im.procID, Host: host, PID: os.Getpid(), LockKey: im.sess.key, DeadAfter: im.deadAfter()}
 }
 
 // activeLeases lists the conversations the workers hold now, with their owners.

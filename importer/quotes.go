@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/kommo-import/kommo-import/wire"
 )
 
@@ -19,10 +18,6 @@ import (
 //   - a message the export does not contain: the quote is dropped and the
 //     message sent without it (counted in the run's quotes_dropped), rather
 //     than refused by the API.
-
-const selectQuoted = `
-SELECT msgid, state, COALESCE(kommo_msgid, ''), payload
-FROM kommo_import_messages WHERE scope_id = $1 AND msgid = ANY($2)`
 
 type quoted struct {
 	state   State
@@ -48,16 +43,10 @@ func (im *Importer) resolveQuotes(ctx context.Context, p *wire.Payload) (dropped
 	}
 	found := map[string]quoted{}
 	err = im.withDB(ctx, "quoted messages", func(ctx context.Context) error {
-		rows, err := im.pool.Query(ctx, selectQuoted, im.cfg.ScopeID, ids)
-		if err != nil {
-			return err
+		rows, err := im.q.QuotedMessages(ctx, im.cfg.ScopeID, ids)
+		for _, r := range rows {
+			found[r.MsgID] = quoted{r.State, r.KommoID, r.Payload}
 		}
-		var id string
-		var q quoted
-		_, err = pgx.ForEachRow(rows, []any{&id, &q.state, &q.kommoID, &q.payload}, func() error {
-			found[id] = quoted{q.state, q.kommoID, append([]byte(nil), q.payload...)}
-			return nil
-		})
 		return err
 	})
 	if err != nil {

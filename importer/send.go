@@ -10,10 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/importer/internal/store"
 	"github.com/kommo-import/kommo-import/wire"
 )
 
@@ -51,16 +51,6 @@ const (
 	stepParked                 // the conversation is parked; the worker moves on
 	stepHalted                 // a soft stop: the message was not started
 )
-
-type pendingMessage struct {
-	msgid   string
-	seq     int64
-	msec    int64
-	payload []byte
-	state   State
-	silent  bool
-	age     time.Duration // since the last attempt
-}
 
 type conversation struct {
 	id       string
@@ -197,22 +187,22 @@ func (im *Importer) work(ctx context.Context, conv *conversation, halt <-chan st
 			}
 		}
 		last := page[len(page)-1]
-		afterMsec, afterSeq = last.msec, last.seq
+		afterMsec, afterSeq = last.Msec, last.Seq
 	}
 }
 
 // deliver gets one message to the API exactly once, or leaves it for later.
 func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingMessage, halt <-chan struct{}) (step, error) {
 	var p wire.Payload
-	if err := json.Unmarshal(m.payload, &p); err != nil {
-		return 0, fmt.Errorf("message %s: stored payload: %w", m.msgid, err)
+	if err := json.Unmarshal(m.Payload, &p); err != nil {
+		return 0, fmt.Errorf("message %s: stored payload: %w", m.MsgID, err)
 	}
-	p.Silent = m.silent
+	p.Silent = m.Silent
 	quoteDropped, err := im.resolveQuotes(ctx, &p)
 	if err != nil {
 		return 0, err
 	}
-	if m.state == StateSending {
+	if m.State == StateSending {
 		// An earlier attempt may have landed: look before sending again.
 		if st, err := im.reconcile(ctx, conv, m, &p, halt); err != nil || st != stepSend {
 			return st, err
@@ -231,11 +221,11 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 			return stepHalted, nil
 		}
 		started := time.Now()
-		if err := im.markSending(ctx, conv, m.msgid); err != nil {
+		if err := im.markSending(ctx, conv, m.MsgID); err != nil {
 			return 0, err
 		}
 		im.pacer.checkpointTook(time.Since(started))
-		m.state = StateSending
+		m.State = StateSending
 		if _, err := im.pacer.waitUntil(ctx, s, 0, nil); err != nil {
 			// Hard stop: the message stays in doubt, reconciled on resume.
 			return 0, interrupted(CauseSignal, "", err)
@@ -254,7 +244,7 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 		if err == nil {
 			im.stats.sent.Add(1)
 			conv.failures = 0
-			return stepDone, im.markSent(ctx, conv, m.msgid, res.MsgID, res.ConversationID, res.SenderID, false, quoteDropped)
+			return stepDone, im.markSent(ctx, conv, store.Sent{MsgID: m.MsgID, KommoMsgID: res.MsgID, ChatID: res.ConversationID, SenderID: res.SenderID, QuoteDropped: quoteDropped})
 		}
 		d := im.policy.decide(ctx, err, conv.failures+1)
 		switch d.act {
@@ -270,8 +260,8 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 		case actFail:
 			im.stats.failed.Add(1)
 			conv.failures = 0
-			im.log.Warn("message refused by the API", "msgid", m.msgid, "conversation_id", conv.id, "err", d.api)
-			return stepDone, im.markFailed(ctx, m.msgid, d.api.Error())
+			im.log.Warn("message refused by the API", "msgid", m.MsgID, "conversation_id", conv.id, "err", d.api)
+			return stepDone, im.markFailed(ctx, m.MsgID, d.api.Error())
 		case actPause:
 			im.pause(ctx, d.after)
 			if err := im.markPending(ctx, m, true); err != nil {
@@ -286,16 +276,16 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 			if !d.inDoubt {
 				_ = im.markPending(ctx, m, true)
 			}
-			return 0, interrupted(CauseAPIUnavailable, fmt.Sprintf("%d attempts in a row at message %s", conv.failures, m.msgid), d.api)
+			return 0, interrupted(CauseAPIUnavailable, fmt.Sprintf("%d attempts in a row at message %s", conv.failures, m.MsgID), d.api)
 		}
-		im.log.Info("retrying later", "msgid", m.msgid, "attempt", conv.failures+1, "in_doubt", d.inDoubt, "err", d.api)
+		im.log.Info("retrying later", "msgid", m.MsgID, "attempt", conv.failures+1, "in_doubt", d.inDoubt, "err", d.api)
 		if !d.inDoubt {
 			if err := im.markPending(ctx, m, true); err != nil {
 				return 0, err
 			}
 			return stepParked, im.park(ctx, conv, d.after)
 		}
-		m.age = 0
+		m.Age = 0
 		if st, err := im.reconcile(ctx, conv, m, &p, halt); err != nil || st != stepSend {
 			return st, err
 		}
@@ -332,7 +322,7 @@ func (im *Importer) reconcile(ctx context.Context, conv *conversation, m *pendin
 			// The history cannot be read for this chat: sending again could
 			// duplicate the message, so it fails with the reason.
 			im.stats.failed.Add(1)
-			return stepDone, im.markFailed(ctx, m.msgid, "in doubt, and its chat's history could not be read: "+d.api.Error())
+			return stepDone, im.markFailed(ctx, m.MsgID, "in doubt, and its chat's history could not be read: "+d.api.Error())
 		case actPause:
 			im.pause(ctx, d.after)
 			return stepParked, im.park(ctx, conv, 0)
@@ -340,15 +330,15 @@ func (im *Importer) reconcile(ctx context.Context, conv *conversation, m *pendin
 		im.stats.retries.Add(1)
 		conv.failures++
 		if conv.failures >= im.cfg.MaxAttempts {
-			return 0, interrupted(CauseAPIUnavailable, fmt.Sprintf("%d attempts in a row at looking up message %s", conv.failures, m.msgid), d.api)
+			return 0, interrupted(CauseAPIUnavailable, fmt.Sprintf("%d attempts in a row at looking up message %s", conv.failures, m.MsgID), d.api)
 		}
-		return stepParked, im.park(ctx, conv, max(d.after, im.cfg.ReconcileWait-m.age))
+		return stepParked, im.park(ctx, conv, max(d.after, im.cfg.ReconcileWait-m.Age))
 	}
 	if found {
 		return stepDone, nil
 	}
-	if wait := im.cfg.ReconcileWait - m.age; wait > 0 {
-		im.log.Info("in-doubt message not in its chat's history yet: parking the conversation", "msgid", m.msgid, "conversation_id", conv.id, "until", time.Now().Add(wait).Format(time.TimeOnly))
+	if wait := im.cfg.ReconcileWait - m.Age; wait > 0 {
+		im.log.Info("in-doubt message not in its chat's history yet: parking the conversation", "msgid", m.MsgID, "conversation_id", conv.id, "until", time.Now().Add(wait).Format(time.TimeOnly))
 		return stepParked, im.park(ctx, conv, wait)
 	}
 	return stepSend, nil
@@ -380,20 +370,20 @@ func (im *Importer) lookup(ctx context.Context, conv *conversation, m *pendingMe
 			return false, err
 		}
 		for _, h := range page {
-			if h.Message.ClientID != m.msgid {
+			if h.Message.ClientID != m.MsgID {
 				continue
 			}
 			im.stats.reconciledFound.Add(1)
 			conv.failures = 0
-			im.log.Info("in-doubt message found in the chat's history: not sending it again", "msgid", m.msgid, "conversation_id", conv.id)
+			im.log.Info("in-doubt message found in the chat's history: not sending it again", "msgid", m.MsgID, "conversation_id", conv.id)
 			sender := ""
 			if h.Sender != nil {
 				sender = h.Sender.ID
 			}
-			return true, im.markSent(ctx, conv, m.msgid, h.Message.ID, conv.chatID, sender, true, false)
+			return true, im.markSent(ctx, conv, store.Sent{MsgID: m.MsgID, KommoMsgID: h.Message.ID, ChatID: conv.chatID, SenderID: sender, Reconciled: true})
 		}
 		// Newest first: once a page reaches older messages than ours, ours is not there.
-		if len(page) < historyPage || page[len(page)-1].MsecTimestamp < m.msec {
+		if len(page) < historyPage || page[len(page)-1].MsecTimestamp < m.Msec {
 			return false, nil
 		}
 	}
@@ -422,58 +412,13 @@ func chatUser(p *wire.Payload) wire.Participant {
 	return wire.Participant{ID: u.ID, Name: u.Name, Avatar: u.Avatar, Profile: u.Profile, ProfileLink: u.ProfileLink}
 }
 
-// claimConversation leases one conversation nobody works: a parked one whose
-// time has come first (its in-doubt message has waited out its window), then
-// the largest, so one long chat does not finish last alone. Each candidate
-// comes from an index in its order (parked ones from the small partial
-// index on not_before), and the row is chosen once, in a materialized CTE:
-// with UPDATE ... FROM (SELECT ... LIMIT 1 FOR UPDATE SKIP LOCKED), some
-// plans (generic ones among them) run the subquery again for each row of
-// the outer scan and lease every conversation of the run at once. The leases
-// of dead processes are freed by the heartbeat's reaper; an expired lease is
-// free too.
-const claimConversation = `
-WITH pick AS MATERIALIZED (
-    SELECT COALESCE(
-        (SELECT conversation_id FROM kommo_import_conversations
-         WHERE run_name = $1 AND NOT done AND not_before IS NOT NULL AND not_before <= now()
-           AND (lease_owner IS NULL OR lease_until < now())
-         ORDER BY not_before
-         LIMIT 1
-         FOR UPDATE SKIP LOCKED),
-        (SELECT conversation_id FROM kommo_import_conversations
-         WHERE run_name = $1 AND NOT done AND not_before IS NULL
-           AND (lease_owner IS NULL OR lease_until < now())
-         ORDER BY messages DESC, conversation_id
-         LIMIT 1
-         FOR UPDATE SKIP LOCKED)) AS conversation_id
-)
-UPDATE kommo_import_conversations c
-SET lease_owner = $2, lease_until = now() + make_interval(secs => $3), not_before = NULL
-FROM pick
-WHERE c.run_name = $1 AND c.conversation_id = pick.conversation_id
-RETURNING c.conversation_id, c.failures,
-    (SELECT chat_id FROM kommo_import_chats WHERE scope_id = $4 AND conversation_id = c.conversation_id)`
-
 // claim leases at most one conversation to owner. An UPDATE that returns
 // more than one row would be the stall this query was rewritten against:
 // it fails loudly instead of working one and holding the rest.
 func (im *Importer) claim(ctx context.Context, owner string) (conversation, bool, error) {
-	var claimed []conversation
-	err := im.withDB(ctx, "claim", func(ctx context.Context) error {
-		rows, err := im.pool.Query(ctx, claimConversation, im.cfg.Run, owner, im.cfg.Lease.Seconds(), im.cfg.ScopeID)
-		if err != nil {
-			return err
-		}
-		claimed, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (conversation, error) {
-			c := conversation{owner: owner}
-			var chat *string
-			err := r.Scan(&c.id, &c.failures, &chat)
-			if chat != nil {
-				c.chatID = *chat
-			}
-			return c, err
-		})
+	var claimed []store.Claimed
+	err := im.withDB(ctx, "claim", func(ctx context.Context) (err error) {
+		claimed, err = im.q.ClaimConversation(ctx, store.ClaimParams{Run: im.cfg.Run, Scope: im.cfg.ScopeID, Owner: owner, Lease: im.cfg.Lease})
 		return err
 	})
 	switch {
@@ -484,34 +429,25 @@ func (im *Importer) claim(ctx context.Context, owner string) (conversation, bool
 	case len(claimed) > 1:
 		return conversation{}, false, fmt.Errorf("claim conversation: one claim leased %d conversations; refusing to go on", len(claimed))
 	}
-	im.setActive(owner, claimed[0].id)
-	return claimed[0], true, nil
+	c := claimed[0]
+	im.setActive(owner, c.ID)
+	return conversation{id: c.ID, chatID: c.ChatID, owner: owner, failures: c.Failures}, true, nil
 }
-
-// whyIdle describes the conversations left when none can be claimed.
-const whyIdle = `
-SELECT count(*),
-       count(*) FILTER (WHERE lease_owner IS NOT NULL AND lease_until >= now()),
-       COALESCE(min(split_part(lease_owner, '#', 1)) FILTER (WHERE lease_owner IS NOT NULL AND lease_until >= now()), ''),
-       COALESCE(extract(epoch FROM max(lease_until) FILTER (WHERE lease_owner IS NOT NULL AND lease_until >= now()) - now()), 0)::float8,
-       count(*) FILTER (WHERE not_before > now()),
-       COALESCE(extract(epoch FROM min(not_before) FILTER (WHERE not_before > now()) - now()), 0)::float8
-FROM kommo_import_conversations WHERE run_name = $1 AND NOT done`
 
 // idle finds out why nothing could be claimed: it returns how many
 // conversations are left (0: the worker is done) and how long to wait
 // before trying again, and says why in the progress and, when it lasts,
 // in the log.
 func (im *Importer) idle(ctx context.Context) (left int64, wait time.Duration, err error) {
-	var leased, parked int64
-	var owner string
-	var leaseLeft, parkLeft float64
-	err = im.withDB(ctx, "count", func(ctx context.Context) error {
-		return im.pool.QueryRow(ctx, whyIdle, im.cfg.Run).Scan(&left, &leased, &owner, &leaseLeft, &parked, &parkLeft)
+	var w store.Idle
+	err = im.withDB(ctx, "count", func(ctx context.Context) (err error) {
+		w, err = im.q.WhyIdle(ctx, im.cfg.Run)
+		return err
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("send: %w", err)
 	}
+	left, leased, owner, parked := w.Left, w.Leased, w.Owner, w.Parked
 	if left == 0 {
 		im.stats.waiting.Store("")
 		return 0, 0, nil
@@ -525,10 +461,10 @@ func (im *Importer) idle(ctx context.Context) (left int64, wait time.Duration, e
 		if owner != im.procID {
 			who = "process " + owner
 		}
-		parts = append(parts, fmt.Sprintf("%d held by %s (lease %s)", leased, who, secs(leaseLeft).Round(time.Second)))
+		parts = append(parts, fmt.Sprintf("%d held by %s (lease %s)", leased, who, w.LeaseLeft.Round(time.Second)))
 	}
 	if parked > 0 {
-		parts = append(parts, fmt.Sprintf("%d parked, next in %s (in doubt, or a retry's backoff)", parked, secs(parkLeft).Round(time.Second)))
+		parts = append(parts, fmt.Sprintf("%d parked, next in %s (in doubt, or a retry's backoff)", parked, w.ParkLeft.Round(time.Second)))
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "none claimable yet")
@@ -541,8 +477,8 @@ func (im *Importer) idle(ctx context.Context) (left int64, wait time.Duration, e
 	}
 	im.idleLog.note(im.log, why, ownTail)
 	wait = idleMax
-	if parked > 0 && parkLeft > 0 {
-		wait = min(wait, secs(parkLeft)+10*time.Millisecond)
+	if parked > 0 && w.ParkLeft > 0 {
+		wait = min(wait, w.ParkLeft+10*time.Millisecond)
 	}
 	return left, wait, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kommo-import/kommo-import/importer/internal/store"
 	"github.com/kommo-import/kommo-import/sources"
 )
 
@@ -31,114 +32,8 @@ import (
 // and has not sent it, this run takes it over — in-doubt state and all, so
 // a message that may have landed is still looked up before it is sent.
 
-// The staging lock is a session advisory lock per run: one process stages
-// and plans, the others wait and then join the sending.
-const (
-	lockRun   = `SELECT pg_advisory_lock(hashtextextended('kommo-import run ' || $1, 0))`
-	tryRun    = `SELECT pg_try_advisory_lock(hashtextextended('kommo-import run ' || $1, 0))`
-	unlockRun = `SELECT pg_advisory_unlock(hashtextextended('kommo-import run ' || $1, 0))`
-)
-
-const createStageTable = `
-CREATE TEMP TABLE IF NOT EXISTS kommo_import_stage (
-    msgid           text    NOT NULL,
-    conversation_id text    NOT NULL,
-    line            bigint  NOT NULL,
-    msec_timestamp  bigint  NOT NULL,
-    payload         bytea   NOT NULL,
-    outgoing        boolean NOT NULL
-) ON COMMIT DELETE ROWS`
-
-const createStageRejects = `
-CREATE TEMP TABLE IF NOT EXISTS kommo_import_stage_rejects (
-    line   bigint NOT NULL,
-    field  text   NOT NULL,
-    reason text   NOT NULL,
-    raw    bytea  NOT NULL
-) ON COMMIT DELETE ROWS`
-
-const selectStaging = `SELECT staging_done, planned, staged_line, source_version FROM kommo_import_runs WHERE name = $1`
-
-// restartStaging starts a pass over the whole input: the counters of what
-// the scope already had are counted again.
-const restartStaging = `UPDATE kommo_import_runs SET staged_line = 0, known_sent = 0, known_other = 0, updated_at = now() WHERE name = $1`
-
-const insertStaged = `
-INSERT INTO kommo_import_messages (scope_id, msgid, run_name, conversation_id, line, msec_timestamp, payload, outgoing)
-SELECT $1, msgid, $2, conversation_id, line, msec_timestamp, payload, outgoing
-FROM kommo_import_stage
-ORDER BY line
-ON CONFLICT (scope_id, msgid) DO NOTHING`
-
-// takeOver moves the batch's msgids held unsent by runs nobody works (or
-// abandoned ones) to this run, with this input's payload and position. A
-// failed message becomes pending again (the export may have fixed it); an
-// in-doubt one keeps its state, attempts and silent flag, so it is looked up
-// before it is ever sent again. It returns how many came from each run.
-const takeOver = `
-WITH moved AS (
-    UPDATE kommo_import_messages m
-    SET run_name = $2, line = s.line, conversation_id = s.conversation_id, msec_timestamp = s.msec_timestamp,
-        payload = s.payload, outgoing = s.outgoing,
-        state = CASE WHEN m.state = 'failed' THEN 'pending' ELSE m.state END,
-        last_error = CASE WHEN m.state = 'failed' THEN NULL ELSE m.last_error END,
-        silent = CASE WHEN m.state = 'sending' THEN m.silent END
-    FROM kommo_import_stage s, kommo_import_runs o
-    WHERE m.scope_id = $1 AND m.msgid = s.msgid AND m.run_name <> $2 AND m.state <> 'sent'
-      AND o.name = m.run_name
-      AND (o.abandoned_at IS NOT NULL
-           OR NOT EXISTS (SELECT 1 FROM kommo_import_live_processes p WHERE p.run_name = m.run_name))
-    RETURNING o.name AS old
-), handed AS (
-    UPDATE kommo_import_runs r SET handed_over = handed_over + x.n, updated_at = now()
-    FROM (SELECT old, count(*) AS n FROM moved GROUP BY old) x
-    WHERE r.name = x.old
-)
-SELECT count(*) FROM moved`
-
-// countKnown counts the batch's msgids that the scope already has from
-// another run: sent (a re-sync skips them) or still to be sent by a live run.
-const countKnown = `
-SELECT count(*) FILTER (WHERE m.state = 'sent'), count(*) FILTER (WHERE m.state <> 'sent')
-FROM kommo_import_stage s
-JOIN kommo_import_messages m ON m.scope_id = $1 AND m.msgid = s.msgid
-WHERE m.run_name <> $2`
-
-const insertRejects = `
-INSERT INTO kommo_import_rejects (run_name, line, field, reason, raw)
-SELECT $1, line, field, reason, raw FROM kommo_import_stage_rejects
-ON CONFLICT (run_name, line) DO UPDATE SET field = EXCLUDED.field, reason = EXCLUDED.reason, raw = EXCLUDED.raw, created_at = now()`
-
-const checkpointStaging = `
-UPDATE kommo_import_runs SET
-    staged_line    = @line,
-    staged         = staged + @inserted,
-    taken_over     = taken_over + @taken,
-    known_sent     = known_sent + @known_sent,
-    known_other    = known_other + @known_other,
-    rejected       = (SELECT count(*) FROM kommo_import_rejects WHERE run_name = @run),
-    records        = @records,
-    duplicates     = @duplicates,
-    unknown_fields = @unknown,
-    staging_done   = @done,
-    updated_at     = now()
-WHERE name = @run`
-
 // maxRejectRaw caps the raw record stored with a reject.
 const maxRejectRaw = 64 << 10
-
-type stageRow struct {
-	msgid, conversationID string
-	line, msec            int64
-	payload               []byte
-	outgoing              bool
-}
-
-type rejectRow struct {
-	line          int64
-	field, reason string
-	raw           []byte
-}
 
 // stage reads the source into the messages table, then plans the run. It
 // does both under the run's advisory lock; a process that finds the lock
@@ -149,13 +44,14 @@ func (im *Importer) stage(ctx context.Context, soft <-chan struct{}) error {
 		return fmt.Errorf("stage: %w", err)
 	}
 	defer conn.Release()
-	var got bool
-	if err := conn.QueryRow(ctx, tryRun, im.cfg.Run).Scan(&got); err != nil {
+	q := store.New(conn)
+	got, err := q.TryLockRun(ctx, im.cfg.Run)
+	if err != nil {
 		return fmt.Errorf("stage: lock: %w", err)
 	}
 	if !got {
 		im.log.Info("another process is staging this run; waiting for it", "run", im.cfg.Run)
-		if _, err := conn.Exec(ctx, lockRun, im.cfg.Run); err != nil {
+		if err := q.LockRun(ctx, im.cfg.Run); err != nil {
 			return fmt.Errorf("stage: lock: %w", err)
 		}
 	}
@@ -166,25 +62,23 @@ func (im *Importer) stage(ctx context.Context, soft <-chan struct{}) error {
 			_ = conn.Conn().Close(uctx)
 			return
 		}
-		if _, err := conn.Exec(uctx, unlockRun, im.cfg.Run); err != nil {
+		if err := q.UnlockRun(uctx, im.cfg.Run); err != nil {
 			// Closing the session is the sure way to release the lock.
 			_ = conn.Conn().Close(uctx)
 		}
 	}()
 
-	var done, planned bool
-	var stagedLine int64
-	var version string
-	if err := conn.QueryRow(ctx, selectStaging, im.cfg.Run).Scan(&done, &planned, &stagedLine, &version); err != nil {
+	st, err := q.StagingState(ctx, im.cfg.Run)
+	if err != nil {
 		return fmt.Errorf("stage: %w", err)
 	}
-	if !done {
+	if !st.Done {
 		im.stats.phase.Store(PhaseStaging)
-		if err := im.stageSource(ctx, conn, stagedLine, version, soft); err != nil {
+		if err := im.stageSource(ctx, conn, st.Line, st.Version, soft); err != nil {
 			return err
 		}
 	}
-	if !planned {
+	if !st.Planned {
 		return im.planWith(ctx, conn)
 	}
 	return nil
@@ -208,14 +102,12 @@ func (im *Importer) stageSource(ctx context.Context, conn *pgxpool.Conn, stagedL
 		fallthrough
 	default:
 		stagedLine = 0
-		if _, err := conn.Exec(ctx, restartStaging, im.cfg.Run); err != nil {
+		if err := store.New(conn).RestartStaging(ctx, im.cfg.Run); err != nil {
 			return fmt.Errorf("stage: %w", err)
 		}
 	}
-	for _, sql := range []string{createStageTable, createStageRejects} {
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			return fmt.Errorf("stage: %w", err)
-		}
+	if err := store.New(conn).CreateStageTables(ctx); err != nil {
+		return fmt.Errorf("stage: %w", err)
 	}
 
 	// Reading and validating run beside the database writes, a batch
@@ -250,8 +142,8 @@ func (im *Importer) stageSource(ctx context.Context, conn *pgxpool.Conn, stagedL
 
 // stageBatch is what one staging transaction writes.
 type stageBatch struct {
-	rows     []stageRow
-	rejects  []rejectRow
+	rows     []store.StageRow
+	rejects  []store.RejectRow
 	lastLine int64         // the source position the batch reaches
 	stats    sources.Stats // the reader's counts at that position
 	done     bool          // the last batch: staging is complete with it
@@ -269,7 +161,7 @@ func (im *Importer) readBatches(ctx context.Context, r Source, stagedLine int64,
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		b = stageBatch{lastLine: b.lastLine, rows: make([]stageRow, 0, im.cfg.BatchSize)}
+		b = stageBatch{lastLine: b.lastLine, rows: make([]store.StageRow, 0, im.cfg.BatchSize)}
 		bytes = 0
 		return nil
 	}
@@ -285,7 +177,7 @@ func (im *Importer) readBatches(ctx context.Context, r Source, stagedLine int64,
 			if le.Line <= stagedLine {
 				continue
 			}
-			b.rejects = append(b.rejects, rejectRow{line: le.Line, field: le.Field, reason: cleanText(errText(le.Err)), raw: capBytes(le.Raw, maxRejectRaw)})
+			b.rejects = append(b.rejects, store.RejectRow{Line: le.Line, Field: le.Field, Reason: cleanText(errText(le.Err)), Raw: capBytes(le.Raw, maxRejectRaw)})
 			b.lastLine = max(b.lastLine, le.Line)
 		case err != nil:
 			if ctx.Err() != nil {
@@ -301,7 +193,7 @@ func (im *Importer) readBatches(ctx context.Context, r Source, stagedLine int64,
 			if err != nil {
 				return &SourceError{Name: r.Name(), Err: fmt.Errorf("line %d: %w", rec.Line, err)}
 			}
-			b.rows = append(b.rows, stageRow{rec.Payload.MsgID, rec.Payload.ConversationID, rec.Line, rec.Payload.MsecTimestamp, payload, rec.Payload.Receiver != nil})
+			b.rows = append(b.rows, store.StageRow{MsgID: rec.Payload.MsgID, ConversationID: rec.Payload.ConversationID, Line: rec.Line, Msec: rec.Payload.MsecTimestamp, Payload: payload, Outgoing: rec.Payload.Receiver != nil})
 			bytes += len(payload)
 			b.lastLine = max(b.lastLine, rec.Line)
 		}
@@ -330,93 +222,74 @@ func (im *Importer) flushStage(ctx context.Context, conn *pgxpool.Conn, sb *stag
 }
 
 func (im *Importer) writeBatch(ctx context.Context, tx pgx.Tx, sb *stageBatch, oneByOne bool) error {
-	var inserted, taken, knownSent, knownOther int64
+	q := im.q.WithTx(tx)
+	c := store.StagingCheckpoint{
+		Run: im.cfg.Run, Line: sb.lastLine, Done: sb.done,
+		Records: sb.stats.Records, Duplicates: sb.stats.Duplicates, Unknown: sb.stats.UnknownFields,
+	}
 	if len(sb.rows) > 0 {
 		var err error
 		if oneByOne {
 			err = im.stageOneByOne(ctx, tx, sb)
 		} else {
-			_, err = tx.CopyFrom(ctx, pgx.Identifier{"kommo_import_stage"},
-				[]string{"msgid", "conversation_id", "line", "msec_timestamp", "payload", "outgoing"},
-				pgx.CopyFromSlice(len(sb.rows), func(i int) ([]any, error) {
-					r := &sb.rows[i]
-					return []any{r.msgid, r.conversationID, r.line, r.msec, r.payload, r.outgoing}, nil
-				}))
+			err = q.CopyStage(ctx, sb.rows)
 		}
 		if err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, insertStaged, im.cfg.ScopeID, im.cfg.Run)
-		if err != nil {
+		if c.Inserted, err = q.InsertStaged(ctx, im.cfg.ScopeID, im.cfg.Run); err != nil {
 			return err
 		}
-		inserted = tag.RowsAffected()
 		// Counted after the insert: a conflict with another run's
 		// concurrent batch resolves only once that batch commits, and
 		// only then is its row visible to a new statement. A batch
 		// inserted whole (a first import) has nothing to count.
-		if inserted < int64(len(sb.rows)) {
-			if err := tx.QueryRow(ctx, takeOver, im.cfg.ScopeID, im.cfg.Run).Scan(&taken); err != nil {
+		if c.Inserted < int64(len(sb.rows)) {
+			if c.Taken, err = q.TakeOver(ctx, im.cfg.ScopeID, im.cfg.Run); err != nil {
 				return err
 			}
 			// What is left with other runs after the takeover: sent, or
 			// held by a run that lives.
-			if err := tx.QueryRow(ctx, countKnown, im.cfg.ScopeID, im.cfg.Run).Scan(&knownSent, &knownOther); err != nil {
+			if c.KnownSent, c.KnownOther, err = q.CountKnown(ctx, im.cfg.ScopeID, im.cfg.Run); err != nil {
 				return err
 			}
 		}
 	}
 	if len(sb.rejects) > 0 {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"kommo_import_stage_rejects"},
-			[]string{"line", "field", "reason", "raw"},
-			pgx.CopyFromSlice(len(sb.rejects), func(i int) ([]any, error) {
-				r := &sb.rejects[i]
-				return []any{r.line, r.field, r.reason, r.raw}, nil
-			}))
-		if err != nil {
+		if err := q.CopyRejects(ctx, sb.rejects); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, insertRejects, im.cfg.Run); err != nil {
+		if err := q.InsertRejects(ctx, im.cfg.Run); err != nil {
 			return err
 		}
 	}
-	_, err := tx.Exec(ctx, checkpointStaging, pgx.NamedArgs{
-		"run": im.cfg.Run, "line": sb.lastLine, "inserted": inserted, "taken": taken,
-		"known_sent": knownSent, "known_other": knownOther,
-		"records": sb.stats.Records, "duplicates": sb.stats.Duplicates, "unknown": unknownFields(sb.stats), "done": sb.done,
-	})
-	return err
+	return q.CheckpointStaging(ctx, c)
 }
 
 // stageOneByOne puts the batch's rows into the staging table one at a time,
 // each under a savepoint, and turns those the database refuses into
 // rejects (added to sb). It also tries each row against the messages table
-// so a value that cannot be indexed shows here, not in the batch insert.
+// (rolled back) so a value that cannot be indexed shows here, not in the
+// batch insert.
 func (im *Importer) stageOneByOne(ctx context.Context, tx pgx.Tx, sb *stageBatch) error {
 	good := sb.rows[:0:0]
 	for _, r := range sb.rows {
 		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-			if _, err := sp.Exec(ctx, `INSERT INTO kommo_import_stage (msgid, conversation_id, line, msec_timestamp, payload, outgoing) VALUES ($1, $2, $3, $4, $5, $6)`,
-				r.msgid, r.conversationID, r.line, r.msec, r.payload, r.outgoing); err != nil {
+			if err := im.q.WithTx(sp).CopyStage(ctx, []store.StageRow{r}); err != nil {
 				return err
 			}
-			// The real insert, rolled back with the savepoint: it is the one
-			// the batch insert repeats, and what may refuse the value.
 			inner, err := sp.Begin(ctx)
 			if err != nil {
 				return err
 			}
 			defer inner.Rollback(ctx) //nolint:errcheck // rolled back on purpose
-			_, err = inner.Exec(ctx, `INSERT INTO kommo_import_messages (scope_id, msgid, run_name, conversation_id, line, msec_timestamp, payload, outgoing)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (scope_id, msgid) DO NOTHING`,
-				im.cfg.ScopeID, r.msgid, im.cfg.Run, r.conversationID, r.line, r.msec, r.payload, r.outgoing)
-			return err
+			return im.q.WithTx(inner).TryMessage(ctx, im.cfg.ScopeID, im.cfg.Run, r)
 		})
 		switch {
 		case err == nil:
 			good = append(good, r)
 		case isDataError(err):
-			sb.rejects = append(sb.rejects, rejectRow{line: r.line, reason: cleanText("the database cannot store this record: " + err.Error()), raw: capBytes(r.payload, maxRejectRaw)})
+			sb.rejects = append(sb.rejects, store.RejectRow{Line: r.Line, Reason: cleanText("the database cannot store this record: " + err.Error()), Raw: capBytes(r.Payload, maxRejectRaw)})
 		default:
 			return err
 		}
@@ -440,15 +313,6 @@ func isDataError(err error) bool {
 		return pgErr.Code != "23505"
 	}
 	return false
-}
-
-// unknownFields is the reader's count of input fields the payload does not
-// carry, as the runs row stores it.
-func unknownFields(st sources.Stats) map[string]int64 {
-	if st.UnknownFields == nil {
-		return map[string]int64{}
-	}
-	return st.UnknownFields
 }
 
 func errText(err error) string {

@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/kommo-import/kommo-import/importer/internal/store"
 )
 
 // RunStatus is what the database knows of a run.
@@ -62,104 +62,56 @@ type ProcessInfo struct {
 	HeartbeatAt time.Time `json:"heartbeat_at"`
 }
 
-const selectStatus = `
-SELECT r.name, r.scope_id, r.source, r.source_version, r.notify, r.rate, r.staging_done, r.planned, r.staged_line,
-       r.records, r.staged, r.known_sent, r.known_other, r.taken_over, r.duplicates, r.rejected,
-       COALESCE(s.pending, 0), COALESCE(s.sending, 0), COALESCE(s.sent, 0), COALESCE(s.failed, 0), COALESCE(s.reconciled, 0),
-       (SELECT count(*) FROM kommo_import_conversations c WHERE c.run_name = r.name AND NOT c.done AND c.not_before > now()),
-       r.quotes_dropped, r.unknown_fields, COALESCE(r.stop_reason, ''),
-       (SELECT count(*) FROM kommo_import_live_processes p WHERE p.run_name = r.name),
-       COALESCE((SELECT paused_until FROM kommo_import_pacer WHERE scope_id = r.scope_id), 'epoch'),
-       r.created_at, r.updated_at, COALESCE(r.progress_at, 'epoch'), COALESCE(r.finished_at, 'epoch'), COALESCE(r.abandoned_at, 'epoch')
-FROM kommo_import_runs r
-LEFT JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE state = 'pending')  AS pending,
-           count(*) FILTER (WHERE state = 'sending')  AS sending,
-           count(*) FILTER (WHERE state = 'sent')     AS sent,
-           count(*) FILTER (WHERE state = 'failed')   AS failed,
-           count(*) FILTER (WHERE reconciled)         AS reconciled
-    FROM kommo_import_messages m WHERE m.run_name = r.name
-) s ON true`
-
-const selectLiveProcesses = `
-SELECT process_id, host, pid, started_at, heartbeat_at FROM kommo_import_live_processes
-WHERE run_name = $1 ORDER BY started_at, process_id`
-
-const selectOtherRuns = `
-SELECT DISTINCT o.run_name
-FROM kommo_import_runs r
-JOIN kommo_import_messages o ON o.scope_id = r.scope_id AND o.run_name <> r.name AND o.state IN ('pending', 'sending', 'failed')
-WHERE r.name = $1 AND r.known_other > 0
-ORDER BY 1 LIMIT 10`
-
 // Status returns a run's status.
 func Status(ctx context.Context, pool *pgxpool.Pool, name string) (*RunStatus, error) {
-	rows, err := pool.Query(ctx, selectStatus+` WHERE r.name = $1`, name)
+	q := store.New(pool)
+	row, ok, err := q.RunStatus(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("status of %s: %w", name, err)
 	}
-	list, err := pgx.CollectRows(rows, scanStatus)
-	if err != nil {
-		return nil, fmt.Errorf("status of %s: %w", name, err)
-	}
-	if len(list) == 0 {
+	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrNoRun, name)
 	}
-	st := &list[0]
+	st := statusOf(row)
 	if st.Live {
-		rows, err := pool.Query(ctx, selectLiveProcesses, name)
+		procs, err := q.LiveProcesses(ctx, name)
 		if err != nil {
 			return nil, fmt.Errorf("status of %s: %w", name, err)
 		}
-		st.LiveProcesses, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ProcessInfo, error) {
-			var p ProcessInfo
-			err := r.Scan(&p.ID, &p.Host, &p.PID, &p.StartedAt, &p.HeartbeatAt)
-			return p, err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("status of %s: %w", name, err)
+		for _, p := range procs {
+			st.LiveProcesses = append(st.LiveProcesses, ProcessInfo(p))
 		}
 	}
 	if st.KnownOther > 0 {
-		rows, err := pool.Query(ctx, selectOtherRuns, name)
-		if err != nil {
-			return nil, fmt.Errorf("status of %s: %w", name, err)
-		}
-		if st.OtherRuns, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		if st.OtherRuns, err = q.OtherRuns(ctx, name); err != nil {
 			return nil, fmt.Errorf("status of %s: %w", name, err)
 		}
 	}
-	return st, nil
+	return &st, nil
 }
 
 // Runs returns every run, newest first.
 func Runs(ctx context.Context, pool *pgxpool.Pool) ([]RunStatus, error) {
-	rows, err := pool.Query(ctx, selectStatus+` ORDER BY r.created_at DESC, r.name`)
+	rows, err := store.New(pool).RunStatuses(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
-	list, err := pgx.CollectRows(rows, scanStatus)
-	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
+	list := make([]RunStatus, len(rows))
+	for i := range rows {
+		list[i] = statusOf(rows[i])
 	}
 	return list, nil
 }
 
-func scanStatus(row pgx.CollectableRow) (RunStatus, error) {
-	var s RunStatus
-	var planned bool
-	err := row.Scan(&s.Name, &s.ScopeID, &s.Source, &s.SourceVersion, &s.Notify, &s.Rate, &s.StagingDone, &planned, &s.StagedLine,
-		&s.Records, &s.Staged, &s.KnownSent, &s.KnownOther, &s.TakenOver, &s.Duplicates, &s.Rejected,
-		&s.Pending, &s.Sending, &s.Sent, &s.Failed, &s.Reconciled, &s.Parked,
-		&s.QuotesDropped, &s.UnknownFields, &s.StopReason, &s.Processes,
-		&s.PausedUntil, &s.CreatedAt, &s.UpdatedAt, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt)
-	if err != nil {
-		return s, err
-	}
-	for _, t := range []*time.Time{&s.PausedUntil, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt} {
-		if t.Unix() == 0 {
-			*t = time.Time{}
-		}
+// statusOf is the status of a run's row, its state derived.
+func statusOf(r store.RunStatusRow) RunStatus {
+	s := RunStatus{
+		Name: r.Name, ScopeID: r.Scope, Source: r.Source, SourceVersion: r.Version, Notify: Notify(r.Notify), Rate: r.Rate,
+		Processes: r.Processes, StagingDone: r.StagingDone, StagedLine: r.StagedLine, Records: r.Records, Staged: r.Staged,
+		KnownSent: r.KnownSent, KnownOther: r.KnownOther, TakenOver: r.TakenOver, Duplicates: r.Duplicates, Rejected: r.Rejected,
+		Pending: r.Pending, Sending: r.Sending, Sent: r.Sent, Failed: r.Failed, Reconciled: r.Reconciled, Parked: r.Parked,
+		QuotesDropped: r.QuotesDropped, UnknownFields: r.UnknownFields, PausedUntil: r.PausedUntil, StopReason: r.StopReason,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, ProgressAt: r.ProgressAt, FinishedAt: r.FinishedAt, AbandonedAt: r.AbandonedAt,
 	}
 	if s.PausedUntil.Before(time.Now()) {
 		s.PausedUntil = time.Time{}
@@ -168,8 +120,8 @@ func scanStatus(row pgx.CollectableRow) (RunStatus, error) {
 		s.UnknownFields = nil
 	}
 	s.Live = s.Processes > 0
-	s.State = runState(&s, planned)
-	return s, nil
+	s.State = runState(&s, r.Planned)
+	return s
 }
 
 func runState(s *RunStatus, planned bool) RunState {
@@ -210,22 +162,12 @@ type Summary struct {
 	EffectiveRate  float64 `json:"effective_rate"` // messages delivered per second of sending
 }
 
-// markEnded records how an invocation ended: the reason it stopped early
-// (none when it did not), and when the run finished, once nothing is left.
-const markEnded = `
-UPDATE kommo_import_runs SET stop_reason = NULLIF($2, ''), updated_at = now(),
-    finished_at = CASE
-        WHEN finished_at IS NULL AND staging_done AND planned
-             AND NOT EXISTS (SELECT 1 FROM kommo_import_messages WHERE run_name = $1 AND state IN ('pending', 'sending'))
-        THEN now() ELSE finished_at END
-WHERE name = $1`
-
 func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time, runErr error) (*Summary, error) {
 	reason := ""
 	if runErr != nil {
 		reason = cleanText(runErr.Error())
 	}
-	if _, err := im.pool.Exec(ctx, markEnded, im.cfg.Run, reason); err != nil {
+	if err := im.q.MarkEnded(ctx, im.cfg.Run, reason); err != nil {
 		return nil, fmt.Errorf("summary: %w", err)
 	}
 	st, err := Status(ctx, im.pool, im.cfg.Run)
@@ -299,6 +241,15 @@ type Progress struct {
 	Waiting string
 }
 
+// StateCounts counts a run's messages by state, for metrics.
+func StateCounts(ctx context.Context, pool *pgxpool.Pool, run string) (map[State]int64, error) {
+	counts, err := store.New(pool).StateCounts(ctx, run)
+	if err != nil {
+		return nil, fmt.Errorf("message states of %s: %w", run, err)
+	}
+	return counts, nil
+}
+
 // Progress returns a snapshot of the run's progress. Safe to call at any time.
 func (im *Importer) Progress() Progress {
 	phase, _ := im.stats.phase.Load().(Phase)
@@ -323,13 +274,9 @@ func (im *Importer) Progress() Progress {
 	}
 }
 
-const selectProgressBase = `
-SELECT count(*), count(*) FILTER (WHERE state IN ('sent', 'failed'))
-FROM kommo_import_messages WHERE run_name = $1`
-
 func (im *Importer) loadProgressBase(ctx context.Context) error {
-	var total, done int64
-	if err := im.pool.QueryRow(ctx, selectProgressBase, im.cfg.Run).Scan(&total, &done); err != nil {
+	total, done, err := im.q.Progress(ctx, im.cfg.Run)
+	if err != nil {
 		return fmt.Errorf("progress: %w", err)
 	}
 	im.stats.total.Store(total)

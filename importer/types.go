@@ -1,16 +1,18 @@
 package importer
 
+import "github.com/kommo-import/kommo-import/importer/internal/store"
+
 // State is a message's checkpoint state, as the messages table stores it.
-type State string
+type State = store.State
 
 // The states of a message. A message goes pending → sending → sent (or
 // failed); a message found sending is in doubt until its chat's history
 // says whether it landed.
 const (
-	StatePending State = "pending"
-	StateSending State = "sending" // an attempt may have landed: in doubt
-	StateSent    State = "sent"
-	StateFailed  State = "failed" // refused by the API for good
+	StatePending = store.StatePending
+	StateSending = store.StateSending // an attempt may have landed: in doubt
+	StateSent    = store.StateSent
+	StateFailed  = store.StateFailed // refused by the API for good
 )
 
 // Phase is what an invocation of Run is doing.

@@ -9,10 +9,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/importer/internal/store"
 )
 
 // HistoryReader is what verification needs of the Chats API client.
@@ -79,37 +79,7 @@ type VerifyConfig struct {
 // when all are checked.
 const verifyBatch = 500
 
-const selectVerifyConvs = `
-SELECT m.conversation_id, COALESCE(min(c.chat_id), min(m.kommo_chat_id), '')
-FROM kommo_import_messages m
-JOIN kommo_import_runs r ON r.name = m.run_name
-LEFT JOIN kommo_import_chats c ON c.scope_id = r.scope_id AND c.conversation_id = m.conversation_id
-WHERE m.run_name = $1 AND m.state = 'sent' AND m.conversation_id > $2
-GROUP BY m.conversation_id
-ORDER BY m.conversation_id
-LIMIT $3`
-
-const selectVerifySample = `
-SELECT conversation_id, chat_id FROM (
-    SELECT m.conversation_id, COALESCE(min(c.chat_id), min(m.kommo_chat_id), '') AS chat_id
-    FROM kommo_import_messages m
-    JOIN kommo_import_runs r ON r.name = m.run_name
-    LEFT JOIN kommo_import_chats c ON c.scope_id = r.scope_id AND c.conversation_id = m.conversation_id
-    WHERE m.run_name = $1 AND m.state = 'sent'
-    GROUP BY m.conversation_id
-) x
-ORDER BY random()
-LIMIT $2`
-
-const selectRunScope = `SELECT scope_id FROM kommo_import_runs WHERE name = $1`
-
-const countVerifyConvs = `SELECT count(DISTINCT conversation_id) FROM kommo_import_messages WHERE run_name = $1 AND state = 'sent'`
-
-const selectVerifyMessages = `
-SELECT msgid, state, msec_timestamp FROM kommo_import_messages
-WHERE run_name = $1 AND conversation_id = $2`
-
-type verifyConv struct{ id, chatID string }
+type verifyConv = store.VerifyConv
 
 type verifyMsg struct {
 	state State
@@ -148,22 +118,22 @@ func VerifyWith(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, cfg 
 		cfg.Rate = 5
 	}
 	started := time.Now()
-	var scope string
-	if err := pool.QueryRow(ctx, selectRunScope, cfg.Run).Scan(&scope); isNoRows(err) {
+	q := store.New(pool)
+	scope, err := q.RunScope(ctx, cfg.Run)
+	if isNoRows(err) {
 		return nil, fmt.Errorf("%w %q", ErrNoRun, cfg.Run)
 	} else if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", cfg.Run, err)
 	}
-	v := &verifier{cfg: cfg, pool: pool, api: api, rep: &VerifyReport{Run: cfg.Run, Sample: cfg.Sample},
-		pacer:  newPacer(pool, scope, cfg.Rate, noDBWait),
+	v := &verifier{cfg: cfg, q: q, api: api, rep: &VerifyReport{Run: cfg.Run, Sample: cfg.Sample},
+		pacer:  newPacer(q, wallClock{}, scope, cfg.Rate, noDBWait),
 		policy: retryPolicy{backoffBase: cfg.BackoffBase, backoffMax: cfg.BackoffMax, defaultPause: cfg.DefaultPause}}
-	if err := pool.QueryRow(ctx, countVerifyConvs, cfg.Run).Scan(&v.rep.ConversationsTotal); err != nil {
+	if v.rep.ConversationsTotal, err = q.CountVerifyConversations(ctx, cfg.Run); err != nil {
 		return nil, fmt.Errorf("verify %s: %w", cfg.Run, err)
 	}
-	var err error
 	if cfg.Sample > 0 {
 		var convs []verifyConv
-		convs, err = v.loadConvs(ctx, selectVerifySample, cfg.Run, cfg.Sample)
+		convs, err = q.VerifySample(ctx, cfg.Run, cfg.Sample)
 		if err == nil {
 			err = v.checkAll(ctx, convs)
 		}
@@ -171,14 +141,15 @@ func VerifyWith(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, cfg 
 		after := ""
 		for err == nil {
 			var convs []verifyConv
-			convs, err = v.loadConvs(ctx, selectVerifyConvs, cfg.Run, after, verifyBatch)
+			convs, err = q.VerifyConversations(ctx, cfg.Run, after, verifyBatch)
 			if err != nil || len(convs) == 0 {
 				break
 			}
 			err = v.checkAll(ctx, convs)
-			after = convs[len(convs)-1].id
+			after = convs[len(convs)-1].ID
 		}
 	}
+
 	v.rep.Elapsed = time.Since(started).Seconds()
 	for _, list := range [][]VerifyIssue{v.rep.Missing, v.rep.Duplicated, v.rep.Unexpected} {
 		slices.SortFunc(list, func(a, b VerifyIssue) int {
@@ -190,27 +161,11 @@ func VerifyWith(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, cfg 
 
 type verifier struct {
 	cfg    VerifyConfig
-	pool   *pgxpool.Pool
+	q      *store.Queries
 	api    HistoryReader // unpaced: every attempt takes a pacer slot first
 	pacer  *pacer
 	policy retryPolicy
 	rep    *VerifyReport
-}
-
-func (v *verifier) loadConvs(ctx context.Context, sql string, args ...any) ([]verifyConv, error) {
-	rows, err := v.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", v.cfg.Run, err)
-	}
-	convs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (verifyConv, error) {
-		var c verifyConv
-		err := r.Scan(&c.id, &c.chatID)
-		return c, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", v.cfg.Run, err)
-	}
-	return convs, nil
 }
 
 func (v *verifier) checkAll(ctx context.Context, convs []verifyConv) error {
@@ -228,33 +183,26 @@ func (v *verifier) checkAll(ctx context.Context, convs []verifyConv) error {
 // check verifies one conversation: its messages of the run in memory (ids
 // only), then its chat's history page by page, newest first.
 func (v *verifier) check(ctx context.Context, c verifyConv) error {
-	rows, err := v.pool.Query(ctx, selectVerifyMessages, v.cfg.Run, c.id)
+	list, err := v.q.VerifyMessages(ctx, v.cfg.Run, c.ID)
 	if err != nil {
-		return fmt.Errorf("verify conversation %s: %w", c.id, err)
+		return fmt.Errorf("verify conversation %s: %w", c.ID, err)
 	}
-	msgs := map[string]*verifyMsg{}
+	msgs := make(map[string]*verifyMsg, len(list))
 	var oldest int64 = 1<<63 - 1
-	var id string
-	var state State
-	var msec int64
-	_, err = pgx.ForEachRow(rows, []any{&id, &state, &msec}, func() error {
-		msgs[id] = &verifyMsg{state: state, msec: msec}
-		oldest = min(oldest, msec)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("verify conversation %s: %w", c.id, err)
+	for _, m := range list {
+		msgs[m.MsgID] = &verifyMsg{state: m.State, msec: m.Msec}
+		oldest = min(oldest, m.Msec)
 	}
 	v.rep.Conversations++
 
-	if c.chatID != "" {
+	if c.ChatID != "" {
 		if err := v.readHistory(ctx, c, msgs, oldest); err != nil {
 			return err
 		}
 	}
 	for id, m := range msgs {
 		n := len(m.seen)
-		issue := VerifyIssue{MsgID: id, ConversationID: c.id, ChatID: c.chatID, Count: n}
+		issue := VerifyIssue{MsgID: id, ConversationID: c.ID, ChatID: c.ChatID, Count: n}
 		switch {
 		case m.state == StateSent:
 			v.rep.Checked++
@@ -289,9 +237,9 @@ func (v *verifier) add(list []VerifyIssue, issue VerifyIssue) []VerifyIssue {
 
 func (v *verifier) readHistory(ctx context.Context, c verifyConv, msgs map[string]*verifyMsg, oldest int64) error {
 	for offset := 0; ; offset += historyPage {
-		page, err := v.history(ctx, c.chatID, offset)
+		page, err := v.history(ctx, c.ChatID, offset)
 		if err != nil {
-			return fmt.Errorf("verify conversation %s (chat %s): %w", c.id, c.chatID, err)
+			return fmt.Errorf("verify conversation %s (chat %s): %w", c.ID, c.ChatID, err)
 		}
 		for _, h := range page {
 			m, ok := msgs[h.Message.ClientID]

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -136,8 +135,6 @@ func (m *metrics) close() {
 	m.wg.Wait()
 }
 
-const selectStates = `SELECT state, count(*) FROM kommo_import_messages WHERE run_name = $1 GROUP BY state`
-
 func (m *metrics) refreshStates(pool *pgxpool.Pool, run string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -160,22 +157,12 @@ func (m *metrics) refreshStates(pool *pgxpool.Pool, run string) {
 }
 
 func (m *metrics) loadStates(ctx context.Context, pool *pgxpool.Pool, run string) error {
-	rows, err := pool.Query(ctx, selectStates, run)
+	got, err := importer.StateCounts(ctx, pool, run)
 	if err != nil {
 		return err
 	}
-	counts := map[importer.State]float64{importer.StatePending: 0, importer.StateSending: 0, importer.StateSent: 0, importer.StateFailed: 0}
-	var state importer.State
-	var n int64
-	_, err = pgx.ForEachRow(rows, []any{&state, &n}, func() error {
-		counts[state] = float64(n)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for s, n := range counts {
-		m.states.WithLabelValues(string(s)).Set(n)
+	for _, s := range []importer.State{importer.StatePending, importer.StateSending, importer.StateSent, importer.StateFailed} {
+		m.states.WithLabelValues(string(s)).Set(float64(got[s]))
 	}
 	return nil
 }

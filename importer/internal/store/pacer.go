@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// The scope's rate schedule (see importer/pacer.go): one GCRA row per
+// scope whose tat is the next free slot. A reservation takes the slot at
+// max(tat, now + lead, the end of a pause) and moves tat one interval on
+// (the interval at full speed divided by the factor in force). The factor
+// steps back up by the recovery step once a recovery period has passed
+// without a pause; stepping is decided once per reservation, on the row as
+// it is under its lock.
+
+// reserveSlot takes the scope's next slot, at least $5 seconds from now, for
+// a request whose interval at full speed is $2 seconds ($3: the recovery
+// period in seconds, $4: the recovery step). It returns how far the slot is
+// from now, the factor in force, the seconds left of a pause and the
+// database's now(), all in the database's time.
+const reserveSlot = `
+INSERT INTO kommo_import_pacer AS p (scope_id, tat) VALUES ($1, now() + make_interval(secs => $5::float8 + $2::float8))
+ON CONFLICT (scope_id) DO UPDATE SET (factor, last_step, tat) = (
+    SELECT f, CASE WHEN stepping THEN now() ELSE p.last_step END,
+           GREATEST(p.tat, now() + make_interval(secs => $5), COALESCE(p.paused_until, now())) + make_interval(secs => $2 / f)
+    FROM (SELECT stepping, CASE WHEN stepping THEN least(1, p.factor * $4) ELSE p.factor END AS f
+          FROM (SELECT p.factor < 1 AND p.last_step <= now() - make_interval(secs => $3)
+                       AND COALESCE(p.paused_until, '-infinity') < now() AS stepping) s) f)
+RETURNING GREATEST(extract(epoch FROM tat - now())::float8 - $2 / factor, 0), factor,
+    GREATEST(COALESCE(extract(epoch FROM paused_until - now())::float8, 0), 0), extract(epoch FROM now())::float8`
+
+// SlotParams says what a reservation asks of the schedule.
+type SlotParams struct {
+	Scope    string
+	Interval time.Duration // between slots at full speed
+	Lead     time.Duration // the slot is at least this far from now
+	Recover  time.Duration // quiet time after which the factor steps up
+	Step     float64       // the factor's step up
+}
+
+// Slot is a reserved slot as the database sees it.
+type Slot struct {
+	In     time.Duration // from the database's now to the slot
+	Factor float64       // the rate factor in force
+	Paused time.Duration // left of a pause in force
+	DBNow  time.Time     // the database's now()
+}
+
+// ReserveSlot takes the scope's next slot.
+func (q *Queries) ReserveSlot(ctx context.Context, p SlotParams) (Slot, error) {
+	var in, paused, now float64
+	var s Slot
+	err := q.db.QueryRow(ctx, reserveSlot, p.Scope, p.Interval.Seconds(), p.Recover.Seconds(), p.Step, p.Lead.Seconds()).
+		Scan(&in, &s.Factor, &paused, &now)
+	s.In, s.Paused, s.DBNow = Seconds(in), Seconds(paused), time.Unix(0, int64(now*1e9))
+	return s, err
+}
+
+// pauseScope records a 429: no slot before now + $2 seconds, and the rate
+// halved (down to $3) unless a pause is already in force (one step per
+// episode).
+const pauseScope = `
+INSERT INTO kommo_import_pacer AS p (scope_id, tat, factor, last_step, paused_until)
+VALUES ($1, now() + make_interval(secs => $2), 0.5, now(), now() + make_interval(secs => $2))
+ON CONFLICT (scope_id) DO UPDATE SET
+    factor = CASE WHEN COALESCE(p.paused_until, '-infinity') < now() THEN GREATEST(p.factor / 2, $3) ELSE p.factor END,
+    last_step = now(),
+    paused_until = GREATEST(COALESCE(p.paused_until, now()), now() + make_interval(secs => $2)),
+    tat = GREATEST(p.tat, now() + make_interval(secs => $2))
+RETURNING factor`
+
+// PauseScope records a 429 for the scope: paused for d, the factor halved
+// (not below minFactor) once per episode. It returns the factor in force.
+func (q *Queries) PauseScope(ctx context.Context, scope string, d time.Duration, minFactor float64) (float64, error) {
+	var f float64
+	err := q.db.QueryRow(ctx, pauseScope, scope, d.Seconds(), minFactor).Scan(&f)
+	return f, err
+}
+
+// readPacer reads the scope's schedule without taking a slot (heartbeats).
+const readPacer = `
+SELECT factor, GREATEST(COALESCE(extract(epoch FROM paused_until - now())::float8, 0), 0)
+FROM kommo_import_pacer WHERE scope_id = $1`
+
+// ReadPacer reads the scope's factor and the pause left; pgx.ErrNoRows when
+// the scope has no schedule yet.
+func (q *Queries) ReadPacer(ctx context.Context, scope string) (factor float64, paused time.Duration, err error) {
+	var p float64
+	err = q.db.QueryRow(ctx, readPacer, scope).Scan(&factor, &p)
+	return factor, Seconds(p), err
+}

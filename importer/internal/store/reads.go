@@ -1,0 +1,276 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// What operators read: a run's status, its failed messages and rejects,
+// the conversations verify reads back, the counts metrics export.
+
+// RunStatusRow is what the database holds of a run, with its messages
+// counted by state.
+type RunStatusRow struct {
+	Name, Scope, Source, Version, Notify       string
+	Rate                                       float64
+	StagingDone, Planned                       bool
+	StagedLine, Records, Staged                int64
+	KnownSent, KnownOther, TakenOver           int64
+	Duplicates, Rejected                       int64
+	Pending, Sending, Sent, Failed, Reconciled int64
+	Parked, QuotesDropped                      int64
+	UnknownFields                              map[string]int64
+	StopReason                                 string
+	Processes                                  int64 // live
+	PausedUntil                                time.Time
+	CreatedAt, UpdatedAt                       time.Time
+	ProgressAt, FinishedAt, AbandonedAt        time.Time // zero: never
+}
+
+const selectStatus = `
+SELECT r.name, r.scope_id, r.source, r.source_version, r.notify, r.rate, r.staging_done, r.planned, r.staged_line,
+       r.records, r.staged, r.known_sent, r.known_other, r.taken_over, r.duplicates, r.rejected,
+       COALESCE(s.pending, 0), COALESCE(s.sending, 0), COALESCE(s.sent, 0), COALESCE(s.failed, 0), COALESCE(s.reconciled, 0),
+       (SELECT count(*) FROM kommo_import_conversations c WHERE c.run_name = r.name AND NOT c.done AND c.not_before > now()),
+       r.quotes_dropped, r.unknown_fields, COALESCE(r.stop_reason, ''),
+       (SELECT count(*) FROM kommo_import_live_processes p WHERE p.run_name = r.name),
+       COALESCE((SELECT paused_until FROM kommo_import_pacer WHERE scope_id = r.scope_id), 'epoch'),
+       r.created_at, r.updated_at, COALESCE(r.progress_at, 'epoch'), COALESCE(r.finished_at, 'epoch'), COALESCE(r.abandoned_at, 'epoch')
+FROM kommo_import_runs r
+LEFT JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE state = 'pending')  AS pending,
+           count(*) FILTER (WHERE state = 'sending')  AS sending,
+           count(*) FILTER (WHERE state = 'sent')     AS sent,
+           count(*) FILTER (WHERE state = 'failed')   AS failed,
+           count(*) FILTER (WHERE reconciled)         AS reconciled
+    FROM kommo_import_messages m WHERE m.run_name = r.name
+) s ON true`
+
+func scanStatus(row pgx.CollectableRow) (RunStatusRow, error) {
+	var s RunStatusRow
+	err := row.Scan(&s.Name, &s.Scope, &s.Source, &s.Version, &s.Notify, &s.Rate, &s.StagingDone, &s.Planned, &s.StagedLine,
+		&s.Records, &s.Staged, &s.KnownSent, &s.KnownOther, &s.TakenOver, &s.Duplicates, &s.Rejected,
+		&s.Pending, &s.Sending, &s.Sent, &s.Failed, &s.Reconciled, &s.Parked,
+		&s.QuotesDropped, &s.UnknownFields, &s.StopReason, &s.Processes,
+		&s.PausedUntil, &s.CreatedAt, &s.UpdatedAt, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt)
+	for _, t := range []*time.Time{&s.PausedUntil, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt} {
+		if t.Unix() == 0 {
+			*t = time.Time{}
+		}
+	}
+	return s, err
+}
+
+// RunStatus reads one run's status; ok is false for an unknown run.
+func (q *Queries) RunStatus(ctx context.Context, run string) (s RunStatusRow, ok bool, err error) {
+	rows, err := q.db.Query(ctx, selectStatus+` WHERE r.name = $1`, run)
+	if err != nil {
+		return s, false, err
+	}
+	list, err := pgx.CollectRows(rows, scanStatus)
+	if err != nil || len(list) == 0 {
+		return s, false, err
+	}
+	return list[0], true, nil
+}
+
+// RunStatuses reads every run's status, newest first.
+func (q *Queries) RunStatuses(ctx context.Context) ([]RunStatusRow, error) {
+	rows, err := q.db.Query(ctx, selectStatus+` ORDER BY r.created_at DESC, r.name`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanStatus)
+}
+
+// LiveProcess is a live process working a run.
+type LiveProcess struct {
+	ID          string
+	Host        string
+	PID         int
+	StartedAt   time.Time
+	HeartbeatAt time.Time
+}
+
+const selectLiveProcesses = `
+SELECT process_id, host, pid, started_at, heartbeat_at FROM kommo_import_live_processes
+WHERE run_name = $1 ORDER BY started_at, process_id`
+
+// LiveProcesses lists the run's live processes, oldest first.
+func (q *Queries) LiveProcesses(ctx context.Context, run string) ([]LiveProcess, error) {
+	rows, err := q.db.Query(ctx, selectLiveProcesses, run)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[LiveProcess])
+}
+
+const selectOtherRuns = `
+SELECT DISTINCT o.run_name
+FROM kommo_import_runs r
+JOIN kommo_import_messages o ON o.scope_id = r.scope_id AND o.run_name <> r.name AND o.state IN ('pending', 'sending', 'failed')
+WHERE r.name = $1 AND r.known_other > 0
+ORDER BY 1 LIMIT 10`
+
+// OtherRuns names (at most 10) runs of the scope that hold unsent msgids
+// this run skipped.
+func (q *Queries) OtherRuns(ctx context.Context, run string) ([]string, error) {
+	rows, err := q.db.Query(ctx, selectOtherRuns, run)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+const selectProgressBase = `
+SELECT count(*), count(*) FILTER (WHERE state IN ('sent', 'failed'))
+FROM kommo_import_messages WHERE run_name = $1`
+
+// Progress counts the run's messages, and those sent or failed.
+func (q *Queries) Progress(ctx context.Context, run string) (total, done int64, err error) {
+	err = q.db.QueryRow(ctx, selectProgressBase, run).Scan(&total, &done)
+	return total, done, err
+}
+
+const selectStates = `SELECT state, count(*) FROM kommo_import_messages WHERE run_name = $1 GROUP BY state`
+
+// StateCounts counts the run's messages by state.
+func (q *Queries) StateCounts(ctx context.Context, run string) (map[State]int64, error) {
+	rows, err := q.db.Query(ctx, selectStates, run)
+	if err != nil {
+		return nil, err
+	}
+	out := map[State]int64{}
+	var st State
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&st, &n}, func() error {
+		out[st] = n
+		return nil
+	})
+	return out, err
+}
+
+// FailedRow is a message the API refused for good.
+type FailedRow struct {
+	MsgID, ConversationID string
+	Line                  int64
+	Attempts              int
+	LastError             string
+}
+
+const selectFailed = `
+SELECT msgid, conversation_id, line, attempts, COALESCE(last_error, '')
+FROM kommo_import_messages
+WHERE run_name = $1 AND state = 'failed'
+ORDER BY line, msgid`
+
+// EachFailed streams the run's failed messages in source order; fn's error
+// stops it. fn must not keep m: it is reused.
+func (q *Queries) EachFailed(ctx context.Context, run string, fn func(m *FailedRow) error) error {
+	rows, err := q.db.Query(ctx, selectFailed, run)
+	if err != nil {
+		return err
+	}
+	var m FailedRow
+	_, err = pgx.ForEachRow(rows, []any{&m.MsgID, &m.ConversationID, &m.Line, &m.Attempts, &m.LastError}, func() error { return fn(&m) })
+	return err
+}
+
+// RejectedRow is a source record staging refused.
+type RejectedRow struct {
+	Line          int64
+	Field, Reason string
+	Raw           []byte
+}
+
+const selectRejects = `
+SELECT line, field, reason, raw
+FROM kommo_import_rejects
+WHERE run_name = $1
+ORDER BY line`
+
+// EachReject streams the run's rejects in source order, as EachFailed.
+func (q *Queries) EachReject(ctx context.Context, run string, fn func(r *RejectedRow) error) error {
+	rows, err := q.db.Query(ctx, selectRejects, run)
+	if err != nil {
+		return err
+	}
+	var r RejectedRow
+	_, err = pgx.ForEachRow(rows, []any{&r.Line, &r.Field, &r.Reason, &r.Raw}, func() error { return fn(&r) })
+	return err
+}
+
+// VerifyConv is a conversation verify reads back.
+type VerifyConv struct{ ID, ChatID string }
+
+const selectVerifyConvs = `
+SELECT m.conversation_id, COALESCE(min(c.chat_id), min(m.kommo_chat_id), '')
+FROM kommo_import_messages m
+JOIN kommo_import_runs r ON r.name = m.run_name
+LEFT JOIN kommo_import_chats c ON c.scope_id = r.scope_id AND c.conversation_id = m.conversation_id
+WHERE m.run_name = $1 AND m.state = 'sent' AND m.conversation_id > $2
+GROUP BY m.conversation_id
+ORDER BY m.conversation_id
+LIMIT $3`
+
+// VerifyConversations lists (at most limit of) the run's conversations with
+// sent messages after the id after, in id order.
+func (q *Queries) VerifyConversations(ctx context.Context, run, after string, limit int) ([]VerifyConv, error) {
+	rows, err := q.db.Query(ctx, selectVerifyConvs, run, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[VerifyConv])
+}
+
+const selectVerifySample = `
+SELECT conversation_id, chat_id FROM (
+    SELECT m.conversation_id, COALESCE(min(c.chat_id), min(m.kommo_chat_id), '') AS chat_id
+    FROM kommo_import_messages m
+    JOIN kommo_import_runs r ON r.name = m.run_name
+    LEFT JOIN kommo_import_chats c ON c.scope_id = r.scope_id AND c.conversation_id = m.conversation_id
+    WHERE m.run_name = $1 AND m.state = 'sent'
+    GROUP BY m.conversation_id
+) x
+ORDER BY random()
+LIMIT $2`
+
+// VerifySample picks n random conversations of the run with sent messages.
+func (q *Queries) VerifySample(ctx context.Context, run string, n int) ([]VerifyConv, error) {
+	rows, err := q.db.Query(ctx, selectVerifySample, run, n)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[VerifyConv])
+}
+
+const countVerifyConvs = `SELECT count(DISTINCT conversation_id) FROM kommo_import_messages WHERE run_name = $1 AND state = 'sent'`
+
+// CountVerifyConversations counts the run's conversations with sent messages.
+func (q *Queries) CountVerifyConversations(ctx context.Context, run string) (int64, error) {
+	var n int64
+	err := q.db.QueryRow(ctx, countVerifyConvs, run).Scan(&n)
+	return n, err
+}
+
+// VerifyMessage is one message of a conversation verify checks.
+type VerifyMessage struct {
+	MsgID string
+	State State
+	Msec  int64
+}
+
+const selectVerifyMessages = `
+SELECT msgid, state, msec_timestamp FROM kommo_import_messages
+WHERE run_name = $1 AND conversation_id = $2`
+
+// VerifyMessages lists the run's messages of one conversation.
+func (q *Queries) VerifyMessages(ctx context.Context, run, conv string) ([]VerifyMessage, error) {
+	rows, err := q.db.Query(ctx, selectVerifyMessages, run, conv)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[VerifyMessage])
+}

@@ -1,0 +1,202 @@
+package store
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// RunParams is what an invocation says of the run it works.
+type RunParams struct {
+	Name, Scope, Source, Version, Notify string
+	Rate                                 float64
+}
+
+// RunRow is a run's row as OpenRun finds it.
+type RunRow struct {
+	Scope, Source, Version, Notify   string
+	StagingDone, Abandoned, Finished bool
+}
+
+const upsertRun = `
+INSERT INTO kommo_import_runs (name, scope_id, source, source_version, notify, rate)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (name) DO UPDATE SET rate = EXCLUDED.rate, updated_at = now()
+RETURNING scope_id, source, source_version, notify, staging_done, abandoned_at IS NOT NULL, finished_at IS NOT NULL`
+
+// OpenRun creates the run's row, or returns the existing one (the rate is
+// the invocation's).
+func (q *Queries) OpenRun(ctx context.Context, p RunParams) (RunRow, error) {
+	var r RunRow
+	err := q.db.QueryRow(ctx, upsertRun, p.Name, p.Scope, p.Source, p.Version, p.Notify, p.Rate).
+		Scan(&r.Scope, &r.Source, &r.Version, &r.Notify, &r.StagingDone, &r.Abandoned, &r.Finished)
+	return r, err
+}
+
+const restageVersion = `UPDATE kommo_import_runs SET source_version = $2, staged_line = 0, updated_at = now() WHERE name = $1`
+
+// RestageVersion records a new version of a file whose run had not
+// finished staging: staging reads it again from the start.
+func (q *Queries) RestageVersion(ctx context.Context, run, version string) error {
+	_, err := q.db.Exec(ctx, restageVersion, run, version)
+	return err
+}
+
+// Generation is one run of a derived name: the name itself or a re-sync
+// after it (name.2, name.3, ...).
+type Generation struct {
+	Name     string
+	Finished bool // finished or abandoned
+}
+
+const selectGenerations = `
+SELECT name, finished_at IS NOT NULL OR abandoned_at IS NOT NULL FROM kommo_import_runs
+WHERE name = $1 OR name LIKE $2`
+
+// Generations lists the runs named base or base.<anything>.
+func (q *Queries) Generations(ctx context.Context, base string) ([]Generation, error) {
+	rows, err := q.db.Query(ctx, selectGenerations, base, escapeLike(base)+".%")
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[Generation])
+}
+
+// markEnded records how an invocation ended: the reason it stopped early
+// (none when it did not), and when the run finished, once nothing is left.
+const markEnded = `
+UPDATE kommo_import_runs SET stop_reason = NULLIF($2, ''), updated_at = now(),
+    finished_at = CASE
+        WHEN finished_at IS NULL AND staging_done AND planned
+             AND NOT EXISTS (SELECT 1 FROM kommo_import_messages WHERE run_name = $1 AND state IN ('pending', 'sending'))
+        THEN now() ELSE finished_at END
+WHERE name = $1`
+
+// MarkEnded records the reason an invocation stopped early ("": it did
+// not) and the run's end once nothing is left to send.
+func (q *Queries) MarkEnded(ctx context.Context, run, reason string) error {
+	_, err := q.db.Exec(ctx, markEnded, run, reason)
+	return err
+}
+
+const markProgress = `UPDATE kommo_import_runs SET progress_at = now() WHERE name = $1`
+
+// MarkProgress records that the run moved (status shows since when nothing did).
+func (q *Queries) MarkProgress(ctx context.Context, run string) error {
+	_, err := q.db.Exec(ctx, markProgress, run)
+	return err
+}
+
+const markPlanned = `UPDATE kommo_import_runs SET planned = true, updated_at = now() WHERE name = $1 AND NOT planned`
+
+// MarkPlanned marks the run planned; false when it already was.
+func (q *Queries) MarkPlanned(ctx context.Context, run string) (bool, error) {
+	tag, err := q.db.Exec(ctx, markPlanned, run)
+	return tag.RowsAffected() > 0, err
+}
+
+// Analyze refreshes the messages table's statistics: staging just loaded
+// the rows, and without them the planner picks nested loops that take
+// minutes on a large run.
+func (q *Queries) Analyze(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, `ANALYZE kommo_import_messages`)
+	return err
+}
+
+const selectRunScope = `SELECT scope_id FROM kommo_import_runs WHERE name = $1`
+
+// RunScope is the run's scope; pgx.ErrNoRows for an unknown run.
+func (q *Queries) RunScope(ctx context.Context, run string) (string, error) {
+	var scope string
+	err := q.db.QueryRow(ctx, selectRunScope, run).Scan(&scope)
+	return scope, err
+}
+
+const selectRunExists = `SELECT EXISTS (SELECT 1 FROM kommo_import_runs WHERE name = $1)`
+
+// RunExists reports whether the database has the run.
+func (q *Queries) RunExists(ctx context.Context, run string) (bool, error) {
+	var ok bool
+	err := q.db.QueryRow(ctx, selectRunExists, run).Scan(&ok)
+	return ok, err
+}
+
+const lockRunRow = `SELECT abandoned_at IS NOT NULL FROM kommo_import_runs WHERE name = $1 FOR UPDATE`
+
+// LockRunRow locks the run's row for the transaction and reports whether
+// the run is abandoned; pgx.ErrNoRows for an unknown run.
+func (q *Queries) LockRunRow(ctx context.Context, run string) (abandoned bool, err error) {
+	err = q.db.QueryRow(ctx, lockRunRow, run).Scan(&abandoned)
+	return abandoned, err
+}
+
+const countLive = `SELECT count(*) FROM kommo_import_live_processes WHERE run_name = $1`
+
+// CountLive counts the live processes of the run.
+func (q *Queries) CountLive(ctx context.Context, run string) (int64, error) {
+	var n int64
+	err := q.db.QueryRow(ctx, countLive, run).Scan(&n)
+	return n, err
+}
+
+const abandonRun = `
+WITH leases AS (
+    UPDATE kommo_import_conversations SET lease_owner = NULL, lease_until = NULL
+    WHERE run_name = $1 AND lease_owner IS NOT NULL
+)
+UPDATE kommo_import_runs SET abandoned_at = now(), updated_at = now() WHERE name = $1`
+
+// AbandonRun marks the run abandoned and frees its leases.
+func (q *Queries) AbandonRun(ctx context.Context, run string) error {
+	_, err := q.db.Exec(ctx, abandonRun, run)
+	return err
+}
+
+// countKept counts what makes a run's rows the scope's memory: messages
+// sent, or in doubt (their request may have landed).
+const countKept = `SELECT count(*) FROM kommo_import_messages WHERE run_name = $1 AND state IN ('sent', 'sending')`
+
+// CountKept counts the run's messages that were sent or are in doubt.
+func (q *Queries) CountKept(ctx context.Context, run string) (int64, error) {
+	var n int64
+	err := q.db.QueryRow(ctx, countKept, run).Scan(&n)
+	return n, err
+}
+
+var deleteRunRows = []string{
+	`DELETE FROM kommo_import_messages WHERE run_name = $1`,
+	`DELETE FROM kommo_import_conversations WHERE run_name = $1`,
+	`DELETE FROM kommo_import_rejects WHERE run_name = $1`,
+	`DELETE FROM kommo_import_processes WHERE run_name = $1`,
+	`DELETE FROM kommo_import_runs WHERE name = $1`,
+}
+
+// DeleteRun removes every row of the run (in a transaction: WithTx).
+func (q *Queries) DeleteRun(ctx context.Context, run string) error {
+	for _, sql := range deleteRunRows {
+		if _, err := q.db.Exec(ctx, sql, run); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const reopenRun = `UPDATE kommo_import_runs SET finished_at = NULL, updated_at = now() WHERE name = $1`
+
+// ReopenRun clears finished_at so the next invocation records when it
+// finished again.
+func (q *Queries) ReopenRun(ctx context.Context, run string) error {
+	_, err := q.db.Exec(ctx, reopenRun, run)
+	return err
+}
+
+func escapeLike(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c == '%' || c == '_' {
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
