@@ -192,7 +192,7 @@ func TestEveryStatementRuns(t *testing.T) {
 	require.NoError(t, err)
 	s2, err := q.ReserveSlot(ctx, sp)
 	require.NoError(t, err)
-	require.InDelta(t, 0.1, (s2.In - s1.In).Seconds()+s2.DBNow.Sub(s1.DBNow).Seconds(), 0.02, "slots an interval apart")
+	require.InDelta(t, 0.1, (s2.In-s1.In).Seconds()+s2.DBNow.Sub(s1.DBNow).Seconds(), 0.02, "slots an interval apart")
 	run("PauseScope")
 	f, err := q.PauseScope(ctx, scope, time.Minute, 1.0/16)
 	require.NoError(t, err)
