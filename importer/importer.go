@@ -159,7 +159,7 @@ type Importer struct {
 	q       *store.Queries
 	api     API // unpaced: every attempt takes a pacer slot first
 	pacer   *pacer
-	policy  retryPolicy
+	att     *attempter
 	log     *slog.Logger
 	procID  string
 	sess    session
@@ -189,13 +189,14 @@ func New(pool *pgxpool.Pool, api API, cfg Config) (*Importer, error) {
 		pool:   pool,
 		q:      store.New(pool),
 		api:    api,
-		policy: retryPolicy{backoffBase: cfg.BackoffBase, backoffMax: cfg.BackoffMax, defaultPause: cfg.DefaultPause},
 		log:    cfg.Logger,
 		procID: fmt.Sprintf("%s/%d/%s", strings.ReplaceAll(host, "#", "_"), os.Getpid(), hex.EncodeToString(b[:])), // "#" separates the worker in lease owners
 		sess:   session{key: newLockKey()},
 		active: map[string]string{},
 	}
 	im.pacer = newPacer(im.q, cfg.Clock, cfg.ScopeID, cfg.Rate, im.withDB)
+	im.att = &attempter{pacer: im.pacer, log: im.log,
+		policy: retryPolicy{backoffBase: cfg.BackoffBase, backoffMax: cfg.BackoffMax, defaultPause: cfg.DefaultPause}}
 	return im, nil
 }
 
@@ -312,35 +313,32 @@ const (
 // (CauseAPIUnreachable); a refused scope a StopError.
 func (im *Importer) preflight(ctx context.Context) error {
 	chat := preflightChatID()
-	for failures := 1; ; failures++ {
-		if err := im.pacer.Wait(ctx, nil); err != nil {
-			return interruptedOr(ctx, err)
+	for failures := 0; ; failures++ {
+		d, err := im.att.attempt(ctx, nil, request{returnOnPause: true, do: func(ctx context.Context) error {
+			actx, cancel := context.WithTimeout(ctx, preflightTimeout)
+			defer cancel()
+			_, err := im.api.History(actx, chat, 0, 1)
+			return err
+		}}, failures)
+		if err != nil {
+			return err
 		}
-		actx, cancel := context.WithTimeout(ctx, preflightTimeout)
-		_, err := im.api.History(actx, chat, 0, 1)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		d := im.policy.decide(ctx, err, failures)
 		switch d.act {
+		case 0, actFail, actPause:
+			// actFail: a 4xx about the request itself: the API read a
+			// signed request of this scope and answered. actPause: it
+			// answered 429; the pause is recorded and sending waits it out.
+			return nil
 		case actAbort:
 			return interrupted(CauseSignal, "", d.err)
 		case actStop:
 			return d.err
-		case actFail:
-			// A 4xx about the request itself: the API read a signed
-			// request of this scope and answered.
-			return nil
-		case actPause:
-			im.pause(ctx, d.after)
-			return nil
 		}
-		if failures >= preflightAttempts {
+		if failures+1 >= preflightAttempts {
 			return interrupted(CauseAPIUnreachable, "", d.api)
 		}
-		if err := sleepCtx(ctx, min(d.after, time.Second)); err != nil {
-			return interrupted(CauseSignal, "", err)
+		if err := im.att.sleep(ctx, nil, min(d.after, time.Second)); err != nil {
+			return err
 		}
 	}
 }

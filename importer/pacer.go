@@ -177,28 +177,8 @@ func (p *pacer) waitUntil(ctx context.Context, s slot, lead time.Duration, stop 
 	}
 }
 
-// errHalted is returned by Wait when stop was closed first.
+// errHalted: a soft stop came while a request waited for its slot.
 var errHalted = errors.New("stopping")
-
-// Wait takes a slot and sleeps until it: the gate every look-up passes. A
-// closed stop (a soft stop; nil: none) ends the wait with errHalted.
-func (p *pacer) Wait(ctx context.Context, stop <-chan struct{}) error {
-	for {
-		s, err := p.reserve(ctx, 0)
-		if err != nil {
-			return err
-		}
-		if ok, err := p.waitUntil(ctx, s, 0, stop); err != nil {
-			return err
-		} else if !ok {
-			return errHalted
-		}
-		if p.usable(s) {
-			p.requests.Add(1)
-			return nil
-		}
-	}
-}
 
 // usable reports whether a request may go out now in slot s: not into a
 // pause (a 429 may have arrived while the caller waited), and not late.
@@ -213,8 +193,7 @@ func (p *pacer) usable(s slot) bool {
 	return true
 }
 
-// taken counts a slot used for a request (sends use reserve and waitUntil
-// themselves, and count here).
+// taken counts a slot used for a request.
 func (p *pacer) taken() { p.requests.Add(1) }
 
 // pause records a 429 for the scope: every process holds its requests

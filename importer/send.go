@@ -209,45 +209,32 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 		}
 	}
 	for {
-		lead := im.pacer.lead()
-		s, err := im.pacer.reserve(ctx, lead)
-		if err != nil {
-			return 0, err
-		}
-		// Checkpointed just before the slot, so the request goes out on time.
-		if ok, err := im.pacer.waitUntil(ctx, s, lead, halt); err != nil {
-			return 0, interrupted(CauseSignal, "", err)
-		} else if !ok {
+		var res *chatsapi.SendResult
+		d, err := im.att.attempt(ctx, halt, request{
+			checkpoint: func(ctx context.Context) error {
+				if err := im.markSending(ctx, conv, m.MsgID); err != nil {
+					return err
+				}
+				m.State = StateSending
+				return nil
+			},
+			uncheckpoint: func(ctx context.Context, made bool) error { return im.markPending(ctx, m, made) },
+			do: func(ctx context.Context) (err error) {
+				res, err = im.api.SendMessage(ctx, &p)
+				return err
+			},
+		}, conv.failures)
+		switch {
+		case errors.Is(err, errHalted):
 			return stepHalted, nil
-		}
-		started := time.Now()
-		if err := im.markSending(ctx, conv, m.MsgID); err != nil {
+		case err != nil:
 			return 0, err
 		}
-		im.pacer.checkpointTook(time.Since(started))
-		m.State = StateSending
-		if _, err := im.pacer.waitUntil(ctx, s, 0, nil); err != nil {
-			// Hard stop: the message stays in doubt, reconciled on resume.
-			return 0, interrupted(CauseSignal, "", err)
-		}
-		if !im.pacer.usable(s) {
-			// A 429 arrived while this slot was waited for (never send into a
-			// pause), or the slot is gone (the checkpoint took too long). The
-			// request was not made.
-			if err := im.markPending(ctx, m, false); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		im.pacer.taken()
-		res, err := im.api.SendMessage(ctx, &p)
-		if err == nil {
+		switch d.act {
+		case 0:
 			im.stats.sent.Add(1)
 			conv.failures = 0
 			return stepDone, im.markSent(ctx, conv, store.Sent{MsgID: m.MsgID, KommoMsgID: res.MsgID, ChatID: res.ConversationID, SenderID: res.SenderID, QuoteDropped: quoteDropped})
-		}
-		d := im.policy.decide(ctx, err, conv.failures+1)
-		switch d.act {
 		case actAbort:
 			// Hard stop: the message stays "sending", in doubt, for the next run.
 			return 0, interrupted(CauseSignal, "", d.err)
@@ -262,19 +249,15 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 			conv.failures = 0
 			im.log.Warn("message refused by the API", "msgid", m.MsgID, "conversation_id", conv.id, "err", d.api)
 			return stepDone, im.markFailed(ctx, m.MsgID, d.api.Error())
-		case actPause:
-			im.pause(ctx, d.after)
-			if err := im.markPending(ctx, m, true); err != nil {
-				return 0, err
-			}
-			continue
 		}
 		// Retryable.
 		im.stats.retries.Add(1)
 		conv.failures++
 		if conv.failures >= im.cfg.MaxAttempts {
 			if !d.inDoubt {
-				_ = im.markPending(ctx, m, true)
+				if err := im.markPending(ctx, m, true); err != nil {
+					return 0, err
+				}
 			}
 			return 0, interrupted(CauseAPIUnavailable, fmt.Sprintf("%d attempts in a row at message %s", conv.failures, m.MsgID), d.api)
 		}
@@ -301,32 +284,27 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 // again then. Not found after the window: the caller sends it again.
 func (im *Importer) reconcile(ctx context.Context, conv *conversation, m *pendingMessage, p *wire.Payload, halt <-chan struct{}) (step, error) {
 	im.stats.reconciled.Add(1)
-	found, err := im.lookup(ctx, conv, m, p, halt)
-	if errors.Is(err, errHalted) {
+	found, d, err := im.lookup(ctx, conv, m, p, halt)
+	switch {
+	case errors.Is(err, errHalted):
 		// A soft stop during a pause: the message stays in doubt, looked
 		// up by the next run.
 		return stepHalted, nil
-	}
-	if _, api := chatsapi.AsError(err); err != nil && !api {
+	case err != nil:
 		// The database, not the API: a lost lease, an outage past its limit.
 		return 0, err
 	}
-	if err != nil {
-		d := im.policy.decide(ctx, err, conv.failures+1)
-		switch d.act {
-		case actAbort:
-			return 0, interrupted(CauseSignal, "", d.err)
-		case actStop:
-			return 0, d.err
-		case actFail:
-			// The history cannot be read for this chat: sending again could
-			// duplicate the message, so it fails with the reason.
-			im.stats.failed.Add(1)
-			return stepDone, im.markFailed(ctx, m.MsgID, "in doubt, and its chat's history could not be read: "+d.api.Error())
-		case actPause:
-			im.pause(ctx, d.after)
-			return stepParked, im.park(ctx, conv, 0)
-		}
+	switch d.act {
+	case actAbort:
+		return 0, interrupted(CauseSignal, "", d.err)
+	case actStop:
+		return 0, d.err
+	case actFail:
+		// The history cannot be read for this chat: sending again could
+		// duplicate the message, so it fails with the reason.
+		im.stats.failed.Add(1)
+		return stepDone, im.markFailed(ctx, m.MsgID, "in doubt, and its chat's history could not be read: "+d.api.Error())
+	case actRetry:
 		im.stats.retries.Add(1)
 		conv.failures++
 		if conv.failures >= im.cfg.MaxAttempts {
@@ -338,7 +316,7 @@ func (im *Importer) reconcile(ctx context.Context, conv *conversation, m *pendin
 		return stepDone, nil
 	}
 	if wait := im.cfg.ReconcileWait - m.Age; wait > 0 {
-		im.log.Info("in-doubt message not in its chat's history yet: parking the conversation", "msgid", m.MsgID, "conversation_id", conv.id, "until", time.Now().Add(wait).Format(time.TimeOnly))
+		im.log.Info("in-doubt message not in its chat's history yet: parking the conversation", "msgid", m.MsgID, "conversation_id", conv.id, "until", im.cfg.Clock.Now().Add(wait).Format(time.TimeOnly))
 		return stepParked, im.park(ctx, conv, wait)
 	}
 	return stepSend, nil
@@ -346,28 +324,31 @@ func (im *Importer) reconcile(ctx context.Context, conv *conversation, m *pendin
 
 // lookup looks for an in-doubt message in its chat's history (its msgid
 // comes back as client_id) and marks it sent when found. The chat id comes
-// from an earlier response, or from create-chat, which is idempotent.
-func (im *Importer) lookup(ctx context.Context, conv *conversation, m *pendingMessage, p *wire.Payload, halt <-chan struct{}) (bool, error) {
+// from an earlier response, or from create-chat, which is idempotent. A
+// failed request's decision is returned for reconcile to act on.
+func (im *Importer) lookup(ctx context.Context, conv *conversation, m *pendingMessage, p *wire.Payload, halt <-chan struct{}) (bool, decision, error) {
 	if conv.chatID == "" {
-		if err := im.pacer.Wait(ctx, halt); err != nil {
-			return false, err
-		}
-		chat, err := im.api.CreateChat(ctx, conv.id, chatUser(p))
-		if err != nil {
-			return false, err
+		var chat *chatsapi.Chat
+		d, err := im.att.attempt(ctx, halt, request{do: func(ctx context.Context) (err error) {
+			chat, err = im.api.CreateChat(ctx, conv.id, chatUser(p))
+			return err
+		}}, conv.failures)
+		if err != nil || d.act != 0 {
+			return false, d, err
 		}
 		conv.chatID = chat.ID
 		if err := im.saveChat(ctx, conv); err != nil {
-			return false, err
+			return false, decision{}, err
 		}
 	}
 	for offset := 0; ; offset += historyPage {
-		if err := im.pacer.Wait(ctx, halt); err != nil {
-			return false, err
-		}
-		page, err := im.api.History(ctx, conv.chatID, offset, historyPage)
-		if err != nil {
-			return false, err
+		var page []chatsapi.HistoryMessage
+		d, err := im.att.attempt(ctx, halt, request{do: func(ctx context.Context) (err error) {
+			page, err = im.api.History(ctx, conv.chatID, offset, historyPage)
+			return err
+		}}, conv.failures)
+		if err != nil || d.act != 0 {
+			return false, d, err
 		}
 		for _, h := range page {
 			if h.Message.ClientID != m.MsgID {
@@ -380,23 +361,13 @@ func (im *Importer) lookup(ctx context.Context, conv *conversation, m *pendingMe
 			if h.Sender != nil {
 				sender = h.Sender.ID
 			}
-			return true, im.markSent(ctx, conv, store.Sent{MsgID: m.MsgID, KommoMsgID: h.Message.ID, ChatID: conv.chatID, SenderID: sender, Reconciled: true})
+			return true, decision{}, im.markSent(ctx, conv, store.Sent{MsgID: m.MsgID, KommoMsgID: h.Message.ID, ChatID: conv.chatID, SenderID: sender, Reconciled: true})
 		}
 		// Newest first: once a page reaches older messages than ours, ours is not there.
 		if len(page) < historyPage || page[len(page)-1].MsecTimestamp < m.Msec {
-			return false, nil
+			return false, decision{}, nil
 		}
 	}
-}
-
-// pause holds every request to the scope for d (a 429) and steps the rate
-// down, for every process sending to it.
-func (im *Importer) pause(ctx context.Context, d time.Duration) {
-	im.stats.rateLimited.Add(1)
-	if err := im.pacer.pause(ctx, d); err != nil {
-		im.log.Warn("record pause", "err", err)
-	}
-	im.log.Warn("rate limited by the API: pausing every request to the scope", "for", d.Round(time.Second), "rate_now", im.pacer.Rate())
 }
 
 // chatUser is the chat's client: the sender of an incoming message, the

@@ -181,7 +181,7 @@ func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time,
 		InDoubt:        im.stats.reconciled.Load(),
 		InDoubtFound:   im.stats.reconciledFound.Load(),
 		Requests:       im.pacer.Requests(),
-		RateLimited:    im.stats.rateLimited.Load(),
+		RateLimited:    im.att.paused.Load(),
 		SlotsGivenUp:   im.pacer.Late(),
 		Retries:        im.stats.retries.Load(),
 		ElapsedSeconds: time.Since(started).Seconds(),
@@ -207,7 +207,6 @@ type counters struct {
 	reconciled      atomic.Int64
 	reconciledFound atomic.Int64
 	retries         atomic.Int64
-	rateLimited     atomic.Int64
 	processes       atomic.Int64
 	dbDown          atomic.Bool
 	baseDone        atomic.Int64 // sent or failed before sending started

@@ -126,8 +126,8 @@ func VerifyWith(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, cfg 
 		return nil, fmt.Errorf("verify %s: %w", cfg.Run, err)
 	}
 	v := &verifier{cfg: cfg, q: q, api: api, rep: &VerifyReport{Run: cfg.Run, Sample: cfg.Sample},
-		pacer:  newPacer(q, wallClock{}, scope, cfg.Rate, noDBWait),
-		policy: retryPolicy{backoffBase: cfg.BackoffBase, backoffMax: cfg.BackoffMax, defaultPause: cfg.DefaultPause}}
+		att: &attempter{pacer: newPacer(q, wallClock{}, scope, cfg.Rate, noDBWait), log: cfg.Logger,
+			policy: retryPolicy{backoffBase: cfg.BackoffBase, backoffMax: cfg.BackoffMax, defaultPause: cfg.DefaultPause}}}
 	if v.rep.ConversationsTotal, err = q.CountVerifyConversations(ctx, cfg.Run); err != nil {
 		return nil, fmt.Errorf("verify %s: %w", cfg.Run, err)
 	}
@@ -160,12 +160,11 @@ func VerifyWith(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, cfg 
 }
 
 type verifier struct {
-	cfg    VerifyConfig
-	q      *store.Queries
-	api    HistoryReader // unpaced: every attempt takes a pacer slot first
-	pacer  *pacer
-	policy retryPolicy
-	rep    *VerifyReport
+	cfg VerifyConfig
+	q   *store.Queries
+	api HistoryReader // unpaced: every attempt takes a pacer slot first
+	att *attempter
+	rep *VerifyReport
 }
 
 func (v *verifier) checkAll(ctx context.Context, convs []verifyConv) error {
@@ -259,41 +258,35 @@ func (v *verifier) readHistory(ctx context.Context, c verifyConv, msgs map[strin
 	}
 }
 
-// history reads one page, taking a slot of the scope's rate schedule for
-// every attempt and following the retry policy: a 429 pauses the scope, a
+// history reads one page in a paced attempt: a 429 pauses the scope, a
 // retryable failure is retried after its backoff (verification is
 // sequential: it sleeps), anything else ends it.
 func (v *verifier) history(ctx context.Context, chatID string, offset int) ([]chatsapi.HistoryMessage, error) {
-	for failures := 1; ; {
-		if err := v.pacer.Wait(ctx, nil); err != nil {
-			return nil, interruptedOr(ctx, err)
+	var page []chatsapi.HistoryMessage
+	for failures := 0; ; failures++ {
+		d, err := v.att.attempt(ctx, nil, request{do: func(ctx context.Context) (err error) {
+			v.rep.Requests++
+			page, err = v.api.History(ctx, chatID, offset, historyPage)
+			return err
+		}}, failures)
+		if err != nil {
+			return nil, err
 		}
-		v.rep.Requests++
-		page, err := v.api.History(ctx, chatID, offset, historyPage)
-		if err == nil {
-			return page, nil
-		}
-		d := v.policy.decide(ctx, err, failures)
 		switch d.act {
+		case 0:
+			return page, nil
 		case actAbort:
 			return nil, interrupted(CauseSignal, "", d.err)
 		case actStop:
 			return nil, d.err
 		case actFail:
 			return nil, d.api
-		case actPause:
-			v.cfg.Logger.Warn("rate limited by the API: pausing", "for", d.after)
-			if err := v.pacer.pause(ctx, d.after); err != nil {
-				v.cfg.Logger.Warn("record pause", "err", err)
-			}
-			continue
 		}
-		if failures >= v.cfg.MaxAttempts {
-			return nil, interrupted(CauseAPIUnavailable, fmt.Sprintf("%d attempts in a row at reading chat %s", failures, chatID), d.api)
+		if failures+1 >= v.cfg.MaxAttempts {
+			return nil, interrupted(CauseAPIUnavailable, fmt.Sprintf("%d attempts in a row at reading chat %s", failures+1, chatID), d.api)
 		}
-		failures++
-		if err := sleepCtx(ctx, d.after); err != nil {
-			return nil, interrupted(CauseSignal, "", err)
+		if err := v.att.sleep(ctx, nil, d.after); err != nil {
+			return nil, err
 		}
 	}
 }

@@ -1,0 +1,154 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// The one paced attempt: every HTTP call the importer makes (a send, a
+// look-up, create-chat, a verify read, the preflight, and the media and
+// contact calls) goes through attempter.attempt, which owns the steps
+// around it, in order:
+//
+//	reserve a slot of the schedule → wait for it (the checkpoint, if any,
+//	just before it) → check the slot is still usable and the caller's
+//	guard → make the request → classify a failure (policy.go) → on a 429,
+//	pause the schedule for every process and try again in a later slot.
+//
+// Everything else a failure calls for (fail the message, park its
+// conversation, sleep and try again, stop the run) differs by caller and is
+// the caller's: attempt returns the decision.
+
+// request is one HTTP call to make through attempt.
+type request struct {
+	// checkpoint runs just before the slot, so that the request itself goes
+	// out on time (a send's "sending"); nil for reads.
+	checkpoint func(ctx context.Context) error
+	// uncheckpoint undoes checkpoint when the request was not made (made
+	// false: its slot was given up, a guard refused it) or was refused
+	// unprocessed (made true: a 429).
+	uncheckpoint func(ctx context.Context, made bool) error
+	// guard is asked right before the request is written; false: it must
+	// not go out (the caller's lease may have passed). attempt returns
+	// errGuard.
+	guard func() bool
+	// do makes the request: one HTTP attempt.
+	do func(ctx context.Context) error
+	// returnOnPause: a 429 ends the attempt (the pause recorded) with the
+	// actPause decision, instead of being waited out (the preflight: the
+	// run can stage meanwhile).
+	returnOnPause bool
+}
+
+// errGuard: the request's guard refused it; nothing was sent.
+var errGuard = errors.New("request not made: its guard refused it")
+
+// attempter makes paced attempts on one schedule (the Chats API's scope,
+// or the v4 API's).
+type attempter struct {
+	pacer  *pacer
+	policy retryPolicy
+	log    *slog.Logger
+	paused atomic.Int64 // 429 answers
+}
+
+// attempt makes r in a slot of the schedule. It returns a zero decision
+// when the request succeeded, the decision of its failure otherwise (never
+// actPause, unless r.returnOnPause: a 429 is waited out here), or an error when it could not be
+// made: errHalted (halt was closed while waiting for the slot), errGuard,
+// an interruption (ctx ended), or the checkpoint's error. failures counts
+// the failures in a row before this attempt, for the backoff.
+func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request, failures int) (decision, error) {
+	for {
+		var lead time.Duration
+		if r.checkpoint != nil {
+			lead = a.pacer.lead()
+		}
+		s, err := a.pacer.reserve(ctx, lead)
+		if err != nil {
+			return decision{}, interruptedOr(ctx, err)
+		}
+		if ok, err := a.pacer.waitUntil(ctx, s, lead, halt); err != nil {
+			return decision{}, interrupted(CauseSignal, "", err)
+		} else if !ok {
+			return decision{}, errHalted
+		}
+		if r.checkpoint != nil {
+			started := a.pacer.clock.Now()
+			if err := r.checkpoint(ctx); err != nil {
+				return decision{}, err
+			}
+			a.pacer.checkpointTook(a.pacer.clock.Now().Sub(started))
+			if _, err := a.pacer.waitUntil(ctx, s, 0, nil); err != nil {
+				// A hard stop: a checkpointed request stays in doubt,
+				// reconciled on resume.
+				return decision{}, interrupted(CauseSignal, "", err)
+			}
+		}
+		if !a.pacer.usable(s) {
+			// A 429 arrived while this slot was waited for (never send into
+			// a pause), or the slot is gone (the wait or the checkpoint took
+			// too long). The request was not made.
+			if err := a.undo(ctx, r, false); err != nil {
+				return decision{}, err
+			}
+			continue
+		}
+		if r.guard != nil && !r.guard() {
+			if err := a.undo(ctx, r, false); err != nil {
+				return decision{}, err
+			}
+			return decision{}, errGuard
+		}
+		a.pacer.taken()
+		err = r.do(ctx)
+		if err == nil {
+			return decision{}, nil
+		}
+		d := a.policy.decide(ctx, err, failures+1)
+		if d.act != actPause {
+			return d, nil
+		}
+		a.pause(ctx, d)
+		if err := a.undo(ctx, r, true); err != nil {
+			return decision{}, err
+		}
+		if r.returnOnPause {
+			return d, nil
+		}
+	}
+}
+
+func (a *attempter) undo(ctx context.Context, r request, made bool) error {
+	if r.uncheckpoint == nil {
+		return nil
+	}
+	return r.uncheckpoint(ctx, made)
+}
+
+// pause holds every request of the schedule for the 429's time and steps
+// the rate down, for every process sending to it.
+func (a *attempter) pause(ctx context.Context, d decision) {
+	a.paused.Add(1)
+	if err := a.pacer.pause(ctx, d.after); err != nil {
+		a.log.Warn("record pause", "err", err)
+	}
+	a.log.Warn("rate limited by the API: pausing every request to the scope", "for", d.after.Round(time.Second), "rate_now", a.pacer.Rate())
+}
+
+// sleep waits d on the pacer's clock, or until ctx ends or halt is closed.
+func (a *attempter) sleep(ctx context.Context, halt <-chan struct{}, d time.Duration) error {
+	t := a.pacer.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return interrupted(CauseSignal, "", ctx.Err())
+	case <-halt:
+		return errHalted
+	case <-t.C():
+		return nil
+	}
+}
