@@ -98,30 +98,16 @@ func (c *Config) setDefaults() error {
 	if !c.Notify.Valid() {
 		return fmt.Errorf("importer: unknown notify mode %q", c.Notify)
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
 	if c.Rate == 0 {
-		c.Rate = 5
+		c.Rate = DefaultRate
 	}
-	if c.Workers <= 0 {
-		c.Workers = 8
-	}
-	def(&c.Lease, 60*time.Second)
-	def(&c.Heartbeat, time.Second)
-	def(&c.ReconcileWait, 10*time.Second)
-	def(&c.BackoffBase, time.Second)
-	def(&c.BackoffMax, 60*time.Second)
-	def(&c.DefaultPause, 60*time.Second)
-	def(&c.DBOutageLimit, 5*time.Minute)
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 8
-	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = 10000
-	}
+	orDefault(&c.Workers, DefaultWorkers)
+	orDefault(&c.Lease, DefaultLease)
+	orDefault(&c.Heartbeat, DefaultHeartbeat)
+	orDefault(&c.ReconcileWait, DefaultReconcileWait)
+	orDefault(&c.DBOutageLimit, DefaultDBOutageLimit)
+	orDefault(&c.BatchSize, DefaultBatchSize)
+	retryDefaults(&c.MaxAttempts, &c.BackoffBase, &c.BackoffMax, &c.DefaultPause)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -99,23 +99,12 @@ func VerifyWith(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, cfg 
 	if cfg.Run == "" {
 		return nil, errors.New("verify: Run is required")
 	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 8
-	}
-	if cfg.BackoffBase <= 0 {
-		cfg.BackoffBase = time.Second
-	}
-	if cfg.BackoffMax <= 0 {
-		cfg.BackoffMax = 60 * time.Second
-	}
-	if cfg.DefaultPause <= 0 {
-		cfg.DefaultPause = 60 * time.Second
+	retryDefaults(&cfg.MaxAttempts, &cfg.BackoffBase, &cfg.BackoffMax, &cfg.DefaultPause)
+	if cfg.Rate == 0 {
+		cfg.Rate = DefaultRate
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Rate == 0 {
-		cfg.Rate = 5
 	}
 	started := time.Now()
 	q := store.New(pool)

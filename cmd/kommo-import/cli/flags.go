@@ -365,7 +365,7 @@ func (f *apiFlags) register(fs *flag.FlagSet, env Env) {
 	fs.StringVar(&f.scopeID, "scope-id", env.Getenv(envScopeID), "the channel's scope_id (env "+envScopeID+"); for retry and verify it defaults to the run's, and must match it")
 	fs.StringVar(&f.apiURL, "api-url", orDefault(env.Getenv(envAPIURL), chatsapi.DefaultBaseURL), "Chats API base URL (env "+envAPIURL+"); kommo-sim's URL for a rehearsal")
 	fs.StringVar(&f.secretFile, "channel-secret-file", "", "read the channel secret from this `FILE` (mode 600) instead of env "+envChannelSecret)
-	f.rate = 5
+	f.rate = importer.DefaultRate
 	fs.Var(&rateValue{p: &f.rate}, "rate", "`requests/s` for the whole scope, every process together, look-ups and retries included:\n"+
 		fmt.Sprintf("above 0, at most %d (Kommo allows 7; above 7 warns); unlimited: no limit, only with an --api-url on this machine (kommo-sim)", maxRate))
 	durationVar(fs, &f.timeout, "request-timeout", 30*time.Second, 100*time.Millisecond, 10*time.Minute, false, "time limit (`DURATION`) of one HTTP request, body included")
@@ -392,13 +392,13 @@ type sendFlags struct {
 }
 
 func (s *sendFlags) register(fs *flag.FlagSet) {
-	intVar(fs, &s.workers, "workers", 8, 1, 256, "`N` conversations sent at once by this process")
-	durationVar(fs, &s.reconcile, "reconcile-wait", 10*time.Second, 0, time.Hour, true,
+	intVar(fs, &s.workers, "workers", importer.DefaultWorkers, 1, 256, "`N` conversations sent at once by this process")
+	durationVar(fs, &s.reconcile, "reconcile-wait", importer.DefaultReconcileWait, 100*time.Millisecond, time.Hour, false,
 		"how long (`DURATION`) to wait after a request whose fate is unknown, for the API's asynchronous processing, before looking the message up in history")
-	intVar(fs, &s.maxAttempts, "max-attempts", 8, 1, 100, "stop the run as interrupted after `N` failed attempts in a row at one message (5xx, network errors)")
+	intVar(fs, &s.maxAttempts, "max-attempts", importer.DefaultMaxAttempts, 1, 100, "stop the run as interrupted after `N` failed attempts in a row at one message (5xx, network errors)")
 	fs.StringVar(&s.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, log lines otherwise or with --log-format json), bar, log or none")
 	durationVar(fs, &s.interval, "progress-interval", 10*time.Second, 100*time.Millisecond, time.Hour, false, "`DURATION` between progress log lines")
-	durationVar(fs, &s.dbOutage, "db-outage-limit", 5*time.Minute, 0, 24*time.Hour, false, "how long (`DURATION`) sending waits for a lost database before the run stops as interrupted")
+	durationVar(fs, &s.dbOutage, "db-outage-limit", importer.DefaultDBOutageLimit, time.Second, 24*time.Hour, false, "how long (`DURATION`) sending waits for a lost database before the run stops as interrupted")
 }
 
 func (s *sendFlags) check() error {

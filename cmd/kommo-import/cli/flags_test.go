@@ -89,9 +89,11 @@ func TestFlagValuesOutOfRangeAreRefused(t *testing.T) {
 		{[]string{"--request-timeout", "-1s"}, "--request-timeout -1s: must be 100ms to 10m"},
 		{[]string{"--workers", "0"}, "--workers 0: must be 1 to 256"},
 		{[]string{"--stage-batch", "0"}, "--stage-batch 0: must be 1 to 1000000"},
-		{[]string{"--reconcile-wait", "-1s"}, "--reconcile-wait -1s: must be 0 to 1h"},
+		{[]string{"--reconcile-wait", "-1s"}, "--reconcile-wait -1s: must be 100ms to 1h"},
+		// Accepted by the flag and silently turned into 10s by the importer, once.
+		{[]string{"--reconcile-wait", "0"}, "--reconcile-wait 0: must be 100ms to 1h"},
 		{[]string{"--progress-interval", "0s"}, "--progress-interval 0s: must be 100ms to 1h"},
-		{[]string{"--db-outage-limit", "0"}, "--db-outage-limit 0: must be above 0, at most 24h"},
+		{[]string{"--db-outage-limit", "0"}, "--db-outage-limit 0: must be 1s to 24h"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -105,7 +107,7 @@ func TestFlagValuesOutOfRangeAreRefused(t *testing.T) {
 	// The ranges are in --help.
 	out, _, code := c.run(t, "run", "--help")
 	require.Equal(t, ExitOK, code)
-	for _, s := range []string{"(1 to 100)", "(1 to 256)", "(100ms to 10m)", "(0 to 1h)", "(above 0, at most 24h)", "unlimited: no limit, only with an --api-url on this machine"} {
+	for _, s := range []string{"(1 to 100)", "(1 to 256)", "(100ms to 10m)", "(100ms to 1h)", "(1s to 24h)", "unlimited: no limit, only with an --api-url on this machine"} {
 		require.Contains(t, out, s)
 	}
 	// unlimited is for kommo-sim on this machine, which the test's simulator is.

@@ -61,7 +61,7 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	registerUserFlags(fs, &f.users, envKommoToken)
 	f.sessionFlags.register(fs, env)
 	fs.StringVar(&f.run, "run", "", "the run's `NAME`; default: derived from the scope and the source, so the same command resumes")
-	intVar(fs, &f.batch, "stage-batch", 10000, 1, 1_000_000, "`N` records per staging transaction (the staging checkpoint)")
+	intVar(fs, &f.batch, "stage-batch", importer.DefaultBatchSize, 1, 1_000_000, "`N` records per staging transaction (the staging checkpoint)")
 	fs.StringVar(&f.notify, "notify", string(importer.NotifyNewest), notifyHelp)
 	fs.BoolVar(&f.allowEmpty, "allow-empty", false, "a source with no records is a success (exit 0), not a failed export (exit 3)")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")

@@ -1,0 +1,229 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kommo-import/kommo-import/chatsapi"
+)
+
+func fakePacer(rate float64, dbOffset time.Duration) (*pacer, *fakeClock, *memSchedule) {
+	clock := newFakeClock()
+	sched := newMemSchedule(clock, dbOffset)
+	return newPacer(sched, clock, "scope", rate, noDBWait), clock, sched
+}
+
+// Slots come an interval (with the margin) apart, in our clock, whatever
+// the database's clock says: the mapping goes through the round trip's
+// midpoint.
+func TestPacerSlotsOnAFakeClock(t *testing.T) {
+	ctx := context.Background()
+	p, clock, sched := fakePacer(10, 3*time.Second+250*time.Millisecond)
+	sched.rtt = 4 * time.Millisecond
+	interval := time.Duration(float64(time.Second) * rateMargin / 10)
+	start := clock.Now()
+	var prev time.Time
+	for i := range 5 {
+		s, err := p.reserve(ctx, 0)
+		require.NoError(t, err)
+		if i == 0 {
+			require.WithinDuration(t, start.Add(sched.rtt/2), s.at, time.Millisecond, "the first slot is now, in our clock")
+		} else {
+			require.Equal(t, interval, s.at.Sub(prev), "slot %d is one interval after the one before", i)
+		}
+		prev = s.at
+	}
+	// A lead puts the slot at least that far from now.
+	s, err := p.reserve(ctx, 2*time.Second)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, s.at.Sub(clock.Now()), 2*time.Second-sched.rtt)
+}
+
+// A slot missed by more than lateSlot is given up and counted; within it,
+// it is used.
+func TestPacerGivesUpALateSlot(t *testing.T) {
+	ctx := context.Background()
+	p, clock, _ := fakePacer(10, 0)
+	s, err := p.reserve(ctx, 0)
+	require.NoError(t, err)
+	clock.Advance(lateSlot)
+	require.True(t, p.usable(s), "up to lateSlot late is on time")
+	clock.Advance(time.Millisecond)
+	require.False(t, p.usable(s))
+	require.EqualValues(t, 1, p.Late())
+}
+
+// waitUntil sleeps until lead before the slot, and a soft stop ends it.
+func TestPacerWaitsForItsSlot(t *testing.T) {
+	ctx := context.Background()
+	p, clock, _ := fakePacer(1, 0)
+	_, err := p.reserve(ctx, 0)
+	require.NoError(t, err)
+	s, err := p.reserve(ctx, 0) // a second from now
+	require.NoError(t, err)
+	var ok bool
+	clock.run(func() { ok, err = p.waitUntil(ctx, s, 100*time.Millisecond, nil) })
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, s.at.Add(-100*time.Millisecond), clock.Now(), "woken at the lead before the slot, not later")
+	require.Equal(t, 900*time.Millisecond+8*time.Millisecond, p.Waited())
+
+	stop := make(chan struct{})
+	close(stop)
+	s, _ = p.reserve(ctx, 0)
+	ok, err = p.waitUntil(ctx, s, 0, stop)
+	require.NoError(t, err)
+	require.False(t, ok, "a soft stop ends the wait")
+}
+
+// A 429 holds every slot until the pause ends and halves the rate; the rate
+// recovers a step after 30 quiet seconds; a pause another process recorded
+// is learnt by refresh.
+func TestPacerPauseAndRecovery(t *testing.T) {
+	ctx := context.Background()
+	p, clock, sched := fakePacer(10, 0)
+	other := newPacer(sched, clock, "scope", 10, noDBWait)
+	require.NoError(t, p.pause(ctx, 5*time.Second))
+	require.Equal(t, 5.0, p.Rate())
+	require.True(t, p.paused())
+	s, err := p.reserve(ctx, 0)
+	require.NoError(t, err)
+	require.Equal(t, clock.Now().Add(5*time.Second), s.at, "no slot before the pause ends")
+	require.False(t, p.usable(slot{at: clock.Now()}), "nothing goes out into a pause")
+
+	require.NoError(t, other.refresh(ctx))
+	require.Equal(t, clock.Now().Add(5*time.Second), other.PausedUntil(), "another process learns of the pause")
+	require.Equal(t, 5.0, other.Rate())
+
+	clock.Advance(31 * time.Second)
+	_, err = p.reserve(ctx, 0)
+	require.NoError(t, err)
+	require.Equal(t, 5.0*recoverStep, p.Rate(), "a step back up after 30 quiet seconds")
+}
+
+// The database's clock is read through the quickest round trip seen.
+func TestClockSampleKeepsTheQuickestRoundTrip(t *testing.T) {
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	db := func(at time.Time) time.Time { return at.Add(-2 * time.Second) } // the database is 2 s behind
+	var c clockSample
+	// A slow round trip whose answer came late (asymmetric): 40 ms off.
+	c.observe(base, base.Add(100*time.Millisecond), db(base.Add(10*time.Millisecond)))
+	require.Equal(t, 2*time.Second+40*time.Millisecond, c.offset)
+	// A quick one replaces it.
+	c.observe(base.Add(time.Second), base.Add(time.Second+2*time.Millisecond), db(base.Add(time.Second+time.Millisecond)))
+	require.Equal(t, 2*time.Second, c.offset)
+	// A slower one does not, while the quick one is fresh...
+	c.observe(base.Add(2*time.Second), base.Add(2*time.Second+50*time.Millisecond), db(base.Add(2*time.Second)))
+	require.Equal(t, 2*time.Second, c.offset)
+	// ...and a close one does once it is a minute old.
+	c.observe(base.Add(90*time.Second), base.Add(90*time.Second+3*time.Millisecond), db(base.Add(90*time.Second+time.Millisecond)))
+	require.Equal(t, 2*time.Second+500*time.Microsecond, c.offset)
+	require.Equal(t, base, c.local(db(base)).Add(-500*time.Microsecond))
+}
+
+func fakeAttempter(rate float64) (*attempter, *fakeClock) {
+	p, clock, _ := fakePacer(rate, 0)
+	return &attempter{pacer: p, log: slog.New(slog.DiscardHandler),
+		policy: retryPolicy{backoffBase: time.Second, backoffMax: time.Minute, defaultPause: time.Minute}}, clock
+}
+
+// A 429 is waited out inside the attempt: the pause is recorded for the
+// scope, the checkpoint undone as made, and the request made again in the
+// first slot after the pause.
+func TestAttemptWaitsOutA429(t *testing.T) {
+	a, clock := fakeAttempter(5)
+	var calls []time.Time
+	var undone []bool
+	var d decision
+	var err error
+	clock.run(func() {
+		d, err = a.attempt(context.Background(), nil, request{
+			checkpoint:   func(context.Context) error { return nil },
+			uncheckpoint: func(_ context.Context, made bool) error { undone = append(undone, made); return nil },
+			do: func(context.Context) error {
+				calls = append(calls, clock.Now())
+				if len(calls) == 1 {
+					return &chatsapi.Error{Status: 429, Kind: chatsapi.KindRateLimited, RetryAfter: 300 * time.Second}
+				}
+				return nil
+			},
+		}, 0)
+	})
+	require.NoError(t, err)
+	require.Zero(t, d.act, "succeeded")
+	require.Len(t, calls, 2)
+	require.GreaterOrEqual(t, calls[1].Sub(calls[0]), 300*time.Second, "nothing before the pause ends")
+	require.Equal(t, []bool{true}, undone, "the refused request is undone as made")
+	require.EqualValues(t, 1, a.paused.Load())
+	require.Equal(t, 2.5, a.pacer.Rate())
+}
+
+// A checkpoint slower than its lead makes the slot late: the request is
+// not made in it (undone as not made) and takes the next slot.
+func TestAttemptGivesUpASlotItsCheckpointMissed(t *testing.T) {
+	a, clock := fakeAttempter(10)
+	var undone []bool
+	made := 0
+	var err error
+	clock.run(func() {
+		_, err = a.attempt(context.Background(), nil, request{
+			checkpoint: func(context.Context) error {
+				if a.pacer.Late() == 0 {
+					clock.Advance(a.pacer.lead() + 20*time.Millisecond) // a slow commit
+				}
+				return nil
+			},
+			uncheckpoint: func(_ context.Context, m bool) error { undone = append(undone, m); return nil },
+			do:           func(context.Context) error { made++; return nil },
+		}, 0)
+	})
+	require.NoError(t, err)
+	require.Equal(t, 1, made)
+	require.Equal(t, []bool{false}, undone)
+	require.EqualValues(t, 1, a.pacer.Late())
+	require.Greater(t, a.pacer.lead(), 2*minLead+20*time.Millisecond, "the lead grows to about twice the slow checkpoint (fading)")
+}
+
+// A guard that refuses (a lease known to have passed) sends nothing.
+func TestAttemptGuardRefuses(t *testing.T) {
+	a, clock := fakeAttempter(10)
+	var err error
+	var undone []bool
+	clock.run(func() {
+		_, err = a.attempt(context.Background(), nil, request{
+			checkpoint:   func(context.Context) error { return nil },
+			uncheckpoint: func(_ context.Context, m bool) error { undone = append(undone, m); return nil },
+			guard:        func() bool { return false },
+			do:           func(context.Context) error { t.Fatal("the request was made"); return nil },
+		}, 0)
+	})
+	require.True(t, errors.Is(err, errGuard))
+	require.Equal(t, []bool{false}, undone)
+}
+
+// A retryable failure comes back to the caller with its backoff; a soft
+// stop while waiting for the slot ends the attempt unmade.
+func TestAttemptReturnsWhatTheCallerDecides(t *testing.T) {
+	a, clock := fakeAttempter(1)
+	var d decision
+	var err error
+	clock.run(func() {
+		d, err = a.attempt(context.Background(), nil, request{do: func(context.Context) error {
+			return &chatsapi.Error{Status: 503, Kind: chatsapi.KindRetryable, InDoubt: true}
+		}}, 2)
+	})
+	require.NoError(t, err)
+	require.Equal(t, actRetry, d.act)
+	require.True(t, d.inDoubt)
+	require.InDelta(t, float64(3*time.Second), float64(d.after), float64(time.Second)+1, "the third failure's backoff")
+
+	halt := make(chan struct{})
+	close(halt)
+	_, err = a.attempt(context.Background(), halt, request{do: func(context.Context) error { t.Fatal("made"); return nil }}, 0)
+	require.ErrorIs(t, err, errHalted)
+}
