@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -35,8 +36,12 @@ func (im *Importer) checkpoint(ctx context.Context, fn func(ctx context.Context,
 }
 
 func (im *Importer) lease(conv *conversation) store.Lease {
-	return store.Lease{Run: im.cfg.Run, Scope: im.cfg.ScopeID, Conversation: conv.id, Owner: conv.owner}
+	return store.Lease{Run: im.cfg.Run, Scope: im.cfg.ScopeID, Conversation: conv.id, Owner: conv.owner, Epoch: conv.epoch}
 }
+
+// errSettled: the message is not to be sent any more (another process
+// recorded it sent while this one waited).
+var errSettled = errors.New("message settled elsewhere")
 
 // loadPending reads the next page of the conversation's unsent messages, in order.
 func (im *Importer) loadPending(ctx context.Context, conv string, afterMsec, afterSeq int64) ([]pendingMessage, error) {
@@ -53,17 +58,18 @@ func (im *Importer) loadPending(ctx context.Context, conv string, afterMsec, aft
 
 // markSending records that an attempt at msgid starts, renewing the lease
 // in the same statement; errLostLease when the conversation is not this
-// worker's any more.
-func (im *Importer) markSending(ctx context.Context, conv *conversation, msgid string) error {
-	var ok bool
-	err := im.checkpoint(ctx, func(ctx context.Context, q *store.Queries) (err error) {
-		ok, err = q.MarkSending(ctx, im.lease(conv), im.cfg.Lease, msgid)
+// worker's any more, marked false when the message is no longer to be sent.
+func (im *Importer) markSending(ctx context.Context, conv *conversation, msgid string) (marked bool, err error) {
+	var leased bool
+	attempt := im.attempts.Add(1)
+	err = im.checkpoint(ctx, func(ctx context.Context, q *store.Queries) (err error) {
+		leased, marked, err = q.MarkSending(ctx, im.lease(conv), im.cfg.Lease, msgid, attempt)
 		return err
 	})
-	if err == nil && !ok {
-		return errLostLease
+	if err == nil && !leased {
+		return false, errLostLease
 	}
-	return err
+	return marked, err
 }
 
 // markSent records Kommo's ids for a delivered message, and the
@@ -79,36 +85,37 @@ func (im *Importer) markSent(ctx context.Context, conv *conversation, s store.Se
 }
 
 // markFailed records that the API refused msgid for good, with its answer.
-func (im *Importer) markFailed(ctx context.Context, msgid, reason string) error {
+func (im *Importer) markFailed(ctx context.Context, conv *conversation, msgid, reason string) error {
 	return im.checkpoint(ctx, func(ctx context.Context, q *store.Queries) error {
-		return q.MarkFailed(ctx, im.cfg.Run, im.cfg.ScopeID, msgid, cleanText(reason))
+		return q.MarkFailed(ctx, im.lease(conv), msgid, cleanText(reason))
 	})
 }
 
 // markPending undoes markSending for a request that was refused unprocessed
 // (a 429, a refused scope), or one that was never made (made false: its slot
 // was given up, and the attempt does not count).
-func (im *Importer) markPending(ctx context.Context, m *pendingMessage, made bool) error {
+func (im *Importer) markPending(ctx context.Context, conv *conversation, m *pendingMessage, made bool) error {
 	m.State = StatePending
 	return im.checkpoint(ctx, func(ctx context.Context, q *store.Queries) error {
-		return q.MarkPending(ctx, im.cfg.Run, im.cfg.ScopeID, m.MsgID, made)
+		return q.MarkPending(ctx, im.lease(conv), m.MsgID, made)
 	})
 }
 
 // park gives the conversation back, not to be claimed for d: its next
 // message waits for a retry, or out the reconcile window. Its later
-// messages wait with it, so the order holds.
-func (im *Importer) park(ctx context.Context, conv *conversation, d time.Duration) error {
+// messages wait with it, so the order holds. ended names an in-doubt
+// message whose attempt this process has just ended ("": none).
+func (im *Importer) park(ctx context.Context, conv *conversation, d time.Duration, ended string) error {
 	return im.checkpoint(ctx, func(ctx context.Context, q *store.Queries) error {
-		return q.Park(ctx, im.lease(conv), d, conv.failures)
+		return q.Park(ctx, im.lease(conv), d, conv.failures, ended)
 	})
 }
 
 // release gives the lease back, marking the conversation done when nothing
-// of it is left to send.
-func (im *Importer) release(ctx context.Context, conv *conversation) error {
+// of it is left to send, or held behind a failed message.
+func (im *Importer) release(ctx context.Context, conv *conversation, held bool) error {
 	return im.checkpoint(ctx, func(ctx context.Context, q *store.Queries) error {
-		return q.Release(ctx, im.lease(conv), conv.failures)
+		return q.Release(ctx, im.lease(conv), conv.failures, held)
 	})
 }
 

@@ -7,17 +7,24 @@ import "time"
 // values. A flag refuses a value the importer would not honour (zero where
 // zero means "the default") rather than have it rewritten silently.
 const (
-	DefaultRate          = 5.0 // requests/s; Kommo allows 7
-	DefaultWorkers       = 8
-	DefaultLease         = 60 * time.Second
-	DefaultHeartbeat     = time.Second
-	DefaultReconcileWait = 10 * time.Second
-	DefaultMaxAttempts   = 8
-	DefaultBackoffBase   = time.Second
-	DefaultBackoffMax    = 60 * time.Second
-	DefaultPause         = 60 * time.Second // a 429 without retry-after
-	DefaultBatchSize     = 10000
-	DefaultDBOutageLimit = 5 * time.Minute
+	DefaultRate           = 5.0 // requests/s; Kommo allows 7
+	DefaultWorkers        = 8
+	DefaultLease          = 60 * time.Second
+	DefaultHeartbeat      = time.Second
+	DefaultReconcileWait  = 10 * time.Second
+	DefaultMaxAttempts    = 8
+	DefaultBackoffBase    = time.Second
+	DefaultBackoffMax     = 60 * time.Second
+	DefaultPause          = 60 * time.Second // a 429 without retry-after
+	DefaultBatchSize      = 10000
+	DefaultDBOutageLimit  = 5 * time.Minute
+	DefaultRequestTimeout = 30 * time.Second
+)
+
+// Config.OnFailure values.
+const (
+	OnFailureHold     = "hold"
+	OnFailureContinue = "continue"
 )
 
 // orDefault sets *v to def when it is zero (or negative, for durations and

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -67,6 +68,17 @@ type Config struct {
 	Rate    float64
 	Workers int // concurrent conversations in this process; default 8
 
+	// OnFailure says what a message the API refuses for good does to the
+	// rest of its conversation: OnFailureHold (default) keeps them back
+	// until retry sends it (order is the tool's promise);
+	// OnFailureContinue sends them without it.
+	OnFailure string
+	// RequestTimeout is the longest an HTTP request of this process travels
+	// (the client's timeout; default 30s): another process does not send an
+	// in-doubt message of this one's again before this process's liveness
+	// deadline plus RequestTimeout.
+	RequestTimeout time.Duration
+
 	Lease         time.Duration // conversation lease; default 60s
 	Heartbeat     time.Duration // process heartbeat and lease renewal; default 1s (4 missed: the process is gone)
 	ReconcileWait time.Duration // how long after an in-doubt attempt a message may still appear in history; default 10s
@@ -102,6 +114,14 @@ func (c *Config) setDefaults() error {
 		c.Rate = DefaultRate
 	}
 	orDefault(&c.Workers, DefaultWorkers)
+	orDefault(&c.RequestTimeout, DefaultRequestTimeout)
+	switch c.OnFailure {
+	case "":
+		c.OnFailure = OnFailureHold
+	case OnFailureHold, OnFailureContinue:
+	default:
+		return fmt.Errorf("importer: unknown OnFailure %q", c.OnFailure)
+	}
 	orDefault(&c.Lease, DefaultLease)
 	orDefault(&c.Heartbeat, DefaultHeartbeat)
 	orDefault(&c.ReconcileWait, DefaultReconcileWait)
@@ -150,6 +170,8 @@ type Importer struct {
 	procID  string
 	sess    session
 	idleLog idleLogger
+
+	attempts atomic.Int64 // numbers this process's attempts (markSending's id)
 
 	activeMu sync.Mutex
 	active   map[string]string // lease owner (worker) -> the conversation it works now
@@ -214,7 +236,7 @@ func (im *Importer) openRun(ctx context.Context) (finished bool, err error) {
 	}
 	row, err := im.q.OpenRun(ctx, store.RunParams{
 		Name: im.cfg.Run, Scope: im.cfg.ScopeID, Source: im.cfg.Source.Label, Version: im.cfg.Source.Version,
-		Notify: string(im.cfg.Notify), Rate: im.cfg.Rate,
+		Notify: string(im.cfg.Notify), Rate: im.cfg.Rate, OnFailure: im.cfg.OnFailure,
 	})
 	if err != nil {
 		return false, fmt.Errorf("open run %s: %w", im.cfg.Run, err)
@@ -360,6 +382,18 @@ func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, er
 	if err == nil {
 		err = im.withDB(ctx, "start", im.register)
 	}
+	// The heartbeat keeps the process alive (and its leases renewed) in
+	// every phase, staging included: a process cut off from the database
+	// counts as gone within a few beats whatever it was doing.
+	hbCtx, stopHB := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	registered := err == nil
+	go func() {
+		defer close(hbDone)
+		if registered {
+			im.heartbeatLoop(hbCtx)
+		}
+	}()
 	if err == nil {
 		// Staging resumes from its last committed batch, so a lost database
 		// connection is waited out by starting it again.
@@ -370,6 +404,8 @@ func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, er
 		sendStart = time.Now()
 		err = im.send(ctx, soft)
 	}
+	stopHB()
+	<-hbDone
 	im.unregister(context.WithoutCancel(ctx))
 	var sum *Summary
 	// After a hard stop the summary gets a moment, not an outage's wait:

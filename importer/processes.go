@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -35,6 +36,27 @@ type session struct {
 
 	sentAtBeat int64 // messages delivered at the last beat that recorded progress
 	beats      int64
+
+	// beatAt is when the last heartbeat that recorded this process alive
+	// began, in our clock (monotonic): the database counts the process
+	// alive until deadAfter past a moment no earlier than that.
+	beatMono atomic.Pointer[time.Time]
+}
+
+// aliveMargin is kept off the liveness deadline: the clocks of this
+// process and of the database drift a little apart over a few seconds.
+const aliveMargin = 250 * time.Millisecond
+
+// alive reports whether the database still counts this process alive, by
+// this process's own monotonic clock: no further than deadAfter past the
+// start of its last heartbeat that went through. A process that was frozen
+// (SIGSTOP, a VM pause) or cut off from the database longer than that may
+// have had its conversations taken over: it must not write a request (the
+// paced attempt asks right before each send), and its lease is checked
+// again when it next writes to the database.
+func (im *Importer) alive() bool {
+	at := im.sess.beatMono.Load()
+	return at != nil && im.cfg.Clock.Now().Sub(*at) < im.deadAfter()-aliveMargin
 }
 
 func newLockKey() int64 {
@@ -69,6 +91,7 @@ func (im *Importer) registerLocked(ctx context.Context) error {
 		conn.Release()
 		return errors.New("register process: the process lock is held by another session")
 	}
+	started := im.cfg.Clock.Now()
 	if err := q.Heartbeat(ctx, im.processRow()); err != nil {
 		// Closing the session is the sure way to release its lock.
 		_ = conn.Conn().Close(context.WithoutCancel(ctx))
@@ -76,6 +99,7 @@ func (im *Importer) registerLocked(ctx context.Context) error {
 		return fmt.Errorf("register process: %w", err)
 	}
 	im.sess.conn = conn
+	im.sess.beatMono.Store(&started)
 	return nil
 }
 
@@ -133,16 +157,18 @@ func (im *Importer) beat(ctx context.Context) (int, error) {
 
 func (im *Importer) beatLocked(ctx context.Context) (int, error) {
 	q := store.New(im.sess.conn)
+	started := im.cfg.Clock.Now()
 	if err := q.Heartbeat(ctx, im.processRow()); err != nil {
 		return 0, err
 	}
+	im.sess.beatMono.Store(&started)
 	convs, owners := im.activeLeases()
 	if len(convs) > 0 {
 		if err := q.RenewLeases(ctx, im.cfg.Run, convs, owners, im.cfg.Lease); err != nil {
 			return 0, err
 		}
 	}
-	freed, live, err := q.ReapLeases(ctx, im.cfg.Run)
+	freed, live, err := q.ReapLeases(ctx, im.cfg.Run, im.cfg.RequestTimeout)
 	if err != nil {
 		return 0, err
 	}
@@ -177,7 +203,8 @@ func (im *Importer) beatLocked(ctx context.Context) (int, error) {
 // processRow is this process's row in the processes table.
 func (im *Importer) processRow() store.Process {
 	host, _ := os.Hostname()
-	return store.Process{Run: im.cfg.Run, ID: im.procID, Host: host, PID: os.Getpid(), LockKey: im.sess.key, DeadAfter: im.deadAfter()}
+	return store.Process{Run: im.cfg.Run, ID: im.procID, Host: host, PID: os.Getpid(), LockKey: im.sess.key,
+		DeadAfter: im.deadAfter(), RequestTimeout: im.cfg.RequestTimeout}
 }
 
 // activeLeases lists the conversations the workers hold now, with their owners.

@@ -50,13 +50,21 @@ const (
 	stepSend                   // (reconcile) not in the chat after its window: send it again
 	stepParked                 // the conversation is parked; the worker moves on
 	stepHalted                 // a soft stop: the message was not started
+	stepHeld                   // a message failed for good: the rest of the conversation waits for retry
 )
 
 type conversation struct {
 	id       string
 	chatID   string // Kommo's, once known
 	owner    string // the lease owner: this process and worker, "process#worker"
+	epoch    int64  // the claim's lease epoch
 	failures int    // failed attempts in a row at its next message
+	// fence is when a request of an earlier owner (whose lease expired or
+	// whose process is gone) can no longer arrive, in our clock.
+	fence time.Time
+	// loud is the msgid that goes out loud ("": none), decided when the
+	// conversation is claimed, over everything the scope holds.
+	loud string
 }
 
 // send runs the worker pool until every conversation of the run is done or
@@ -66,12 +74,8 @@ func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 		return err
 	}
 	im.stats.phase.Store(PhaseSending)
-	if _, err := im.beat(ctx); err != nil && ctx.Err() == nil {
-		im.log.Warn("heartbeat failed", "err", err)
-	}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
-	go im.heartbeatLoop(hbCtx)
 
 	// halt is closed by the first worker that must stop the run: the others
 	// finish their request in flight, as on a soft stop.
@@ -148,10 +152,15 @@ func (im *Importer) worker(ctx context.Context, owner string, halt <-chan struct
 		case errors.Is(err, errLostLease):
 			im.log.Warn("lost the lease of a conversation; leaving it to its new owner", "conversation_id", conv.id)
 			err = nil
+		case errors.Is(err, errGuard):
+			// This process's liveness lapsed (a freeze, a lost database): its
+			// lease may be another's now. Leave the conversation untouched.
+			im.log.Warn("this process may have been taken for dead (no heartbeat for too long): leaving the conversation to whoever holds it now", "conversation_id", conv.id)
+			err = nil
 		case st == stepParked:
 			// park gave the lease back
 		default:
-			if rerr := im.release(ctx, &conv); rerr != nil && err == nil {
+			if rerr := im.release(ctx, &conv, st == stepHeld); rerr != nil && err == nil {
 				err = fmt.Errorf("release conversation %s: %w", conv.id, rerr)
 			}
 		}
@@ -182,7 +191,7 @@ func (im *Importer) work(ctx context.Context, conv *conversation, halt <-chan st
 			if err != nil {
 				return 0, err
 			}
-			if st == stepParked || st == stepHalted {
+			if st == stepParked || st == stepHalted || st == stepHeld {
 				return st, nil
 			}
 		}
@@ -197,7 +206,10 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 	if err := json.Unmarshal(m.Payload, &p); err != nil {
 		return 0, fmt.Errorf("message %s: stored payload: %w", m.MsgID, err)
 	}
-	p.Silent = m.Silent
+	// Loud or silent is decided now, over everything the scope holds: an
+	// in-doubt message taken over by a run that brought newer messages is
+	// no longer the newest, and goes out silent.
+	p.Silent = m.MsgID != conv.loud
 	quoteDropped, err := im.resolveQuotes(ctx, &p)
 	if err != nil {
 		return 0, err
@@ -210,15 +222,19 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 	}
 	for {
 		var res *chatsapi.SendResult
+		var settled bool // another process recorded it sent meanwhile
 		d, err := im.att.attempt(ctx, halt, request{
 			checkpoint: func(ctx context.Context) error {
-				if err := im.markSending(ctx, conv, m.MsgID); err != nil {
-					return err
+				marked, err := im.markSending(ctx, conv, m.MsgID)
+				if err == nil && !marked {
+					settled = true
+					return errSettled
 				}
 				m.State = StateSending
-				return nil
+				return err
 			},
-			uncheckpoint: func(ctx context.Context, made bool) error { return im.markPending(ctx, m, made) },
+			uncheckpoint: func(ctx context.Context, made bool) error { return im.markPending(ctx, conv, m, made) },
+			guard:        im.alive,
 			do: func(ctx context.Context) (err error) {
 				res, err = im.api.SendMessage(ctx, &p)
 				return err
@@ -227,6 +243,8 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 		switch {
 		case errors.Is(err, errHalted):
 			return stepHalted, nil
+		case settled:
+			return stepDone, nil
 		case err != nil:
 			return 0, err
 		}
@@ -240,22 +258,19 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 			return 0, interrupted(CauseSignal, "", d.err)
 		case actStop:
 			// The request was refused, not processed.
-			if err := im.markPending(ctx, m, true); err != nil {
+			if err := im.markPending(ctx, conv, m, true); err != nil {
 				return 0, err
 			}
 			return 0, d.err
 		case actFail:
-			im.stats.failed.Add(1)
-			conv.failures = 0
-			im.log.Warn("message refused by the API", "msgid", m.MsgID, "conversation_id", conv.id, "err", d.api)
-			return stepDone, im.markFailed(ctx, m.MsgID, d.api.Error())
+			return im.fail(ctx, conv, m, d.api.Error())
 		}
 		// Retryable.
 		im.stats.retries.Add(1)
 		conv.failures++
 		if conv.failures >= im.cfg.MaxAttempts {
 			if !d.inDoubt {
-				if err := im.markPending(ctx, m, true); err != nil {
+				if err := im.markPending(ctx, conv, m, true); err != nil {
 					return 0, err
 				}
 			}
@@ -263,12 +278,14 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 		}
 		im.log.Info("retrying later", "msgid", m.MsgID, "attempt", conv.failures+1, "in_doubt", d.inDoubt, "err", d.api)
 		if !d.inDoubt {
-			if err := im.markPending(ctx, m, true); err != nil {
+			if err := im.markPending(ctx, conv, m, true); err != nil {
 				return 0, err
 			}
-			return stepParked, im.park(ctx, conv, d.after)
+			return stepParked, im.park(ctx, conv, d.after, "")
 		}
-		m.Age = 0
+		// The attempt has ended: its connection was closed with a reset, so
+		// nothing of it can arrive later; the window counts from now.
+		m.Age, m.Ended = 0, true
 		if st, err := im.reconcile(ctx, conv, m, &p, halt); err != nil || st != stepSend {
 			return st, err
 		}
@@ -302,24 +319,70 @@ func (im *Importer) reconcile(ctx context.Context, conv *conversation, m *pendin
 	case actFail:
 		// The history cannot be read for this chat: sending again could
 		// duplicate the message, so it fails with the reason.
-		im.stats.failed.Add(1)
-		return stepDone, im.markFailed(ctx, m.MsgID, "in doubt, and its chat's history could not be read: "+d.api.Error())
+		return im.fail(ctx, conv, m, "in doubt, and its chat's history could not be read: "+d.api.Error())
 	case actRetry:
 		im.stats.retries.Add(1)
 		conv.failures++
 		if conv.failures >= im.cfg.MaxAttempts {
 			return 0, interrupted(CauseAPIUnavailable, fmt.Sprintf("%d attempts in a row at looking up message %s", conv.failures, m.MsgID), d.api)
 		}
-		return stepParked, im.park(ctx, conv, max(d.after, im.cfg.ReconcileWait-m.Age))
+		return stepParked, im.park(ctx, conv, max(d.after, im.resendWait(conv, m)), endedID(m))
 	}
 	if found {
 		return stepDone, nil
 	}
-	if wait := im.cfg.ReconcileWait - m.Age; wait > 0 {
+	if wait := im.resendWait(conv, m); wait > 0 {
 		im.log.Info("in-doubt message not in its chat's history yet: parking the conversation", "msgid", m.MsgID, "conversation_id", conv.id, "until", im.cfg.Clock.Now().Add(wait).Format(time.TimeOnly))
-		return stepParked, im.park(ctx, conv, wait)
+		return stepParked, im.park(ctx, conv, wait, endedID(m))
 	}
 	return stepSend, nil
+}
+
+// resendWait is how long an in-doubt message that its chat's history does
+// not show must still wait before it may be sent again: until the API's
+// asynchronous processing (ReconcileWait) has had its time after the
+// attempt could last arrive. That is the attempt's start (or its end, once
+// this process closed it), or, when an earlier owner of the conversation
+// froze or died with a request on the way, the conversation's fence (that
+// owner's liveness deadline plus its request timeout).
+func (im *Importer) resendWait(conv *conversation, m *pendingMessage) time.Duration {
+	return resendWait(im.cfg.Clock.Now(), m.Age, conv.fence, im.cfg.ReconcileWait)
+}
+
+// resendWait: now, the time since the attempt, the fence (zero: none) and
+// the window → the wait (0: send now).
+func resendWait(now time.Time, sinceAttempt time.Duration, fence time.Time, window time.Duration) time.Duration {
+	wait := window - sinceAttempt
+	if !fence.IsZero() {
+		wait = max(wait, fence.Add(window).Sub(now))
+	}
+	return max(wait, 0)
+}
+
+// endedID is the msgid of an in-doubt message whose attempt this process
+// has just ended, for park to record; "" otherwise.
+func endedID(m *pendingMessage) string {
+	if m.Ended {
+		return m.MsgID
+	}
+	return ""
+}
+
+// fail records a message the API refused for good (or whose fate cannot be
+// known). By default (OnFailure hold) the rest of its conversation waits
+// for it: retry sends it and then the rest, in order; with continue, the
+// conversation goes on without it.
+func (im *Importer) fail(ctx context.Context, conv *conversation, m *pendingMessage, reason string) (step, error) {
+	im.stats.failed.Add(1)
+	conv.failures = 0
+	im.log.Warn("message refused by the API", "msgid", m.MsgID, "conversation_id", conv.id, "err", reason)
+	if err := im.markFailed(ctx, conv, m.MsgID, reason); err != nil {
+		return 0, err
+	}
+	if im.cfg.OnFailure == OnFailureContinue {
+		return stepDone, nil
+	}
+	return stepHeld, nil
 }
 
 // lookup looks for an in-doubt message in its chat's history (its msgid
@@ -389,7 +452,8 @@ func chatUser(p *wire.Payload) wire.Participant {
 func (im *Importer) claim(ctx context.Context, owner string) (conversation, bool, error) {
 	var claimed []store.Claimed
 	err := im.withDB(ctx, "claim", func(ctx context.Context) (err error) {
-		claimed, err = im.q.ClaimConversation(ctx, store.ClaimParams{Run: im.cfg.Run, Scope: im.cfg.ScopeID, Owner: owner, Lease: im.cfg.Lease})
+		claimed, err = im.q.ClaimConversation(ctx, store.ClaimParams{Run: im.cfg.Run, Scope: im.cfg.ScopeID, Owner: owner,
+			Lease: im.cfg.Lease, RequestTimeout: im.cfg.RequestTimeout, Notify: string(im.cfg.Notify)})
 		return err
 	})
 	switch {
@@ -402,7 +466,11 @@ func (im *Importer) claim(ctx context.Context, owner string) (conversation, bool
 	}
 	c := claimed[0]
 	im.setActive(owner, c.ID)
-	return conversation{id: c.ID, chatID: c.ChatID, owner: owner, failures: c.Failures}, true, nil
+	conv := conversation{id: c.ID, chatID: c.ChatID, owner: owner, epoch: c.Epoch, failures: c.Failures, loud: c.Loud}
+	if c.FenceLeft > 0 {
+		conv.fence = im.cfg.Clock.Now().Add(c.FenceLeft)
+	}
+	return conv, true, nil
 }
 
 // idle finds out why nothing could be claimed: it returns how many

@@ -37,9 +37,15 @@ type RunStatus struct {
 	Sending       int64         `json:"sending"` // in doubt until reconciled
 	Sent          int64         `json:"sent"`
 	Failed        int64         `json:"failed"`
-	Reconciled    int64         `json:"reconciled"`     // sent messages found in history after an in-doubt attempt
-	Parked        int64         `json:"parked"`         // conversations waiting for a retry or a reconcile window
-	QuotesDropped int64         `json:"quotes_dropped"` // replies/forwards sent without a quote the export does not hold
+	Skipped       int64         `json:"skipped"` // given up by retry --skip: never sent
+	// Held conversations wait behind a failed message (OnFailure hold):
+	// HeldMessages of their messages are not sent until retry.
+	Held          int64  `json:"held_conversations"`
+	HeldMessages  int64  `json:"held_messages"`
+	OnFailure     string `json:"on_failure"`
+	Reconciled    int64  `json:"reconciled"`     // sent messages found in history after an in-doubt attempt
+	Parked        int64  `json:"parked"`         // conversations waiting for a retry or a reconcile window
+	QuotesDropped int64  `json:"quotes_dropped"` // replies/forwards sent without a quote the export does not hold
 	// UnknownFields counts the records carrying each input field that is
 	// not part of the Chats API payload (and so was not sent).
 	UnknownFields map[string]int64 `json:"unknown_fields,omitempty"`
@@ -110,6 +116,7 @@ func statusOf(r store.RunStatusRow) RunStatus {
 		Processes: r.Processes, StagingDone: r.StagingDone, StagedLine: r.StagedLine, Records: r.Records, Staged: r.Staged,
 		KnownSent: r.KnownSent, KnownOther: r.KnownOther, TakenOver: r.TakenOver, Duplicates: r.Duplicates, Rejected: r.Rejected,
 		Pending: r.Pending, Sending: r.Sending, Sent: r.Sent, Failed: r.Failed, Reconciled: r.Reconciled, Parked: r.Parked,
+		Skipped: r.Skipped, Held: r.Held, HeldMessages: r.HeldMessages, OnFailure: r.OnFailure,
 		QuotesDropped: r.QuotesDropped, UnknownFields: r.UnknownFields, PausedUntil: r.PausedUntil, StopReason: r.StopReason,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, ProgressAt: r.ProgressAt, FinishedAt: r.FinishedAt, AbandonedAt: r.AbandonedAt,
 	}
@@ -125,7 +132,8 @@ func statusOf(r store.RunStatusRow) RunStatus {
 }
 
 func runState(s *RunStatus, planned bool) RunState {
-	left := !s.StagingDone || !planned || s.Pending+s.Sending > 0
+	// Held messages are not left to send: they wait for an operator.
+	left := !s.StagingDone || !planned || s.Pending+s.Sending-s.HeldMessages > 0
 	switch {
 	case !s.AbandonedAt.IsZero():
 		return RunAbandoned

@@ -383,6 +383,7 @@ func (f *apiFlags) check() error {
 
 // sendFlags are the flags of the commands that send messages (run, retry).
 type sendFlags struct {
+	onFailure   string
 	workers     int
 	reconcile   time.Duration
 	maxAttempts int
@@ -396,6 +397,16 @@ func (s *sendFlags) register(fs *flag.FlagSet) {
 	durationVar(fs, &s.reconcile, "reconcile-wait", importer.DefaultReconcileWait, 100*time.Millisecond, time.Hour, false,
 		"how long (`DURATION`) to wait after a request whose fate is unknown, for the API's asynchronous processing, before looking the message up in history")
 	intVar(fs, &s.maxAttempts, "max-attempts", importer.DefaultMaxAttempts, 1, 100, "stop the run as interrupted after `N` failed attempts in a row at one message (5xx, network errors)")
+	fs.Func("on-failure", "what a message the API refuses for good does to the rest of its conversation:\n"+
+		"hold (default): they wait, and retry sends it and then them, in order (the run ends with exit 3);\n"+
+		"continue: they are sent without it, out of order once it is retried", func(v string) error {
+		switch v {
+		case importer.OnFailureHold, importer.OnFailureContinue:
+			s.onFailure = v
+			return nil
+		}
+		return fmt.Errorf("want hold or continue, got %q", v)
+	})
 	fs.StringVar(&s.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, log lines otherwise or with --log-format json), bar, log or none")
 	durationVar(fs, &s.interval, "progress-interval", 10*time.Second, 100*time.Millisecond, time.Hour, false, "`DURATION` between progress log lines")
 	durationVar(fs, &s.dbOutage, "db-outage-limit", importer.DefaultDBOutageLimit, time.Second, 24*time.Hour, false, "how long (`DURATION`) sending waits for a lost database before the run stops as interrupted")
@@ -422,6 +433,7 @@ func (s *sendFlags) config(cfg *importer.Config) {
 	cfg.ReconcileWait = s.reconcile
 	cfg.MaxAttempts = s.maxAttempts
 	cfg.DBOutageLimit = s.dbOutage
+	cfg.OnFailure = s.onFailure
 }
 
 // notifyHelp explains --notify.

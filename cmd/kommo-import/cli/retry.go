@@ -14,20 +14,28 @@ import (
 const retryHelp = `
 Send a run's failed messages again, once their cause is fixed (see
 kommo-import report). In one transaction the failed messages go back to
-pending with their error cleared, the silent rule of the plan is applied to
-their conversations again (the loud message of a conversation is loud again
-only if it is not sent yet; every other one stays silent), and their
-conversations are opened again; then they are sent exactly as the run command
-sends, with the same checkpoints, rate limit, signals and exit codes. Messages
-already sent are never sent again.
+pending with their error cleared and their conversations are opened again:
+a failed message holds the messages after it in its conversation (unless the
+run was started with --on-failure continue), and retry sends it and then
+them, in order. They are sent exactly as the run command sends, with the
+same checkpoints, rate limit, signals and exit codes; whether a message is
+loud is decided when it is sent (the newest message of its chat, if that is
+not sent yet). Messages already sent are never sent again.
+
+--msgid and --conversation pick some failed messages (repeatable); without
+them, every failed message of the run. --skip gives the picked messages up
+for good instead (they are never sent, report lists them as skipped) so
+that the messages they hold go on without them: a message that will never
+pass, accepted knowingly.
 
 A retry that is interrupted resumes with the same command (or with run).
 Rejected records are not retried: they never reached the database; fix them
 in the source and import it as a new run.
 
-Example:
+Examples:
   kommo-import report --run my-import
-  kommo-import retry --run my-import`
+  kommo-import retry --run my-import
+  kommo-import retry --run my-import --msgid m-1041 --skip`
 
 // targetOf is the run a retry or verify works, as the database has it.
 func targetOf(st *importer.RunStatus) runTarget {
@@ -43,6 +51,16 @@ func runRetry(ctx context.Context, inv *invocation, args []string) error {
 	f.register(fs, env)
 	run := fs.String("run", "", "the run's `NAME` (kommo-import runs lists them); required")
 	jsonOut := fs.Bool("json", false, "print the summary as JSON")
+	var sel importer.Selection
+	fs.Func("msgid", "retry (or with --skip, give up) only the failed message `MSGID` (repeatable)", func(v string) error {
+		sel.MsgIDs = append(sel.MsgIDs, v)
+		return nil
+	})
+	fs.Func("conversation", "retry (or skip) only the failed messages of conversation `ID` (repeatable)", func(v string) error {
+		sel.Conversations = append(sel.Conversations, v)
+		return nil
+	})
+	skip := fs.Bool("skip", false, "give the picked failed messages up for good: never sent, and no longer holding the rest of their conversations")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -51,6 +69,10 @@ func runRetry(ctx context.Context, inv *invocation, args []string) error {
 	}
 	if err := f.check(); err != nil {
 		return err
+	}
+	if *skip && len(sel.MsgIDs) == 0 && len(sel.Conversations) == 0 {
+		return withHint(ExitUsage, errors.New("retry --skip gives messages up for good: name them with --msgid or --conversation"),
+			"kommo-import report --run "+shellQuote([]string{*run})+" lists the failed messages")
 	}
 	inv.setResume(fs, args, *run)
 
@@ -73,11 +95,19 @@ func runRetry(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := importer.ResetFailed(ctx, sess.pool, sess.cfg.Run)
-	if err != nil {
-		return fmt.Errorf("retry: %w", err)
+	if *skip {
+		n, err := importer.SkipFailed(ctx, sess.pool, sess.cfg.Run, sel)
+		if err != nil {
+			return fmt.Errorf("retry: %w", err)
+		}
+		sess.log.Warn("failed messages given up for good: they will never be sent", "run", sess.cfg.Run, "messages", n)
+	} else {
+		n, err := importer.ResetFailed(ctx, sess.pool, sess.cfg.Run, sel)
+		if err != nil {
+			return fmt.Errorf("retry: %w", err)
+		}
+		sess.log.Info("failed messages set to be sent again", "run", sess.cfg.Run, "messages", n)
 	}
-	sess.log.Info("failed messages set to be sent again", "run", sess.cfg.Run, "messages", n)
 
 	sum, runErr := sendRun(ctx, inv, sess, &sf, im)
 	return finishSend(env, sum, runErr, *jsonOut, true)

@@ -129,7 +129,7 @@ func openSession(ctx context.Context, inv *invocation, f *sessionFlags, target f
 	}
 	s.cfg = importer.Config{
 		Run: name, ScopeID: t.ScopeID, Source: t.Source, Open: t.Open, Notify: t.Notify,
-		Rate: f.api.rate, Logger: s.log,
+		Rate: f.api.rate, RequestTimeout: f.api.timeout, Logger: s.log,
 	}
 	if f.send != nil {
 		f.send.config(&s.cfg)

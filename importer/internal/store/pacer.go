@@ -89,3 +89,29 @@ func (q *Queries) ReadPacer(ctx context.Context, scope string) (factor float64, 
 	err = q.db.QueryRow(ctx, readPacer, scope).Scan(&factor, &p)
 	return factor, Seconds(p), err
 }
+
+// adoptRate sets the scope's rate when no live process of the scope sends
+// at another; it returns the rate in force and the one it replaced (0:
+// none).
+const adoptRate = `
+WITH cur AS (
+    SELECT rate FROM kommo_import_pacer WHERE scope_id = $1 FOR UPDATE
+), busy AS (
+    SELECT count(*) AS n FROM kommo_import_live_processes p
+    JOIN kommo_import_runs r ON r.name = p.run_name
+    WHERE r.scope_id = $1 AND p.process_id <> $3
+), up AS (
+    INSERT INTO kommo_import_pacer AS p (scope_id, tat, rate) VALUES ($1, now(), $2)
+    ON CONFLICT (scope_id) DO UPDATE SET rate = $2
+    WHERE p.rate IS NULL OR p.rate = $2 OR (SELECT n FROM busy) = 0
+    RETURNING rate
+)
+SELECT COALESCE((SELECT rate FROM up), (SELECT rate FROM cur)), COALESCE((SELECT rate FROM cur), 0)`
+
+// AdoptRate makes rate the scope's rate unless a live process of the scope
+// (other than process) sends at another; it returns the rate in force and
+// the rate recorded before (0: none).
+func (q *Queries) AdoptRate(ctx context.Context, scope string, rate float64, process string) (inForce, before float64, err error) {
+	err = q.db.QueryRow(ctx, adoptRate, scope, rate, process).Scan(&inForce, &before)
+	return inForce, before, err
+}

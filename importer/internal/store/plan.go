@@ -31,7 +31,7 @@ SELECT $1, conversation_id, count(*)
 FROM kommo_import_messages
 WHERE run_name = $1 AND state IN ('pending', 'sending') AND ($2::text[] IS NULL OR conversation_id = ANY($2))
 GROUP BY conversation_id
-ON CONFLICT (run_name, conversation_id) DO UPDATE SET done = false, messages = EXCLUDED.messages`
+ON CONFLICT (run_name, conversation_id) DO UPDATE SET done = false, held = false, messages = EXCLUDED.messages`
 
 // Plan decides the silent flags and lists the conversations to send, of the
 // whole run (convs nil) or of the conversations convs.
@@ -59,21 +59,66 @@ func (q *Queries) RunForRetry(ctx context.Context, run string) (RetryRun, error)
 	return r, err
 }
 
-// resetFailed puts the run's failed messages back to pending and returns
-// their conversations. attempts is kept: it counts every attempt ever made.
+// Selection picks failed messages of a run: those of MsgIDs and of
+// Conversations; both empty: every failed message.
+type Selection struct {
+	MsgIDs, Conversations []string
+}
+
+// failedIn is the condition, on the messages table, that a message of run
+// $1 is failed and selected ($2 msgids, $3 conversations).
+const failedIn = `run_name = $1 AND state = 'failed'
+      AND ((cardinality($2::text[]) = 0 AND cardinality($3::text[]) = 0)
+           OR msgid = ANY($2) OR conversation_id = ANY($3))`
+
+// resetFailed puts the run's selected failed messages back to pending and
+// returns their conversations. attempts is kept: it counts every attempt
+// ever made.
 const resetFailed = `
 WITH reset AS (
     UPDATE kommo_import_messages SET state = 'pending', last_error = NULL
-    WHERE run_name = $1 AND state = 'failed'
+    WHERE ` + failedIn + `
     RETURNING conversation_id
+), reopened AS (
+    UPDATE kommo_import_conversations c SET held = false, done = false
+    WHERE c.run_name = $1 AND c.conversation_id IN (SELECT conversation_id FROM reset)
 )
 SELECT count(*), COALESCE(array_agg(DISTINCT conversation_id), '{}') FROM reset`
 
-// ResetFailed puts the run's failed messages back to pending; it returns
-// how many and their conversations.
-func (q *Queries) ResetFailed(ctx context.Context, run string) (int64, []string, error) {
+// ResetFailed puts the run's selected failed messages back to pending; it
+// returns how many and their conversations.
+func (q *Queries) ResetFailed(ctx context.Context, run string, sel Selection) (int64, []string, error) {
 	var n int64
 	var convs []string
-	err := q.db.QueryRow(ctx, resetFailed, run).Scan(&n, &convs)
+	err := q.db.QueryRow(ctx, resetFailed, run, nonNil(sel.MsgIDs), nonNil(sel.Conversations)).Scan(&n, &convs)
 	return n, convs, err
+}
+
+// skipFailed gives the run's selected failed messages up (state skipped):
+// they are never sent, and no longer hold their conversations.
+const skipFailed = `
+WITH skipped AS (
+    UPDATE kommo_import_messages SET state = 'skipped'
+    WHERE ` + failedIn + `
+    RETURNING conversation_id
+), reopened AS (
+    UPDATE kommo_import_conversations c SET held = false, done = false
+    WHERE c.run_name = $1 AND c.conversation_id IN (SELECT conversation_id FROM skipped)
+)
+SELECT count(*), COALESCE(array_agg(DISTINCT conversation_id), '{}') FROM skipped`
+
+// SkipFailed gives the run's selected failed messages up; it returns how
+// many and their conversations.
+func (q *Queries) SkipFailed(ctx context.Context, run string, sel Selection) (int64, []string, error) {
+	var n int64
+	var convs []string
+	err := q.db.QueryRow(ctx, skipFailed, run, nonNil(sel.MsgIDs), nonNil(sel.Conversations)).Scan(&n, &convs)
+	return n, convs, err
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

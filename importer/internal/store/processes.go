@@ -31,17 +31,21 @@ type Process struct {
 	PID           int
 	LockKey       int64
 	DeadAfter     time.Duration // without a heartbeat for this long, it is gone
+	// RequestTimeout is how long a request of the process may travel: its
+	// conversations' in-doubt messages are not sent again by another
+	// process before its liveness deadline plus this.
+	RequestTimeout time.Duration
 }
 
 const upsertProcess = `
-INSERT INTO kommo_import_processes (run_name, process_id, host, pid, lock_key, expires_at)
-VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+INSERT INTO kommo_import_processes (run_name, process_id, host, pid, lock_key, expires_at, request_timeout)
+VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), $7)
 ON CONFLICT (run_name, process_id) DO UPDATE
-SET heartbeat_at = now(), expires_at = EXCLUDED.expires_at, lock_key = EXCLUDED.lock_key`
+SET heartbeat_at = now(), expires_at = EXCLUDED.expires_at, lock_key = EXCLUDED.lock_key, request_timeout = EXCLUDED.request_timeout`
 
 // Heartbeat records the process (the first time) or its heartbeat.
 func (q *Queries) Heartbeat(ctx context.Context, p Process) error {
-	_, err := q.db.Exec(ctx, upsertProcess, p.Run, p.ID, p.Host, p.PID, p.LockKey, p.DeadAfter.Seconds())
+	_, err := q.db.Exec(ctx, upsertProcess, p.Run, p.ID, p.Host, p.PID, p.LockKey, p.DeadAfter.Seconds(), p.RequestTimeout.Seconds())
 	return err
 }
 
@@ -70,22 +74,33 @@ func (q *Queries) RenewLeases(ctx context.Context, run string, convs, owners []s
 
 // reapLeases frees the conversations leased by processes that are gone, so
 // any worker can claim them at once, and forgets processes gone for a while.
+// A freed conversation is fenced until its owner's requests can no longer
+// arrive: the owner wrote none after its liveness deadline (expires_at; it
+// checks that itself), and none travels longer than its request timeout. A
+// process the table no longer holds is fenced for $2 from now.
 const reapLeases = `
 WITH freed AS (
     UPDATE kommo_import_conversations c
-    SET lease_owner = NULL, lease_until = NULL
+    SET lease_owner = NULL, lease_until = NULL,
+        fence_until = GREATEST(c.fence_until, COALESCE(
+            (SELECT p.expires_at + make_interval(secs => p.request_timeout) FROM kommo_import_processes p
+             WHERE p.run_name = c.run_name AND p.process_id = split_part(c.lease_owner, '#', 1)),
+            now() + make_interval(secs => $2)))
     WHERE c.run_name = $1 AND c.lease_owner IS NOT NULL
       AND split_part(c.lease_owner, '#', 1) NOT IN (SELECT process_id FROM kommo_import_live_processes WHERE run_name = $1)
     RETURNING 1
 ), forgotten AS (
     DELETE FROM kommo_import_processes
     WHERE run_name = $1 AND expires_at < now() - interval '1 minute'
+      AND NOT EXISTS (SELECT 1 FROM kommo_import_conversations c
+                      WHERE c.run_name = $1 AND split_part(c.lease_owner, '#', 1) = process_id)
 )
 SELECT (SELECT count(*) FROM freed), (SELECT count(*) FROM kommo_import_live_processes WHERE run_name = $1)`
 
-// ReapLeases frees the leases of the run's processes that are gone; it
+// ReapLeases frees the leases of the run's processes that are gone (fenced
+// as above; requestTimeout for an owner the table no longer holds); it
 // returns how many it freed and how many processes live.
-func (q *Queries) ReapLeases(ctx context.Context, run string) (freed, live int64, err error) {
-	err = q.db.QueryRow(ctx, reapLeases, run).Scan(&freed, &live)
+func (q *Queries) ReapLeases(ctx context.Context, run string, requestTimeout time.Duration) (freed, live int64, err error) {
+	err = q.db.QueryRow(ctx, reapLeases, run, requestTimeout.Seconds()).Scan(&freed, &live)
 	return freed, live, err
 }

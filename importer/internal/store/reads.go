@@ -20,20 +20,31 @@ type RunStatusRow struct {
 	KnownSent, KnownOther, TakenOver           int64
 	Duplicates, Rejected                       int64
 	Pending, Sending, Sent, Failed, Reconciled int64
+	Skipped                                    int64 // given up by retry --skip
 	Parked, QuotesDropped                      int64
-	UnknownFields                              map[string]int64
-	StopReason                                 string
-	Processes                                  int64 // live
-	PausedUntil                                time.Time
-	CreatedAt, UpdatedAt                       time.Time
-	ProgressAt, FinishedAt, AbandonedAt        time.Time // zero: never
+	// Held conversations wait behind a failed message (on_failure hold),
+	// with HeldMessages messages not sent.
+	Held, HeldMessages                  int64
+	OnFailure                           string
+	UnknownFields                       map[string]int64
+	StopReason                          string
+	Processes                           int64 // live
+	PausedUntil                         time.Time
+	CreatedAt, UpdatedAt                time.Time
+	ProgressAt, FinishedAt, AbandonedAt time.Time // zero: never
 }
 
 const selectStatus = `
 SELECT r.name, r.scope_id, r.source, r.source_version, r.notify, r.rate, r.staging_done, r.planned, r.staged_line,
        r.records, r.staged, r.known_sent, r.known_other, r.taken_over, r.duplicates, r.rejected,
        COALESCE(s.pending, 0), COALESCE(s.sending, 0), COALESCE(s.sent, 0), COALESCE(s.failed, 0), COALESCE(s.reconciled, 0),
-       (SELECT count(*) FROM kommo_import_conversations c WHERE c.run_name = r.name AND NOT c.done AND c.not_before > now()),
+       COALESCE(s.skipped, 0),
+       (SELECT count(*) FROM kommo_import_conversations c WHERE c.run_name = r.name AND NOT c.done AND NOT c.held AND c.not_before > now()),
+       (SELECT count(*) FROM kommo_import_conversations c WHERE c.run_name = r.name AND c.held),
+       (SELECT count(*) FROM kommo_import_messages m JOIN kommo_import_conversations c
+            ON c.run_name = m.run_name AND c.conversation_id = m.conversation_id AND c.held
+        WHERE m.run_name = r.name AND m.state IN ('pending', 'sending')),
+       r.on_failure,
        r.quotes_dropped, r.unknown_fields, COALESCE(r.stop_reason, ''),
        (SELECT count(*) FROM kommo_import_live_processes p WHERE p.run_name = r.name),
        COALESCE((SELECT paused_until FROM kommo_import_pacer WHERE scope_id = r.scope_id), 'epoch'),
@@ -44,7 +55,8 @@ LEFT JOIN LATERAL (
            count(*) FILTER (WHERE state = 'sending')  AS sending,
            count(*) FILTER (WHERE state = 'sent')     AS sent,
            count(*) FILTER (WHERE state = 'failed')   AS failed,
-           count(*) FILTER (WHERE reconciled)         AS reconciled
+           count(*) FILTER (WHERE reconciled)         AS reconciled,
+           count(*) FILTER (WHERE state = 'skipped')  AS skipped
     FROM kommo_import_messages m WHERE m.run_name = r.name
 ) s ON true`
 
@@ -52,7 +64,7 @@ func scanStatus(row pgx.CollectableRow) (RunStatusRow, error) {
 	var s RunStatusRow
 	err := row.Scan(&s.Name, &s.Scope, &s.Source, &s.Version, &s.Notify, &s.Rate, &s.StagingDone, &s.Planned, &s.StagedLine,
 		&s.Records, &s.Staged, &s.KnownSent, &s.KnownOther, &s.TakenOver, &s.Duplicates, &s.Rejected,
-		&s.Pending, &s.Sending, &s.Sent, &s.Failed, &s.Reconciled, &s.Parked,
+		&s.Pending, &s.Sending, &s.Sent, &s.Failed, &s.Reconciled, &s.Skipped, &s.Parked, &s.Held, &s.HeldMessages, &s.OnFailure,
 		&s.QuotesDropped, &s.UnknownFields, &s.StopReason, &s.Processes,
 		&s.PausedUntil, &s.CreatedAt, &s.UpdatedAt, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt)
 	for _, t := range []*time.Time{&s.PausedUntil, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt} {
@@ -125,7 +137,7 @@ func (q *Queries) OtherRuns(ctx context.Context, run string) ([]string, error) {
 }
 
 const selectProgressBase = `
-SELECT count(*), count(*) FILTER (WHERE state IN ('sent', 'failed'))
+SELECT count(*), count(*) FILTER (WHERE state IN ('sent', 'failed', 'skipped'))
 FROM kommo_import_messages WHERE run_name = $1`
 
 // Progress counts the run's messages, and those sent or failed.

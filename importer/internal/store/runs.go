@@ -10,26 +10,27 @@ import (
 type RunParams struct {
 	Name, Scope, Source, Version, Notify string
 	Rate                                 float64
+	OnFailure                            string // "hold" or "continue"
 }
 
 // RunRow is a run's row as OpenRun finds it.
 type RunRow struct {
-	Scope, Source, Version, Notify   string
-	StagingDone, Abandoned, Finished bool
+	Scope, Source, Version, Notify, OnFailure string
+	StagingDone, Abandoned, Finished          bool
 }
 
 const upsertRun = `
-INSERT INTO kommo_import_runs (name, scope_id, source, source_version, notify, rate)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (name) DO UPDATE SET rate = EXCLUDED.rate, updated_at = now()
-RETURNING scope_id, source, source_version, notify, staging_done, abandoned_at IS NOT NULL, finished_at IS NOT NULL`
+INSERT INTO kommo_import_runs (name, scope_id, source, source_version, notify, rate, on_failure)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (name) DO UPDATE SET rate = EXCLUDED.rate, on_failure = EXCLUDED.on_failure, updated_at = now()
+RETURNING scope_id, source, source_version, notify, on_failure, staging_done, abandoned_at IS NOT NULL, finished_at IS NOT NULL`
 
 // OpenRun creates the run's row, or returns the existing one (the rate is
 // the invocation's).
 func (q *Queries) OpenRun(ctx context.Context, p RunParams) (RunRow, error) {
 	var r RunRow
-	err := q.db.QueryRow(ctx, upsertRun, p.Name, p.Scope, p.Source, p.Version, p.Notify, p.Rate).
-		Scan(&r.Scope, &r.Source, &r.Version, &r.Notify, &r.StagingDone, &r.Abandoned, &r.Finished)
+	err := q.db.QueryRow(ctx, upsertRun, p.Name, p.Scope, p.Source, p.Version, p.Notify, p.Rate, p.OnFailure).
+		Scan(&r.Scope, &r.Source, &r.Version, &r.Notify, &r.OnFailure, &r.StagingDone, &r.Abandoned, &r.Finished)
 	return r, err
 }
 
@@ -68,7 +69,7 @@ const markEnded = `
 UPDATE kommo_import_runs SET stop_reason = NULLIF($2, ''), updated_at = now(),
     finished_at = CASE
         WHEN finished_at IS NULL AND staging_done AND planned
-             AND NOT EXISTS (SELECT 1 FROM kommo_import_messages WHERE run_name = $1 AND state IN ('pending', 'sending'))
+             AND NOT EXISTS (SELECT 1 FROM kommo_import_conversations WHERE run_name = $1 AND NOT done AND NOT held)
         THEN now() ELSE finished_at END
 WHERE name = $1`
 

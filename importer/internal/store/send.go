@@ -21,47 +21,73 @@ const claimConversation = `
 WITH pick AS MATERIALIZED (
     SELECT COALESCE(
         (SELECT conversation_id FROM kommo_import_conversations
-         WHERE run_name = $1 AND NOT done AND not_before IS NOT NULL AND not_before <= now()
+         WHERE run_name = $1 AND NOT done AND NOT held AND not_before IS NOT NULL AND not_before <= now()
            AND (lease_owner IS NULL OR lease_until < now())
          ORDER BY not_before
          LIMIT 1
          FOR UPDATE SKIP LOCKED),
         (SELECT conversation_id FROM kommo_import_conversations
-         WHERE run_name = $1 AND NOT done AND not_before IS NULL
+         WHERE run_name = $1 AND NOT done AND NOT held AND not_before IS NULL
            AND (lease_owner IS NULL OR lease_until < now())
          ORDER BY messages DESC, conversation_id
          LIMIT 1
          FOR UPDATE SKIP LOCKED)) AS conversation_id
 )
 UPDATE kommo_import_conversations c
-SET lease_owner = $2, lease_until = now() + make_interval(secs => $3), not_before = NULL
+SET lease_owner = $2, lease_until = now() + make_interval(secs => $3), not_before = NULL,
+    lease_epoch = c.lease_epoch + 1,
+    -- An expired lease was not given back: its owner may still have a
+    -- request on the way until its lease's end plus the request timeout.
+    fence_until = CASE WHEN c.lease_owner IS NOT NULL
+                       THEN GREATEST(c.fence_until, c.lease_until + make_interval(secs => $5))
+                       ELSE c.fence_until END
 FROM pick
 WHERE c.run_name = $1 AND c.conversation_id = pick.conversation_id
 RETURNING c.conversation_id, c.failures,
-    COALESCE((SELECT chat_id FROM kommo_import_chats WHERE scope_id = $4 AND conversation_id = c.conversation_id), '')`
+    COALESCE((SELECT chat_id FROM kommo_import_chats WHERE scope_id = $4 AND conversation_id = c.conversation_id), ''),
+    c.lease_epoch,
+    COALESCE(extract(epoch FROM c.fence_until - now()), -1e9)::float8,
+    CASE WHEN $6 = 'none' THEN '' ELSE COALESCE((` + loudMsgID + `), '') END`
 
 // Claimed is a conversation a claim leased.
 type Claimed struct {
 	ID       string
 	Failures int    // failed attempts in a row at its next message
 	ChatID   string // Kommo's, once known
+	Epoch    int64  // the lease's epoch: the worker's writes name it
+	// FenceLeft is how long an earlier owner's request may still arrive
+	// (negative: it cannot any more).
+	FenceLeft time.Duration
+	// Loud is the msgid that goes out loud under the run's notify rule
+	// ("" for none), decided at the claim over everything the scope holds.
+	Loud string
 }
 
 // ClaimParams says who claims, for how long.
 type ClaimParams struct {
 	Run, Scope, Owner string
 	Lease             time.Duration
+	// RequestTimeout bounds how long a request of an owner whose lease
+	// expired may still travel.
+	RequestTimeout time.Duration
+	Notify         string // the run's notify mode, for Claimed.Loud
 }
 
 // ClaimConversation leases at most one conversation to p.Owner. It returns
 // every row the statement leased: more than one would be the stall the
 // statement was written against, and the caller refuses to go on.
 func (q *Queries) ClaimConversation(ctx context.Context, p ClaimParams) ([]Claimed, error) {
-	rows, err := q.db.Query(ctx, claimConversation, p.Run, p.Owner, p.Lease.Seconds(), p.Scope)
+	rows, err := q.db.Query(ctx, claimConversation, p.Run, p.Owner, p.Lease.Seconds(), p.Scope, p.RequestTimeout.Seconds(), p.Notify)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[Claimed])
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
+		var c Claimed
+		var fence float64
+		err := r.Scan(&c.ID, &c.Failures, &c.ChatID, &c.Epoch, &fence, &c.Loud)
+		c.FenceLeft = Seconds(fence)
+		return c, err
+	})
 }
 
 // Idle says why nothing could be claimed.
@@ -82,7 +108,7 @@ SELECT count(*),
        COALESCE(extract(epoch FROM max(lease_until) FILTER (WHERE lease_owner IS NOT NULL AND lease_until >= now()) - now()), 0)::float8,
        count(*) FILTER (WHERE not_before > now()),
        COALESCE(extract(epoch FROM min(not_before) FILTER (WHERE not_before > now()) - now()), 0)::float8
-FROM kommo_import_conversations WHERE run_name = $1 AND NOT done`
+FROM kommo_import_conversations WHERE run_name = $1 AND NOT done AND NOT held`
 
 // WhyIdle counts the run's conversations left and why none is claimable.
 func (q *Queries) WhyIdle(ctx context.Context, run string) (Idle, error) {
@@ -102,6 +128,9 @@ type Pending struct {
 	State   State
 	Silent  bool
 	Age     time.Duration // since the last attempt
+	// Ended: this process ended the last attempt itself (its connection
+	// closed), so Age counts from the end; set by the importer.
+	Ended bool
 }
 
 const selectPending = `
@@ -129,31 +158,46 @@ func (q *Queries) PendingPage(ctx context.Context, run, conv string, afterMsec, 
 	})
 }
 
-// Lease names a conversation and the worker that holds it.
+// Lease names a conversation, the worker that holds it and the epoch of
+// its claim: every write of the worker checks both, so a worker whose
+// lease was taken (a frozen process that comes back) changes nothing.
 type Lease struct {
 	Run, Scope, Conversation, Owner string
+	Epoch                           int64
 }
+
+// leaseHeld is the condition, on the conversations table, that l still
+// holds its lease ($1 run, $2 conversation, $3 owner, $4 epoch).
+const leaseHeld = `run_name = $1 AND conversation_id = $2 AND lease_owner = $3 AND lease_epoch = $4`
 
 // markSending checkpoints the start of an attempt and renews the lease in
 // one statement: no lease, no send. That is what keeps two workers (in any
 // processes) off one conversation even if a lease was freed unnoticed; the
-// run check keeps a message another run took over off this one.
+// run check keeps a message another run took over off this one. attempts
+// counts the attempt once however often the statement runs ($8: the
+// attempt's id).
 const markSending = `
 WITH lease AS (
-    UPDATE kommo_import_conversations SET lease_until = now() + make_interval(secs => $5)
-    WHERE run_name = $1 AND conversation_id = $2 AND lease_owner = $3 AND lease_until > now()
+    UPDATE kommo_import_conversations SET lease_until = now() + make_interval(secs => $6)
+    WHERE ` + leaseHeld + ` AND lease_until > now()
+    RETURNING 1
+), marked AS (
+    UPDATE kommo_import_messages
+    SET state = 'sending', attempts = attempts + (attempt_id IS DISTINCT FROM $8)::int, attempt_id = $8,
+        last_attempt_at = now()
+    WHERE scope_id = $5 AND msgid = $7 AND run_name = $1 AND state IN ('pending', 'sending')
+      AND EXISTS (SELECT 1 FROM lease)
     RETURNING 1
 )
-UPDATE kommo_import_messages
-SET state = 'sending', attempts = attempts + 1, last_attempt_at = now()
-WHERE scope_id = $4 AND msgid = $6 AND run_name = $1 AND state IN ('pending', 'sending')
-  AND EXISTS (SELECT 1 FROM lease)`
+SELECT EXISTS (SELECT 1 FROM lease), EXISTS (SELECT 1 FROM marked)`
 
-// MarkSending records that an attempt at msgid starts and renews l's lease
-// for lease; false when the conversation is not l.Owner's any more.
-func (q *Queries) MarkSending(ctx context.Context, l Lease, lease time.Duration, msgid string) (bool, error) {
-	tag, err := q.db.Exec(ctx, markSending, l.Run, l.Conversation, l.Owner, l.Scope, lease.Seconds(), msgid)
-	return tag.RowsAffected() > 0, err
+// MarkSending records that attempt number attempt at msgid starts and
+// renews l's lease for lease. leased is false when the conversation is not
+// l's any more; marked is false when the message is not to be sent any
+// more (another process recorded it sent).
+func (q *Queries) MarkSending(ctx context.Context, l Lease, lease time.Duration, msgid string, attempt int64) (leased, marked bool, err error) {
+	err = q.db.QueryRow(ctx, markSending, l.Run, l.Conversation, l.Owner, l.Epoch, l.Scope, lease.Seconds(), msgid, attempt).Scan(&leased, &marked)
+	return leased, marked, err
 }
 
 // Sent is what Kommo said of a delivered message.
@@ -194,56 +238,68 @@ func (q *Queries) MarkSent(ctx context.Context, run, scope, conv string, s Sent)
 }
 
 const markFailed = `
-UPDATE kommo_import_messages SET state = 'failed', last_error = $4
-WHERE scope_id = $1 AND msgid = $2 AND run_name = $3`
+UPDATE kommo_import_messages SET state = 'failed', last_error = $7
+WHERE scope_id = $5 AND msgid = $6 AND run_name = $1 AND state <> 'sent'
+  AND EXISTS (SELECT 1 FROM kommo_import_conversations WHERE ` + leaseHeld + `)`
 
-// MarkFailed records that the API refused msgid for good, with its answer.
-func (q *Queries) MarkFailed(ctx context.Context, run, scope, msgid, reason string) error {
-	_, err := q.db.Exec(ctx, markFailed, scope, msgid, run, reason)
+// MarkFailed records that the API refused msgid for good, with its answer,
+// while l holds its conversation.
+func (q *Queries) MarkFailed(ctx context.Context, l Lease, msgid, reason string) error {
+	_, err := q.db.Exec(ctx, markFailed, l.Run, l.Conversation, l.Owner, l.Epoch, l.Scope, msgid, reason)
 	return err
 }
 
 const markPending = `
-UPDATE kommo_import_messages SET state = 'pending', attempts = GREATEST(attempts - $4, 0)
-WHERE scope_id = $1 AND msgid = $2 AND run_name = $3 AND state = 'sending'`
+UPDATE kommo_import_messages SET state = 'pending', attempts = GREATEST(attempts - $7, 0)
+WHERE scope_id = $5 AND msgid = $6 AND run_name = $1 AND state = 'sending'
+  AND EXISTS (SELECT 1 FROM kommo_import_conversations WHERE ` + leaseHeld + `)`
 
-// MarkPending undoes MarkSending for a request that was refused unprocessed
-// (a 429, a refused scope: made) or never made (its slot was given up: the
-// attempt does not count).
-func (q *Queries) MarkPending(ctx context.Context, run, scope, msgid string, made bool) error {
+// MarkPending undoes MarkSending, while l holds its conversation, for a
+// request that was refused unprocessed (a 429, a refused scope: made) or
+// never made (its slot was given up: the attempt does not count).
+func (q *Queries) MarkPending(ctx context.Context, l Lease, msgid string, made bool) error {
 	uncount := 1
 	if made {
 		uncount = 0
 	}
-	_, err := q.db.Exec(ctx, markPending, scope, msgid, run, uncount)
+	_, err := q.db.Exec(ctx, markPending, l.Run, l.Conversation, l.Owner, l.Epoch, l.Scope, msgid, uncount)
 	return err
 }
 
 const park = `
-UPDATE kommo_import_conversations
-SET lease_owner = NULL, lease_until = NULL, not_before = now() + make_interval(secs => $4), failures = $5
-WHERE run_name = $1 AND conversation_id = $2 AND lease_owner = $3`
+WITH parked AS (
+    UPDATE kommo_import_conversations
+    SET lease_owner = NULL, lease_until = NULL, not_before = now() + make_interval(secs => $5), failures = $6
+    WHERE ` + leaseHeld + `
+    RETURNING 1
+)
+UPDATE kommo_import_messages SET last_attempt_at = now()
+WHERE run_name = $1 AND msgid = $7 AND state = 'sending' AND EXISTS (SELECT 1 FROM parked)`
 
 // Park gives l's conversation back, not to be claimed for d, with its
-// count of failures in a row.
-func (q *Queries) Park(ctx context.Context, l Lease, d time.Duration, failures int) error {
-	_, err := q.db.Exec(ctx, park, l.Run, l.Conversation, l.Owner, max(d, 0).Seconds(), failures)
+// count of failures in a row. ended, when not "", is an in-doubt message
+// whose attempt has just ended (its connection closed): its reconcile
+// window counts from now, not from the attempt's start.
+func (q *Queries) Park(ctx context.Context, l Lease, d time.Duration, failures int, ended string) error {
+	_, err := q.db.Exec(ctx, park, l.Run, l.Conversation, l.Owner, l.Epoch, max(d, 0).Seconds(), failures, ended)
 	return err
 }
 
 // release gives the lease back, marking the conversation done when nothing
-// of it is left to send (failed messages do not hold it open).
+// of it is left to send (failed messages do not hold it open), or held
+// behind a failed message.
 const release = `
 UPDATE kommo_import_conversations c
-SET lease_owner = NULL, lease_until = NULL, failures = $4,
-    done = NOT EXISTS (SELECT 1 FROM kommo_import_messages m
-                       WHERE m.run_name = c.run_name AND m.conversation_id = c.conversation_id
-                         AND m.state IN ('pending', 'sending'))
-WHERE run_name = $1 AND conversation_id = $2 AND lease_owner = $3`
+SET lease_owner = NULL, lease_until = NULL, failures = $5, held = $6,
+    done = NOT $6 AND NOT EXISTS (SELECT 1 FROM kommo_import_messages m
+                                 WHERE m.run_name = c.run_name AND m.conversation_id = c.conversation_id
+                                   AND m.state IN ('pending', 'sending'))
+WHERE ` + leaseHeld
 
-// Release gives l's conversation back, done when nothing of it is left.
-func (q *Queries) Release(ctx context.Context, l Lease, failures int) error {
-	_, err := q.db.Exec(ctx, release, l.Run, l.Conversation, l.Owner, failures)
+// Release gives l's conversation back: done when nothing of it is left, or
+// held (a failed message holds the messages after it until retry).
+func (q *Queries) Release(ctx context.Context, l Lease, failures int, held bool) error {
+	_, err := q.db.Exec(ctx, release, l.Run, l.Conversation, l.Owner, l.Epoch, failures, held)
 	return err
 }
 
@@ -254,6 +310,17 @@ func (q *Queries) SaveChat(ctx context.Context, scope, conv, chatID string) erro
 	_, err := q.db.Exec(ctx, saveChat, scope, conv, chatID)
 	return err
 }
+
+// loudMsgID is the message of the conversation c that goes out loud: the
+// newest one the scope holds (for newest-incoming, the newest incoming
+// one), from any run. Decided again whenever a conversation is claimed, so
+// an in-doubt message taken over by a later run that brought newer messages
+// goes out silent when it is sent again.
+const loudMsgID = `
+SELECT l.msgid FROM kommo_import_messages l
+WHERE l.scope_id = $4 AND l.conversation_id = c.conversation_id AND ($6 <> 'newest-incoming' OR NOT l.outgoing)
+ORDER BY l.msec_timestamp DESC, l.seq DESC
+LIMIT 1`
 
 // Quoted is a message a reply or forward names, as the scope holds it.
 type Quoted struct {

@@ -6,8 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +32,7 @@ type refuser struct {
 	mu      sync.Mutex
 	ids     map[string]bool
 	armed   bool
+	html    bool // answer as an nginx proxy would: 413 with an HTML page
 	refused []string
 }
 
@@ -46,7 +51,15 @@ func (f *refuser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if refuse {
 			f.refused = append(f.refused, ev.Payload.MsgID)
 		}
+		html := f.html
 		f.mu.Unlock()
+		if refuse && html {
+			// A proxy in front of the API refuses the body: HTML, no JSON.
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			fmt.Fprint(w, "<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity Too Large</h1></center><hr><center>nginx</center></body></html>\n")
+			return
+		}
 		if refuse {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
@@ -118,7 +131,10 @@ func TestRetrySendsFailedMessagesOnceWithTheSilentRule(t *testing.T) {
 				ref.ids[id] = true
 			}
 			path := ledgertest.WriteJSONL(t, msgs)
-			setNotify := func(c *importer.Config) { c.Notify = notify }
+			// The messages after a failed one go on without it (the old
+			// behaviour, now an explicit choice); TestAFailedMessageHolds...
+			// covers the default.
+			setNotify := func(c *importer.Config) { c.Notify, c.OnFailure = notify, importer.OnFailureContinue }
 
 			sum := h.run("retry-"+string(notify), path, setNotify)
 			require.Equal(t, importer.OutcomeIncomplete, sum.Outcome)
@@ -140,7 +156,7 @@ func TestRetrySendsFailedMessagesOnceWithTheSilentRule(t *testing.T) {
 
 			// The cause is fixed; retry.
 			ref.arm(false)
-			n, err := importer.ResetFailed(context.Background(), h.pool, "retry-"+string(notify))
+			n, err := importer.ResetFailed(context.Background(), h.pool, "retry-"+string(notify), importer.Selection{})
 			require.NoError(t, err)
 			require.EqualValues(t, 3, n)
 			silent := map[string]bool{}
@@ -175,7 +191,7 @@ func TestRetrySendsFailedMessagesOnceWithTheSilentRule(t *testing.T) {
 			ledgerOnce(t, h.sim.Ledger(), msgs, loud)
 
 			// Nothing left to reset; a run sends nothing more.
-			n, err = importer.ResetFailed(context.Background(), h.pool, "retry-"+string(notify))
+			n, err = importer.ResetFailed(context.Background(), h.pool, "retry-"+string(notify), importer.Selection{})
 			require.NoError(t, err)
 			require.Zero(t, n)
 			sum = h.run("retry-"+string(notify), path, setNotify)
@@ -187,13 +203,13 @@ func TestRetrySendsFailedMessagesOnceWithTheSilentRule(t *testing.T) {
 
 func TestResetFailedErrors(t *testing.T) {
 	h := newHarness(t, sim.Options{})
-	_, err := importer.ResetFailed(context.Background(), h.pool, "nope")
+	_, err := importer.ResetFailed(context.Background(), h.pool, "nope", importer.Selection{})
 	require.ErrorIs(t, err, importer.ErrNoRun)
 
 	_, err = h.pool.Exec(context.Background(),
 		`INSERT INTO kommo_import_runs (name, scope_id, source, notify, rate) VALUES ('half', $1, 'jsonl:x', 'newest', 5)`, testScope)
 	require.NoError(t, err)
-	_, err = importer.ResetFailed(context.Background(), h.pool, "half")
+	_, err = importer.ResetFailed(context.Background(), h.pool, "half", importer.Selection{})
 	require.ErrorIs(t, err, importer.ErrNotPlanned)
 }
 
@@ -214,10 +230,97 @@ func TestRetryKeepsSilentWhenALaterRunHasTheNewest(t *testing.T) {
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
 
 	ref.arm(false)
-	n, err := importer.ResetFailed(context.Background(), h.pool, "first")
+	n, err := importer.ResetFailed(context.Background(), h.pool, "first", importer.Selection{})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n)
 	sum = h.run("first", firstPath, nil)
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
 	ledgerOnce(t, h.sim.Ledger(), append(append([]ledgertest.Msg{}, first...), later...), map[string]string{"conv-a": "a-5"})
+}
+
+// A failed message holds the rest of its conversation (the default): the
+// run ends incomplete with them held, and retry sends the failed message
+// and then the rest, so every conversation arrives in order. Before, the
+// messages after a failed one were sent at once and the retried one landed
+// after them (found by the operator's view of 3% of messages refused by a
+// proxy with 413). retry --skip gives one up knowingly and lets its
+// conversation go on.
+func TestAFailedMessageHoldsItsConversationAndRetryKeepsOrder(t *testing.T) {
+	h := newHarness(t, sim.Options{})
+	ref := &refuser{ids: map[string]bool{}, armed: true, html: true}
+	frontHarness(t, h, func(next http.Handler) http.Handler { ref.next = next; return ref })
+	msgs := ledgertest.Gen(16, 200, 12)
+	r := rand.New(rand.NewPCG(16, 4))
+	var skipped string
+	for _, m := range msgs {
+		if r.IntN(100) < 3 {
+			ref.ids[m.ID] = true
+		}
+	}
+	require.NotEmpty(t, ref.ids)
+	path := ledgertest.WriteJSONL(t, msgs)
+	const run = "hold"
+
+	// The first refused message of each conversation fails; the refused
+	// ones after it are held with the rest, never tried.
+	failedAt := map[string]int64{}
+	for _, m := range msgs {
+		if ref.ids[m.ID] && (failedAt[m.Conv] == 0 || m.Msec < failedAt[m.Conv]) {
+			failedAt[m.Conv] = m.Msec
+		}
+	}
+	for _, m := range msgs {
+		if ref.ids[m.ID] && m.Msec == failedAt[m.Conv] && skipped == "" {
+			skipped = m.ID
+		}
+	}
+
+	sum := h.run(run, path, nil)
+	require.Equal(t, importer.OutcomeIncomplete, sum.Outcome)
+	require.EqualValues(t, len(failedAt), sum.Failed)
+	require.ElementsMatch(t, slices.Collect(maps.Keys(failedAt)), convsOf(ref.refused), "one refusal per conversation: nothing after it was tried")
+	require.Positive(t, sum.Held, "conversations wait behind their failed message")
+	require.Positive(t, sum.HeldMessages)
+	require.EqualValues(t, len(msgs), sum.Sent+sum.Failed+sum.HeldMessages, "every message is sent, failed or held")
+	byID := map[string]ledgertest.Msg{}
+	for _, m := range msgs {
+		byID[m.ID] = m
+	}
+	for _, e := range h.sim.Ledger() {
+		if at, ok := failedAt[e.ConversationID]; ok {
+			require.Less(t, byID[e.MsgID].Msec, at, "%s went out after its conversation's failed message", e.MsgID)
+		}
+	}
+
+	// One message will never pass: give it up knowingly.
+	n, err := importer.SkipFailed(context.Background(), h.pool, run, importer.Selection{MsgIDs: []string{skipped}})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	// The cause of the rest is fixed: retry sends them, then what they held.
+	ref.arm(false)
+	n, err = importer.ResetFailed(context.Background(), h.pool, run, importer.Selection{})
+	require.NoError(t, err)
+	require.EqualValues(t, len(failedAt)-1, n)
+	sum = h.run(run, path, nil)
+	require.Equal(t, importer.OutcomeDone, sum.Outcome, sum.StopReason)
+	require.Zero(t, sum.Held)
+	require.EqualValues(t, 1, sum.Skipped)
+	require.EqualValues(t, len(msgs)-1, sum.Sent)
+
+	var want []ledgertest.Msg
+	for _, m := range msgs {
+		if m.ID != skipped {
+			want = append(want, m)
+		}
+	}
+	ledgertest.Check(t, h.sim.Ledger(), want, ledgertest.Newest(want))
+}
+
+// convsOf is the conversation of each msgid made by ledgertest.Gen.
+func convsOf(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		out = append(out, "conv-"+strings.Split(id, "-")[1])
+	}
+	return out
 }
