@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kommo-import/kommo-import/internal/baseurl"
+	"github.com/kommo-import/kommo-import/internal/tcpopt"
 	"github.com/kommo-import/kommo-import/signer"
 	"github.com/kommo-import/kommo-import/wire"
 )
@@ -158,19 +159,30 @@ const maxResponseHeaderBytes = 64 << 10
 // net/http keeps dialling after the request that started the dial gave up
 // (to pool the connection), and a server that accepts TCP but never speaks
 // TLS would otherwise hold that goroutine for the full 10s.
+//
+// A request the client gives up on must not reach the API later, after the
+// message was looked up and sent again: each connection carries one request
+// at a time (HTTP/1.1; HTTP/2 would keep a cancelled stream's bytes queued
+// on a connection that stays open), net/http closes a connection whose
+// request was cancelled, and the close resets it (SO_LINGER 0), discarding
+// what the kernel had not sent yet. TCP_USER_TIMEOUT of the attempt's length
+// has the kernel drop a connection whose data goes unacknowledged (a
+// black-holed network), even while this process is frozen.
 func newTransport(attemptTimeout time.Duration) *http.Transport {
 	connect := min(10*time.Second, attemptTimeout)
 	return &http.Transport{
-		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: tcpopt.Dialer(connect, tcpopt.Options{UserTimeout: attemptTimeout, ResetOnClose: true,
+			KeepAlive: net.KeepAliveConfig{Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 3}}).DialContext,
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:    connect,
 		ResponseHeaderTimeout:  30 * time.Second,
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
-		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           32,
-		MaxIdleConnsPerHost:    32, // every worker talks to the one amojo host
+		ForceAttemptHTTP2:      false,
+		TLSNextProto:           map[string]func(string, *tls.Conn) http.RoundTripper{}, // no HTTP/2
+		MaxIdleConns:           64,
+		MaxIdleConnsPerHost:    64, // every worker talks to the one amojo host
 		IdleConnTimeout:        90 * time.Second,
 	}
 }

@@ -460,3 +460,44 @@ func TestAsErrorWrapped(t *testing.T) {
 	_, ok = chatsapi.AsError(nil)
 	require.False(t, ok)
 }
+
+// TestAnAbandonedRequestCannotArriveLater: a request whose attempt timed out
+// (the API's network black-holed) must not stay in the kernel's send queue
+// and reach the API after the importer looked the message up and sent it
+// again. The client's connection is closed with a reset when the attempt
+// ends: the server reads ECONNRESET, not the rest of the request, and
+// nothing more arrives afterwards. Before, the connection was closed
+// gracefully (FIN after the queued bytes), and with HTTP/2 not at all.
+func TestAnAbandonedRequestCannotArriveLater(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	got := make(chan error, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		// A receive buffer too small for the body: most of the request waits
+		// in the client's send queue, as it would behind a black hole.
+		_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+		time.Sleep(800 * time.Millisecond) // the client gives up meanwhile
+		buf := make([]byte, 32<<10)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				got <- err
+				return
+			}
+		}
+	}()
+	c := newClient(t, "http://"+ln.Addr().String(), func(cfg *chatsapi.Config) { cfg.Timeout = 300 * time.Millisecond })
+	_, err = c.SendMessage(context.Background(), textPayload("m-1", strings.Repeat("x", 8<<20)))
+	require.Error(t, err)
+	select {
+	case err := <-got:
+		require.ErrorIs(t, err, syscall.ECONNRESET, "the abandoned request's bytes must be discarded, not delivered")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server kept reading the abandoned request")
+	}
+}

@@ -3,11 +3,13 @@ package importer
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/kommo-import/kommo-import/internal/pgurl"
+	"github.com/kommo-import/kommo-import/internal/tcpopt"
 )
 
 // DatabaseURLError is returned for a connection string that does not
@@ -24,6 +26,25 @@ type ConnectError struct {
 func (e *ConnectError) Error() string { return fmt.Sprintf("connect to %s: %v", e.Target, e.Err) }
 func (e *ConnectError) Unwrap() error { return e.Err }
 
+// sessionSettings are set on every session the importer opens, unless the
+// URL sets them. A process cut off from the database (its packets dropped,
+// nothing closed) must count as gone within about a minute, not the two
+// hours of the server's default keepalive: until then the server keeps its
+// session, its advisory locks (the staging lock, its liveness lock) and its
+// open transaction, and another process of the run waits on them. The
+// server probes an idle session after 10 s, every 5 s, 4 times, and gives a
+// connection up whose data goes unacknowledged for 30 s (PostgreSQL 12 and
+// later). A stuck statement cannot hang a run (statement_timeout), and
+// application_name shows in pg_stat_activity.
+var sessionSettings = map[string]string{
+	"application_name":        "kommo-import",
+	"statement_timeout":       "60000",
+	"tcp_keepalives_idle":     "10",
+	"tcp_keepalives_interval": "5",
+	"tcp_keepalives_count":    "4",
+	"tcp_user_timeout":        "30000",
+}
+
 // ParseDatabaseURL parses a PostgreSQL URL or keyword=value string into a
 // pool configuration with the importer's session settings: an
 // application_name that shows in pg_stat_activity and a statement timeout, so
@@ -34,13 +55,17 @@ func ParseDatabaseURL(databaseURL string) (*pgxpool.Config, error) {
 		return nil, err
 	}
 	rp := cfg.ConnConfig.RuntimeParams
-	if rp["application_name"] == "" {
-		rp["application_name"] = "kommo-import"
-	}
-	if rp["statement_timeout"] == "" {
-		rp["statement_timeout"] = "60000"
+	for k, v := range sessionSettings {
+		if rp[k] == "" {
+			rp[k] = v
+		}
 	}
 	cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	// This side notices a dead server as soon as the server notices a dead
+	// client: keepalive probes on an idle connection, and a connection whose
+	// data goes unacknowledged for 30 s is given up.
+	cfg.ConnConfig.DialFunc = tcpopt.Dialer(cfg.ConnConfig.ConnectTimeout, tcpopt.Options{UserTimeout: 30 * time.Second,
+		KeepAlive: net.KeepAliveConfig{Idle: 10 * time.Second, Interval: 5 * time.Second, Count: 4}}).DialContext
 	return cfg, nil
 }
 

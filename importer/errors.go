@@ -208,3 +208,15 @@ var (
 	// such a source is a new run.
 	ErrRunFinished = errors.New("the run has finished")
 )
+
+// RateError is returned when a live process already sends to the scope at
+// another rate: one rate per scope, or the two together would draw 429s.
+type RateError struct {
+	Scope   string
+	Rate    float64 // this invocation's
+	InForce float64 // the live process's
+}
+
+func (e *RateError) Error() string {
+	return fmt.Sprintf("scope %s is being sent at %g requests/s by a live process; this process was given %g", e.Scope, e.InForce, e.Rate)
+}

@@ -226,14 +226,6 @@ const (
 // openRun creates the run row, or checks that an existing one is the same
 // job. It reports whether the run has finished (nothing left to send).
 func (im *Importer) openRun(ctx context.Context) (finished bool, err error) {
-	if !im.named && im.cfg.Source.Version == "" {
-		// A table or a query has no version to tell a new export by: once
-		// its run has finished, the same command is a re-sync, a new run
-		// that reads it again and sends what it gained.
-		if err := im.nextGeneration(ctx); err != nil {
-			return false, err
-		}
-	}
 	row, err := im.q.OpenRun(ctx, store.RunParams{
 		Name: im.cfg.Run, Scope: im.cfg.ScopeID, Source: im.cfg.Source.Label, Version: im.cfg.Source.Version,
 		Notify: string(im.cfg.Notify), Rate: im.cfg.Rate, OnFailure: im.cfg.OnFailure,
@@ -274,6 +266,20 @@ func (im *Importer) openRun(ctx context.Context) (finished bool, err error) {
 	return finished, nil
 }
 
+// settleName settles the run's name without writing anything, and reports
+// whether that run exists and has finished.
+func (im *Importer) settleName(ctx context.Context) (finished bool, err error) {
+	if !im.named && im.cfg.Source.Version == "" {
+		// A table or a query has no version to tell a new export by: once
+		// its run has finished, the same command is a re-sync, a new run
+		// that reads it again and sends what it gained.
+		if err := im.nextGeneration(ctx); err != nil {
+			return false, err
+		}
+	}
+	return im.q.RunFinished(ctx, im.cfg.Run)
+}
+
 // nextGeneration picks the run of a derived name to work: the newest one,
 // unless it has finished, then a new one after it.
 func (im *Importer) nextGeneration(ctx context.Context) error {
@@ -304,6 +310,25 @@ func (im *Importer) nextGeneration(ctx context.Context) error {
 		im.cfg.Run = fmt.Sprintf("%s.%d", base, n+1)
 		im.log.Info("the previous run of this source has finished: reading it again as a new run (a re-sync; what the scope has is not sent again)",
 			"previous", newest, "run", im.cfg.Run)
+	}
+	return nil
+}
+
+// adoptRate makes the run's rate the scope's: refused while a live process
+// sends to the scope at another (a *RateError), said when it changes.
+func (im *Importer) adoptRate(ctx context.Context) error {
+	if im.cfg.Rate <= 0 {
+		return nil
+	}
+	inForce, before, err := im.q.AdoptRate(ctx, im.cfg.ScopeID, im.cfg.Rate, im.procID)
+	if err != nil {
+		return fmt.Errorf("rate schedule: %w", err)
+	}
+	if inForce != im.cfg.Rate {
+		return &RateError{Scope: im.cfg.ScopeID, Rate: im.cfg.Rate, InForce: inForce}
+	}
+	if before != 0 && before != im.cfg.Rate {
+		im.log.Warn("the scope was sent at another rate before; this run's rate is the scope's now", "was", before, "now", im.cfg.Rate)
 	}
 	return nil
 }
@@ -368,20 +393,31 @@ func preflightChatID() string {
 // request leaves its message in doubt, to be reconciled on resume).
 func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, error) {
 	started := time.Now()
+	// Nothing is written for the run until the API has answered a signed
+	// request of the scope: a wrong scope, secret or URL leaves no run
+	// behind to be offered for resuming. A finished run makes no request.
 	var finished bool
 	err := im.withDB(ctx, "start", func(ctx context.Context) (err error) {
-		finished, err = im.openRun(ctx)
+		finished, err = im.settleName(ctx)
+		return err
+	})
+	if err == nil && !finished {
+		err = im.withDB(ctx, "start", im.adoptRate)
+	}
+	if err == nil && !finished {
+		err = im.preflight(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	err = im.withDB(ctx, "start", func(ctx context.Context) (err error) {
+		_, err = im.openRun(ctx)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if !finished {
-		err = im.preflight(ctx)
-	}
-	if err == nil {
-		err = im.withDB(ctx, "start", im.register)
-	}
+	err = im.withDB(ctx, "start", im.register)
 	// The heartbeat keeps the process alive (and its leases renewed) in
 	// every phase, staging included: a process cut off from the database
 	// counts as gone within a few beats whatever it was doing.

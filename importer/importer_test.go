@@ -188,10 +188,11 @@ func TestClockSkewStopsWithTheSkewNamed(t *testing.T) {
 	require.True(t, errors.As(err, &stop), "got %v", err)
 	require.Equal(t, importer.StopClockSkew, stop.Reason)
 	require.Contains(t, stop.Error(), "clock is about 20m0s behind the API's")
-	require.Equal(t, importer.OutcomeStopped, sum.Outcome)
-	// At most one refusal per worker in flight: no retries burnt.
-	require.LessOrEqual(t, h.sim.Stats().RejectedSignature, int64(4))
-	require.Zero(t, sum.Sending)
+	// The preflight's one request found it: nothing staged, no run left
+	// behind, no retries burnt.
+	require.Nil(t, sum)
+	require.EqualValues(t, 1, h.sim.Stats().RejectedSignature)
+	requireNoRun(t, h, "skew")
 }
 
 func TestUnknownScopeStopsInsteadOfFailingEveryMessage(t *testing.T) {
@@ -202,7 +203,16 @@ func TestUnknownScopeStopsInsteadOfFailingEveryMessage(t *testing.T) {
 	require.True(t, errors.As(err, &stop), "got %v", err)
 	require.Equal(t, importer.StopUnknownScope, stop.Reason)
 	require.Contains(t, stop.Error(), "does not know this scope")
-	require.Zero(t, sum.Failed)
+	require.Nil(t, sum, "stopped at the preflight: no message failed, no run left behind")
+	requireNoRun(t, h, "wrong-scope")
+}
+
+// requireNoRun checks that the database holds no run named run.
+func requireNoRun(t *testing.T, h *harness, run string) {
+	t.Helper()
+	var n int
+	require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT count(*) FROM kommo_import_runs WHERE name = $1`, run).Scan(&n))
+	require.Zero(t, n)
 }
 
 func TestTwoRunsOnOneScopeNeverSendAMsgidTwice(t *testing.T) {

@@ -21,7 +21,7 @@ func TestPacersShareOneSchedule(t *testing.T) {
 	ctx := context.Background()
 	_, err := migrations.Apply(ctx, pool)
 	require.NoError(t, err)
-	const rate = 50.0
+	const rate = 10.0 // slots 100.8 ms apart: round trips on a loaded machine jitter by a few ms
 	a := newPacer(store.New(pool), wallClock{}, "scope-1", rate, noDBWait)
 	b := newPacer(store.New(pool), wallClock{}, "scope-1", rate, noDBWait)
 	other := newPacer(store.New(pool), wallClock{}, "scope-2", rate, noDBWait)
@@ -38,7 +38,7 @@ func TestPacersShareOneSchedule(t *testing.T) {
 	}
 	interval := time.Duration(float64(time.Second) * rateMargin / rate)
 	for i := 1; i < len(slots); i++ {
-		require.InDelta(t, float64(interval), float64(slots[i].Sub(slots[i-1])), float64(3*time.Millisecond),
+		require.InDelta(t, float64(interval), float64(slots[i].Sub(slots[i-1])), float64(20*time.Millisecond),
 			"slot %d is one interval after the one before, whichever process took it", i)
 	}
 	s, err := other.reserve(ctx, 0)

@@ -245,6 +245,15 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 			return stepHalted, nil
 		case settled:
 			return stepDone, nil
+		case errors.Is(err, errGuard):
+			// This process's last heartbeat is too old for it to know it is
+			// still counted alive (a slow database, a freeze). Beat now: if
+			// the database still records it alive, the next attempt's
+			// checkpoint proves the lease is still this worker's.
+			if _, berr := im.beat(ctx); berr == nil && im.alive() {
+				continue
+			}
+			return 0, err
 		case err != nil:
 			return 0, err
 		}

@@ -45,15 +45,8 @@ func (im *Importer) stage(ctx context.Context, soft <-chan struct{}) error {
 	}
 	defer conn.Release()
 	q := store.New(conn)
-	got, err := q.TryLockRun(ctx, im.cfg.Run)
-	if err != nil {
-		return fmt.Errorf("stage: lock: %w", err)
-	}
-	if !got {
-		im.log.Info("another process is staging this run; waiting for it", "run", im.cfg.Run)
-		if err := q.LockRun(ctx, im.cfg.Run); err != nil {
-			return fmt.Errorf("stage: lock: %w", err)
-		}
+	if err := im.lockStaging(ctx, q, soft); err != nil {
+		return err
 	}
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -82,6 +75,48 @@ func (im *Importer) stage(ctx context.Context, soft <-chan struct{}) error {
 		return im.planWith(ctx, conn)
 	}
 	return nil
+}
+
+// stagingPoll is how often a process that waits for another to stage the
+// run tries the staging lock again.
+const stagingPoll = 500 * time.Millisecond
+
+// lockStaging takes the run's staging lock, waiting while another process
+// stages or plans the run. It polls instead of blocking in
+// pg_advisory_lock, which a role's lock_timeout would end with an error:
+// the wait lasts as long as the other process's staging, and a soft stop
+// ends it.
+func (im *Importer) lockStaging(ctx context.Context, q *store.Queries, soft <-chan struct{}) error {
+	var since, said time.Time
+	for {
+		got, err := q.TryLockRun(ctx, im.cfg.Run)
+		if err != nil {
+			return fmt.Errorf("stage: lock: %w", err)
+		}
+		if got {
+			im.stats.waiting.Store("")
+			if !since.IsZero() {
+				im.log.Info("the other process finished staging: going on", "run", im.cfg.Run, "waited_seconds", time.Since(since).Seconds())
+			}
+			return nil
+		}
+		now := time.Now()
+		if since.IsZero() {
+			since = now
+		}
+		if now.Sub(said) >= 30*time.Second {
+			im.log.Info("another process is staging this run; waiting for it", "run", im.cfg.Run, "waited_seconds", now.Sub(since).Seconds())
+			im.stats.waiting.Store("another process is staging this run")
+			said = now
+		}
+		select {
+		case <-ctx.Done():
+			return interrupted(CauseSignal, "", ctx.Err())
+		case <-soft:
+			return interrupted(CauseSignal, "waiting for another process to stage the run", nil)
+		case <-time.After(stagingPoll):
+		}
+	}
 }
 
 func (im *Importer) stageSource(ctx context.Context, conn *pgxpool.Conn, stagedLine int64, version string, soft <-chan struct{}) error {

@@ -134,6 +134,7 @@ func resolveExitCode(err error, inv invocationFacts) outcome {
 		stop     *importer.StopError
 		intr     *importer.InterruptedError
 		mismatch *importer.MismatchError
+		rateErr  *importer.RateError
 		source   *importer.SourceError
 		badURL   *importer.DatabaseURLError
 		dbDown   *importer.ConnectError
@@ -182,6 +183,10 @@ func resolveExitCode(err error, inv invocationFacts) outcome {
 
 	case errors.As(err, &mismatch):
 		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{mismatchHint(mismatch)}}
+
+	case errors.As(err, &rateErr):
+		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{
+			fmt.Sprintf("give --rate %g, as the live process does (the scope has one rate: together the processes keep to it), or stop that process first", rateErr.InForce)}}
 
 	case errors.Is(err, importer.ErrRunAbandoned):
 		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{"an abandoned run is never resumed: give another --run name to import its source again (messages already sent are skipped)"}}

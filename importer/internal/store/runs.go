@@ -122,6 +122,15 @@ func (q *Queries) RunExists(ctx context.Context, run string) (bool, error) {
 	return ok, err
 }
 
+const selectRunFinished = `SELECT EXISTS (SELECT 1 FROM kommo_import_runs WHERE name = $1 AND finished_at IS NOT NULL)`
+
+// RunFinished reports whether the run exists and has finished.
+func (q *Queries) RunFinished(ctx context.Context, run string) (bool, error) {
+	var ok bool
+	err := q.db.QueryRow(ctx, selectRunFinished, run).Scan(&ok)
+	return ok, err
+}
+
 const lockRunRow = `SELECT abandoned_at IS NOT NULL FROM kommo_import_runs WHERE name = $1 FOR UPDATE`
 
 // LockRunRow locks the run's row for the transaction and reports whether

@@ -10,12 +10,6 @@ import (
 // and plans, the others wait and then join the sending. It is taken on a
 // connection of its own (the DBTX of these methods).
 
-// LockRun waits for the run's staging lock.
-func (q *Queries) LockRun(ctx context.Context, run string) error {
-	_, err := q.db.Exec(ctx, `SELECT pg_advisory_lock(`+runLock+`)`, run)
-	return err
-}
-
 // TryLockRun takes the run's staging lock if it is free.
 func (q *Queries) TryLockRun(ctx context.Context, run string) (bool, error) {
 	var got bool
