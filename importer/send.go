@@ -74,6 +74,10 @@ func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 		return err
 	}
 	im.stats.phase.Store(PhaseSending)
+	// A beat now: the throughput's first sample is the start of sending.
+	if _, err := im.beat(ctx); err != nil && ctx.Err() == nil {
+		im.log.Warn("heartbeat failed", "err", err)
+	}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
 

@@ -39,7 +39,7 @@ func TestSessionConfigFromTheSendingFlags(t *testing.T) {
 			cfg := s.cfg
 			cfg.Logger = nil
 			require.Equal(t, importer.Config{Run: "r", ScopeID: cliScope, Source: sources.Identity{Label: "jsonl:x"}, Notify: importer.NotifyNewestIncoming,
-				Rate: 3.5, Workers: 3, ReconcileWait: 2 * time.Second, MaxAttempts: 4, DBOutageLimit: 7 * time.Second}, cfg)
+				Rate: 3.5, Workers: 3, ReconcileWait: 2 * time.Second, MaxAttempts: 4, DBOutageLimit: 7 * time.Second, RequestTimeout: 5 * time.Second}, cfg)
 			require.Equal(t, "r", inv.snapshot().run)
 			require.Equal(t, c.vars[envAPIURL], inv.snapshot().apiURL)
 		})
