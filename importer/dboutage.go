@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -98,4 +100,37 @@ func interruptedOr(ctx context.Context, err error) error {
 		return interrupted(CauseSignal, "", ctx.Err())
 	}
 	return err
+}
+
+// refusedGrace is how long a process that has not reached its database yet
+// keeps trying while the connection is refused: long enough for a
+// restarting server, short for a wrong port.
+const refusedGrace = 15 * time.Second
+
+// WaitForDatabase runs fn (connect, migrate) until it succeeds, or fails
+// for a reason other than the database being unreachable, or for longer
+// than limit: a process that starts while PostgreSQL restarts waits for it,
+// as a running one does. A refused connection (nothing listens: perhaps a
+// wrong port) is tried for at most 15 s. log says what it waits for.
+func WaitForDatabase(ctx context.Context, limit time.Duration, log *slog.Logger, fn func(context.Context) error) error {
+	var since time.Time
+	delay := 250 * time.Millisecond
+	for {
+		err := fn(ctx)
+		if err == nil || !dbUnavailable(err) || ctx.Err() != nil || limit <= 0 {
+			return err
+		}
+		if since.IsZero() {
+			since = time.Now()
+			log.Warn("database unavailable: retrying", "err", err, "give_up_after", limit)
+		}
+		waited := time.Since(since)
+		if waited > limit || (errors.Is(err, syscall.ECONNREFUSED) && waited > min(limit, refusedGrace)) {
+			return err
+		}
+		if err := sleepCtx(ctx, delay); err != nil {
+			return interrupted(CauseSignal, "", err)
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
 }

@@ -100,7 +100,17 @@ func openSession(ctx context.Context, inv *invocation, f *sessionFlags, target f
 	if f.send != nil {
 		conns = int32(f.send.workers + 4)
 	}
-	if s.pool, err = f.db.open(ctx, conns); err != nil {
+	// A sending command that starts while the database restarts waits for
+	// it, as it would mid-run.
+	var wait time.Duration
+	if f.send != nil {
+		wait = f.send.dbOutage
+	}
+	err = importer.WaitForDatabase(ctx, wait, s.log, func(ctx context.Context) (err error) {
+		s.pool, err = f.db.open(ctx, conns)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	defer func() {
