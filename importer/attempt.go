@@ -31,10 +31,10 @@ type request struct {
 	// false: its slot was given up, a guard refused it) or was refused
 	// unprocessed (made true: a 429).
 	uncheckpoint func(ctx context.Context, made bool) error
-	// guard is asked right before the request is written; false: it must
-	// not go out (the caller's lease may have passed). attempt returns
-	// errGuard.
-	guard func() bool
+	// guard is asked right before the request is written, with the time
+	// the checkpoint started (zero without one); false: it must not go out
+	// (the caller's lease may have passed). attempt returns errGuard.
+	guard func(checkpointed time.Time) bool
 	// do makes the request: one HTTP attempt.
 	do func(ctx context.Context) error
 	// returnOnPause: a 429 ends the attempt (the pause recorded) with the
@@ -76,8 +76,10 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 		} else if !ok {
 			return decision{}, errHalted
 		}
+		var checkpointed time.Time
 		if r.checkpoint != nil {
 			started := a.pacer.clock.Now()
+			checkpointed = started
 			if err := r.checkpoint(ctx); err != nil {
 				return decision{}, err
 			}
@@ -97,7 +99,7 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 			}
 			continue
 		}
-		if r.guard != nil && !r.guard() {
+		if r.guard != nil && !r.guard(checkpointed) {
 			if err := a.undo(ctx, r, false); err != nil {
 				return decision{}, err
 			}

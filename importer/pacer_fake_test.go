@@ -198,7 +198,7 @@ func TestAttemptGuardRefuses(t *testing.T) {
 		_, err = a.attempt(context.Background(), nil, request{
 			checkpoint:   func(context.Context) error { return nil },
 			uncheckpoint: func(_ context.Context, m bool) error { undone = append(undone, m); return nil },
-			guard:        func() bool { return false },
+			guard:        func(time.Time) bool { return false },
 			do:           func(context.Context) error { t.Fatal("the request was made"); return nil },
 		}, 0)
 	})
@@ -226,4 +226,28 @@ func TestAttemptReturnsWhatTheCallerDecides(t *testing.T) {
 	close(halt)
 	_, err = a.attempt(context.Background(), halt, request{do: func(context.Context) error { t.Fatal("made"); return nil }}, 0)
 	require.ErrorIs(t, err, errHalted)
+}
+
+// A process's leases are surely its own only while its heartbeats follow
+// each other without a gap: a thawed process's first beat records it alive
+// again, but a send whose lease was proved before the freeze must not go
+// out (the lease may have been reaped and taken meanwhile).
+func TestLivenessChainBreaksAtAGap(t *testing.T) {
+	const deadAfter = 4 * time.Second
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	var l liveness
+	require.False(t, l.aliveSince(at(0), at(0), deadAfter), "never beat: not alive")
+	for s := 0.0; s <= 5; s++ {
+		l.beat(at(s), at(s+0.05), deadAfter)
+	}
+	require.True(t, l.aliveSince(at(5.5), at(1.2), deadAfter), "beats a second apart: one chain since the first")
+	require.False(t, l.aliveSince(at(9), at(1.2), deadAfter), "no beat for 4 s: perhaps reaped")
+	// Frozen from 5.5 to 11.5; the heartbeat runs first at the thaw.
+	l.beat(at(11.5), at(11.55), deadAfter)
+	require.True(t, l.aliveSince(at(11.6), at(11.6), deadAfter), "alive again for what comes now")
+	require.False(t, l.aliveSince(at(11.6), at(5.2), deadAfter), "but not for a lease proved before the gap")
+	// A beat answered too late to extend the chain breaks it too.
+	l.beat(at(12.5), at(15.4), deadAfter)
+	require.False(t, l.aliveSince(at(15.5), at(12), deadAfter))
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -37,26 +36,56 @@ type session struct {
 	sentAtBeat int64 // messages delivered at the last beat that recorded progress
 	beats      int64
 
-	// beatAt is when the last heartbeat that recorded this process alive
-	// began, in our clock (monotonic): the database counts the process
-	// alive until deadAfter past a moment no earlier than that.
-	beatMono atomic.Pointer[time.Time]
+	// liveness is this process's record of its heartbeats, in its own
+	// monotonic clock (see alive and aliveSince).
+	live liveness
 }
 
 // aliveMargin is kept off the liveness deadline: the clocks of this
 // process and of the database drift a little apart over a few seconds.
 const aliveMargin = 250 * time.Millisecond
 
-// alive reports whether the database still counts this process alive, by
-// this process's own monotonic clock: no further than deadAfter past the
-// start of its last heartbeat that went through. A process that was frozen
-// (SIGSTOP, a VM pause) or cut off from the database longer than that may
-// have had its conversations taken over: it must not write a request (the
-// paced attempt asks right before each send), and its lease is checked
-// again when it next writes to the database.
-func (im *Importer) alive() bool {
-	at := im.sess.beatMono.Load()
-	return at != nil && im.cfg.Clock.Now().Sub(*at) < im.deadAfter()-aliveMargin
+// liveness follows the heartbeats that recorded this process alive. The
+// database counts the process alive until deadAfter past each heartbeat,
+// and reaps its leases once that passes: so its leases are surely still its
+// own only while its heartbeats have followed each other without a gap. A
+// process that was frozen (SIGSTOP, a VM pause) or cut off from the
+// database longer than that may have lost them, although its first beat
+// after the gap records it alive again.
+type liveness struct {
+	mu    sync.Mutex
+	last  time.Time // start of the last beat that went through
+	since time.Time // start of the first beat of the current unbroken chain
+}
+
+// beat records a heartbeat that started at start and was answered at done:
+// it continues the chain when it was recorded before the previous one's
+// deadline (done, not start: the database recorded it some time between).
+func (l *liveness) beat(start, done time.Time, deadAfter time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last.IsZero() || !done.Before(l.last.Add(deadAfter-aliveMargin)) {
+		l.since = start
+	}
+	l.last = start
+}
+
+// aliveSince reports whether the database still counts this process alive
+// by this process's own clock, and has without a gap since at (false when
+// the chain started after at: the leases held at at may be another's).
+func (l *liveness) aliveSince(now, at time.Time, deadAfter time.Duration) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.last.IsZero() && now.Sub(l.last) < deadAfter-aliveMargin && !l.since.After(at)
+}
+
+// alive reports whether the database still counts this process alive (by
+// its own clock) and has without a gap since at: the paced attempt asks it
+// right before a send whose lease the checkpoint at at proved, since a
+// request written after a gap could duplicate one that another process,
+// having taken the conversation over, has sent meanwhile.
+func (im *Importer) alive(at time.Time) bool {
+	return im.sess.live.aliveSince(im.cfg.Clock.Now(), at, im.deadAfter())
 }
 
 func newLockKey() int64 {
@@ -99,7 +128,7 @@ func (im *Importer) registerLocked(ctx context.Context) error {
 		return fmt.Errorf("register process: %w", err)
 	}
 	im.sess.conn = conn
-	im.sess.beatMono.Store(&started)
+	im.sess.live.beat(started, im.cfg.Clock.Now(), im.deadAfter())
 	return nil
 }
 
@@ -161,7 +190,7 @@ func (im *Importer) beatLocked(ctx context.Context) (int, error) {
 	if err := q.Heartbeat(ctx, im.processRow()); err != nil {
 		return 0, err
 	}
-	im.sess.beatMono.Store(&started)
+	im.sess.live.beat(started, im.cfg.Clock.Now(), im.deadAfter())
 	convs, owners := im.activeLeases()
 	if len(convs) > 0 {
 		if err := q.RenewLeases(ctx, im.cfg.Run, convs, owners, im.cfg.Lease); err != nil {

@@ -250,11 +250,12 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 		case settled:
 			return stepDone, nil
 		case errors.Is(err, errGuard):
-			// This process's last heartbeat is too old for it to know it is
-			// still counted alive (a slow database, a freeze). Beat now: if
-			// the database still records it alive, the next attempt's
-			// checkpoint proves the lease is still this worker's.
-			if _, berr := im.beat(ctx); berr == nil && im.alive() {
+			// This process's heartbeats are too old, or had a gap since the
+			// checkpoint, for it to know its lease is still its own (a slow
+			// database, a freeze). Beat now: if the database records it
+			// alive, the next attempt's checkpoint proves the lease is
+			// still this worker's, or finds it lost.
+			if _, berr := im.beat(ctx); berr == nil && im.alive(im.cfg.Clock.Now()) {
 				continue
 			}
 			return 0, err

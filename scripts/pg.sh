@@ -5,6 +5,8 @@
 #                             127.0.0.1 at a free port, print its URL on stdout (also kept in DIR/url)
 #   scripts/pg.sh stop DIR    stop it and delete DIR (only a DIR that start made; idempotent)
 #   scripts/pg.sh url DIR     print the URL of a running cluster
+#   scripts/pg.sh crash DIR   crash it (immediate shutdown: no checkpoint, as a power cut or an OOM kill
+#                             leaves it) and start it again on the same port, running crash recovery
 #
 # The cluster trades durability for speed (fsync, synchronous_commit and full_page_writes off) and
 # trusts every local and 127.0.0.1 connection: it is for tests only, never for data you want to keep.
@@ -12,7 +14,8 @@
 # every server command runs through `runuser -u postgres --`.
 #
 # Environment: PG_BIN (directory holding initdb/pg_ctl/postgres) overrides the binary search;
-# PG_START_TIMEOUT (seconds, default 30) bounds each start attempt.
+# PG_START_TIMEOUT (seconds, default 30) bounds each start attempt; PG_SYNC_COMMIT=on keeps
+# synchronous_commit on, so a commit survives a crash of the server (tests that crash it).
 set -euo pipefail
 
 readonly MARKER=.kommo-import-pg # proves DIR is ours before stop deletes it
@@ -24,7 +27,7 @@ die() {
 }
 
 usage() {
-	echo "usage: $0 start DIR | stop DIR | url DIR" >&2
+	echo "usage: $0 start DIR | stop DIR | url DIR | crash DIR" >&2
 	exit 2
 }
 
@@ -114,7 +117,7 @@ cmd_start() {
 		unix_socket_directories = '$dir/sock'
 		max_connections = 200
 		fsync = off
-		synchronous_commit = off
+		synchronous_commit = ${PG_SYNC_COMMIT:-off}
 		full_page_writes = off
 		logging_collector = off
 		log_min_messages = warning
@@ -187,6 +190,16 @@ cmd_stop() {
 	rm -rf "$dir"
 }
 
+cmd_crash() {
+	local dir=$1 port
+	[[ -e $dir/$MARKER ]] || die "crash: $dir was not made by '$0 start'"
+	find_bin
+	port=$(sed -E 's|.*:([0-9]+)/.*|\1|' "$dir/url")
+	as_owner "$BIN/pg_ctl" -D "$dir/data" -m immediate -w -t 10 stop >/dev/null 2>&1 || true
+	as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t "${PG_START_TIMEOUT:-30}" \
+		-o "-p $port" start >"$dir/pg_ctl.log" 2>&1 || { cat "$dir/pg_ctl.log" "$dir/server.log" >&2; die "crash: server did not start again"; }
+}
+
 cmd_url() {
 	local dir=$1
 	[[ -f $dir/url ]] || die "url: no cluster in $dir"
@@ -198,5 +211,6 @@ case $1 in
 start) cmd_start "$2" ;;
 stop) cmd_stop "$2" ;;
 url) cmd_url "$2" ;;
+crash) cmd_crash "$2" ;;
 *) usage ;;
 esac
