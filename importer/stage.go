@@ -120,6 +120,8 @@ UPDATE kommo_import_runs SET
     records        = @records,
     duplicates     = @duplicates,
     unknown_fields = @unknown,
+    skipped        = @skipped,
+    conversations  = @conversations,
     staging_done   = @done,
     updated_at     = now()
 WHERE name = @run`
@@ -384,6 +386,7 @@ func (im *Importer) writeBatch(ctx context.Context, tx pgx.Tx, sb *stageBatch, o
 		"run": im.cfg.Run, "line": sb.lastLine, "inserted": inserted, "taken": taken,
 		"known_sent": knownSent, "known_other": knownOther,
 		"records": sb.stats.Records, "duplicates": sb.stats.Duplicates, "unknown": unknownFields(sb.stats), "done": sb.done,
+		"skipped": skippedCounts(sb.stats), "conversations": sb.stats.Conversations,
 	})
 	return err
 }
@@ -471,4 +474,13 @@ func capBytes(b []byte, n int) []byte {
 		return b[:n]
 	}
 	return b
+}
+
+// skippedCounts is the reader's count of what it did not import as it
+// stands, as the runs row stores it (migration 004).
+func skippedCounts(st sources.Stats) map[string]int64 {
+	if st.Skipped == nil {
+		return map[string]int64{}
+	}
+	return st.Skipped
 }

@@ -43,6 +43,12 @@ type RunStatus struct {
 	// UnknownFields counts the records carrying each input field that is
 	// not part of the Chats API payload (and so was not sent).
 	UnknownFields map[string]int64 `json:"unknown_fields,omitempty"`
+	// Skipped counts, by reason, what the source held that was not
+	// imported as it stands (sources.Stats.Skipped: group chats, service
+	// messages, media without a file, ...); Conversations the distinct
+	// conversations among the valid records read.
+	Skipped       map[string]int64 `json:"skipped,omitempty"`
+	Conversations int64            `json:"conversations"`
 	PausedUntil   time.Time        `json:"paused_until,omitzero"` // the scope's 429 pause
 	StopReason    string           `json:"stop_reason,omitempty"` // why the last invocation ended early
 	CreatedAt     time.Time        `json:"created_at"`
@@ -67,7 +73,7 @@ SELECT r.name, r.scope_id, r.source, r.source_version, r.notify, r.rate, r.stagi
        r.records, r.staged, r.known_sent, r.known_other, r.taken_over, r.duplicates, r.rejected,
        COALESCE(s.pending, 0), COALESCE(s.sending, 0), COALESCE(s.sent, 0), COALESCE(s.failed, 0), COALESCE(s.reconciled, 0),
        (SELECT count(*) FROM kommo_import_conversations c WHERE c.run_name = r.name AND NOT c.done AND c.not_before > now()),
-       r.quotes_dropped, r.unknown_fields, COALESCE(r.stop_reason, ''),
+       r.quotes_dropped, r.unknown_fields, r.skipped, r.conversations, COALESCE(r.stop_reason, ''),
        (SELECT count(*) FROM kommo_import_live_processes p WHERE p.run_name = r.name),
        COALESCE((SELECT paused_until FROM kommo_import_pacer WHERE scope_id = r.scope_id), 'epoch'),
        r.created_at, r.updated_at, COALESCE(r.progress_at, 'epoch'), COALESCE(r.finished_at, 'epoch'), COALESCE(r.abandoned_at, 'epoch')
@@ -151,7 +157,7 @@ func scanStatus(row pgx.CollectableRow) (RunStatus, error) {
 	err := row.Scan(&s.Name, &s.ScopeID, &s.Source, &s.SourceVersion, &s.Notify, &s.Rate, &s.StagingDone, &planned, &s.StagedLine,
 		&s.Records, &s.Staged, &s.KnownSent, &s.KnownOther, &s.TakenOver, &s.Duplicates, &s.Rejected,
 		&s.Pending, &s.Sending, &s.Sent, &s.Failed, &s.Reconciled, &s.Parked,
-		&s.QuotesDropped, &s.UnknownFields, &s.StopReason, &s.Processes,
+		&s.QuotesDropped, &s.UnknownFields, &s.Skipped, &s.Conversations, &s.StopReason, &s.Processes,
 		&s.PausedUntil, &s.CreatedAt, &s.UpdatedAt, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt)
 	if err != nil {
 		return s, err
@@ -166,6 +172,9 @@ func scanStatus(row pgx.CollectableRow) (RunStatus, error) {
 	}
 	if len(s.UnknownFields) == 0 {
 		s.UnknownFields = nil
+	}
+	if len(s.Skipped) == 0 {
+		s.Skipped = nil
 	}
 	s.Live = s.Processes > 0
 	s.State = runState(&s, planned)

@@ -67,6 +67,9 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 	if err := spec.Check(); err != nil {
 		return usageError(fmt.Errorf("validate: %w", err))
 	}
+	if err := checkKind(spec); err != nil {
+		return err
+	}
 	spec.Stdin = env.Stdin
 	userMap, err := loadUserMap(ctx, env, users) // connect.go
 	if err != nil {
@@ -130,7 +133,7 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 	}
 	st := r.Stats()
 	unmatched := r.UnmatchedAgents() // empty without a user map
-	if err := printCounts(env.Stdout, r.Name(), st, unmatched, *asJSON); err != nil {
+	if err := printCounts(env.Stdout, r.Name(), st, unmatched, orDefault(spec.MediaMissing, sources.MediaMissingReject), *asJSON); err != nil {
 		return err
 	}
 	printUnknownFields(report, st.UnknownFields)
@@ -162,20 +165,32 @@ type validateCounts struct {
 	// UnknownFields: JSON path -> records carrying that field, which is not
 	// part of the Chats API payload and is not sent (at most 100 paths).
 	UnknownFields map[string]int64 `json:"unknown_fields,omitempty"`
+	// Skipped: what the input held that is not imported as it stands, by
+	// reason (group chat, service message, media without a file, ...).
+	Skipped map[string]int64 `json:"skipped,omitempty"`
 }
 
-func printCounts(w io.Writer, name string, st sources.Stats, unmatched []sources.UnmatchedAgent, asJSON bool) error {
+// printCounts prints what validate (or convert) read. mediaMissing is the
+// --media-missing setting, to say what became of media without a file.
+func printCounts(w io.Writer, name string, st sources.Stats, unmatched []sources.UnmatchedAgent, mediaMissing string, asJSON bool) error {
 	c := validateCounts{
 		Source: name, Records: st.Total(), Valid: st.Records, Rejected: st.Rejected,
 		Duplicates: st.Duplicates, Conversations: st.Conversations, BytesRead: st.BytesRead,
-		UnmatchedAgents: unmatched, UnknownFields: st.UnknownFields,
+		UnmatchedAgents: unmatched, UnknownFields: st.UnknownFields, Skipped: st.Skipped,
 	}
 	if asJSON {
 		return json.NewEncoder(w).Encode(c)
 	}
 	_, err := fmt.Fprintf(w, "%s\n  records        %d\n  valid          %d\n  rejected       %d\n  duplicates     %d (skipped)\n  conversations  %d\n",
 		name, c.Records, c.Valid, c.Rejected, c.Duplicates, c.Conversations)
-	return err
+	if err != nil || len(st.Skipped) == 0 {
+		return err
+	}
+	fmt.Fprintln(w, "  not imported as it stands:")
+	for _, l := range skippedLines(st.Skipped, mediaMissing) {
+		fmt.Fprintln(w, "    "+l)
+	}
+	return nil
 }
 
 // printUnknownFields lists the fields that are not sent, most records first.
