@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kommo-import/kommo-import/sources"
+	"github.com/kommo-import/kommo-import/sources/telegram"
 )
 
 // openFunc opens one kind of source.
@@ -20,6 +21,7 @@ var sourceKinds = map[string]openFunc{
 	sources.KindCSV:      sources.Open,
 	sources.KindJSONL:    sources.Open,
 	sources.KindPostgres: sources.Open,
+	sources.KindTelegram: telegram.Open,
 }
 
 // checkKind refuses, as a usage error, an export kind that --source parses
