@@ -54,7 +54,7 @@ func TestBrokenMessage(t *testing.T) {
 	require.Equal(t, []string{"tg-42-1", "tg-42-5"}, res.msgids())
 	require.Len(t, res.errs, 3, res.errTexts())
 	name := filepath.Join(dir, ResultFile)
-	require.Regexp(t, `^`+regexpQuote(name)+`:7: line 8, byte offset \d+: invalid character '"' after object key:value pair`, res.errs[0].Error())
+	require.Regexp(t, `^`+regexpQuote(name)+`:7: line 8, byte offset \d+: want ',' or '}' after the value of "text", found '"'$`, res.errs[0].Error())
 	require.Contains(t, res.errs[1].Error(), `"soon" is not a whole number`)
 	require.Contains(t, res.errs[2].Error(), "byte offset")
 }

@@ -77,6 +77,7 @@ func TestText(t *testing.T) {
 		tgMsg(4, 1710000004, 'a', `"rich_message": {"blocks": [{"type": "paragraph", "text": "rich one"}, {"type": "paragraph", "text": "rich two"}]}`),
 		tgMsg(5, 1710000005, 'a', `"text": {"odd": true}`),
 		tgMsg(6, 1710000006, 'a', `"text": "dup one", "text": "dup two"`),
+		tgMsg(7, 1710000007, 'a', `"text": ["fine", 7]`),
 	))
 	res := read(t, sources.Spec{Path: dir}, 0)
 	texts := map[string]string{}
@@ -87,9 +88,14 @@ func TestText(t *testing.T) {
 		"tg-42-1": "plain string", "tg-42-2": "see https://x.example now", "tg-42-3": "freshBob",
 		"tg-42-4": "rich one\nrich two", "tg-42-6": "dup two",
 	}, texts)
-	require.Len(t, res.errs, 1)
+	require.Len(t, res.errs, 2)
 	require.Equal(t, "text", res.errs[0].Field)
-	require.Contains(t, res.errs[0].Error(), "message 5: neither a string nor an array")
+	require.Regexp(t, `:10: text: line 10, byte offset \d+: neither a string nor an array: \{"odd": true\}`, res.errs[0].Error())
+	raw, err := os.ReadFile(filepath.Join(dir, ResultFile))
+	require.NoError(t, err)
+	seven := strings.Index(string(raw), `7]`)
+	require.Equal(t, "text", res.errs[1].Field)
+	require.Contains(t, res.errs[1].Error(), ":12: text: message 7: line 12, byte offset "+strconv.Itoa(seven)+": want a string or an object, found '7'")
 }
 
 // TestOldExportTimes: before date_unixtime, date is the exporting machine's

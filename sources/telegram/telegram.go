@@ -121,7 +121,10 @@ type decoder struct {
 	lastLine int64 // the Line of the last item given out
 	ended    bool
 
+	free    []*item // items given out and done with, for reuse
+	prev    *item   // the item the last Next gave out
 	msg     tgMessage
+	parser  parser
 	scratch []byte
 	win     window
 }
@@ -166,6 +169,10 @@ func (d *decoder) sniff() error {
 // the file (a message put back in id order) takes the next line.
 func (d *decoder) Next(ctx context.Context, p *wire.Payload) (sources.Position, error) {
 	d.sc.ctx = ctx
+	if d.prev != nil { // its Raw was valid until this call
+		d.free = append(d.free, d.prev)
+		d.prev = nil
+	}
 	if d.ended {
 		return sources.Position{Line: d.lastLine}, io.EOF
 	}
@@ -176,6 +183,7 @@ func (d *decoder) Next(ctx context.Context, p *wire.Payload) (sources.Position, 
 	}
 	it.pos.Line = max(it.pos.Line, d.lastLine+1)
 	d.lastLine = it.pos.Line
+	d.prev = it
 	if it.err != nil {
 		var le *sources.LineError
 		if !errors.As(it.err, &le) {
@@ -636,9 +644,11 @@ func (d *decoder) message(ch *chat) (*item, error) {
 		return nil, err
 	}
 	// The window holds messages while the scanner reads on: keep a copy.
-	pos := sources.Position{Line: v.at.line, Offset: v.at.off, Raw: append([]byte(nil), v.raw[:min(len(v.raw), sources.MaxRawBytes)]...)}
+	it := d.newItem()
+	it.pos = sources.Position{Line: v.at.line, Offset: v.at.off, Raw: append(it.pos.Raw, v.raw[:min(len(v.raw), sources.MaxRawBytes)]...)}
 	bad := func(field string, err error) *item {
-		return &item{pos: pos, err: &sources.LineError{Field: field, Err: err}}
+		it.err = &sources.LineError{Field: field, Err: err}
+		return it
 	}
 	switch {
 	case v.cut:
@@ -650,32 +660,53 @@ func (d *decoder) message(ch *chat) (*item, error) {
 		return nil, d.sc.syntaxErr("want a message, found %s", quoteByte(c))
 	}
 	m := &d.msg
-	if err := decodeMessage(v.raw, m, &d.scratch); err != nil {
+	if err := parseMessage(v.raw, m, &d.parser); err != nil {
 		return bad(decodeField(err), d.where(v, err)), nil
 	}
-	it := &item{pos: pos, id: m.ID.v, chat: ch}
+	it.id, it.chat = m.ID.v, ch
 	switch m.Type {
 	case "service":
 		d.skipped[sources.SkipServiceMessage]++
+		d.free = append(d.free, it)
 		return nil, nil
 	case "unsupported":
 		d.skipped[sources.SkipUnsupported]++
+		d.free = append(d.free, it)
 		return nil, nil
 	}
 	if !m.ID.set {
 		return bad("id", fmt.Errorf("%w: the message's id", sources.ErrRequired)), nil
 	}
-	if err := d.build(ch, m, &it.msg); err != nil {
+	if err := d.build(ch, m, v.raw, &it.msg); err != nil {
 		var fe *fieldErr
 		if errors.As(err, &fe) {
-			return bad(fe.Field, fmt.Errorf("message %d: %w", m.ID.v, fe.Err)), nil
+			return bad(fe.Field, fmt.Errorf("message %d: %w", m.ID.v, d.place(v, fe.Err))), nil
 		}
 		if errors.Is(err, errSkip) {
+			d.free = append(d.free, it)
 			return nil, nil
 		}
 		return nil, err // fatal
 	}
 	return it, nil
+}
+
+// newItem is an item to fill, reusing one given out before (and its Raw's
+// memory).
+func (d *decoder) newItem() *item {
+	n := len(d.free)
+	if n == 0 {
+		return &item{}
+	}
+	it := d.free[n-1]
+	d.free = d.free[:n-1]
+	raw := it.pos.Raw[:0]
+	if cap(raw) > 64<<10 {
+		raw = nil // not a huge message's buffer for every later one
+	}
+	*it = item{}
+	it.pos.Raw = raw
+	return it
 }
 
 // decodeField is the message field a decoding error names, if any.
@@ -694,6 +725,17 @@ func (d *decoder) where(v value, err error) error {
 	if !errors.As(err, &pe) || pe.Offset < 0 {
 		return fmt.Errorf("the message at byte offset %d does not decode: %w", v.at.off, err)
 	}
+	return d.place(v, err)
+}
+
+// place turns an error at a place in a message's bytes into one at its
+// place in the file; other errors stay as they are (the record's line
+// names the message).
+func (d *decoder) place(v value, err error) error {
+	var pe *posError
+	if !errors.As(err, &pe) || pe.Offset < 0 {
+		return err
+	}
 	return fmt.Errorf("line %d, byte offset %d: %w", v.at.line+pe.Line, v.at.off+pe.Offset, pe.Err)
 }
 
@@ -705,17 +747,21 @@ var errNeedTZ = errors.New("has no date_unixtime: Telegram Desktop before 3.7.6 
 	"give --tz ZONE, that computer's time zone (an IANA name such as Europe/Berlin)")
 
 // build turns a decoded message of a personal chat into out.
-func (d *decoder) build(ch *chat, m *tgMessage, out *chatexport.Message) error {
+func (d *decoder) build(ch *chat, m *tgMessage, raw []byte, out *chatexport.Message) error {
 	*out = chatexport.Message{MsgID: "tg-" + strconv.FormatInt(ch.id, 10) + "-" + strconv.FormatInt(m.ID.v, 10)}
+	date := ""
+	if !m.DateUnixtime.set {
+		date = m.Date(&d.parser)
+	}
 	switch {
 	case m.DateUnixtime.set:
 		out.Time = time.Unix(m.DateUnixtime.v, 0)
-	case m.Date != "" && d.spec.Location == nil:
+	case date != "" && d.spec.Location == nil:
 		return fmt.Errorf("message %d of chat %q %w", m.ID.v, ch.conv.Client.Name, errNeedTZ)
-	case m.Date != "":
-		t, err := time.ParseInLocation("2006-01-02T15:04:05", m.Date, d.spec.Location)
+	case date != "":
+		t, err := time.ParseInLocation("2006-01-02T15:04:05", date, d.spec.Location)
 		if err != nil {
-			return fieldError("date", fmt.Errorf("%q is not a time like 2024-03-14T18:02:11", m.Date))
+			return fieldError("date", fmt.Errorf("%q is not a time like 2024-03-14T18:02:11", date))
 		}
 		out.Time = t
 	default:
@@ -750,7 +796,7 @@ func (d *decoder) build(ch *chat, m *tgMessage, out *chatexport.Message) error {
 		out.AuthorID, out.Author = from, author
 	}
 
-	text, err := m.text()
+	text, err := m.Text(&d.parser, raw)
 	if err != nil {
 		return err
 	}
@@ -766,7 +812,7 @@ func (d *decoder) build(ch *chat, m *tgMessage, out *chatexport.Message) error {
 	}
 
 	switch {
-	case len(m.Poll) > 0 || m.GameTitle != "" || len(m.Invoice) > 0:
+	case m.Poll || m.GameTitle != "" || m.Invoice:
 		d.skipped[sources.SkipUnsupported]++
 		return errSkip
 	case m.Photo != nil:
@@ -789,12 +835,8 @@ func (d *decoder) build(ch *chat, m *tgMessage, out *chatexport.Message) error {
 		} else if out.Text == "" {
 			out.Text = "[contact: " + name + "]"
 		}
-	case len(m.Location) > 0:
-		l, err := m.location()
-		if err != nil {
-			return err
-		}
-		if l != nil {
+	case m.HasLocation:
+		if l := m.location(); l != nil {
 			out.Location = &wire.Location{Lat: *l.Latitude, Lon: *l.Longitude}
 		} else if out.Text == "" && m.PlaceName != "" {
 			out.Text = "[place: " + m.PlaceName + "]"
