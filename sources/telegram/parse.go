@@ -2,7 +2,6 @@ package telegram
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -604,6 +603,3 @@ func parseMessage(raw []byte, m *tgMessage, p *parser) error {
 	}
 	return nil
 }
-
-// errNotObject is a messages element that is not an object.
-var errNotObject = errors.New("not a message object")
