@@ -37,7 +37,10 @@
 // message before the cut. Invalid JSON that versions of Telegram Desktop
 // write (\xHH escapes, an unquoted document_id) is repaired first (fix.go).
 // Sections in another order than Telegram Desktop writes them (a file
-// re-serialized with sorted keys) are read by seeking back.
+// re-serialized with sorted keys) are read by seeking back; so are the
+// chats of an export without contacts.list or personal_information, after
+// a pass that finds there are none (a raw scan, a small part of the time
+// decoding takes).
 //
 // Order: Telegram Desktop writes each chat's messages in ascending id order,
 // which is the order they were sent. The reader relies on it, and checks it:

@@ -38,7 +38,8 @@ names those variables instead of the values.
 Examples:
   kommo-import run --source csv:export.csv --scope-id "$KOMMO_SCOPE_ID"
   kommo-import run --source jsonl:history.jsonl.gz --rate 6 --workers 16
-  KOMMO_SOURCE_DSN=postgres://... kommo-import run --source postgres --source-table messages`
+  KOMMO_SOURCE_DSN=postgres://... kommo-import run --source postgres --source-table messages
+  kommo-import run --source telegram:DataExport_2024-04-01 --users users.csv --media-missing text`
 
 type runFlags struct {
 	sessionFlags
