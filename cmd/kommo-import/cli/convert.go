@@ -12,10 +12,10 @@ import (
 	"github.com/kommo-import/kommo-import/sources"
 )
 
-const convertHelp = `Read a source the way run would stage it, and write what run would stage as
-JSONL: one Chats API payload a line, the importer's own format, which
---source jsonl:FILE reads back. So an export of any kind (a Telegram
-result.json, ...) can be read, grepped, fixed and then imported as JSONL.
+const convertHelp = `Read a source as run does and write what run would stage, as JSONL: one
+Chats API payload a line, the importer's own format, which --source
+jsonl:FILE reads back. So an export of any kind (a Telegram result.json, ...)
+can be read, grepped, fixed and then imported as JSONL.
 
 The same flags and the same report as validate: every bad record
 (file:line: field: reason) and the counts, what the source held that is not
