@@ -304,7 +304,7 @@ func TestAFailedMessageHoldsItsConversationAndRetryKeepsOrder(t *testing.T) {
 	sum = h.run(run, path, nil)
 	require.Equal(t, importer.OutcomeDone, sum.Outcome, sum.StopReason)
 	require.Zero(t, sum.Held)
-	require.EqualValues(t, 1, sum.Skipped)
+	require.EqualValues(t, 1, sum.GivenUp)
 	require.EqualValues(t, len(msgs)-1, sum.Sent)
 
 	var want []ledgertest.Msg

@@ -261,6 +261,7 @@ func (im *Importer) writeBatch(ctx context.Context, tx pgx.Tx, sb *stageBatch, o
 	c := store.StagingCheckpoint{
 		Run: im.cfg.Run, Line: sb.lastLine, Done: sb.done,
 		Records: sb.stats.Records, Duplicates: sb.stats.Duplicates, Unknown: sb.stats.UnknownFields,
+		Skipped: sb.stats.Skipped, Conversations: sb.stats.Conversations,
 	}
 	if len(sb.rows) > 0 {
 		var err error

@@ -37,7 +37,7 @@ type RunStatus struct {
 	Sending       int64         `json:"sending"` // in doubt until reconciled
 	Sent          int64         `json:"sent"`
 	Failed        int64         `json:"failed"`
-	Skipped       int64         `json:"skipped"` // given up by retry --skip: never sent
+	GivenUp       int64         `json:"given_up"` // given up by retry --skip: never sent
 	// Held conversations wait behind a failed message (OnFailure hold):
 	// HeldMessages of their messages are not sent until retry.
 	Held          int64  `json:"held_conversations"`
@@ -49,6 +49,12 @@ type RunStatus struct {
 	// UnknownFields counts the records carrying each input field that is
 	// not part of the Chats API payload (and so was not sent).
 	UnknownFields map[string]int64 `json:"unknown_fields,omitempty"`
+	// Skipped counts, by reason, what the source held that was not
+	// imported as it stands (sources.Stats.Skipped: group chats, service
+	// messages, media without a file, ...); Conversations the distinct
+	// conversations among the valid records read.
+	Skipped       map[string]int64 `json:"skipped,omitempty"`
+	Conversations int64            `json:"conversations"`
 	PausedUntil   time.Time        `json:"paused_until,omitzero"` // the scope's 429 pause
 	StopReason    string           `json:"stop_reason,omitempty"` // why the last invocation ended early
 	CreatedAt     time.Time        `json:"created_at"`
@@ -116,7 +122,8 @@ func statusOf(r store.RunStatusRow) RunStatus {
 		Processes: r.Processes, StagingDone: r.StagingDone, StagedLine: r.StagedLine, Records: r.Records, Staged: r.Staged,
 		KnownSent: r.KnownSent, KnownOther: r.KnownOther, TakenOver: r.TakenOver, Duplicates: r.Duplicates, Rejected: r.Rejected,
 		Pending: r.Pending, Sending: r.Sending, Sent: r.Sent, Failed: r.Failed, Reconciled: r.Reconciled, Parked: r.Parked,
-		Skipped: r.Skipped, Held: r.Held, HeldMessages: r.HeldMessages, OnFailure: r.OnFailure,
+		GivenUp: r.GivenUp, Held: r.Held, HeldMessages: r.HeldMessages, OnFailure: r.OnFailure,
+		Skipped: r.Skipped, Conversations: r.Conversations,
 		QuotesDropped: r.QuotesDropped, UnknownFields: r.UnknownFields, PausedUntil: r.PausedUntil, StopReason: r.StopReason,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, ProgressAt: r.ProgressAt, FinishedAt: r.FinishedAt, AbandonedAt: r.AbandonedAt,
 	}
@@ -125,6 +132,9 @@ func statusOf(r store.RunStatusRow) RunStatus {
 	}
 	if len(s.UnknownFields) == 0 {
 		s.UnknownFields = nil
+	}
+	if len(s.Skipped) == 0 {
+		s.Skipped = nil
 	}
 	s.Live = s.Processes > 0
 	s.State = runState(&s, r.Planned)

@@ -12,15 +12,24 @@
 #  5. run the same command again: it resumes to nothing, sending nothing twice.
 #
 # Needs Go and bash; nothing leaves 127.0.0.1. DEMO_DATA=FILE imports another
-# JSONL or CSV export instead.
+# JSONL or CSV export instead; DEMO_SOURCE=KIND:PATH any source kind, e.g.
+#   DEMO_SOURCE=telegram:testdata/telegram/DataExport_2024-04-01 make demo
+# (a messenger export's company messages go out as the channel's bot, and its
+# media as text naming the file: --bot-id demo-bot --media-missing text).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ -z ${DATABASE_URL:-} ]]; then
 	exec scripts/with-pg.sh --database-url "$0" "$@"
 fi
 
-data=${DEMO_DATA:-testdata/messages-messy.jsonl}
+data=${DEMO_SOURCE:-${DEMO_DATA:-testdata/messages-messy.jsonl}}
 rate=20
+# The flags of every run of the demo; a messenger export has managers' messages
+# (mapped to Kommo users in a real migration: --users) and local media files.
+extra=()
+case $data in
+telegram:* | whatsapp:* | messenger:* | instagram:*) extra=(--bot-id demo-bot --media-missing text) ;;
+esac
 fail() {
 	echo
 	echo "demo FAILED: $*"
@@ -58,12 +67,12 @@ KOMMO_API_URL=$(cat "$tmp/addr")
 export KOMMO_API_URL
 
 echo
-echo "== 1. kommo-import run --source $data --rate $rate   (simulator at $KOMMO_API_URL)"
+echo "== 1. kommo-import run --source $data --rate $rate ${extra[*]}   (simulator at $KOMMO_API_URL)"
 echo "   Kommo documents at most 7 requests/s per channel, and kommo-import sends 5/s unless told"
 echo "   otherwise. The simulator here enforces $rate/s, so the demo runs at --rate $rate (hence the warning)."
 echo
 set +e
-bin/kommo-import run --source "$data" --run "$run" --rate "$rate" --progress none 2>&1 | indent
+bin/kommo-import run --source "$data" --run "$run" --rate "$rate" --progress none "${extra[@]}" 2>&1 | indent
 code=${PIPESTATUS[0]}
 set -e
 case $code in
@@ -124,7 +133,7 @@ bin/kommo-import verify --run "$run" --rate "$rate" 2>&1 | indent
 echo
 echo "== 5. the same command again: it resumes, and nothing is left to send"
 set +e
-bin/kommo-import run --source "$data" --run "$run" --rate "$rate" --progress none >"$tmp/again.txt" 2>&1
+bin/kommo-import run --source "$data" --run "$run" --rate "$rate" --progress none "${extra[@]}" >"$tmp/again.txt" 2>&1
 again=$?
 set -e
 grep -E "^ *sent:|HTTP requests" "$tmp/again.txt" | indent

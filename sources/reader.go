@@ -54,10 +54,12 @@ type Reader struct {
 	bytesRead *atomic.Int64 // bytes of the stored input read so far
 	closers   []io.Closer
 
-	mediaText bool // Spec.MediaMissing == MediaMissingText
-	strict    bool // Spec.Strict
-	unk       unknownNamer
-	unknown   map[string]int64
+	mediaText   bool // Spec.MediaMissing == MediaMissingText
+	mediaHosted bool // Spec.MediaHosted
+	strict      bool // Spec.Strict
+	unk         unknownNamer
+	unknown     map[string]int64
+	skipped     map[string]int64 // the Reader's own Stats.Skipped counts (exports.go)
 
 	seed  maphash.Seed
 	seen  map[uint64]seenMsg // msgid hash -> first occurrence, packed
@@ -154,13 +156,14 @@ func NewReader(spec Spec, name string, dec Decoder, resumable bool, closers ...i
 
 func newReader(spec Spec) *Reader {
 	r := &Reader{
-		now:       spec.Now,
-		seed:      maphash.MakeSeed(),
-		seen:      make(map[uint64]seenMsg),
-		convs:     make(map[uint64]struct{}),
-		users:     spec.Users, // users.go
-		mediaText: spec.MediaMissing == MediaMissingText,
-		strict:    spec.Strict,
+		now:         spec.Now,
+		seed:        maphash.MakeSeed(),
+		seen:        make(map[uint64]seenMsg),
+		convs:       make(map[uint64]struct{}),
+		users:       spec.Users, // users.go
+		mediaText:   spec.MediaMissing == MediaMissingText,
+		mediaHosted: spec.MediaHosted,
+		strict:      spec.Strict,
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -277,9 +280,7 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 				return Record{}, r.reject(le, pos)
 			}
 		}
-		if r.mediaText && mediaMissing(r.p.Message) {
-			mediaToText(r.p.Message)
-		}
+		r.localMedia(r.p.Message) // exports.go
 		if err := Validate(&r.p, r.now()); err != nil {
 			return Record{}, r.decodeError(err, pos)
 		}
@@ -358,6 +359,7 @@ func (r *Reader) Stats() Stats {
 	if len(r.unknown) > 0 {
 		s.UnknownFields = maps.Clone(r.unknown)
 	}
+	s.Skipped = r.skippedStats()
 	s.Conversations = int64(len(r.convs))
 	if r.bytesRead != nil {
 		s.BytesRead = r.bytesRead.Load()

@@ -125,6 +125,12 @@ type Stats struct {
 	// postgres payload columns only; at most MaxUnknownFields paths; nil
 	// when there are none. Stats returns a copy.
 	UnknownFields map[string]int64
+	// Skipped counts, by reason (the Skip* constants; a format may add its
+	// own), what the input held that is not imported as it stands: chats
+	// and messages a format skips (group chats, service messages, ...), media
+	// without a file, local files sent as text. nil when there is nothing.
+	// Stats returns a copy.
+	Skipped map[string]int64
 }
 
 // Total is every record seen: valid, rejected and skipped duplicates.

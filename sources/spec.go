@@ -24,7 +24,7 @@ const DefaultMaxRecordBytes = 32 << 20
 
 // Spec says which source to open and how to read it.
 type Spec struct {
-	Kind string // KindCSV, KindJSONL or KindPostgres
+	Kind string // KindCSV, KindJSONL, KindPostgres or one of ExportKinds
 	// Path is the file; "-" reads stdin. Gzip is detected by its magic bytes,
 	// so "export.jsonl.gz" and a gzipped stdin both work.
 	Path string
@@ -56,6 +56,12 @@ type Spec struct {
 	// which Kommo can only show as a broken file: MediaMissingReject ("" too)
 	// or MediaMissingText.
 	MediaMissing string
+	// MediaHosted says that local files (message.media a file: URL, as the
+	// messenger exports give them) can be hosted for Kommo to fetch. While
+	// false (the default, until media hosting is built), such a message is
+	// sent as the text --media-missing text would make ("[picture:
+	// photo_12.jpg] caption") and counted in Stats.Skipped.
+	MediaHosted bool
 
 	// Location is the time zone of timestamps that carry none: WhatsApp's
 	// headers, CSV times without an offset (--tz). nil: such a timestamp is
@@ -95,6 +101,16 @@ func (s Spec) Check() error {
 		}
 		if s.Kind == KindJSONL && (len(s.ColumnMap) > 0 || len(s.IgnoreColumns) > 0) {
 			return errors.New("source: --map and --ignore-columns are for CSV and postgres, not JSONL")
+		}
+	case KindTelegram, KindWhatsApp, KindMessenger, KindInstagram:
+		if s.Path == "" {
+			return fmt.Errorf("source %s: no path (the export's file or folder)", s.Kind)
+		}
+		if s.DSN != "" || s.Query != "" || s.Table != "" {
+			return fmt.Errorf("source: --source-dsn, --source-query and --source-table are for --source postgres, not %s", s.Kind)
+		}
+		if len(s.ColumnMap) > 0 || len(s.IgnoreColumns) > 0 {
+			return fmt.Errorf("source: --map and --ignore-columns are for CSV and postgres, not %s", s.Kind)
 		}
 	case KindPostgres:
 		if s.DSN == "" {

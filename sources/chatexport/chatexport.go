@@ -71,6 +71,20 @@ func (c *Company) Is(id, name string) bool {
 	return c.users != nil && (c.users.HasAgent(id) || c.users.HasAgent(name))
 }
 
+// AgentID is the sender.id a company message goes out under: the one of
+// the author's export id and display name that the --users file maps to a
+// Kommo user (so agents may be listed by either), else the id, else the
+// name.
+func (c *Company) AgentID(id, name string) string {
+	if c.users != nil && id != "" && !c.users.HasAgent(id) && c.users.HasAgent(name) {
+		return name
+	}
+	if id == "" {
+		return name
+	}
+	return id
+}
+
 // Fold is a name as Company compares it: case-folded, white space (NBSP and
 // the narrow no-break space of exports included) collapsed to one space,
 // trimmed, invisible marks (U+200E, U+200F, U+202A-U+202E) dropped.

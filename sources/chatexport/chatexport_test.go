@@ -22,6 +22,18 @@ func TestCompanyByNameIDAndUsers(t *testing.T) {
 	require.Equal(t, "john doe", Fold("\u200eJohn\u202fDoe "))
 }
 
+func TestAgentIDByIDOrName(t *testing.T) {
+	users := sources.NewUserMap()
+	require.NoError(t, users.AddAgent("Olga Agent", "amojo-1"))
+	require.NoError(t, users.AddAgent("user77", "amojo-2"))
+	c := NewCompany(sources.Spec{Users: users})
+	require.Equal(t, "Olga Agent", c.AgentID("user42", "Olga Agent"), "listed by name")
+	require.Equal(t, "user77", c.AgentID("user77", "Olga Agent"), "listed by id: the id wins")
+	require.Equal(t, "user5", c.AgentID("user5", "Nobody"), "unlisted: the id")
+	require.Equal(t, "Nobody", c.AgentID("", "Nobody"))
+	require.Equal(t, "user5", NewCompany(sources.Spec{}).AgentID("user5", "Olga Agent"))
+}
+
 func TestPayloadDirection(t *testing.T) {
 	chat := Chat{ID: "wa-x", Client: wire.Participant{ID: "+49 151 1234567", Name: "Anna"}}
 	at := time.UnixMilli(1710428531123)

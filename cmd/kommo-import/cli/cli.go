@@ -35,6 +35,7 @@ func commands() []command {
 	return []command{
 		{"run", "stage a source, plan it and send it to the Chats API (resumable)", true, runRun},
 		{"validate", "read a source and report every bad record, sending nothing", false, withSignals(runValidate)},
+		{"convert", "write what run would stage as JSONL (any source kind), with validate's report", false, withSignals(runConvert)},
 		{"status", "show what a run has done, what is left, and whether a process works it", false, runStatus},
 		{"runs", "list the runs in the database; runs abandon|delete NAME", false, runRuns},
 		{"report", "list a run's failed and rejected messages with their reasons", false, runReport},

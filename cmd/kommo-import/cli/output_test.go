@@ -26,7 +26,7 @@ func TestEmptySourceIsNotASuccess(t *testing.T) {
 	require.Equal(t, ExitIncomplete, code, errOut)
 	require.Contains(t, errOut, "kommo-import: the source held no records: nothing was imported")
 	require.Contains(t, errOut, "--allow-empty")
-	require.Contains(t, out, "records read:        0 valid, 0 rejected", "the summary is printed all the same")
+	require.Contains(t, out, "records read:        0 valid in 0 conversations, 0 rejected", "the summary is printed all the same")
 
 	_, errOut, code = c.run(t, "run", "--source", "jsonl:"+empty, "--rate", "unlimited", "--progress", "none", "--allow-empty")
 	require.Equal(t, ExitOK, code, errOut)

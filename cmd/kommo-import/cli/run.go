@@ -38,7 +38,8 @@ names those variables instead of the values.
 Examples:
   kommo-import run --source csv:export.csv --scope-id "$KOMMO_SCOPE_ID"
   kommo-import run --source jsonl:history.jsonl.gz --rate 6 --workers 16
-  KOMMO_SOURCE_DSN=postgres://... kommo-import run --source postgres --source-table messages`
+  KOMMO_SOURCE_DSN=postgres://... kommo-import run --source postgres --source-table messages
+  kommo-import run --source telegram:DataExport_2024-04-01 --users users.csv --media-missing text`
 
 type runFlags struct {
 	sessionFlags
@@ -108,7 +109,7 @@ func (f *runFlags) target() (runTarget, error) {
 		return t, withHint(ExitUsage, errors.New("no scope: set "+envScopeID+" or --scope-id"), "kommo-import connect prints the scope_id of a channel in an account")
 	}
 	if f.source.Kind == "" {
-		return t, withHint(ExitUsage, errors.New("no source: give --source csv:FILE, jsonl:FILE or postgres"), "kommo-import run --help describes the sources")
+		return t, withHint(ExitUsage, errors.New("no source: give --source csv:FILE, jsonl:FILE, postgres or an export (telegram:PATH, ...)"), "kommo-import run --help describes the sources")
 	}
 	if err := f.sessionFlags.check(); err != nil {
 		return t, err
@@ -129,6 +130,9 @@ func (f *runFlags) target() (runTarget, error) {
 	}
 	if err := f.source.Check(); err != nil {
 		return t, usageError(err)
+	}
+	if err := checkKind(f.source); err != nil {
+		return t, err
 	}
 	id, err := f.source.Identity()
 	if err != nil {
@@ -189,7 +193,7 @@ func finishSend(env Env, sum *importer.Summary, runErr error, jsonOut, allowEmpt
 // sourceName is a run's source label as the operator gave it: the path of
 // a file (the label is kind:path).
 func sourceName(label string) string {
-	if kind, path, ok := strings.Cut(label, ":"); ok && (kind == sources.KindCSV || kind == sources.KindJSONL) {
+	if kind, path, ok := strings.Cut(label, ":"); ok && (kind == sources.KindCSV || kind == sources.KindJSONL || sources.IsExportKind(kind)) {
 		return path
 	}
 	return label

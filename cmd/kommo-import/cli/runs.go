@@ -84,7 +84,10 @@ func printStatus(out io.Writer, st *importer.RunStatus, now time.Time) error {
 		rate = "unlimited"
 	}
 	row("notify / rate", "%s / %s", st.Notify, rate)
-	row("records", "%s valid, %s rejected, %s duplicates", count(st.Records), count(st.Rejected), count(st.Duplicates))
+	row("records", "%s valid in %s conversations, %s rejected, %s duplicates", count(st.Records), count(st.Conversations), count(st.Rejected), count(st.Duplicates))
+	for _, l := range skippedLines(st.Skipped, "") {
+		row("not imported", "%s", l)
+	}
 	row("skipped", "%s already sent in the scope, %s held by other runs", count(st.KnownSent), count(st.KnownOther))
 	if len(st.OtherRuns) > 0 {
 		row("", "other runs holding them: %s", strings.Join(st.OtherRuns, ", "))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -11,9 +12,11 @@ import (
 )
 
 // parseSpec parses the --source value: "csv:PATH", "jsonl:PATH" (also
-// "ndjson:PATH"), "postgres", or a bare PATH whose extension (.csv, .jsonl,
-// .ndjson, optionally followed by .gz) gives the kind. Only Kind and Path are
-// set; the postgres settings come from their own flags.
+// "ndjson:PATH"), "postgres", a messenger export "telegram:PATH",
+// "whatsapp:PATH", "messenger:PATH" or "instagram:PATH" (PATH is the
+// export's file or folder), or a bare PATH whose name gives the kind (.csv,
+// .jsonl, .ndjson, optionally followed by .gz; Telegram's result.json). Only
+// Kind and Path are set; the postgres settings come from their own flags.
 func parseSpec(s string) (sources.Spec, error) {
 	if s == "" {
 		return sources.Spec{}, errors.New("empty source")
@@ -25,15 +28,23 @@ func parseSpec(s string) (sources.Spec, error) {
 		return sources.Spec{Kind: sources.KindPostgres}, nil
 	}
 	if kind, path, ok := strings.Cut(s, ":"); ok && len(kind) > 1 { // len>1 keeps Windows "C:\..." a path
-		switch strings.ToLower(kind) {
-		case "csv":
+		switch k := strings.ToLower(kind); {
+		case k == "csv":
 			kind = sources.KindCSV
-		case "jsonl", "ndjson":
+		case k == "jsonl", k == "ndjson":
 			kind = sources.KindJSONL
+		case sources.IsExportKind(k):
+			kind = k
+			if path == "-" {
+				return sources.Spec{}, fmt.Errorf("source %q: a %s export is read from its file or folder (its media lie beside it), not from stdin", s, k)
+			}
 		default:
-			return sources.Spec{}, fmt.Errorf("source %q: unknown kind %q (want csv:PATH, jsonl:PATH or postgres)", s, kind)
+			return sources.Spec{}, fmt.Errorf("source %q: unknown kind %q (want csv:PATH, jsonl:PATH, postgres, or an export: %s)", s, kind, exportKindsHelp())
 		}
 		if path == "" {
+			if sources.IsExportKind(kind) {
+				return sources.Spec{}, fmt.Errorf("source %q: no path (the export's file or folder)", s)
+			}
 			return sources.Spec{}, fmt.Errorf("source %q: no path (use - for stdin)", s)
 		}
 		return sources.Spec{Kind: kind, Path: path}, nil
@@ -44,10 +55,21 @@ func parseSpec(s string) (sources.Spec, error) {
 		return sources.Spec{Kind: sources.KindCSV, Path: s}, nil
 	case strings.HasSuffix(name, ".jsonl"), strings.HasSuffix(name, ".ndjson"):
 		return sources.Spec{Kind: sources.KindJSONL, Path: s}, nil
+	case filepath.Base(name) == "result.json":
+		return sources.Spec{Kind: sources.KindTelegram, Path: s}, nil
 	case s == "-":
 		return sources.Spec{}, errors.New("source -: say the format of stdin: csv:- or jsonl:-")
 	}
-	return sources.Spec{}, fmt.Errorf("source %q: cannot tell the format from the name; write csv:PATH or jsonl:PATH", s)
+	return sources.Spec{}, fmt.Errorf("source %q: cannot tell the format from the name; write csv:PATH, jsonl:PATH or KIND:PATH for an export (%s)", s, exportKindsHelp())
+}
+
+// exportKindsHelp is "telegram:PATH, whatsapp:PATH, ...".
+func exportKindsHelp() string {
+	kinds := make([]string, len(sources.ExportKinds))
+	for i, k := range sources.ExportKinds {
+		kinds[i] = k + ":PATH"
+	}
+	return strings.Join(kinds, ", ")
 }
 
 // registerSourceFlags defines the source flags on fs, filling spec as they parse:
@@ -56,7 +78,8 @@ func parseSpec(s string) (sources.Spec, error) {
 // run and validate share them, so both read a source by the same rules.
 func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
 	fs.Func("source", "where the messages come from: `SOURCE` is csv:PATH, jsonl:PATH, postgres,\n"+
-		"or a PATH ending in .csv, .jsonl or .ndjson (optionally .gz); PATH - reads stdin", func(v string) error {
+		"or a PATH ending in .csv, .jsonl or .ndjson (optionally .gz); PATH - reads stdin;\n"+
+		"or a messenger's export, its file or folder: "+exportKindsHelp(), func(v string) error {
 		parsed, err := parseSpec(v)
 		if err != nil {
 			return err

@@ -31,6 +31,16 @@ func TestParseSpec(t *testing.T) {
 		{in: "xml:export.xml", wantErr: `unknown kind "xml"`},
 		{in: "csv:", wantErr: "no path"},
 		{in: "postgres://u@h/db", wantErr: "--source-dsn"},
+		{in: "telegram:ChatExport_2024-03-14", want: sources.Spec{Kind: sources.KindTelegram, Path: "ChatExport_2024-03-14"}},
+		{in: "Telegram:/x/result.json", want: sources.Spec{Kind: sources.KindTelegram, Path: "/x/result.json"}},
+		{in: "whatsapp:WhatsApp Chat - Anna.zip", want: sources.Spec{Kind: sources.KindWhatsApp, Path: "WhatsApp Chat - Anna.zip"}},
+		{in: "messenger:facebook-anna", want: sources.Spec{Kind: sources.KindMessenger, Path: "facebook-anna"}},
+		{in: "instagram:insta.zip", want: sources.Spec{Kind: sources.KindInstagram, Path: "insta.zip"}},
+		{in: "exports/DataExport_2024/result.json", want: sources.Spec{Kind: sources.KindTelegram, Path: "exports/DataExport_2024/result.json"}},
+		{in: "telegram:-", wantErr: "not from stdin"},
+		{in: "telegram:", wantErr: "no path (the export's file or folder)"},
+		{in: "viber:x", wantErr: "telegram:PATH, whatsapp:PATH, messenger:PATH, instagram:PATH"},
+		{in: "export.json", wantErr: "KIND:PATH for an export"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kommo-import/kommo-import/importer"
+	"github.com/kommo-import/kommo-import/sources"
 )
 
 // printSummary prints what a run (or retry) did: as text for people, or the
@@ -24,7 +25,14 @@ func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
 		p("stopped because", "%s", s.StopReason)
 	}
 	p("source", "%s", s.Source)
-	p("records read", "%s valid, %s rejected; repeated records skipped: %s", count(s.Records), count(s.Rejected), count(s.Duplicates))
+	p("records read", "%s valid in %s conversations, %s rejected; repeated records skipped: %s", count(s.Records), count(s.Conversations), count(s.Rejected), count(s.Duplicates))
+	for i, l := range skippedLines(s.Skipped, "") {
+		label := ""
+		if i == 0 {
+			label = "not imported:"
+		}
+		fmt.Fprintf(w, "  %-20s %s\n", label, l)
+	}
 	p("already in scope", "%s sent before (skipped), %s held by other runs (skipped)", count(s.KnownSent), count(s.KnownOther))
 	if len(s.OtherRuns) > 0 {
 		fmt.Fprintf(w, "  %-20s other runs holding them: %s (resume those to send them)\n", "", strings.Join(s.OtherRuns, ", "))
@@ -76,6 +84,39 @@ func unknownFieldLines(fields map[string]int64) []string {
 			records = "record"
 		}
 		lines[i] = fmt.Sprintf("field `%s` on %s %s is not part of the Chats API payload and is not sent", f, count(fields[f]), records)
+	}
+	return lines
+}
+
+// skippedLines says, most first, what an input held that was not imported
+// as it stands (sources.Stats.Skipped): "service message   15". mediaMissing
+// (--media-missing: reject or text; "" when unknown) says what became of
+// media without a file.
+func skippedLines(skipped map[string]int64, mediaMissing string) []string {
+	reasons := make([]string, 0, len(skipped))
+	width := 0
+	for r := range skipped {
+		reasons = append(reasons, r)
+		width = max(width, len(r))
+	}
+	sort.Slice(reasons, func(i, j int) bool {
+		if skipped[reasons[i]] != skipped[reasons[j]] {
+			return skipped[reasons[i]] > skipped[reasons[j]]
+		}
+		return reasons[i] < reasons[j]
+	})
+	lines := make([]string, len(reasons))
+	for i, r := range reasons {
+		l := fmt.Sprintf("%-*s %s", width, r, count(skipped[r]))
+		if r == sources.SkipMediaWithoutFile {
+			switch mediaMissing {
+			case sources.MediaMissingText:
+				l += " (sent as text: --media-missing text)"
+			case sources.MediaMissingReject:
+				l += " (rejected; --media-missing text sends them as text)"
+			}
+		}
+		lines[i] = l
 	}
 	return lines
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -51,24 +52,54 @@ func csvColumnsHelp() string {
 
 func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Signal) error {
 	fs := newFlagSet(env, "validate", "--source SOURCE [flags]", validateHelp+"\n\n"+csvColumnsHelp())
-	var spec sources.Spec
-	registerSourceFlags(fs, &spec)
-	var users userFlags // agents -> Kommo users (connect.go)
-	registerUserFlags(fs, &users, envKommoToken)
-	rejectsPath := fs.String("rejects", "", "write the bad records to `FILE` for fixing: one JSON object a line\n"+
-		"{file,line,field,reason,raw}, or CSV when FILE ends in .csv")
-	asJSON := fs.Bool("json", false, "print the counts as one JSON object")
+	var c readCommand
+	c.register(fs, "validate")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
-	if spec.Kind == "" {
+	if c.spec.Kind == "" {
 		return withHint(ExitUsage, errors.New("validate: --source is required"), "kommo-import validate --source export.csv")
 	}
+	report := env.Stdout
+	if c.asJSON {
+		report = env.Stderr
+	}
+	return c.run(ctx, env, sig, report, env.Stdout, nil)
+}
+
+// readCommand is what validate and convert share: the source and user
+// flags, --rejects and --json, and reading the source to the end with a
+// report of every bad record and the counts.
+type readCommand struct {
+	name    string // the command, for messages
+	spec    sources.Spec
+	users   userFlags
+	rejects string
+	asJSON  bool
+}
+
+func (c *readCommand) register(fs *flag.FlagSet, name string) {
+	c.name = name
+	registerSourceFlags(fs, &c.spec)
+	registerUserFlags(fs, &c.users, envKommoToken) // agents -> Kommo users (connect.go)
+	fs.StringVar(&c.rejects, "rejects", "", "write the bad records to `FILE` for fixing: one JSON object a line\n"+
+		"{file,line,field,reason,raw}, or CSV when FILE ends in .csv")
+	fs.BoolVar(&c.asJSON, "json", false, "print the counts as one JSON object")
+}
+
+// run reads the source to the end: every bad record goes to report (and
+// --rejects), every valid one to each (when not nil), and then the counts to
+// counts. A source with bad records ends in ExitIncomplete.
+func (c *readCommand) run(ctx context.Context, env Env, sig <-chan os.Signal, report, counts io.Writer, each func(*sources.Record) error) error {
+	spec := c.spec
 	if err := spec.Check(); err != nil {
-		return usageError(fmt.Errorf("validate: %w", err))
+		return usageError(fmt.Errorf("%s: %w", c.name, err))
+	}
+	if err := checkKind(spec); err != nil {
+		return err
 	}
 	spec.Stdin = env.Stdin
-	userMap, err := loadUserMap(ctx, env, users) // connect.go
+	userMap, err := loadUserMap(ctx, env, c.users) // connect.go
 	if err != nil {
 		return err
 	}
@@ -86,23 +117,19 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 
 	r, err := openSource(ctx, spec)
 	if err != nil {
-		return fmt.Errorf("validate: %w", err)
+		return fmt.Errorf("%s: %w", c.name, err)
 	}
 	defer r.Close()
 
 	var rejects *rejectWriter
-	if *rejectsPath != "" {
-		if rejects, err = createRejects(*rejectsPath); err != nil {
-			return fmt.Errorf("validate: %w", err)
+	if c.rejects != "" {
+		if rejects, err = createRejects(c.rejects); err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
 		}
 		defer rejects.close()
 	}
-	report := env.Stdout
-	if *asJSON {
-		report = env.Stderr
-	}
 	for {
-		_, err := r.Next(ctx)
+		rec, err := r.Next(ctx)
 		if err == io.EOF {
 			break
 		}
@@ -111,38 +138,43 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 			fmt.Fprintln(report, le.Error())
 			if rejects != nil {
 				if err := rejects.write(le); err != nil {
-					return fmt.Errorf("validate: write rejects: %w", err)
+					return fmt.Errorf("%s: write rejects: %w", c.name, err)
 				}
 			}
 			continue
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return withHint(ExitInterrupted, errors.New("validate: interrupted"), "run validate again; it reads from the start")
+				return withHint(ExitInterrupted, fmt.Errorf("%s: interrupted", c.name), "run "+c.name+" again; it reads from the start")
 			}
-			return fmt.Errorf("validate: %w", err)
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		if each != nil {
+			if err := each(&rec); err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
 		}
 	}
 	if rejects != nil {
 		if err := rejects.close(); err != nil {
-			return fmt.Errorf("validate: write rejects: %w", err)
+			return fmt.Errorf("%s: write rejects: %w", c.name, err)
 		}
 	}
 	st := r.Stats()
 	unmatched := r.UnmatchedAgents() // empty without a user map
-	if err := printCounts(env.Stdout, r.Name(), st, unmatched, *asJSON); err != nil {
+	if err := printCounts(counts, r.Name(), st, unmatched, orDefault(spec.MediaMissing, sources.MediaMissingReject), c.asJSON); err != nil {
 		return err
 	}
 	printUnknownFields(report, st.UnknownFields)
-	if !*asJSON {
-		printUnmatched(env.Stdout, unmatched, users.BotID) // connect.go
+	if !c.asJSON {
+		printUnmatched(counts, unmatched, c.users.BotID) // connect.go
 	}
 	if st.Rejected > 0 {
-		hint := "fix the records listed above and validate again"
-		if *rejectsPath != "" {
-			hint = "fix the records in " + *rejectsPath + " and validate again"
+		hint := "fix the records listed above and " + c.name + " again"
+		if c.rejects != "" {
+			hint = "fix the records in " + c.rejects + " and " + c.name + " again"
 		}
-		return withHint(ExitIncomplete, fmt.Errorf("validate: %d of %d records are invalid", st.Rejected, st.Total()), hint)
+		return withHint(ExitIncomplete, fmt.Errorf("%s: %d of %d records are invalid", c.name, st.Rejected, st.Total()), hint)
 	}
 	return nil
 }
@@ -162,20 +194,32 @@ type validateCounts struct {
 	// UnknownFields: JSON path -> records carrying that field, which is not
 	// part of the Chats API payload and is not sent (at most 100 paths).
 	UnknownFields map[string]int64 `json:"unknown_fields,omitempty"`
+	// Skipped: what the input held that is not imported as it stands, by
+	// reason (group chat, service message, media without a file, ...).
+	Skipped map[string]int64 `json:"skipped,omitempty"`
 }
 
-func printCounts(w io.Writer, name string, st sources.Stats, unmatched []sources.UnmatchedAgent, asJSON bool) error {
+// printCounts prints what validate (or convert) read. mediaMissing is the
+// --media-missing setting, to say what became of media without a file.
+func printCounts(w io.Writer, name string, st sources.Stats, unmatched []sources.UnmatchedAgent, mediaMissing string, asJSON bool) error {
 	c := validateCounts{
 		Source: name, Records: st.Total(), Valid: st.Records, Rejected: st.Rejected,
 		Duplicates: st.Duplicates, Conversations: st.Conversations, BytesRead: st.BytesRead,
-		UnmatchedAgents: unmatched, UnknownFields: st.UnknownFields,
+		UnmatchedAgents: unmatched, UnknownFields: st.UnknownFields, Skipped: st.Skipped,
 	}
 	if asJSON {
 		return json.NewEncoder(w).Encode(c)
 	}
 	_, err := fmt.Fprintf(w, "%s\n  records        %d\n  valid          %d\n  rejected       %d\n  duplicates     %d (skipped)\n  conversations  %d\n",
 		name, c.Records, c.Valid, c.Rejected, c.Duplicates, c.Conversations)
-	return err
+	if err != nil || len(st.Skipped) == 0 {
+		return err
+	}
+	fmt.Fprintln(w, "  not imported as it stands:")
+	for _, l := range skippedLines(st.Skipped, mediaMissing) {
+		fmt.Fprintln(w, "    "+l)
+	}
+	return nil
 }
 
 // printUnknownFields lists the fields that are not sent, most records first.

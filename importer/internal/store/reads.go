@@ -20,13 +20,15 @@ type RunStatusRow struct {
 	KnownSent, KnownOther, TakenOver           int64
 	Duplicates, Rejected                       int64
 	Pending, Sending, Sent, Failed, Reconciled int64
-	Skipped                                    int64 // given up by retry --skip
+	GivenUp                                    int64 // given up by retry --skip
 	Parked, QuotesDropped                      int64
 	// Held conversations wait behind a failed message (on_failure hold),
 	// with HeldMessages messages not sent.
 	Held, HeldMessages                  int64
 	OnFailure                           string
 	UnknownFields                       map[string]int64
+	Skipped                             map[string]int64 // what the source held that was not imported, by reason
+	Conversations                       int64
 	StopReason                          string
 	Processes                           int64 // live
 	PausedUntil                         time.Time
@@ -44,7 +46,7 @@ SELECT r.name, r.scope_id, r.source, r.source_version, r.notify, r.rate, r.stagi
        (SELECT count(*) FROM kommo_import_messages m JOIN kommo_import_conversations c
             ON c.run_name = m.run_name AND c.conversation_id = m.conversation_id AND c.held
         WHERE m.run_name = r.name AND m.state IN ('pending', 'sending')),
-       r.on_failure,
+       r.on_failure, r.skipped, r.conversations,
        r.quotes_dropped, r.unknown_fields, COALESCE(r.stop_reason, ''),
        (SELECT count(*) FROM kommo_import_live_processes p WHERE p.run_name = r.name),
        COALESCE((SELECT paused_until FROM kommo_import_pacer WHERE scope_id = r.scope_id), 'epoch'),
@@ -64,7 +66,7 @@ func scanStatus(row pgx.CollectableRow) (RunStatusRow, error) {
 	var s RunStatusRow
 	err := row.Scan(&s.Name, &s.Scope, &s.Source, &s.Version, &s.Notify, &s.Rate, &s.StagingDone, &s.Planned, &s.StagedLine,
 		&s.Records, &s.Staged, &s.KnownSent, &s.KnownOther, &s.TakenOver, &s.Duplicates, &s.Rejected,
-		&s.Pending, &s.Sending, &s.Sent, &s.Failed, &s.Reconciled, &s.Skipped, &s.Parked, &s.Held, &s.HeldMessages, &s.OnFailure,
+		&s.Pending, &s.Sending, &s.Sent, &s.Failed, &s.Reconciled, &s.GivenUp, &s.Parked, &s.Held, &s.HeldMessages, &s.OnFailure, &s.Skipped, &s.Conversations,
 		&s.QuotesDropped, &s.UnknownFields, &s.StopReason, &s.Processes,
 		&s.PausedUntil, &s.CreatedAt, &s.UpdatedAt, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt)
 	for _, t := range []*time.Time{&s.PausedUntil, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt} {

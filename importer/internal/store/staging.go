@@ -214,7 +214,12 @@ type StagingCheckpoint struct {
 	Inserted, Taken, KnownSent, KnownOther int64
 	Records, Duplicates                    int64            // the reader's counts at that position
 	Unknown                                map[string]int64 // input fields not part of the payload
-	Done                                   bool             // staging is complete with this batch
+	// Skipped counts, by reason, what the source held that was not imported
+	// as it stands; Conversations the distinct conversations among the
+	// valid records read.
+	Skipped       map[string]int64
+	Conversations int64
+	Done          bool // staging is complete with this batch
 }
 
 const checkpointStaging = `
@@ -228,20 +233,26 @@ UPDATE kommo_import_runs SET
     records        = @records,
     duplicates     = @duplicates,
     unknown_fields = @unknown,
+    skipped        = @skipped,
+    conversations  = @conversations,
     staging_done   = @done,
     updated_at     = now()
 WHERE name = @run`
 
 // CheckpointStaging records a batch's position and counts.
 func (q *Queries) CheckpointStaging(ctx context.Context, c StagingCheckpoint) error {
-	unknown := c.Unknown
+	unknown, skipped := c.Unknown, c.Skipped
 	if unknown == nil {
 		unknown = map[string]int64{}
+	}
+	if skipped == nil {
+		skipped = map[string]int64{}
 	}
 	_, err := q.db.Exec(ctx, checkpointStaging, pgx.NamedArgs{
 		"run": c.Run, "line": c.Line, "inserted": c.Inserted, "taken": c.Taken,
 		"known_sent": c.KnownSent, "known_other": c.KnownOther,
 		"records": c.Records, "duplicates": c.Duplicates, "unknown": unknown, "done": c.Done,
+		"skipped": skipped, "conversations": c.Conversations,
 	})
 	return err
 }
