@@ -41,9 +41,13 @@ type session struct {
 	live liveness
 }
 
-// aliveMargin is kept off the liveness deadline: the clocks of this
-// process and of the database drift a little apart over a few seconds.
-const aliveMargin = 250 * time.Millisecond
+// aliveMargin is kept off the liveness deadline (deadAfter): the clocks of
+// this process and of the database may tick at slightly different speeds.
+// Measured from the start of a beat, whose upsert the database runs later,
+// the window is already on the safe side; a sixteenth (250 ms of 4 s) is
+// ample and leaves the window wide enough for a database whose round trips
+// are slow.
+func aliveMargin(deadAfter time.Duration) time.Duration { return deadAfter / 16 }
 
 // liveness follows the heartbeats that recorded this process alive. The
 // database counts the process alive until deadAfter past each heartbeat,
@@ -64,7 +68,7 @@ type liveness struct {
 func (l *liveness) beat(start, done time.Time, deadAfter time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.last.IsZero() || !done.Before(l.last.Add(deadAfter-aliveMargin)) {
+	if l.last.IsZero() || !done.Before(l.last.Add(deadAfter-aliveMargin(deadAfter))) {
 		l.since = start
 	}
 	l.last = start
@@ -76,7 +80,7 @@ func (l *liveness) beat(start, done time.Time, deadAfter time.Duration) {
 func (l *liveness) aliveSince(now, at time.Time, deadAfter time.Duration) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return !l.last.IsZero() && now.Sub(l.last) < deadAfter-aliveMargin && !l.since.After(at)
+	return !l.last.IsZero() && now.Sub(l.last) < deadAfter-aliveMargin(deadAfter) && !l.since.After(at)
 }
 
 // alive reports whether the database still counts this process alive (by
