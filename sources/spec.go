@@ -14,6 +14,8 @@ const (
 	KindCSV      = "csv"
 	KindJSONL    = "jsonl"
 	KindPostgres = "postgres"
+	// KindWhatsApp is read by sources/whatsapp.
+	KindWhatsApp = "whatsapp"
 )
 
 // DefaultMaxRecordBytes is the longest line or record read when
@@ -95,6 +97,13 @@ func (s Spec) Check() error {
 		}
 		if s.Kind == KindJSONL && (len(s.ColumnMap) > 0 || len(s.IgnoreColumns) > 0) {
 			return errors.New("source: --map and --ignore-columns are for CSV and postgres, not JSONL")
+		}
+	case KindWhatsApp:
+		if s.Path == "" {
+			return errors.New("source: no path")
+		}
+		if s.DSN != "" || s.Query != "" || s.Table != "" || len(s.ColumnMap) > 0 || len(s.IgnoreColumns) > 0 {
+			return errors.New("source: --source-dsn, --source-query, --source-table, --map and --ignore-columns are not for whatsapp")
 		}
 	case KindPostgres:
 		if s.DSN == "" {
