@@ -19,24 +19,26 @@ import (
 // Kind is the --source kind this package reads: whatsapp:PATH.
 const Kind = sources.KindWhatsApp
 
-// Keys of Skipped: what was read and not sent, by kind.
+// Keys of Skipped: what was read and not imported, by reason. The values
+// are those of the shared reasons (sources.Skip* where the messenger
+// exports' shared rules define them), so every export reports alike.
 const (
 	// SkippedService: notices WhatsApp writes into a chat (end-to-end
 	// encryption, security codes, calls, blocking, disappearing messages).
-	SkippedService = "service_message"
+	SkippedService = "service message"
 	// SkippedGroupChat: chats with more than two people (a Kommo chat has
-	// one client); SkippedGroupMessage counts their messages.
-	SkippedGroupChat    = "group_chat"
-	SkippedGroupMessage = "group_chat_message"
+	// one client), once a chat; SkippedGroupMessage counts their messages.
+	SkippedGroupChat    = "group chat"
+	SkippedGroupMessage = "message in a skipped chat"
 	// SkippedEmpty: messages with no text at all.
-	SkippedEmpty = "empty_message"
+	SkippedEmpty = "unsupported content"
 	// SkippedNotChat: .txt files in a folder that hold no WhatsApp message.
-	SkippedNotChat = "not_a_chat_file"
-	// MediaWithoutFile counts media messages whose file is not in the
-	// export ("<Media omitted>", a file not beside the chat): they are
-	// sent, by the --media-missing rule, not skipped.
-	MediaWithoutFile = "media_without_file"
+	SkippedNotChat = "not a chat file"
 )
+
+// Media without a file ("<Media omitted>", a file not beside the chat) is
+// not counted here: it is sent by the --media-missing rule, and the Reader
+// counts it for every format.
 
 // Open reads spec.Path, a chat's .txt, the .zip WhatsApp shares or a
 // folder of several of either, as a source of payloads. It reads every
@@ -109,8 +111,8 @@ func openDecoder(ctx context.Context, spec sources.Spec) (*decoder, error) {
 	return d, nil
 }
 
-// Skipped counts what was read and not sent (and the media messages sent
-// without their file), by the Skipped* keys; final after io.EOF.
+// Skipped counts what was read and not imported, by the Skipped* keys;
+// final after io.EOF. The Reader reports it in Stats.Skipped.
 func (d *decoder) Skipped() map[string]int64 { return maps.Clone(d.skipped) }
 
 // reading is the chat being read.
@@ -349,7 +351,6 @@ func (d *decoder) emit(r *reading, g gathered, p *wire.Payload) (pos sources.Pos
 			if md.omitted {
 				cm.Missing = md.marker // "<Media omitted>", "image omitted": the export's words
 			}
-			d.skipped[MediaWithoutFile]++
 		}
 		m.Media = cm
 	} else if loc, ok := findLocation(body); ok {

@@ -121,7 +121,7 @@ func TestAndroid12hSample(t *testing.T) {
 		"23 in  2023-02-05 11:00:00 text [video: VID-20230205-WA0002.mp4]",
 		"25 in  2023-02-13 18:46:00 text See you tomorrow!",
 	}, briefs(res, s.Location))
-	require.Equal(t, map[string]int64{SkippedService: 2, SkippedEmpty: 1, MediaWithoutFile: 2}, res.skipped)
+	require.Equal(t, map[string]int64{SkippedService: 2, SkippedEmpty: 1}, res.skipped)
 
 	first := res.recs[0].Payload
 	require.Equal(t, "wa-0eb6daeea3455f47", first.ConversationID)
@@ -148,7 +148,7 @@ func TestAndroid24hGermanCRLFSample(t *testing.T) {
 		"7 in  2022-01-20 13:36:00 location 53.551086,9.993682",
 		"8 in  2022-01-21 09:02:00 text Alles angekommen, danke!\nSchöne Grüße\nJonas",
 	}, briefs(res, s.Location))
-	require.Equal(t, map[string]int64{SkippedService: 1, MediaWithoutFile: 1}, res.skipped)
+	require.Equal(t, map[string]int64{SkippedService: 1}, res.skipped)
 	require.EqualValues(t, 1, res.stats.Conversations)
 }
 
@@ -169,7 +169,7 @@ func TestIOSZipSample(t *testing.T) {
 		"12 out 2023-01-02 09:00:01 text Happy new year! Your order #1042 has shipped.",
 		"13 in  2023-01-02 09:03:40 text Thanks!! \u200e<This message was edited>",
 	}, briefs(res, s.Location))
-	require.Equal(t, map[string]int64{SkippedService: 2, MediaWithoutFile: 1}, res.skipped)
+	require.Equal(t, map[string]int64{SkippedService: 2}, res.skipped)
 
 	// The media are read in place from the zip.
 	media := res.recs[2].Payload.Message.Media
@@ -458,7 +458,7 @@ func TestFolderOfChats(t *testing.T) {
 	require.Contains(t, res.errs[1].Error(), "not a readable zip")
 	require.Contains(t, res.errs[1].Error(), "(in broken.zip, line 1)")
 	require.EqualValues(t, 3, res.stats.Conversations)
-	require.Equal(t, map[string]int64{SkippedService: 4, MediaWithoutFile: 3, SkippedGroupChat: 1, SkippedGroupMessage: 4, SkippedNotChat: 1}, res.skipped)
+	require.Equal(t, map[string]int64{SkippedService: 4, SkippedGroupChat: 1, SkippedGroupMessage: 4, SkippedNotChat: 1}, res.skipped)
 	var convs []string
 	last := int64(0)
 	for _, r := range res.recs {
