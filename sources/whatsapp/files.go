@@ -83,7 +83,12 @@ func newInput(p, rel string) (*input, error) {
 		return nil, err
 	}
 	isZip := strings.EqualFold(filepath.Ext(p), ".zip")
-	return &input{path: abs, rel: rel, isZip: isZip, peer: peerFromName(filepath.Base(p))}, nil
+	peer := peerFromName(filepath.Base(p))
+	if peer == "" && !isZip {
+		// An unzipped iPhone export: "WhatsApp Chat - Olivia Brown/_chat.txt".
+		peer = peerFromName(filepath.Base(filepath.Dir(abs)))
+	}
+	return &input{path: abs, rel: rel, isZip: isZip, peer: peer}, nil
 }
 
 // chatPrefixes start the names WhatsApp gives an export, in the languages

@@ -607,5 +607,20 @@ func TestLinesAddedAfterTheFirstReadingAreLeft(t *testing.T) {
 func TestSpecCheckTakesWhatsApp(t *testing.T) {
 	require.NoError(t, sources.Spec{Kind: Kind, Path: "chats/"}.Check())
 	require.ErrorContains(t, sources.Spec{Kind: Kind}.Check(), "no path")
-	require.ErrorContains(t, sources.Spec{Kind: Kind, Path: "x.txt", ColumnMap: map[string]string{"msgid": "id"}}.Check(), "not for whatsapp")
+	require.ErrorContains(t, sources.Spec{Kind: Kind, Path: "x.txt", ColumnMap: map[string]string{"msgid": "id"}}.Check(), "whatsapp")
+}
+
+// An iPhone export unzipped: the folder's name names the chat, the media
+// lie beside _chat.txt.
+func TestUnzippedIPhoneExport(t *testing.T) {
+	zr, err := zip.OpenReader(samples + "ios/WhatsApp Chat - Olivia Brown.zip")
+	require.NoError(t, err)
+	defer zr.Close()
+	dir := filepath.Join(t.TempDir(), "WhatsApp Chat - Olivia Brown")
+	require.NoError(t, os.CopyFS(dir, zr))
+	res := read(t, spec(t, dir))
+	require.Empty(t, res.errs)
+	require.Len(t, res.recs, 10)
+	require.Equal(t, "Olivia Brown", res.recs[0].Payload.Sender.Name)
+	require.Equal(t, chatexport.FileURL(filepath.Join(dir, "00000004-PHOTO-2022-12-31-11-42-10.jpg")), res.recs[2].Payload.Message.Media)
 }
