@@ -1,6 +1,7 @@
 package whatsapp
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -66,7 +67,7 @@ const (
 // dates give the order of day and month, its authors say who the client
 // is. Problems of the file itself end up in plan.bad; problems only the
 // user can settle (--date-order, --self) are the error.
-func scan(in *input, spec sources.Spec, company *chatexport.Company, folder bool, maxLine int) (*plan, error) {
+func scan(ctx context.Context, in *input, spec sources.Spec, company *chatexport.Company, folder bool, maxLine int) (*plan, error) {
 	pl := &plan{in: in}
 	cf, err := in.open()
 	if err != nil {
@@ -81,6 +82,11 @@ func scan(in *input, spec sources.Spec, company *chatexport.Company, folder bool
 	}
 	stats := map[shape]*shapeStats{}
 	for {
+		if lr.line%ctxEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
 		line, _, err := lr.next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {

@@ -100,7 +100,7 @@ func openDecoder(ctx context.Context, spec sources.Spec) (*decoder, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		pl, err := scan(in, spec, company, folder, maxLine)
+		pl, err := scan(ctx, in, spec, company, folder, maxLine)
 		if err != nil {
 			return nil, fmt.Errorf("whatsapp: %w", err)
 		}
@@ -114,6 +114,9 @@ func openDecoder(ctx context.Context, spec sources.Spec) (*decoder, error) {
 // Skipped counts what was read and not imported, by the Skipped* keys;
 // final after io.EOF. The Reader reports it in Stats.Skipped.
 func (d *decoder) Skipped() map[string]int64 { return maps.Clone(d.skipped) }
+
+// ctxEvery is how many lines are read between looks at the context.
+const ctxEvery = 1 << 14
 
 // reading is the chat being read.
 type reading struct {
@@ -190,6 +193,11 @@ func (d *decoder) Next(ctx context.Context, p *wire.Payload) (sources.Position, 
 				chat: chatexport.Chat{ID: pl.convID, Client: pl.client}}
 		}
 		r := d.cur
+		if r.lr.line%ctxEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return sources.Position{}, err // a long run of lines without a message
+			}
+		}
 		var (
 			line []byte
 			off  int64

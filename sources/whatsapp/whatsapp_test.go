@@ -624,3 +624,22 @@ func TestUnzippedIPhoneExport(t *testing.T) {
 	require.Equal(t, "Olivia Brown", res.recs[0].Payload.Sender.Name)
 	require.Equal(t, chatexport.FileURL(filepath.Join(dir, "00000004-PHOTO-2022-12-31-11-42-10.jpg")), res.recs[2].Payload.Message.Media)
 }
+
+// A long run of lines without a header still looks at the context.
+func TestLongReadStopsWhenCancelled(t *testing.T) {
+	lines := []string{"20.01.22, 13:30 - Anna: start"}
+	for range 3 * ctxEvery {
+		lines = append(lines, "more of the same message")
+	}
+	s := spec(t, writeChat(t, "WhatsApp Chat with Anna.txt", lines...))
+	d, err := openDecoder(t.Context(), s)
+	require.NoError(t, err)
+	defer d.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var p wire.Payload
+	_, err = d.Next(ctx, &p)
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = openDecoder(ctx, s)
+	require.ErrorIs(t, err, context.Canceled)
+}
