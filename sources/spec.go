@@ -105,6 +105,10 @@ func (s Spec) Check() error {
 		if s.DSN != "" || s.Query != "" || s.Table != "" || len(s.ColumnMap) > 0 || len(s.IgnoreColumns) > 0 {
 			return errors.New("source: --source-dsn, --source-query, --source-table, --map and --ignore-columns are not for whatsapp")
 		}
+		if s.Location == nil {
+			return errors.New("source whatsapp: --tz is required: WhatsApp writes times in the phone's local time without a zone; " +
+				"give the zone the exporting phone was set to, e.g. --tz Europe/Berlin")
+		}
 	case KindPostgres:
 		if s.DSN == "" {
 			return errors.New("source postgres: --source-dsn is required")

@@ -605,9 +605,11 @@ func TestLinesAddedAfterTheFirstReadingAreLeft(t *testing.T) {
 }
 
 func TestSpecCheckTakesWhatsApp(t *testing.T) {
-	require.NoError(t, sources.Spec{Kind: Kind, Path: "chats/"}.Check())
-	require.ErrorContains(t, sources.Spec{Kind: Kind}.Check(), "no path")
-	require.ErrorContains(t, sources.Spec{Kind: Kind, Path: "x.txt", ColumnMap: map[string]string{"msgid": "id"}}.Check(), "whatsapp")
+	require.NoError(t, sources.Spec{Kind: Kind, Path: "chats/", Location: time.UTC}.Check())
+	require.ErrorContains(t, sources.Spec{Kind: Kind, Location: time.UTC}.Check(), "no path")
+	require.ErrorContains(t, sources.Spec{Kind: Kind, Path: "x.txt", Location: time.UTC, ColumnMap: map[string]string{"msgid": "id"}}.Check(), "whatsapp")
+	// Before anything is read or a run is made: validate and run call Check first.
+	require.ErrorContains(t, sources.Spec{Kind: Kind, Path: "x.txt"}.Check(), "--tz is required")
 }
 
 // An iPhone export unzipped: the folder's name names the chat, the media
