@@ -163,6 +163,9 @@ func scan(ctx context.Context, in *input, spec sources.Spec, company *chatexport
 		pl.group = true
 		return pl, nil
 	}
+	if best.authored == 0 {
+		return pl, nil // only notices: nothing to import, nothing to ask for
+	}
 	if spec.DateOrder != "" {
 		o, _ := orderOf(spec.DateOrder)
 		if err := best.det.check(o); err != nil {
@@ -244,8 +247,6 @@ func (pl *plan) decideClient(peer string, company *chatexport.Company) error {
 	case len(others) == 1:
 		pl.setClient(pl.authors[others[0]], keys[others[0]])
 		return nil
-	case len(pl.authors) == 0:
-		return errors.New("cannot tell who the client is: no one wrote a message and the file name does not name the chat (WhatsApp names it \"WhatsApp Chat with NAME.txt\")")
 	case len(others) == 0:
 		return fmt.Errorf("cannot tell who the client is: every author (%s) is --self or a --users agent, and the file name does not name the chat", strings.Join(quoted(pl.authors), ", "))
 	case !company.Known():

@@ -645,3 +645,15 @@ func TestLongReadStopsWhenCancelled(t *testing.T) {
 	_, err = openDecoder(ctx, s)
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+// A chat of notices only (everything else cut or deleted) has nothing to
+// import and asks for nothing, even with dates that cannot tell their order.
+func TestChatOfNoticesOnly(t *testing.T) {
+	path := writeChat(t, "export.txt",
+		"1/2/23, 09:15 - Messages and calls are end-to-end encrypted. No one outside of this chat, not even WhatsApp, can read or listen to them. Tap to learn more.",
+		"2/3/23, 09:15 - Your security code with Tom changed. Tap to learn more.")
+	res := read(t, spec(t, path))
+	require.Empty(t, res.recs)
+	require.Empty(t, res.errs)
+	require.Equal(t, map[string]int64{SkippedService: 2}, res.skipped)
+}
