@@ -115,7 +115,9 @@ func (r *Reader) localMedia(m *wire.Message) {
 	}
 }
 
-// isFileURL reports a file: URL (chatexport.FileURL writes them), in any case.
+// isFileURL reports a local file as a payload holds it until it is hosted:
+// a file: URL (chatexport.FileURL) or a zip: URL of a file inside an
+// archive (chatexport.ZipURL), in any case.
 func isFileURL(s string) bool {
-	return len(s) >= 5 && strings.EqualFold(s[:5], "file:")
+	return len(s) >= 5 && strings.EqualFold(s[:5], "file:") || len(s) >= 4 && strings.EqualFold(s[:4], "zip:")
 }

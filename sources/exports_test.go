@@ -115,7 +115,7 @@ func TestExportSpecCheck(t *testing.T) {
 	t.Parallel()
 	for _, kind := range ExportKinds {
 		require.True(t, IsExportKind(kind))
-		require.NoError(t, Spec{Kind: kind, Path: "x"}.Check())
+		require.NoError(t, Spec{Kind: kind, Path: "x", Location: time.UTC}.Check()) // WhatsApp needs --tz
 		require.ErrorContains(t, Spec{Kind: kind}.Check(), "no path")
 		require.ErrorContains(t, Spec{Kind: kind, Path: "x", Table: "t"}.Check(), "for --source postgres")
 		require.ErrorContains(t, Spec{Kind: kind, Path: "x", IgnoreColumns: []string{"a"}}.Check(), "not "+kind)

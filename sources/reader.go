@@ -33,6 +33,14 @@ type Decoder interface {
 	Close() error
 }
 
+// placeNamer is a decoder that reads several files as one source (a folder
+// of chat exports), whose positions run on from file to file: Place names
+// the file and its own line a source line falls in ("WhatsApp Chat with
+// Anna.txt, line 17"), or "" where the source line says it all. A rejected
+// record's reason ends with it, so a person finds the record; its Line stays
+// the source's, which is what a run checkpoints and keys rejects by.
+type placeNamer interface{ Place(line int64) string }
+
 // unknownNamer is a decoder that can name the keys of its last record that
 // are not part of the payload schema (JSONL, postgres payload columns).
 type unknownNamer interface{ unknownFields() []string }
@@ -332,6 +340,11 @@ func (r *Reader) reject(le *LineError, pos Position) *LineError {
 	le.File = r.name
 	if le.Line == 0 {
 		le.Line = pos.Line
+	}
+	if pn, ok := r.dec.(placeNamer); ok {
+		if place := pn.Place(le.Line); place != "" {
+			le.Err = fmt.Errorf("%w (in %s)", le.Err, place)
+		}
 	}
 	raw := pos.Raw
 	if len(raw) > MaxRawBytes {

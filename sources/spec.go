@@ -112,6 +112,10 @@ func (s Spec) Check() error {
 		if len(s.ColumnMap) > 0 || len(s.IgnoreColumns) > 0 {
 			return fmt.Errorf("source: --map and --ignore-columns are for CSV and postgres, not %s", s.Kind)
 		}
+		if s.Kind == KindWhatsApp && s.Location == nil {
+			return errors.New("source whatsapp: --tz is required: WhatsApp writes times in the phone's local time without a zone; " +
+				"give the zone the exporting phone was set to, e.g. --tz Europe/Berlin")
+		}
 	case KindPostgres:
 		if s.DSN == "" {
 			return errors.New("source postgres: --source-dsn is required")

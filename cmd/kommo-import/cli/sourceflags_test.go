@@ -21,6 +21,7 @@ func TestParseSpec(t *testing.T) {
 		{in: "jsonl:-", want: sources.Spec{Kind: sources.KindJSONL, Path: "-"}},
 		{in: "ndjson:a:b.log", want: sources.Spec{Kind: sources.KindJSONL, Path: "a:b.log"}},
 		{in: "postgres", want: sources.Spec{Kind: sources.KindPostgres}},
+		{in: "whatsapp:WhatsApp Chat - Anna.zip", want: sources.Spec{Kind: sources.KindWhatsApp, Path: "WhatsApp Chat - Anna.zip"}},
 		{in: "export.csv", want: sources.Spec{Kind: sources.KindCSV, Path: "export.csv"}},
 		{in: "dir/Export.CSV.gz", want: sources.Spec{Kind: sources.KindCSV, Path: "dir/Export.CSV.gz"}},
 		{in: "x.jsonl", want: sources.Spec{Kind: sources.KindJSONL, Path: "x.jsonl"}},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kommo-import/kommo-import/sources"
 	"github.com/kommo-import/kommo-import/sources/telegram"
+	"github.com/kommo-import/kommo-import/sources/whatsapp"
 )
 
 // openFunc opens one kind of source.
@@ -22,6 +23,7 @@ var sourceKinds = map[string]openFunc{
 	sources.KindJSONL:    sources.Open,
 	sources.KindPostgres: sources.Open,
 	sources.KindTelegram: telegram.Open,
+	sources.KindWhatsApp: whatsapp.Open,
 }
 
 // checkKind refuses, as a usage error, an export kind that --source parses
