@@ -96,6 +96,10 @@ func (s Spec) Check() error {
 		if s.Kind == KindJSONL && (len(s.ColumnMap) > 0 || len(s.IgnoreColumns) > 0) {
 			return errors.New("source: --map and --ignore-columns are for CSV and postgres, not JSONL")
 		}
+	case "messenger", "instagram": // read by sources/meta
+		if s.Path == "" || s.Path == "-" {
+			return fmt.Errorf("source %s: give the export's folder or .zip", s.Kind)
+		}
 	case KindPostgres:
 		if s.DSN == "" {
 			return errors.New("source postgres: --source-dsn is required")

@@ -30,6 +30,8 @@ func parseSpec(s string) (sources.Spec, error) {
 			kind = sources.KindCSV
 		case "jsonl", "ndjson":
 			kind = sources.KindJSONL
+		case "messenger", "instagram": // sources/meta
+			kind = strings.ToLower(kind)
 		default:
 			return sources.Spec{}, fmt.Errorf("source %q: unknown kind %q (want csv:PATH, jsonl:PATH or postgres)", s, kind)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/kommo-import/kommo-import/sources"
+	"github.com/kommo-import/kommo-import/sources/meta"
 )
 
 // openFunc opens one kind of source.
@@ -16,6 +17,8 @@ var sourceKinds = map[string]openFunc{
 	sources.KindCSV:      sources.Open,
 	sources.KindJSONL:    sources.Open,
 	sources.KindPostgres: sources.Open,
+	meta.KindMessenger:   meta.Open,
+	meta.KindInstagram:   meta.Open,
 }
 
 // openSource opens spec with the reader of its kind.

@@ -1,0 +1,314 @@
+package meta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"strings"
+
+	"github.com/kommo-import/kommo-import/sources"
+	"github.com/kommo-import/kommo-import/sources/chatexport"
+	"github.com/kommo-import/kommo-import/wire"
+)
+
+// Source kinds.
+const (
+	KindMessenger = "messenger"
+	KindInstagram = "instagram"
+)
+
+// What is skipped, counted by Decoder.Skipped under these keys.
+const (
+	SkipGroupThreads   = "group_threads"      // more than two participants: a Kommo chat has one client
+	SkipDamagedThreads = "damaged_threads"    // JSON that cannot be read; each is also a rejected record naming the file
+	SkipUnknownSide    = "unknown_side"       // threads where neither --self nor the export tells who the company is
+	SkipSystem         = "system_messages"    // joins and leaves (Subscribe, Unsubscribe)
+	SkipCalls          = "calls"              // audio and video calls, missed or not
+	SkipUnsent         = "unsent"             // messages the author took back
+	SkipEmpty          = "empty_messages"     // no text, file or link (a geoblocked message, say)
+	SkipReactions      = "reactions"          // reactions to messages (not messages themselves)
+	SkipOddFiles       = "odd_files"          // message_*.json that are not message_N.json (message_final.json)
+	SkipHTMLThreads    = "html_threads"       // threads exported as HTML only
+	MediaWithoutFile   = "media_without_file" // media whose file is not in the export: a record without media
+)
+
+// Open opens a Messenger (spec.Kind KindMessenger) or Instagram
+// (KindInstagram) export at spec.Path: the unzipped folder or the .zip. It
+// finds the threads but reads none yet; an export with no messages folder,
+// one in HTML format, or the other kind's export is an error here.
+func Open(ctx context.Context, spec sources.Spec) (*sources.Reader, error) {
+	r, _, err := open(ctx, spec)
+	return r, err
+}
+
+// open is Open that also returns the decoder, for its Skipped counts.
+func open(_ context.Context, spec sources.Spec) (*sources.Reader, *Decoder, error) {
+	if spec.Kind != KindMessenger && spec.Kind != KindInstagram {
+		return nil, nil, fmt.Errorf("source: meta reads messenger and instagram, not %q", spec.Kind)
+	}
+	if spec.Path == "" || spec.Path == "-" {
+		return nil, nil, fmt.Errorf("source %s: give the export's folder or .zip (it cannot be read from stdin)", spec.Kind)
+	}
+	exp, err := openExport(spec.Path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("source %s: %w", spec.Kind, err)
+	}
+	found, err := discover(exp.fsys, spec.Kind)
+	if err != nil {
+		exp.Close()
+		return nil, nil, fmt.Errorf("source %s:%s: %w", spec.Kind, spec.Path, err)
+	}
+	d := &Decoder{
+		kind:     spec.Kind,
+		exp:      exp,
+		company:  chatexport.NewCompany(spec),
+		explicit: len(spec.Self) > 0 || (spec.Users != nil && spec.Users.Len() > 0),
+		owners:   map[string]bool{},
+		threads:  found.threads,
+		counts:   map[string]int64{},
+	}
+	d.prefix = "fb-"
+	if spec.Kind == KindInstagram {
+		d.prefix = "ig-"
+	}
+	if found.html > 0 {
+		d.counts[SkipHTMLThreads] = int64(found.html)
+	}
+	if found.legacy != "" {
+		if d.legacy, err = openLegacy(exp.fsys, found.legacy, d.company); err != nil {
+			exp.Close()
+			return nil, nil, fmt.Errorf("source %s:%s: %w", spec.Kind, spec.Path, err)
+		}
+	}
+	// A zip's name and modification time say whether it is the same export;
+	// a folder's do not (a newer export unzipped over it leaves the folder's
+	// own time alone), so a folder is read again from the start after an
+	// interruption, and msgids keep what was staged from being staged twice.
+	resumable := exp.dir == ""
+	return sources.NewReader(spec, spec.Path, d, resumable, exp), d, nil
+}
+
+// Decoder is the sources.Decoder of a Meta export. Use it through the
+// Reader Open returns.
+type Decoder struct {
+	kind, prefix string
+	exp          *export
+	company      *chatexport.Company
+	explicit     bool            // --self or --users name the company
+	owners       map[string]bool // folded names of the folder owner, learned from 1:1 threads
+
+	threads  []threadRef
+	next     int
+	deferred []threadRef // threads whose sides were unknown on the first pass
+	second   bool        // reading the deferred threads
+	legacy   *legacyReader
+
+	chat  chatexport.Chat // the current thread's conversation and client
+	items []item          // its records, oldest first
+	pos   int
+	line  int64
+
+	counts map[string]int64
+}
+
+// item is one record of the current thread: a message, or an error.
+type item struct {
+	m      chatexport.Message
+	media  chatexport.Media
+	shared *wire.SharedPost
+	raw    []byte
+	err    *sources.LineError
+}
+
+// Skipped counts what was not imported, by kind (the Skip* keys), and the
+// media without a file (MediaWithoutFile), so far.
+func (d *Decoder) Skipped() map[string]int64 { return maps.Clone(d.counts) }
+
+// Close closes the file the decoder holds open (Instagram's messages.json);
+// the Reader closes the export.
+func (d *Decoder) Close() error {
+	if d.legacy != nil && !d.legacy.done {
+		d.legacy.done = true
+		return d.legacy.f.Close()
+	}
+	return nil
+}
+
+// Next yields the next record. A damaged thread is one *LineError naming the
+// file, line and offset; a bad message one naming its file, line and field.
+func (d *Decoder) Next(ctx context.Context, p *wire.Payload) (sources.Position, error) {
+	for d.pos >= len(d.items) {
+		if err := ctx.Err(); err != nil {
+			return sources.Position{}, err
+		}
+		clear(d.items) // let the last thread's strings go
+		d.items, d.pos = d.items[:0], 0
+		more, err := d.load()
+		if err != nil {
+			return sources.Position{Line: d.line}, err
+		}
+		if !more {
+			return sources.Position{Line: d.line}, io.EOF
+		}
+	}
+	it := &d.items[d.pos]
+	d.pos++
+	d.line++
+	pos := sources.Position{Line: d.line, Raw: it.raw}
+	if it.err != nil {
+		le := *it.err
+		return pos, &le
+	}
+	m := it.m
+	if m.Media != nil {
+		m.Media = &it.media
+	}
+	d.chat.Payload(&m, p)
+	if it.shared != nil {
+		p.Message.SharedPost = it.shared
+	}
+	return pos, nil
+}
+
+// load reads the next thread into d.items; false when there is none.
+func (d *Decoder) load() (bool, error) {
+	for {
+		if d.legacy != nil {
+			ok, err := d.legacy.next(d)
+			if err != nil || ok {
+				return ok, err
+			}
+			d.legacy = nil
+		}
+		var ref *threadRef
+		switch {
+		case d.next < len(d.threads):
+			ref = &d.threads[d.next]
+			d.next++
+		case !d.second && len(d.deferred) > 0:
+			d.second, d.threads, d.next = true, d.deferred, 0
+			d.deferred = nil
+			continue
+		default:
+			return false, nil
+		}
+		if !d.second && len(ref.odd) > 0 {
+			d.counts[SkipOddFiles] += int64(len(ref.odd))
+		}
+		d.readRef(ref)
+		if len(d.items) > 0 {
+			return true, nil
+		}
+	}
+}
+
+// readRef reads one thread and turns it into items (none for a skipped or
+// deferred thread).
+func (d *Decoder) readRef(ref *threadRef) {
+	t, err := readThread(d.exp.fsys, ref)
+	var dm *damaged
+	switch {
+	case errors.Is(err, errNotThread):
+		return
+	case errors.As(err, &dm):
+		d.counts[SkipDamagedThreads]++
+		d.items = append(d.items, item{raw: dm.raw, err: &sources.LineError{Err: dm}})
+		return
+	case err != nil:
+		d.counts[SkipDamagedThreads]++
+		d.items = append(d.items, item{err: &sources.LineError{Err: fmt.Errorf("%s: %w: the thread is skipped", ref.name(), err)}})
+		return
+	}
+	if isGroup(t) {
+		d.counts[SkipGroupThreads]++
+		return
+	}
+	sides, ok := d.sides(t)
+	if !ok {
+		if !d.second && !d.explicit {
+			d.deferred = append(d.deferred, *ref)
+			return
+		}
+		d.counts[SkipUnknownSide]++
+		d.items = append(d.items, item{err: &sources.LineError{Field: "participants", Err: fmt.Errorf(
+			"%s: cannot tell which of %q is the export's owner (the thread's title %q names neither alone): give --self NAME; the thread is skipped",
+			ref.name(), t.participants, t.title)}})
+		return
+	}
+	d.emit(t, sides)
+}
+
+// isGroup: a group thread by its type or its participants.
+func isGroup(t *thread) bool {
+	return strings.Contains(t.threadType, "Group") || len(t.participants) > 2
+}
+
+// sides is who is who in a one-to-one thread.
+type sides struct {
+	owner  string // the company's name in the thread; "" when only the client is known
+	client string
+}
+
+// sides finds the company and the client of a one-to-one thread: a
+// participant named by --self or --users is the company; otherwise the
+// participant whose name is the thread's title is the client (Meta titles a
+// one-to-one thread with the other person's name) and the other one the
+// folder owner, whose name is learned for the threads the title cannot
+// decide; false when nothing decides.
+func (d *Decoder) sides(t *thread) (sides, bool) {
+	ps := t.participants
+	isCompany := func(name string) bool { return d.company.Is("", name) }
+	if len(ps) == 2 {
+		a, b := isCompany(ps[0]), isCompany(ps[1])
+		if a != b {
+			if a {
+				return sides{owner: ps[0], client: ps[1]}, true
+			}
+			return sides{owner: ps[1], client: ps[0]}, true
+		}
+		title := chatexport.Fold(t.title)
+		ta, tb := chatexport.Fold(ps[0]) == title, chatexport.Fold(ps[1]) == title
+		if ta != tb && !a {
+			owner, client := ps[0], ps[1]
+			if ta {
+				owner, client = ps[1], ps[0]
+			}
+			d.owners[chatexport.Fold(owner)] = true
+			return sides{owner: owner, client: client}, true
+		}
+		oa, ob := d.owners[chatexport.Fold(ps[0])], d.owners[chatexport.Fold(ps[1])]
+		if oa != ob && !a {
+			if oa {
+				return sides{owner: ps[0], client: ps[1]}, true
+			}
+			return sides{owner: ps[1], client: ps[0]}, true
+		}
+		return sides{}, false
+	}
+	// One participant (the other left or deleted the account) or none.
+	var only string
+	if len(ps) == 1 {
+		only = ps[0]
+	}
+	ownerOnly := only != "" && (isCompany(only) || d.owners[chatexport.Fold(only)])
+	switch {
+	case ownerOnly && t.title != "" && chatexport.Fold(t.title) != chatexport.Fold(only):
+		return sides{owner: only, client: t.title}, true
+	case only != "" && !ownerOnly && chatexport.Fold(t.title) == chatexport.Fold(only):
+		return sides{client: only}, true
+	case only == "" && t.title != "" && !isCompany(t.title) && !d.owners[chatexport.Fold(t.title)]:
+		return sides{client: t.title}, true
+	}
+	return sides{}, false
+}
+
+// fromCompany: the sender writes for the company.
+func (d *Decoder) fromCompany(s sides, sender string) bool {
+	f := chatexport.Fold(sender)
+	if s.owner != "" {
+		return f == chatexport.Fold(s.owner) || d.company.Is("", sender)
+	}
+	return f != chatexport.Fold(s.client)
+}
