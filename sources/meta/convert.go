@@ -33,6 +33,7 @@ func (d *Decoder) emit(t *thread, s sides) {
 	}
 	d.chat = chatexport.Chat{ID: d.prefix + key, Client: wire.Participant{ID: d.prefix + "user-" + key, Name: client}}
 	ids := chatexport.NewIDs(d.prefix)
+	company := map[string]bool{} // sender -> writes for the company: two names a thread, folded once each
 	tsField, senderField := "timestamp_ms", "sender_name"
 	switch {
 	case ref.e2ee:
@@ -43,7 +44,7 @@ func (d *Decoder) emit(t *thread, s sides) {
 	for i := range t.msgs {
 		m := &t.msgs[i]
 		bad := func(field string, err error) {
-			d.items = append(d.items, item{raw: m.raw, err: &sources.LineError{Field: field, Err: fmt.Errorf("%s: %w", m.at, err)}})
+			d.items = append(d.items, item{raw: m.raw, err: &sources.LineError{Field: field, Err: fmt.Errorf("%s: %w", m.at(), err)}})
 		}
 		switch {
 		case m.bad != nil:
@@ -62,8 +63,13 @@ func (d *Decoder) emit(t *thread, s sides) {
 		if m.reactions > 0 {
 			d.counts[SkipReactions] += int64(m.reactions)
 		}
-		if m.ts <= 0 {
+		switch {
+		case m.ts <= 0:
 			bad(tsField, fmt.Errorf("%w: the message has no time", sources.ErrRequired))
+			continue
+		case m.ts < minMS || m.ts > d.now().Add(24*time.Hour).UnixMilli():
+			// Validate would say so too, but not where in the export.
+			bad(tsField, fmt.Errorf("%d is not a time in milliseconds between 2000 and tomorrow", m.ts))
 			continue
 		}
 		if strings.TrimSpace(m.sender) == "" {
@@ -84,7 +90,11 @@ func (d *Decoder) emit(t *thread, s sides) {
 			d.counts[SkipEmpty]++
 			continue
 		}
-		fromCompany := d.fromCompany(s, m.sender)
+		fromCompany, ok := company[m.sender]
+		if !ok {
+			fromCompany = d.fromCompany(s, m.sender)
+			company[m.sender] = fromCompany
+		}
 		side := "client"
 		if fromCompany {
 			side = "company"
@@ -120,6 +130,8 @@ func (d *Decoder) emit(t *thread, s sides) {
 		}
 	}
 }
+
+var minMS = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 
 // withShare is a shared link as text: the message's words, the share's
 // text and the link, each once.
@@ -255,7 +267,7 @@ func (d *Decoder) resolve(ref *threadRef, mr mediaRef) (chatexport.Media, error)
 		}
 	}
 	for _, c := range cands {
-		if !fs.ValidPath(c) {
+		if !fs.ValidPath(c) || !d.dirExists(path.Dir(c)) {
 			continue
 		}
 		fi, err := fs.Stat(d.exp.fsys, c)
@@ -273,4 +285,17 @@ func (d *Decoder) resolve(ref *threadRef, mr mediaRef) (chatexport.Media, error)
 		return m, nil
 	}
 	return missing(missingNotInExport)
+}
+
+// dirExists caches, for the current thread, whether a folder exists: an
+// export downloaded without media would otherwise cost a failed stat per
+// place a file is looked for.
+func (d *Decoder) dirExists(dir string) bool {
+	ok, seen := d.dirs[dir]
+	if !seen {
+		fi, err := fs.Stat(d.exp.fsys, dir)
+		ok = err == nil && fi.IsDir()
+		d.dirs[dir] = ok
+	}
+	return ok
 }

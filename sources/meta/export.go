@@ -70,9 +70,13 @@ type threadRef struct {
 	odd     []string // message_*.json siblings that are not message_N.json (message_final.json): skipped
 }
 
+// name names the thread in errors: its folder, or the E2EE export's file.
 func (t *threadRef) name() string {
-	if len(t.files) == 0 {
+	switch {
+	case len(t.files) == 0:
 		return t.key
+	case t.e2ee || t.legacy:
+		return t.files[0]
 	}
 	return path.Dir(t.files[0])
 }
@@ -97,31 +101,22 @@ type discovery struct {
 func discover(fsys fs.FS, kind string) (*discovery, error) {
 	top := "."
 	roots := existing(fsys, top, layouts[kind])
-	if len(roots) == 0 && !isMessagesRoot(fsys, top) {
+	if len(roots) == 0 && !isMessagesRoot(fsys, top) && !isFile(fsys, path.Join(top, "messages.json")) {
 		// A folder that holds the export one level down (unzipped into a
 		// folder of its own, or a zip of that folder).
-		if sub := onlySubdir(fsys, top); sub != "" {
+		if sub := onlySubdir(fsys, top); sub != "" && !activityDirs[path.Base(sub)] {
 			top = sub
 			roots = existing(fsys, top, layouts[kind])
 		}
 	}
 	d := &discovery{}
-	if kind == KindInstagram && len(roots) == 0 {
-		if fi, err := fs.Stat(fsys, path.Join(top, "messages.json")); err == nil && !fi.IsDir() {
+	if len(roots) == 0 {
+		if err := otherKind(fsys, top, kind); err != nil {
+			return nil, err
+		}
+		if kind == KindInstagram && isFile(fsys, path.Join(top, "messages.json")) {
 			d.legacy = path.Join(top, "messages.json")
 			return d, nil
-		}
-	}
-	if len(roots) == 0 {
-		for other, dirs := range layouts {
-			if other == kind {
-				continue
-			}
-			for _, r := range dirs[:len(dirs)-1] { // messages/ alone says nothing about whose export it is
-				if found := existing(fsys, top, []string{r}); len(found) > 0 {
-					return nil, fmt.Errorf("this is a %s export (%s): read it with --source %s:PATH", title(other), found[0], other)
-				}
-			}
 		}
 	}
 	flat := []string{top}
@@ -152,6 +147,29 @@ func discover(fsys fs.FS, kind string) (*discovery, error) {
 		return nil, fmt.Errorf("no messages found: looked for %s (and the E2EE export's <Name>_<N>.json files)", strings.Join(layouts[kind], "/, ")+"/")
 	}
 	return d, nil
+}
+
+// activityDirs are the folders the newer layouts keep messages/ in.
+var activityDirs = map[string]bool{"your_facebook_activity": true, "your_activity_across_facebook": true, "your_instagram_activity": true}
+
+// otherKind is an error when top holds the other kind's export.
+func otherKind(fsys fs.FS, top, kind string) error {
+	for other, dirs := range layouts {
+		if other == kind {
+			continue
+		}
+		for _, r := range dirs[:len(dirs)-1] { // messages/ alone says nothing about whose export it is
+			if found := existing(fsys, top, []string{r}); len(found) > 0 {
+				return fmt.Errorf("this is an export of %s (%s): read it with --source %s:PATH", title(other), found[0], other)
+			}
+		}
+	}
+	return nil
+}
+
+func isFile(fsys fs.FS, name string) bool {
+	fi, err := fs.Stat(fsys, name)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 func title(kind string) string {

@@ -176,9 +176,9 @@ func (lr *legacyReader) emit(d *Decoder, c *legacyConv, offset int64) {
 		return
 	}
 	at := fmt.Sprintf("%s offset %d (conversation %d", lr.file, offset, lr.n)
+	src := &source{file: lr.file, what: at}
 	for i, lm := range c.Conversation {
-		m := msg{sender: repair(lm.Sender), text: repair(rawString(lm.Text)), reactions: len(lm.Likes),
-			at: fmt.Sprintf("%s, message %d)", at, i)}
+		m := msg{sender: repair(lm.Sender), text: repair(rawString(lm.Text)), reactions: len(lm.Likes), src: src, idx: i}
 		if m.text == "" {
 			m.text = rawString(lm.Heart)
 		}

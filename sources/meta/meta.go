@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"strings"
+	"time"
 
 	"github.com/kommo-import/kommo-import/sources"
 	"github.com/kommo-import/kommo-import/sources/chatexport"
@@ -55,19 +56,28 @@ func open(_ context.Context, spec sources.Spec) (*sources.Reader, *Decoder, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("source %s: %w", spec.Kind, err)
 	}
+	return openFS(spec, exp)
+}
+
+// openFS reads the export exp (a folder, a zip, or a test's fs.FS) and
+// closes it with the Reader, or at once on an error.
+func openFS(spec sources.Spec, exp *export) (*sources.Reader, *Decoder, error) {
 	found, err := discover(exp.fsys, spec.Kind)
 	if err != nil {
 		exp.Close()
 		return nil, nil, fmt.Errorf("source %s:%s: %w", spec.Kind, spec.Path, err)
 	}
 	d := &Decoder{
-		kind:     spec.Kind,
-		exp:      exp,
-		company:  chatexport.NewCompany(spec),
-		explicit: len(spec.Self) > 0 || (spec.Users != nil && spec.Users.Len() > 0),
-		owners:   map[string]bool{},
-		threads:  found.threads,
-		counts:   map[string]int64{},
+		kind:    spec.Kind,
+		exp:     exp,
+		company: chatexport.NewCompany(spec),
+		owners:  map[string]bool{},
+		dirs:    map[string]bool{},
+		threads: found.threads,
+		counts:  map[string]int64{},
+	}
+	if d.now = spec.Now; d.now == nil {
+		d.now = time.Now
 	}
 	d.prefix = "fb-"
 	if spec.Kind == KindInstagram {
@@ -94,9 +104,9 @@ func open(_ context.Context, spec sources.Spec) (*sources.Reader, *Decoder, erro
 // Reader Open returns.
 type Decoder struct {
 	kind, prefix string
+	now          func() time.Time
 	exp          *export
 	company      *chatexport.Company
-	explicit     bool            // --self or --users name the company
 	owners       map[string]bool // folded names of the folder owner, learned from 1:1 threads
 
 	threads  []threadRef
@@ -111,6 +121,7 @@ type Decoder struct {
 	line  int64
 
 	counts map[string]int64
+	dirs   map[string]bool // dirExists's cache, for one thread
 }
 
 // item is one record of the current thread: a message, or an error.
@@ -207,6 +218,7 @@ func (d *Decoder) load() (bool, error) {
 // readRef reads one thread and turns it into items (none for a skipped or
 // deferred thread).
 func (d *Decoder) readRef(ref *threadRef) {
+	clear(d.dirs)
 	t, err := readThread(d.exp.fsys, ref)
 	var dm *damaged
 	switch {
@@ -227,14 +239,17 @@ func (d *Decoder) readRef(ref *threadRef) {
 	}
 	sides, ok := d.sides(t)
 	if !ok {
-		if !d.second && !d.explicit {
+		if !d.second {
 			d.deferred = append(d.deferred, *ref)
 			return
 		}
 		d.counts[SkipUnknownSide]++
-		d.items = append(d.items, item{err: &sources.LineError{Field: "participants", Err: fmt.Errorf(
-			"%s: cannot tell which of %q is the export's owner (the thread's title %q names neither alone): give --self NAME; the thread is skipped",
-			ref.name(), t.participants, t.title)}})
+		err := fmt.Errorf("%s: cannot tell which of %q is the export's owner (the thread's title %q names neither alone): give --self NAME; the thread is skipped",
+			ref.name(), t.participants, t.title)
+		if len(t.participants) == 0 && t.title == "" {
+			err = fmt.Errorf("%s: the thread names neither its participants nor a title: the thread is skipped", ref.name())
+		}
+		d.items = append(d.items, item{err: &sources.LineError{Field: "participants", Err: err}})
 		return
 	}
 	d.emit(t, sides)

@@ -10,6 +10,7 @@ import (
 	"path"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -79,9 +80,31 @@ type msg struct {
 	unsent    bool
 	reactions int
 	raw       []byte // the message's JSON
-	at        string // "<file> line L (offset O)", for errors
-	bad       error  // a value of the wrong type: the message is rejected
+	src       *source
+	off       int64 // where raw starts in src
+	idx       int   // its index in the file's messages
+	bad       error // a value of the wrong type: the message is rejected
 	badField  string
+}
+
+// source is a file a message came from.
+type source struct {
+	file string
+	data []byte
+	what string // legacy: where the message is, said in full
+}
+
+// at names where a message is, for an error: "<file> line L (offset O,
+// messages[i])". It is worked out only for an error, since counting the
+// lines before every message would cost time quadratic in the file's size.
+func (m *msg) at() string {
+	if m.src == nil {
+		return "?"
+	}
+	if m.src.what != "" {
+		return m.src.what + ", message " + strconv.Itoa(m.idx) + ")"
+	}
+	return fmt.Sprintf("%s line %d (offset %d, messages[%d])", m.src.file, lineAt(m.src.data, m.off), m.off, m.idx)
 }
 
 type mediaRef struct {
@@ -134,7 +157,8 @@ func readThread(fsys fs.FS, ref *threadRef) (*thread, error) {
 			return nil, &damaged{file: f, err: err}
 		}
 		n := len(t.msgs)
-		if err := t.parseFile(f, data); err != nil {
+		// Meta writes no byte-order mark, but an editor may add one.
+		if err := t.parseFile(f, bytes.TrimPrefix(data, []byte("\ufeff"))); err != nil {
 			return nil, err
 		}
 		part := t.msgs[n:]
@@ -244,6 +268,7 @@ func (t *thread) parseMessages(file string, data []byte, dec *json.Decoder) erro
 	if tok != json.Delim('[') {
 		return &damaged{file: file, offset: dec.InputOffset(), line: lineAt(data, dec.InputOffset()), err: errors.New(`"messages" is not a list`)}
 	}
+	src := &source{file: file, data: data}
 	for i := 0; dec.More(); i++ {
 		start := dec.InputOffset()
 		var m msg
@@ -271,7 +296,7 @@ func (t *thread) parseMessages(file string, data []byte, dec *json.Decoder) erro
 			start++
 		}
 		m.raw = data[start:end]
-		m.at = fmt.Sprintf("%s line %d (offset %d, messages[%d])", file, lineAt(data, start), start, i)
+		m.src, m.off, m.idx = src, start, i
 		t.msgs = append(t.msgs, m)
 	}
 	if _, err := dec.Token(); err != nil {
