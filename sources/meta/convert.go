@@ -54,14 +54,14 @@ func (d *Decoder) emit(t *thread, s sides) {
 			d.counts[SkipUnsent]++
 			continue
 		case m.call:
-			d.counts[SkipCalls]++
+			d.counts[SkipCall]++
 			continue
 		case strings.EqualFold(m.typ, "Subscribe") || strings.EqualFold(m.typ, "Unsubscribe"):
-			d.counts[SkipSystem]++
+			d.counts[SkipServiceMessage]++
 			continue
 		}
 		if m.reactions > 0 {
-			d.counts[SkipReactions] += int64(m.reactions)
+			d.counts[SkipReaction] += int64(m.reactions)
 		}
 		switch {
 		case m.ts <= 0:
@@ -87,7 +87,7 @@ func (d *Decoder) emit(t *thread, s sides) {
 			}
 		}
 		if strings.TrimSpace(text) == "" && len(m.media) == 0 {
-			d.counts[SkipEmpty]++
+			d.counts[SkipUnsupported]++
 			continue
 		}
 		fromCompany, ok := company[m.sender]
@@ -226,8 +226,7 @@ func (d *Decoder) resolve(ref *threadRef, mr mediaRef) (chatexport.Media, error)
 	uri := strings.ReplaceAll(mr.uri, "\\", "/")
 	m := chatexport.Media{Type: mediaType(mr.list, uri), FileName: fileOf(uri)}
 	missing := func(why string) (chatexport.Media, error) {
-		m.Missing = why
-		d.counts[MediaWithoutFile]++
+		m.Missing = why // the Reader counts it, for every format
 		return m, nil
 	}
 	switch {

@@ -42,7 +42,7 @@ func TestDamagedThreadsSkippedOthersGoOn(t *testing.T) {
 			require.Equal(t, []string{"before", "still here"}, texts(res))
 			require.Len(t, res.errs, 1)
 			require.Equal(t, root+":2: "+tc.want, res.errs[0].Error())
-			require.Equal(t, map[string]int64{SkipDamagedThreads: 1}, res.skipped)
+			require.Equal(t, map[string]int64{SkipDamagedChat: 1}, res.skipped)
 			require.EqualValues(t, 1, res.stats.Rejected)
 		})
 	}

@@ -54,22 +54,33 @@ func readAll(t *testing.T, spec sources.Spec) result {
 	return res
 }
 
-// brief is a record in one line: conversation, direction, sender, type and
-// text or file name, for tables of expected records.
+// brief is a record in one line: conversation, direction, sender, and what
+// it shows. A media message reads as the text it becomes while local files
+// cannot be hosted ("[picture: p.jpg] caption"), so the line is the same
+// whether the Reader turns it into that text or leaves the file: URL.
 func brief(p *wire.Payload) string {
 	dir := "in "
 	if p.Receiver != nil {
 		dir = "out"
 	}
-	s := p.ConversationID + " " + dir + " " + p.Sender.Name + ": " + p.Message.Type
-	if p.Message.FileName != "" {
-		s += " " + p.Message.FileName
-	}
-	if p.Message.Text != "" {
-		s += " " + strconv.Quote(p.Message.Text)
-	}
+	s := p.ConversationID + " " + dir + " " + p.Sender.Name + ": " + strconv.Quote(shown(p.Message))
 	if p.Message.SharedPost != nil {
 		s += " +shared " + p.Message.SharedPost.URL
+	}
+	return s
+}
+
+func shown(m *wire.Message) string {
+	if m.Type == wire.TypeText {
+		return m.Text
+	}
+	s := "[" + m.Type
+	if m.FileName != "" {
+		s += ": " + m.FileName
+	}
+	s += "]"
+	if m.Text != "" {
+		s += " " + m.Text
 	}
 	return s
 }
@@ -180,3 +191,27 @@ func texts(res result) []string {
 }
 
 func chatexportFileURL(p string) string { return chatexport.FileURL(p) }
+
+// decoded is a record as the decoder gives it, before the Reader's rules.
+type decoded struct {
+	p   wire.Payload
+	err error
+}
+
+// decodeAll runs the decoder alone: what it resolved (local file paths,
+// sizes) before the Reader turns unhosted files into text.
+func decodeAll(t *testing.T, spec sources.Spec) []decoded {
+	t.Helper()
+	r, d, err := open(t.Context(), spec)
+	require.NoError(t, err)
+	defer r.Close()
+	var out []decoded
+	for {
+		var p wire.Payload
+		_, err := d.Next(t.Context(), &p)
+		if err == io.EOF {
+			return out
+		}
+		out = append(out, decoded{p, err})
+	}
+}

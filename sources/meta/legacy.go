@@ -145,14 +145,14 @@ func (lr *legacyReader) next(d *Decoder) (bool, error) {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &te):
-			d.counts[SkipDamagedThreads]++
+			d.counts[SkipDamagedChat]++
 			d.items = append(d.items, item{err: &sources.LineError{Field: te.Field, Err: fmt.Errorf(
 				"%s offset %d (conversation %d): %s: %w: the conversation is skipped", lr.file, start, lr.n, te.Field, typeError(te))}})
 			return true, nil
 		case err != nil:
 			lr.done = true
 			lr.f.Close()
-			d.counts[SkipDamagedThreads]++
+			d.counts[SkipDamagedChat]++
 			d.items = append(d.items, item{err: &sources.LineError{Err: fmt.Errorf(
 				"%s offset %d (conversation %d): %v: the rest of the file cannot be read", lr.file, lr.dec.InputOffset(), lr.n, err)}})
 			return true, nil
@@ -172,7 +172,10 @@ func (lr *legacyReader) emit(d *Decoder, c *legacyConv, offset int64) {
 	ref := &threadRef{section: "legacy", key: "dm-" + strings.Join(sorted, "+"), files: []string{lr.file}, legacy: true, base: path.Dir(lr.file), root: path.Dir(lr.file)}
 	t.ref = ref
 	if isGroup(t) {
-		d.counts[SkipGroupThreads]++
+		d.counts[SkipGroupChat]++
+		if len(c.Conversation) > 0 {
+			d.counts[SkipChatMessage] += int64(len(c.Conversation))
+		}
 		return
 	}
 	at := fmt.Sprintf("%s offset %d (conversation %d", lr.file, offset, lr.n)
@@ -206,7 +209,7 @@ func (lr *legacyReader) emit(d *Decoder, c *legacyConv, offset int64) {
 		}
 	}
 	if s.owner == "" || s.client == "" {
-		d.counts[SkipUnknownSide]++
+		d.counts[SkipUnknownOwner]++
 		d.items = append(d.items, item{err: &sources.LineError{Field: "participants", Err: fmt.Errorf(
 			"%s): cannot tell which of %q is the export's owner: give --self USERNAME; the conversation is skipped", at, t.participants)}})
 		return

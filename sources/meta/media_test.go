@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -45,18 +46,18 @@ func TestMedia(t *testing.T) {
 	res := readAll(t, sources.Spec{Kind: KindMessenger, Path: root, MediaMissing: sources.MediaMissingText})
 	got := briefs(res)
 	require.Equal(t, []string{
-		`fb-1234567 in  Anna: picture p.jpg "caption"`,
-		`fb-1234567 in  Anna: text "[picture: missing.jpg]"`,
-		`fb-1234567 in  Anna: video v.mp4`,
-		`fb-1234567 in  Anna: voice a.mp4`,
-		`fb-1234567 in  Anna: file f.pdf`,
-		`fb-1234567 in  Anna: picture g.gif`,
-		`fb-1234567 in  Anna: video g.mp4`,
-		`fb-1234567 in  Anna: sticker s.png`,
-		`fb-1234567 in  Anna: text "[picture: p.jpg] web"`,
-		`fb-1234567 in  Anna: text "[picture: empty.jpg] empty"`,
-		`fb-1234567 in  Anna: text "[picture] no uri"`,
-		`fb-1234567 in  Anna: picture p.jpg "backslashes"`,
+		`fb-1234567 in  Anna: "[picture: p.jpg] caption"`,
+		`fb-1234567 in  Anna: "[picture: missing.jpg]"`,
+		`fb-1234567 in  Anna: "[video: v.mp4]"`,
+		`fb-1234567 in  Anna: "[voice: a.mp4]"`,
+		`fb-1234567 in  Anna: "[file: f.pdf]"`,
+		`fb-1234567 in  Anna: "[picture: g.gif]"`,
+		`fb-1234567 in  Anna: "[video: g.mp4]"`,
+		`fb-1234567 in  Anna: "[sticker: s.png]"`,
+		`fb-1234567 in  Anna: "[picture: p.jpg] web"`,
+		`fb-1234567 in  Anna: "[picture: empty.jpg] empty"`,
+		`fb-1234567 in  Anna: "[picture] no uri"`,
+		`fb-1234567 in  Anna: "[picture: p.jpg] backslashes"`,
 	}, got)
 	require.Len(t, res.errs, 3)
 	require.Equal(t, "photos[0].uri", res.errs[0].Field)
@@ -65,11 +66,12 @@ func TestMedia(t *testing.T) {
 	require.ErrorContains(t, res.errs[1], "an absolute path")
 	require.Equal(t, "files[0].uri", res.errs[2].Field)
 	require.ErrorContains(t, res.errs[2], "a path leading out of the export (..)")
-	require.EqualValues(t, 4, res.skipped[MediaWithoutFile])
 
 	// The second file of a message is a record of its own, without the text.
 	require.Equal(t, res.recs[0].Payload.MsgID+"-2", res.recs[1].Payload.MsgID)
-	require.EqualValues(t, 4, res.recs[0].Payload.Message.FileSize)
+	dec := decodeAll(t, sources.Spec{Kind: KindMessenger, Path: root})
+	require.EqualValues(t, 4, dec[0].p.Message.FileSize)
+	require.Equal(t, chatexportFileURL(filepath.Join(root, dir, "x", "p.jpg")), dec[0].p.Message.Media)
 }
 
 // Kommo types of the E2EE export's single media list, by extension.

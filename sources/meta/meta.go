@@ -20,19 +20,22 @@ const (
 	KindInstagram = "instagram"
 )
 
-// What is skipped, counted by Decoder.Skipped under these keys.
+// What is not imported, counted by Decoder.Skipped under these keys. Where
+// another export format skips the same thing the key is the same
+// (sources.Stats.Skipped's vocabulary): the Reader merges these counts into
+// its own, and counts media without a file itself.
 const (
-	SkipGroupThreads   = "group_threads"      // more than two participants: a Kommo chat has one client
-	SkipDamagedThreads = "damaged_threads"    // JSON that cannot be read; each is also a rejected record naming the file
-	SkipUnknownSide    = "unknown_side"       // threads where neither --self nor the export tells who the company is
-	SkipSystem         = "system_messages"    // joins and leaves (Subscribe, Unsubscribe)
-	SkipCalls          = "calls"              // audio and video calls, missed or not
-	SkipUnsent         = "unsent"             // messages the author took back
-	SkipEmpty          = "empty_messages"     // no text, file or link (a geoblocked message, say)
-	SkipReactions      = "reactions"          // reactions to messages (not messages themselves)
-	SkipOddFiles       = "odd_files"          // message_*.json that are not message_N.json (message_final.json)
-	SkipHTMLThreads    = "html_threads"       // threads exported as HTML only
-	MediaWithoutFile   = "media_without_file" // media whose file is not in the export: a record without media
+	SkipGroupChat      = "group chat"                 // more than two participants: a Kommo chat has one client
+	SkipChatMessage    = "message in a skipped chat"  // the messages of the group chats
+	SkipServiceMessage = "service message"            // joins and leaves (Subscribe, Unsubscribe)
+	SkipCall           = "call"                       // audio and video calls, missed or not
+	SkipUnsent         = "unsent message"             // messages their author took back
+	SkipReaction       = "reaction"                   // reactions to messages: not messages themselves
+	SkipUnsupported    = "unsupported content"        // nothing to show: no text, file or link (a geoblocked message)
+	SkipDamagedChat    = "damaged chat"               // JSON that cannot be read; each is also a rejected record naming the file
+	SkipUnknownOwner   = "chat without a known owner" // neither --self nor the export tells who the company is; also a rejected record
+	SkipOddFile        = "odd file"                   // message_*.json that are not message_N.json (message_final.json)
+	SkipHTMLChat       = "chat in HTML format"        // a thread exported as message_N.html only
 )
 
 // Open opens a Messenger (spec.Kind KindMessenger) or Instagram
@@ -84,7 +87,7 @@ func openFS(spec sources.Spec, exp *export) (*sources.Reader, *Decoder, error) {
 		d.prefix = "ig-"
 	}
 	if found.html > 0 {
-		d.counts[SkipHTMLThreads] = int64(found.html)
+		d.counts[SkipHTMLChat] = int64(found.html)
 	}
 	if found.legacy != "" {
 		if d.legacy, err = openLegacy(exp.fsys, found.legacy, d.company); err != nil {
@@ -133,8 +136,7 @@ type item struct {
 	err    *sources.LineError
 }
 
-// Skipped counts what was not imported, by kind (the Skip* keys), and the
-// media without a file (MediaWithoutFile), so far.
+// Skipped counts what was not imported so far, by kind (the Skip* keys).
 func (d *Decoder) Skipped() map[string]int64 { return maps.Clone(d.counts) }
 
 // Close closes the file the decoder holds open (Instagram's messages.json);
@@ -206,7 +208,7 @@ func (d *Decoder) load() (bool, error) {
 			return false, nil
 		}
 		if !d.second && len(ref.odd) > 0 {
-			d.counts[SkipOddFiles] += int64(len(ref.odd))
+			d.counts[SkipOddFile] += int64(len(ref.odd))
 		}
 		d.readRef(ref)
 		if len(d.items) > 0 {
@@ -225,16 +227,19 @@ func (d *Decoder) readRef(ref *threadRef) {
 	case errors.Is(err, errNotThread):
 		return
 	case errors.As(err, &dm):
-		d.counts[SkipDamagedThreads]++
+		d.counts[SkipDamagedChat]++
 		d.items = append(d.items, item{raw: dm.raw, err: &sources.LineError{Err: dm}})
 		return
 	case err != nil:
-		d.counts[SkipDamagedThreads]++
+		d.counts[SkipDamagedChat]++
 		d.items = append(d.items, item{err: &sources.LineError{Err: fmt.Errorf("%s: %w: the thread is skipped", ref.name(), err)}})
 		return
 	}
 	if isGroup(t) {
-		d.counts[SkipGroupThreads]++
+		d.counts[SkipGroupChat]++
+		if len(t.msgs) > 0 {
+			d.counts[SkipChatMessage] += int64(len(t.msgs))
+		}
 		return
 	}
 	sides, ok := d.sides(t)
@@ -243,7 +248,7 @@ func (d *Decoder) readRef(ref *threadRef) {
 			d.deferred = append(d.deferred, *ref)
 			return
 		}
-		d.counts[SkipUnknownSide]++
+		d.counts[SkipUnknownOwner]++
 		err := fmt.Errorf("%s: cannot tell which of %q is the export's owner (the thread's title %q names neither alone): give --self NAME; the thread is skipped",
 			ref.name(), t.participants, t.title)
 		if len(t.participants) == 0 && t.title == "" {

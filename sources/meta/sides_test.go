@@ -18,14 +18,14 @@ func TestSides(t *testing.T) {
 		root := t.TempDir()
 		write(t, root, "bob_1111111", dyi("Bob", []string{"Bob", "Owner"}, m("Bob", 1, "hi"), m("Owner", 2, "hello")))
 		res := readAll(t, sources.Spec{Kind: KindMessenger, Path: root, Users: sampleUsersFor(t, "Owner")})
-		require.Equal(t, []string{`fb-1111111 in  Bob: text "hi"`, `fb-1111111 out Owner: text "hello"`}, briefs(res))
+		require.Equal(t, []string{`fb-1111111 in  Bob: "hi"`, `fb-1111111 out Owner: "hello"`}, briefs(res))
 	})
 	t.Run("--self wins over the title", func(t *testing.T) {
 		root := t.TempDir()
 		// The owner's page is named like the client's title: only --self can tell.
 		write(t, root, "bob_1111111", dyi("Owner", []string{"Bob", "Owner"}, m("Bob", 1, "hi"), m("Owner", 2, "hello")))
 		res := readAll(t, sources.Spec{Kind: KindMessenger, Path: root, Self: []string{"  owner "}, Users: sampleUsersFor(t, "Owner")})
-		require.Equal(t, []string{`fb-1111111 in  Bob: text "hi"`, `fb-1111111 out Owner: text "hello"`}, briefs(res))
+		require.Equal(t, []string{`fb-1111111 in  Bob: "hi"`, `fb-1111111 out Owner: "hello"`}, briefs(res))
 	})
 	t.Run("learned owner, thread read again at the end", func(t *testing.T) {
 		root := t.TempDir()
@@ -34,7 +34,7 @@ func TestSides(t *testing.T) {
 		res := readAll(t, sources.Spec{Kind: KindMessenger, Path: root, Users: sampleUsersFor(t, "Whoever")})
 		// --users names no participant, so it does not decide, but --bot-id-less
 		// outgoing messages need a user: map the owner through the learned name.
-		require.Equal(t, []string{`fb-2222222 in  Bob: text "hi"`, `fb-1111111 in  Alice: text "first"`}, briefs(res))
+		require.Equal(t, []string{`fb-2222222 in  Bob: "hi"`, `fb-1111111 in  Alice: "first"`}, briefs(res))
 		require.Len(t, res.errs, 1)
 		require.Equal(t, "sender.ref_id", res.errs[0].Field, "Owner's reply is outgoing")
 	})
@@ -46,13 +46,13 @@ func TestSides(t *testing.T) {
 		require.Len(t, res.errs, 1)
 		require.Equal(t, "participants", res.errs[0].Field)
 		require.ErrorContains(t, res.errs[0], `messages/inbox/aaa_1111111: cannot tell which of ["Alice" "Owner"] is the export's owner (the thread's title "Nickname" names neither alone): give --self NAME`)
-		require.Equal(t, map[string]int64{SkipUnknownSide: 1}, res.skipped)
+		require.Equal(t, map[string]int64{SkipUnknownOwner: 1}, res.skipped)
 	})
 	t.Run("one participant left", func(t *testing.T) {
 		root := t.TempDir()
 		write(t, root, "bob_1111111", dyi("Bob", []string{"Owner"}, m("Bob", 1, "hi"), m("Owner", 2, "hello")))
 		res := readAll(t, sources.Spec{Kind: KindMessenger, Path: root, Self: []string{"Owner"}, Users: sampleUsersFor(t, "Owner")})
-		require.Equal(t, []string{`fb-1111111 in  Bob: text "hi"`, `fb-1111111 out Owner: text "hello"`}, briefs(res))
+		require.Equal(t, []string{`fb-1111111 in  Bob: "hi"`, `fb-1111111 out Owner: "hello"`}, briefs(res))
 	})
 	t.Run("groups", func(t *testing.T) {
 		root := t.TempDir()
@@ -64,8 +64,8 @@ func TestSides(t *testing.T) {
 		p["thread_type"] = "Pending" // Instagram's message request: one to one
 		write(t, root, "bob_3333333", p)
 		res := readAll(t, sources.Spec{Kind: KindInstagram, Path: root})
-		require.Equal(t, []string{`ig-3333333 in  Bob: text "a request"`}, briefs(res))
-		require.Equal(t, map[string]int64{SkipGroupThreads: 2}, res.skipped)
+		require.Equal(t, []string{`ig-3333333 in  Bob: "a request"`}, briefs(res))
+		require.Equal(t, map[string]int64{SkipGroupChat: 2, SkipChatMessage: 2}, res.skipped)
 	})
 }
 
@@ -85,6 +85,6 @@ func TestSkippedKinds(t *testing.T) {
 		m("Bob", 9, "", "share", map[string]any{"link": "https://example.com/a"}, "type", "Share"),
 	))
 	res := readAll(t, sources.Spec{Kind: KindMessenger, Path: root})
-	require.Equal(t, []string{`fb-1111111 in  Bob: text "kept"`, `fb-1111111 in  Bob: text "https://example.com/a" +shared https://example.com/a`}, briefs(res))
-	require.Equal(t, map[string]int64{SkipCalls: 2, SkipUnsent: 1, SkipSystem: 2, SkipReactions: 2, SkipEmpty: 2}, res.skipped)
+	require.Equal(t, []string{`fb-1111111 in  Bob: "kept"`, `fb-1111111 in  Bob: "https://example.com/a" +shared https://example.com/a`}, briefs(res))
+	require.Equal(t, map[string]int64{SkipCall: 2, SkipUnsent: 1, SkipServiceMessage: 2, SkipReaction: 2, SkipUnsupported: 2}, res.skipped)
 }
