@@ -14,7 +14,17 @@ import (
 	"github.com/kommo-import/kommo-import/wire"
 )
 
-// emit turns a one-to-one thread's messages into items, oldest first.
+// current is a thread whose messages are being turned into records.
+type current struct {
+	t                    *thread
+	s                    sides
+	idx                  int // the next message
+	ids                  *chatexport.IDs
+	company              map[string]bool // sender -> writes for the company: two names a thread, folded once each
+	tsField, senderField string
+}
+
+// emit starts yielding a one-to-one thread's messages, oldest first.
 //
 // Ids: the conversation is the prefix and the thread's key ("fb-<thread
 // id>"), its client "fb-user-<thread id>" (display names are all the export
@@ -26,108 +36,131 @@ import (
 // second one's msgid suffixed "-2" and so on; the text goes with the first.
 func (d *Decoder) emit(t *thread, s sides) {
 	ref := t.ref
-	key := ref.key
 	client := s.client
 	if strings.TrimSpace(client) == "" {
 		client = title(d.kind) + " user" // Meta's own name for a deleted account
 	}
-	d.chat = chatexport.Chat{ID: d.prefix + key, Client: wire.Participant{ID: d.prefix + "user-" + key, Name: client}}
-	ids := chatexport.NewIDs(d.prefix)
-	company := map[string]bool{} // sender -> writes for the company: two names a thread, folded once each
-	tsField, senderField := "timestamp_ms", "sender_name"
+	d.chat = chatexport.Chat{ID: d.prefix + ref.key, Client: wire.Participant{ID: d.prefix + "user-" + ref.key, Name: client}}
+	c := &current{t: t, s: s, ids: chatexport.NewIDs(d.prefix), company: map[string]bool{},
+		tsField: "timestamp_ms", senderField: "sender_name"}
 	switch {
 	case ref.e2ee:
-		tsField, senderField = "timestamp", "senderName"
+		c.tsField, c.senderField = "timestamp", "senderName"
 	case ref.legacy:
-		tsField, senderField = "created_at", "sender"
+		c.tsField, c.senderField = "created_at", "sender"
 	}
-	for i := range t.msgs {
-		m := &t.msgs[i]
-		bad := func(field string, err error) {
-			d.items = append(d.items, item{raw: m.raw, err: &sources.LineError{Field: field, Err: fmt.Errorf("%s: %w", m.at(), err)}})
+	d.cur = c
+}
+
+// convertNext turns the current thread's next messages into records until
+// one gives any (skipped messages give none); false at the thread's end,
+// which lets the thread go.
+func (d *Decoder) convertNext() bool {
+	c := d.cur
+	if c == nil {
+		return false
+	}
+	for c.idx < len(c.t.msgs) {
+		m := &c.t.msgs[c.idx]
+		c.idx++
+		d.convert(c, m)
+		*m = msg{} // its strings and bytes are the records' now, or garbage
+		if len(d.pending) > 0 {
+			return true
 		}
-		switch {
-		case m.bad != nil:
-			bad(m.badField, m.bad)
+	}
+	d.cur = nil
+	return false
+}
+
+// convert turns one message into records in d.pending: none when it is
+// skipped, one a file, or one rejected record.
+func (d *Decoder) convert(c *current, m *msg) {
+	ref := c.t.ref
+	bad := func(field string, err error) {
+		d.pending = append(d.pending, item{raw: m.raw, err: &sources.LineError{Field: field, Err: fmt.Errorf("%s: %w", m.at(), err)}})
+	}
+	switch {
+	case m.bad != nil:
+		bad(m.badField, m.bad)
+		return
+	case m.unsent:
+		d.counts[SkipUnsent]++
+		return
+	case m.call:
+		d.counts[SkipCall]++
+		return
+	case strings.EqualFold(m.typ, "Subscribe") || strings.EqualFold(m.typ, "Unsubscribe"):
+		d.counts[SkipServiceMessage]++
+		return
+	}
+	if m.reactions > 0 {
+		d.counts[SkipReaction] += int64(m.reactions)
+	}
+	switch {
+	case m.ts <= 0:
+		bad(c.tsField, fmt.Errorf("%w: the message has no time", sources.ErrRequired))
+		return
+	case m.ts < minMS || m.ts > d.now().Add(24*time.Hour).UnixMilli():
+		// Validate would say so too, but not where in the export.
+		bad(c.tsField, fmt.Errorf("%d is not a time in milliseconds between 2000 and tomorrow", m.ts))
+		return
+	}
+	if strings.TrimSpace(m.sender) == "" {
+		bad(c.senderField, fmt.Errorf("%w: the message has no author", sources.ErrRequired))
+		return
+	}
+	text := m.text
+	var shared *wire.SharedPost
+	if m.share != nil {
+		text = withShare(text, m.share)
+		// A legacy Instagram share's link is the post's image on a CDN,
+		// not the post: it stays text.
+		if u := m.share.Link; !ref.legacy && (strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://")) {
+			shared = &wire.SharedPost{URL: u, Type: wire.SharedPostType}
+		}
+	}
+	if strings.TrimSpace(text) == "" && len(m.media) == 0 {
+		d.counts[SkipUnsupported]++
+		return
+	}
+	fromCompany, ok := c.company[m.sender]
+	if !ok {
+		fromCompany = d.fromCompany(c.s, m.sender)
+		c.company[m.sender] = fromCompany
+	}
+	side := "client"
+	if fromCompany {
+		side = "company"
+	}
+	msgid := c.ids.Next(ref.key, strconv.FormatInt(m.ts, 10), side, text+mediaSignature(m.media))
+	base := chatexport.Message{
+		MsgID:       msgid,
+		Time:        time.UnixMilli(m.ts),
+		Author:      m.sender,
+		FromCompany: fromCompany,
+		Text:        text,
+	}
+	if len(m.media) == 0 {
+		d.pending = append(d.pending, item{m: base, shared: shared, raw: m.raw})
+		return
+	}
+	for k, mr := range m.media {
+		it := item{m: base, raw: m.raw}
+		if k > 0 {
+			it.m.MsgID = msgid + "-" + strconv.Itoa(k+1)
+			it.m.Text = ""
+		} else {
+			it.shared = shared
+		}
+		media, err := d.resolve(ref, mr)
+		if err != nil {
+			bad(fmt.Sprintf("%s[%d].uri", mr.list, k), err)
 			continue
-		case m.unsent:
-			d.counts[SkipUnsent]++
-			continue
-		case m.call:
-			d.counts[SkipCall]++
-			continue
-		case strings.EqualFold(m.typ, "Subscribe") || strings.EqualFold(m.typ, "Unsubscribe"):
-			d.counts[SkipServiceMessage]++
-			continue
 		}
-		if m.reactions > 0 {
-			d.counts[SkipReaction] += int64(m.reactions)
-		}
-		switch {
-		case m.ts <= 0:
-			bad(tsField, fmt.Errorf("%w: the message has no time", sources.ErrRequired))
-			continue
-		case m.ts < minMS || m.ts > d.now().Add(24*time.Hour).UnixMilli():
-			// Validate would say so too, but not where in the export.
-			bad(tsField, fmt.Errorf("%d is not a time in milliseconds between 2000 and tomorrow", m.ts))
-			continue
-		}
-		if strings.TrimSpace(m.sender) == "" {
-			bad(senderField, fmt.Errorf("%w: the message has no author", sources.ErrRequired))
-			continue
-		}
-		text := m.text
-		var shared *wire.SharedPost
-		if m.share != nil {
-			text = withShare(text, m.share)
-			// A legacy Instagram share's link is the post's image on a CDN,
-			// not the post: it stays text.
-			if u := m.share.Link; !ref.legacy && (strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://")) {
-				shared = &wire.SharedPost{URL: u, Type: wire.SharedPostType}
-			}
-		}
-		if strings.TrimSpace(text) == "" && len(m.media) == 0 {
-			d.counts[SkipUnsupported]++
-			continue
-		}
-		fromCompany, ok := company[m.sender]
-		if !ok {
-			fromCompany = d.fromCompany(s, m.sender)
-			company[m.sender] = fromCompany
-		}
-		side := "client"
-		if fromCompany {
-			side = "company"
-		}
-		msgid := ids.Next(key, strconv.FormatInt(m.ts, 10), side, text+mediaSignature(m.media))
-		base := chatexport.Message{
-			MsgID:       msgid,
-			Time:        time.UnixMilli(m.ts),
-			Author:      m.sender,
-			FromCompany: fromCompany,
-			Text:        text,
-		}
-		if len(m.media) == 0 {
-			d.items = append(d.items, item{m: base, shared: shared, raw: m.raw})
-			continue
-		}
-		for k, mr := range m.media {
-			it := item{m: base, raw: m.raw}
-			if k > 0 {
-				it.m.MsgID = msgid + "-" + strconv.Itoa(k+1)
-				it.m.Text = ""
-			} else {
-				it.shared = shared
-			}
-			media, err := d.resolve(ref, mr)
-			if err != nil {
-				bad(fmt.Sprintf("%s[%d].uri", mr.list, k), err)
-				continue
-			}
-			it.media = media
-			it.m.Media = &it.media // Next points it at the item's own copy
-			d.items = append(d.items, it)
-		}
+		it.media = media
+		it.m.Media = &it.media // Next points it at the item's own copy
+		d.pending = append(d.pending, it)
 	}
 }
 

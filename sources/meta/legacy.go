@@ -146,19 +146,19 @@ func (lr *legacyReader) next(d *Decoder) (bool, error) {
 		switch {
 		case errors.As(err, &te):
 			d.counts[SkipDamagedChat]++
-			d.items = append(d.items, item{err: &sources.LineError{Field: te.Field, Err: fmt.Errorf(
+			d.pending = append(d.pending, item{err: &sources.LineError{Field: te.Field, Err: fmt.Errorf(
 				"%s offset %d (conversation %d): %s: %w: the conversation is skipped", lr.file, start, lr.n, te.Field, typeError(te))}})
 			return true, nil
 		case err != nil:
 			lr.done = true
 			lr.f.Close()
 			d.counts[SkipDamagedChat]++
-			d.items = append(d.items, item{err: &sources.LineError{Err: fmt.Errorf(
+			d.pending = append(d.pending, item{err: &sources.LineError{Err: fmt.Errorf(
 				"%s offset %d (conversation %d): %v: the rest of the file cannot be read", lr.file, lr.dec.InputOffset(), lr.n, err)}})
 			return true, nil
 		}
 		lr.emit(d, &c, start)
-		if len(d.items) > 0 {
+		if len(d.pending) > 0 || d.cur != nil {
 			return true, nil
 		}
 	}
@@ -210,7 +210,7 @@ func (lr *legacyReader) emit(d *Decoder, c *legacyConv, offset int64) {
 	}
 	if s.owner == "" || s.client == "" {
 		d.counts[SkipUnknownOwner]++
-		d.items = append(d.items, item{err: &sources.LineError{Field: "participants", Err: fmt.Errorf(
+		d.pending = append(d.pending, item{err: &sources.LineError{Field: "participants", Err: fmt.Errorf(
 			"%s): cannot tell which of %q is the export's owner: give --self USERNAME; the conversation is skipped", at, t.participants)}})
 		return
 	}

@@ -118,10 +118,11 @@ type Decoder struct {
 	second   bool        // reading the deferred threads
 	legacy   *legacyReader
 
-	chat  chatexport.Chat // the current thread's conversation and client
-	items []item          // its records, oldest first
-	pos   int
-	line  int64
+	chat    chatexport.Chat // the current thread's conversation and client
+	cur     *current        // the thread being yielded, nil between threads
+	pending []item          // records ready to yield: one message's files, or a thread's error
+	pos     int             // the next of pending
+	line    int64
 
 	counts map[string]int64
 	dirs   map[string]bool // dirExists's cache, for one thread
@@ -151,13 +152,18 @@ func (d *Decoder) Close() error {
 
 // Next yields the next record. A damaged thread is one *LineError naming the
 // file, line and offset; a bad message one naming its file, line and field.
+// A thread is read whole (its messages must be sorted) but turned into
+// records one message at a time.
 func (d *Decoder) Next(ctx context.Context, p *wire.Payload) (sources.Position, error) {
-	for d.pos >= len(d.items) {
+	for d.pos >= len(d.pending) {
 		if err := ctx.Err(); err != nil {
 			return sources.Position{}, err
 		}
-		clear(d.items) // let the last thread's strings go
-		d.items, d.pos = d.items[:0], 0
+		clear(d.pending)
+		d.pending, d.pos = d.pending[:0], 0
+		if d.convertNext() {
+			continue
+		}
 		more, err := d.load()
 		if err != nil {
 			return sources.Position{Line: d.line}, err
@@ -166,7 +172,7 @@ func (d *Decoder) Next(ctx context.Context, p *wire.Payload) (sources.Position, 
 			return sources.Position{Line: d.line}, io.EOF
 		}
 	}
-	it := &d.items[d.pos]
+	it := &d.pending[d.pos]
 	d.pos++
 	d.line++
 	pos := sources.Position{Line: d.line, Raw: it.raw}
@@ -185,7 +191,8 @@ func (d *Decoder) Next(ctx context.Context, p *wire.Payload) (sources.Position, 
 	return pos, nil
 }
 
-// load reads the next thread into d.items; false when there is none.
+// load reads the next thread: it sets d.cur, or puts the thread's error in
+// d.pending; false when no thread is left.
 func (d *Decoder) load() (bool, error) {
 	for {
 		if d.legacy != nil {
@@ -211,7 +218,7 @@ func (d *Decoder) load() (bool, error) {
 			d.counts[SkipOddFile] += int64(len(ref.odd))
 		}
 		d.readRef(ref)
-		if len(d.items) > 0 {
+		if len(d.pending) > 0 || d.cur != nil {
 			return true, nil
 		}
 	}
@@ -228,11 +235,11 @@ func (d *Decoder) readRef(ref *threadRef) {
 		return
 	case errors.As(err, &dm):
 		d.counts[SkipDamagedChat]++
-		d.items = append(d.items, item{raw: dm.raw, err: &sources.LineError{Err: dm}})
+		d.pending = append(d.pending, item{raw: dm.raw, err: &sources.LineError{Err: dm}})
 		return
 	case err != nil:
 		d.counts[SkipDamagedChat]++
-		d.items = append(d.items, item{err: &sources.LineError{Err: fmt.Errorf("%s: %w: the thread is skipped", ref.name(), err)}})
+		d.pending = append(d.pending, item{err: &sources.LineError{Err: fmt.Errorf("%s: %w: the thread is skipped", ref.name(), err)}})
 		return
 	}
 	if isGroup(t) {
@@ -254,7 +261,7 @@ func (d *Decoder) readRef(ref *threadRef) {
 		if len(t.participants) == 0 && t.title == "" {
 			err = fmt.Errorf("%s: the thread names neither its participants nor a title: the thread is skipped", ref.name())
 		}
-		d.items = append(d.items, item{err: &sources.LineError{Field: "participants", Err: err}})
+		d.pending = append(d.pending, item{err: &sources.LineError{Field: "participants", Err: err}})
 		return
 	}
 	d.emit(t, sides)
