@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"slices"
@@ -138,23 +139,35 @@ func (lr *legacyReader) next(d *Decoder) (bool, error) {
 			lr.f.Close()
 			return false, nil
 		}
-		start := lr.dec.InputOffset()
-		var c legacyConv
-		err := lr.dec.Decode(&c)
+		var raw json.RawMessage
+		err := lr.dec.Decode(&raw)
 		lr.n++
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &te):
-			d.counts[SkipDamagedChat]++
-			d.pending = append(d.pending, item{err: &sources.LineError{Field: te.Field, Err: fmt.Errorf(
-				"%s offset %d (conversation %d): %s: %w: the conversation is skipped", lr.file, start, lr.n, te.Field, typeError(te))}})
-			return true, nil
-		case err != nil:
+		if err != nil {
 			lr.done = true
-			lr.f.Close()
+			defer lr.f.Close()
 			d.counts[SkipDamagedChat]++
+			at := lr.dec.InputOffset()
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				err = errors.New("the file ends in the middle of the JSON (cut short?)")
+				if fi, serr := lr.f.Stat(); serr == nil {
+					at = fi.Size()
+				}
+			}
 			d.pending = append(d.pending, item{err: &sources.LineError{Err: fmt.Errorf(
-				"%s offset %d (conversation %d): %v: the rest of the file cannot be read", lr.file, lr.dec.InputOffset(), lr.n, err)}})
+				"%s offset %d (conversation %d): %v: the rest of the file cannot be read", lr.file, at, lr.n, err)}})
+			return true, nil
+		}
+		start := lr.dec.InputOffset() - int64(len(raw))
+		var c legacyConv
+		var te *json.UnmarshalTypeError
+		if err := json.Unmarshal(raw, &c); errors.As(err, &te) || err != nil {
+			d.counts[SkipDamagedChat]++
+			why := err
+			if te != nil {
+				why = fmt.Errorf("%s: %w", te.Field, typeError(te))
+			}
+			d.pending = append(d.pending, item{raw: raw, err: &sources.LineError{Field: fieldOf(te), Err: fmt.Errorf(
+				"%s offset %d (conversation %d): %v: the conversation is skipped", lr.file, start, lr.n, why)}})
 			return true, nil
 		}
 		lr.emit(d, &c, start)
@@ -215,6 +228,13 @@ func (lr *legacyReader) emit(d *Decoder, c *legacyConv, offset int64) {
 		return
 	}
 	d.emit(t, s)
+}
+
+func fieldOf(te *json.UnmarshalTypeError) string {
+	if te == nil {
+		return ""
+	}
+	return te.Field
 }
 
 func rawString(raw json.RawMessage) string {
