@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kommo-import/kommo-import/sources"
+	"github.com/kommo-import/kommo-import/sources/meta"
 	"github.com/kommo-import/kommo-import/sources/telegram"
 	"github.com/kommo-import/kommo-import/sources/whatsapp"
 )
@@ -19,11 +20,13 @@ type openFunc func(ctx context.Context, spec sources.Spec) (*sources.Reader, err
 // importer changes. An export kind that --source parses (sources.ExportKinds)
 // but that has no entry here is refused as not built yet.
 var sourceKinds = map[string]openFunc{
-	sources.KindCSV:      sources.Open,
-	sources.KindJSONL:    sources.Open,
-	sources.KindPostgres: sources.Open,
-	sources.KindTelegram: telegram.Open,
-	sources.KindWhatsApp: whatsapp.Open,
+	sources.KindCSV:       sources.Open,
+	sources.KindJSONL:     sources.Open,
+	sources.KindPostgres:  sources.Open,
+	sources.KindTelegram:  telegram.Open,
+	sources.KindWhatsApp:  whatsapp.Open,
+	sources.KindMessenger: meta.Open,
+	sources.KindInstagram: meta.Open,
 }
 
 // checkKind refuses, as a usage error, an export kind that --source parses
