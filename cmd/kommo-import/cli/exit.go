@@ -102,7 +102,13 @@ func ExitCode(err error, w io.Writer) int {
 		facts = ce.inv
 	}
 	o := resolveExitCode(err, facts)
-	if facts.logJSON {
+	printOutcome(w, o, facts.logJSON)
+	return o.code
+}
+
+// printOutcome prints o's message and hints: text, or one JSON object.
+func printOutcome(w io.Writer, o outcome, asJSON bool) {
+	if asJSON {
 		level := slog.LevelError
 		if o.code == ExitIncomplete || o.code == ExitInterrupted {
 			level = slog.LevelWarn
@@ -112,7 +118,7 @@ func ExitCode(err error, w io.Writer) int {
 			attrs = append(attrs, slog.Any("try", o.hints))
 		}
 		slog.New(slog.NewJSONHandler(w, nil)).LogAttrs(context.Background(), level, o.msg, attrs...)
-		return o.code
+		return
 	}
 	fmt.Fprintf(w, "kommo-import: %s\n", o.msg)
 	for i, h := range o.hints {
@@ -122,7 +128,6 @@ func ExitCode(err error, w io.Writer) int {
 			fmt.Fprintf(w, "     %s\n", h)
 		}
 	}
-	return o.code
 }
 
 // resolveExitCode is the one place that puts errors in words: every error a

@@ -337,15 +337,18 @@ func (d *dbFlags) register(fs *flag.FlagSet, env Env) {
 	d.getenv = env.Getenv
 }
 
-// logFlags choose the log format of stderr.
+// logFlags choose the log format of stderr, and a file the log goes to as well.
 type logFlags struct {
 	format string
 	level  string
+	file   string
 }
 
 func (l *logFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&l.format, "log-format", "text", "log format on stderr: text or json (json: every line on stderr is a JSON object)")
+	fs.StringVar(&l.format, "log-format", "text", "log format on stderr (and --log-file): text or json (json: every line on stderr is a JSON object)")
 	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&l.file, "log-file", "", "append the log to `FILE` as well (created 0600), at --log-level even under a progress bar, with the summary\n"+
+		"and the exit lines: a run's whole story without a pipe (a pipe's reader that dies with Ctrl-C loses the end)")
 }
 
 // apiFlags are the Chats API flags that run, retry and verify share, under

@@ -11,8 +11,9 @@ import (
 // exit message needs as it learns it (the run, how to resume), from its own
 // goroutine, while Run may read it after a hard stop: hence the mutex.
 type invocation struct {
-	env  Env
-	stop *stopper
+	env   Env
+	stop  *stopper
+	sinks *logSinks // set by setLogger: the log file gets the exit lines too
 
 	mu    sync.Mutex
 	facts invocationFacts
@@ -50,9 +51,12 @@ func (inv *invocation) snapshot() invocationFacts {
 
 // setLogger makes the stop messages and the exit lines follow the command's
 // log format.
-func (inv *invocation) setLogger(log *slog.Logger, json bool) {
+func (inv *invocation) setLogger(log *slog.Logger, sinks *logSinks) {
 	inv.stop.setLogger(log)
-	inv.set(func(f *invocationFacts) { f.logJSON = json })
+	inv.set(func(f *invocationFacts) {
+		f.logJSON = sinks.json
+		inv.sinks = sinks
+	})
 }
 
 // setResume records the command line that runs this command again for run

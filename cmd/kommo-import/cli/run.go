@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -98,7 +99,7 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	}
 	sum, runErr := sendRun(ctx, inv, sess, &f.sendFlags, im)
 	inv.setResume(fs, args, im.RunName()) // the name the importer settled on
-	return finishSend(env, sum, runErr, f.jsonOut, f.allowEmpty)
+	return finishSend(env, sess.sinks, sum, runErr, f.jsonOut, f.allowEmpty)
 }
 
 // target checks the flags that need no database and names the run.
@@ -155,7 +156,11 @@ func sendRun(ctx context.Context, inv *invocation, sess *session, sf *sendFlags,
 		case sf.progress == "none":
 			<-stopProgress
 		case sess.bar:
-			showBar(im.Progress, inv.env.Stderr, stopProgress)
+			if sess.sinks.file != nil {
+				// The terminal has the bar; the file gets the log lines.
+				go logProgress(im.Progress, sess.sinks.fileL, sf.interval, stopProgress)
+			}
+			showBar(im.Progress, sess.sinks.guard, stopProgress)
 		default:
 			logProgress(im.Progress, sess.log, sf.interval, stopProgress)
 		}
@@ -169,11 +174,20 @@ func sendRun(ctx context.Context, inv *invocation, sess *session, sf *sendFlags,
 // finishSend prints the summary and says how the invocation ended: the
 // importer's error as it is (resolveExitCode words it), or what the summary
 // shows went wrong.
-func finishSend(env Env, sum *importer.Summary, runErr error, jsonOut, allowEmpty bool) error {
+func finishSend(env Env, sinks *logSinks, sum *importer.Summary, runErr error, jsonOut, allowEmpty bool) error {
 	if sum != nil {
-		if err := printSummary(env.Stdout, sum, jsonOut); err != nil {
+		var text bytes.Buffer
+		if err := printSummary(&text, sum, jsonOut); err != nil {
 			return err
 		}
+		// Written whatever becomes of stdout: a closed pipe must not
+		// keep the summary from the log file.
+		_, _ = env.Stdout.Write(text.Bytes())
+		if jsonOut {
+			text.Reset()
+			_ = printSummary(&text, sum, false)
+		}
+		sinks.writeSummary(text.Bytes(), sum)
 	}
 	switch {
 	case runErr != nil:
