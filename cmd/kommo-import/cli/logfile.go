@@ -27,10 +27,10 @@ func openLogFile(path string) (*os.File, error) {
 // "2>&1 | tee FILE" would have kept, without a pipe that Ctrl-C closes.
 type logSinks struct {
 	json  bool
-	file  *os.File      // nil without --log-file
-	fileL *slog.Logger  // logs to the file only; nil without --log-file
-	guard *lineGuard    // nil without a bar
-	mu    sync.Mutex    // serialises the summary's lines with the log's
+	file  *os.File     // nil without --log-file
+	fileL *slog.Logger // logs to the file only; nil without --log-file
+	guard *lineGuard   // nil without a bar
+	mu    sync.Mutex   // serialises the summary's lines with the log's
 }
 
 func (l *logFlags) handler(w io.Writer, lv slog.Level) slog.Handler {
