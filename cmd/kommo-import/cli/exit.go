@@ -54,7 +54,7 @@ type incompleteError struct {
 }
 
 func (e *incompleteError) Error() string {
-	return fmt.Sprintf("run %s has %d failed messages and %d rejected records", e.run, e.failed, e.rejected)
+	return fmt.Sprintf("run %s has %s and %s", e.run, nouns(e.failed, "failed message", "failed messages"), nouns(e.rejected, "rejected record", "rejected records"))
 }
 
 // emptySourceError: the run's source held no records at all.
@@ -68,7 +68,7 @@ func (e *emptySourceError) Error() string {
 type verifyError struct{ rep *importer.VerifyReport }
 
 func (e *verifyError) Error() string {
-	return fmt.Sprintf("verify: run %s: %d missing, %d duplicated, %d unexpected", e.rep.Run, e.rep.MissingCount, e.rep.DuplicatedCount, e.rep.UnexpectedCount)
+	return fmt.Sprintf("verify: run %s: %s missing, %s duplicated, %s unexpected", e.rep.Run, count(e.rep.MissingCount), count(e.rep.DuplicatedCount), count(e.rep.UnexpectedCount))
 }
 
 // commandError is what Run returns: the command's error with what the
@@ -203,7 +203,8 @@ func resolveExitCode(err error, inv invocationFacts) outcome {
 
 	case errors.Is(err, importer.ErrRunLive):
 		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{
-			"kommo-import status --run " + shellQuote([]string{inv.run}) + " shows the live processes (host and pid); stop them first (Ctrl-C). A killed process stops counting as live after 4 seconds"}}
+			"kommo-import status --run " + shellQuote([]string{inv.run}) + " shows the live processes (host and pid); stop them first (Ctrl-C). " +
+				"A killed process stops counting as live at once (its database session ends with it); a host cut off from the network, after 4 seconds without a heartbeat"}}
 
 	case errors.Is(err, importer.ErrRunHasSent):
 		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{

@@ -184,6 +184,15 @@ func progressAttrs(v progressView) []any {
 	return attrs
 }
 
+// nouns is n with thousands separators and the noun in the number n
+// takes: "1 conversation", "1,204 conversations".
+func nouns(n int64, one, many string) string {
+	if n == 1 || n == -1 {
+		return count(n) + " " + one
+	}
+	return count(n) + " " + many
+}
+
 // count prints n with thousands separators: 1,204.
 func count(n int64) string {
 	s := strconv.FormatInt(n, 10)

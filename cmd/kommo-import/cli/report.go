@@ -257,7 +257,7 @@ func (r *textReport) finish(failed, rejected int64) error {
 		_, err := fmt.Fprintln(r.w, "No failed messages and no rejected records.")
 		return err
 	}
-	_, err := fmt.Fprintf(r.w, "\n%d failed messages, %d rejected records\n", failed, rejected)
+	_, err := fmt.Fprintf(r.w, "\n%s, %s\n", nouns(failed, "failed message", "failed messages"), nouns(rejected, "rejected record", "rejected records"))
 	return err
 }
 

@@ -30,16 +30,16 @@ func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
 		fmt.Fprintf(w, "  %-20s other runs holding them: %s (resume those to send them)\n", "", strings.Join(s.OtherRuns, ", "))
 	}
 	if s.TakenOver > 0 {
-		p("taken over", "%s messages from runs no process works any more (in-doubt ones are looked up first)", count(s.TakenOver))
+		p("taken over", "%s from runs no process works any more (in-doubt ones are looked up first)", nouns(s.TakenOver, "message", "messages"))
 	}
-	p("staged", "%s messages", count(s.Staged))
-	p("sent", "%d (%d now), failed %d, pending %d, in doubt %d", s.Sent, s.SentNow, s.Failed, s.Pending, s.Sending)
+	p("staged", "%s", nouns(s.Staged, "message", "messages"))
+	p("sent", "%s (%s now), failed %s, pending %s, in doubt %s", count(s.Sent), count(s.SentNow), count(s.Failed), count(s.Pending), count(s.Sending))
 	if s.Parked > 0 {
-		p("parked", "%s conversations waiting for a retry or for their in-doubt message to be looked up", count(s.Parked))
+		p("parked", "%s waiting for a retry or for their in-doubt message to be looked up", nouns(s.Parked, "conversation", "conversations"))
 	}
 	p("in-doubt reconciled", "%s looked up, %s found already delivered", count(s.InDoubt), count(s.InDoubtFound))
 	if s.QuotesDropped > 0 {
-		p("quotes dropped", "%s replies or forwards sent without their quote: the export does not hold the quoted message", count(s.QuotesDropped))
+		p("quotes dropped", "%s sent without their quote: the export does not hold the quoted message", nouns(s.QuotesDropped, "reply or forward", "replies or forwards"))
 	}
 	for i, l := range unknownFieldLines(s.UnknownFields) {
 		label := ""
@@ -48,7 +48,7 @@ func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
 		}
 		fmt.Fprintf(w, "  %-20s %s\n", label, l)
 	}
-	p("HTTP requests", "%s (%.3f per delivered message), %s retries, %s rate-limited", count(s.Requests), s.RequestsPerMessage, count(s.Retries), count(s.RateLimited))
+	p("HTTP requests", "%s (%.3f per delivered message), %s, %s rate-limited", count(s.Requests), s.RequestsPerMessage, nouns(s.Retries, "retry", "retries"), count(s.RateLimited))
 	if s.SlotsGivenUp > 0 {
 		p("slots given up", "%s (missed by more than a few ms: a loaded machine or a slow database; each is rate lost)", count(s.SlotsGivenUp))
 	}
@@ -71,11 +71,7 @@ func unknownFieldLines(fields map[string]int64) []string {
 	})
 	lines := make([]string, len(names))
 	for i, f := range names {
-		records := "records"
-		if fields[f] == 1 {
-			records = "record"
-		}
-		lines[i] = fmt.Sprintf("field `%s` on %s %s is not part of the Chats API payload and is not sent", f, count(fields[f]), records)
+		lines[i] = fmt.Sprintf("field `%s` on %s is not part of the Chats API payload and is not sent", f, nouns(fields[f], "record", "records"))
 	}
 	return lines
 }
