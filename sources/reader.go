@@ -365,6 +365,16 @@ func (r *Reader) Stats() Stats {
 	return s
 }
 
+// CSVSeparator is the field separator of a CSV source (',', ';' or TAB, as
+// detected or as Excel's sep= line said), 0 for any other format: a file
+// written for the operator beside the source (rejects) uses the same.
+func (r *Reader) CSVSeparator() rune {
+	if d, ok := r.dec.(*csvDecoder); ok {
+		return rune(d.sep)
+	}
+	return 0
+}
+
 // Name is the file as given, "stdin", or "postgres".
 func (r *Reader) Name() string { return r.name }
 

@@ -172,7 +172,7 @@ func (r *csvReport) failed(m *importer.FailedMessage) error {
 }
 
 func (r *csvReport) rejected(j *importer.Reject) error {
-	return r.write([]string{"rejected", strconv.FormatInt(j.Line, 10), "", "", "", j.Field, j.Reason, validText(j.Raw)})
+	return r.write([]string{"rejected", strconv.FormatInt(j.Line, 10), "", "", "", j.Field, j.Reason, rawText(j.Raw)})
 }
 
 func (r *csvReport) finish(_, _ int64) error {
@@ -206,7 +206,7 @@ func (r *jsonlReport) failed(m *importer.FailedMessage) error {
 }
 
 func (r *jsonlReport) rejected(j *importer.Reject) error {
-	return r.enc.Encode(jsonlRejected{"rejected", j.Line, j.Field, j.Reason, validText(j.Raw)})
+	return r.enc.Encode(jsonlRejected{"rejected", j.Line, j.Field, j.Reason, rawText(j.Raw)})
 }
 
 func (r *jsonlReport) finish(_, _ int64) error { return nil }
@@ -248,7 +248,11 @@ func (r *textReport) rejected(j *importer.Reject) error {
 			return err
 		}
 	}
-	_, err := fmt.Fprintf(r.w, "  line %d  %s: %s\n      %s\n", j.Line, j.Field, j.Reason, oneLine(validText(j.Raw), maxTextRaw))
+	what := j.Reason // a record that did not parse has no field to name
+	if j.Field != "" {
+		what = j.Field + ": " + j.Reason
+	}
+	_, err := fmt.Fprintf(r.w, "  line %d  %s\n      %s\n", j.Line, what, oneLine(validText(j.Raw), maxTextRaw))
 	return err
 }
 
@@ -274,6 +278,11 @@ func oneLine(s string, max int) string {
 // where its bad bytes were, so CSV and JSON stay readable.
 func validText(b []byte) string {
 	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// rawText is a rejected record as read, without the line break that ended it.
+func rawText(b []byte) string {
+	return strings.TrimSuffix(strings.TrimSuffix(validText(b), "\n"), "\r")
 }
 
 // nextSteps says what to do about a run's failed messages and rejected records.

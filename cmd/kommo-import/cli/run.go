@@ -99,7 +99,7 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	}
 	sum, runErr := sendRun(ctx, inv, sess, &f.sendFlags, im)
 	inv.setResume(fs, args, im.RunName()) // the name the importer settled on
-	return finishSend(env, sess.sinks, sum, runErr, f.jsonOut, f.allowEmpty)
+	return finishSend(ctx, env, sess, sum, runErr, f.jsonOut, f.allowEmpty)
 }
 
 // target checks the flags that need no database and names the run.
@@ -174,10 +174,14 @@ func sendRun(ctx context.Context, inv *invocation, sess *session, sf *sendFlags,
 // finishSend prints the summary and says how the invocation ended: the
 // importer's error as it is (resolveExitCode words it), or what the summary
 // shows went wrong.
-func finishSend(env Env, sinks *logSinks, sum *importer.Summary, runErr error, jsonOut, allowEmpty bool) error {
+func finishSend(ctx context.Context, env Env, sess *session, sum *importer.Summary, runErr error, jsonOut, allowEmpty bool) error {
 	if sum != nil {
+		var live map[string]bool
+		if len(sum.OtherRuns) > 0 {
+			live = liveRuns(ctx, sess.pool, sum.OtherRuns)
+		}
 		var text bytes.Buffer
-		if err := printSummary(&text, sum, jsonOut); err != nil {
+		if err := printSummary(&text, sum, jsonOut, live); err != nil {
 			return err
 		}
 		// Written whatever becomes of stdout: a closed pipe must not
@@ -185,9 +189,9 @@ func finishSend(env Env, sinks *logSinks, sum *importer.Summary, runErr error, j
 		_, _ = env.Stdout.Write(text.Bytes())
 		if jsonOut {
 			text.Reset()
-			_ = printSummary(&text, sum, false)
+			_ = printSummary(&text, sum, false, live)
 		}
-		sinks.writeSummary(text.Bytes(), sum)
+		sess.sinks.writeSummary(text.Bytes(), sum)
 	}
 	switch {
 	case runErr != nil:

@@ -1,18 +1,23 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kommo-import/kommo-import/importer"
 )
 
 // printSummary prints what a run (or retry) did: as text for people, or the
-// whole Summary as JSON.
-func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
+// whole Summary as JSON. live says which of s.OtherRuns a process works now
+// (nil: not known).
+func printSummary(w io.Writer, s *importer.Summary, asJSON bool, live map[string]bool) error {
 	if asJSON {
 		return writeJSON(w, s)
 	}
@@ -27,7 +32,7 @@ func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
 	p("records read", "%s valid, %s rejected; repeated records skipped: %s", count(s.Records), count(s.Rejected), count(s.Duplicates))
 	p("already in scope", "%s sent before (skipped), %s held by other runs (skipped)", count(s.KnownSent), count(s.KnownOther))
 	if len(s.OtherRuns) > 0 {
-		fmt.Fprintf(w, "  %-20s other runs holding them: %s (resume those to send them)\n", "", strings.Join(s.OtherRuns, ", "))
+		fmt.Fprintf(w, "  %-20s other runs holding them: %s\n", "", otherRunsText(s.OtherRuns, live))
 	}
 	if s.TakenOver > 0 {
 		p("taken over", "%s from runs no process works any more (in-doubt ones are looked up first)", nouns(s.TakenOver, "message", "messages"))
@@ -54,6 +59,38 @@ func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
 	}
 	p("elapsed", "%.1f s, %.2f messages/s", s.ElapsedSeconds, s.EffectiveRate)
 	return nil
+}
+
+// otherRunsText names the runs that hold msgids of this one, and what
+// becomes of those: a live run sends them itself; one no process works sends
+// them when resumed (or the next run to stage them takes them over).
+func otherRunsText(names []string, live map[string]bool) string {
+	if live == nil {
+		return strings.Join(names, ", ") + " (a live one sends them; resume one that no process works)"
+	}
+	parts := make([]string, len(names))
+	for i, n := range names {
+		if live[n] {
+			parts[i] = n + " (being worked now: it sends them)"
+		} else {
+			parts[i] = n + " (no process works it: resume it to send them)"
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// liveRuns says which of names a live process works; a run it cannot read
+// counts as not live.
+func liveRuns(ctx context.Context, pool *pgxpool.Pool, names []string) map[string]bool {
+	live := make(map[string]bool, len(names))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, n := range names {
+		if st, err := importer.Status(ctx, pool, n); err == nil {
+			live[n] = st.Live
+		}
+	}
+	return live
 }
 
 // unknownFieldLines says, most frequent first, which input fields are not

@@ -92,7 +92,7 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 
 	var rejects *rejectWriter
 	if *rejectsPath != "" {
-		if rejects, err = createRejects(*rejectsPath); err != nil {
+		if rejects, err = createRejects(*rejectsPath, r.CSVSeparator()); err != nil {
 			return fmt.Errorf("validate: %w", err)
 		}
 		defer rejects.close()
@@ -101,6 +101,7 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 	if *asJSON {
 		report = env.Stderr
 	}
+	var agents agentRejects
 	for {
 		_, err := r.Next(ctx)
 		if err == io.EOF {
@@ -108,7 +109,11 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 		}
 		var le *sources.LineError
 		if errors.As(err, &le) {
-			fmt.Fprintln(report, le.Error())
+			if errors.Is(le, sources.ErrUnmatchedAgent) {
+				agents.add(le) // one line per agent below, not one per record
+			} else {
+				fmt.Fprintln(report, le.Error())
+			}
 			if rejects != nil {
 				if err := rejects.write(le); err != nil {
 					return fmt.Errorf("validate: write rejects: %w", err)
@@ -123,6 +128,7 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 			return fmt.Errorf("validate: %w", err)
 		}
 	}
+	agents.print(report)
 	if rejects != nil {
 		if err := rejects.close(); err != nil {
 			return fmt.Errorf("validate: write rejects: %w", err)
@@ -145,6 +151,66 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 		return withHint(ExitIncomplete, fmt.Errorf("validate: %d of %d records are invalid", st.Rejected, st.Total()), hint)
 	}
 	return nil
+}
+
+// agentRejects groups the records rejected because their agent matches no
+// Kommo user: an agent with 159 messages is one line with its count and
+// first lines, not 159 lines that say the same.
+type agentRejects struct {
+	order  []string
+	groups map[string]*agentGroup
+}
+
+type agentGroup struct {
+	text  string // file, field and reason, without the line
+	n     int64
+	lines []int64 // the first maxAgentLines
+}
+
+// maxAgentLines is how many line numbers an agent's line lists.
+const maxAgentLines = 5
+
+func (a *agentRejects) add(le *sources.LineError) {
+	text := le.File
+	if text != "" {
+		text += ": "
+	}
+	if le.Field != "" {
+		text += le.Field + ": "
+	}
+	text += le.Err.Error()
+	if a.groups == nil {
+		a.groups = map[string]*agentGroup{}
+	}
+	g, ok := a.groups[text]
+	if !ok {
+		g = &agentGroup{text: text}
+		a.groups[text] = g
+		a.order = append(a.order, text)
+	}
+	g.n++
+	if len(g.lines) < maxAgentLines {
+		g.lines = append(g.lines, le.Line)
+	}
+}
+
+// print writes one line per agent, in the order they were first met.
+func (a *agentRejects) print(w io.Writer) {
+	for _, k := range a.order {
+		g := a.groups[k]
+		lines := make([]string, len(g.lines))
+		for i, l := range g.lines {
+			lines[i] = strconv.FormatInt(l, 10)
+		}
+		at := "line " + lines[0]
+		if len(lines) > 1 {
+			at = "lines " + strings.Join(lines, ", ")
+		}
+		if more := g.n - int64(len(g.lines)); more > 0 {
+			at += fmt.Sprintf(" and %s more", count(more))
+		}
+		fmt.Fprintf(w, "%s (%s rejected: %s)\n", g.text, nouns(g.n, "record", "records"), at)
+	}
 }
 
 // validateCounts is the --json report.
@@ -173,8 +239,8 @@ func printCounts(w io.Writer, name string, st sources.Stats, unmatched []sources
 	if asJSON {
 		return json.NewEncoder(w).Encode(c)
 	}
-	_, err := fmt.Fprintf(w, "%s\n  records        %d\n  valid          %d\n  rejected       %d\n  duplicates     %d (skipped)\n  conversations  %d\n",
-		name, c.Records, c.Valid, c.Rejected, c.Duplicates, c.Conversations)
+	_, err := fmt.Fprintf(w, "%s\n  records        %s\n  valid          %s\n  rejected       %s\n  duplicates     %s (skipped)\n  conversations  %s\n",
+		name, count(c.Records), count(c.Valid), count(c.Rejected), count(c.Duplicates), count(c.Conversations))
 	return err
 }
 
@@ -199,7 +265,10 @@ type rejectWriter struct {
 	csv *csv.Writer
 }
 
-func createRejects(path string) (*rejectWriter, error) {
+// createRejects creates the rejects file: JSONL, or CSV when path ends in
+// .csv, separated by sep (the source's, so Excel opens it as it opened the
+// source) or ',' when sep is 0.
+func createRejects(path string, sep rune) (*rejectWriter, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
@@ -207,6 +276,9 @@ func createRejects(path string) (*rejectWriter, error) {
 	w := &rejectWriter{f: f, buf: bufio.NewWriter(f)}
 	if strings.HasSuffix(strings.ToLower(path), ".csv") {
 		w.csv = csv.NewWriter(w.buf)
+		if sep != 0 {
+			w.csv.Comma = sep
+		}
 		if err := w.csv.Write([]string{"file", "line", "field", "reason", "raw"}); err != nil {
 			f.Close()
 			return nil, err
@@ -229,10 +301,12 @@ func (w *rejectWriter) write(le *sources.LineError) error {
 	if le.Err != nil {
 		reason = le.Err.Error()
 	}
+	// The record as read, without the line break that ended it.
+	raw := strings.TrimSuffix(strings.TrimSuffix(string(le.Raw), "\n"), "\r")
 	if w.csv != nil {
-		return w.csv.Write([]string{le.File, strconv.FormatInt(le.Line, 10), le.Field, reason, string(le.Raw)})
+		return w.csv.Write([]string{le.File, strconv.FormatInt(le.Line, 10), le.Field, reason, raw})
 	}
-	b, err := json.Marshal(rejectLine{File: le.File, Line: le.Line, Field: le.Field, Reason: reason, Raw: string(le.Raw)})
+	b, err := json.Marshal(rejectLine{File: le.File, Line: le.Line, Field: le.Field, Reason: reason, Raw: raw})
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ func TestCountsReadInTheirNumber(t *testing.T) {
 	}
 	var out bytes.Buffer
 	sum := &importer.Summary{RunStatus: ones, SentNow: 1, Retries: 1, Requests: 1, InDoubt: 1, InDoubtFound: 1}
-	require.NoError(t, printSummary(&out, sum, false))
+	require.NoError(t, printSummary(&out, sum, false, nil))
 	require.NoError(t, printStatus(&out, &ones, time.Now()))
 	out.WriteString((&incompleteError{run: "r", failed: 1, rejected: 1}).Error() + "\n")
 	require.NoError(t, (&textReport{w: &out}).finish(1, 1))
@@ -41,7 +41,29 @@ func TestCountsReadInTheirNumber(t *testing.T) {
 
 	big := importer.RunStatus{Name: "r", Sent: 11720, Staged: 11720, Pending: 1204, Failed: 1001, Sending: 1500}
 	out.Reset()
-	require.NoError(t, printSummary(&out, &importer.Summary{RunStatus: big, SentNow: 11720}, false))
+	require.NoError(t, printSummary(&out, &importer.Summary{RunStatus: big, SentNow: 11720}, false, nil))
 	require.Contains(t, out.String(), "sent:                11,720 (11,720 now), failed 1,001, pending 1,204, in doubt 1,500")
 	require.NotRegexp(t, `\d{4}`, strings.ReplaceAll(out.String(), "0.000", ""))
+}
+
+// TestReportOfARecordWithoutAField: a record that did not parse has no field;
+// its line reads "line 4  invalid JSON", not "line 4  : invalid JSON".
+func TestReportOfARecordWithoutAField(t *testing.T) {
+	var b bytes.Buffer
+	r := &textReport{w: &b}
+	require.NoError(t, r.rejected(&importer.Reject{Line: 4, Reason: "invalid JSON at byte 7", Raw: []byte("{oops\n")}))
+	require.NoError(t, r.rejected(&importer.Reject{Line: 5, Field: "msgid", Reason: "required", Raw: []byte("{}")}))
+	require.Contains(t, b.String(), "  line 4  invalid JSON at byte 7\n")
+	require.Contains(t, b.String(), "  line 5  msgid: required\n")
+	require.NotContains(t, b.String(), " : ")
+}
+
+// TestOverlapSaysWhichRunIsLive: the summary's other runs are named with
+// what becomes of their msgids; a live run is not one to "resume".
+func TestOverlapSaysWhichRunIsLive(t *testing.T) {
+	s := &importer.Summary{RunStatus: importer.RunStatus{Name: "b", KnownOther: 7, OtherRuns: []string{"a", "old"}}}
+	var out bytes.Buffer
+	require.NoError(t, printSummary(&out, s, false, map[string]bool{"a": true}))
+	require.Contains(t, out.String(), "other runs holding them: a (being worked now: it sends them), old (no process works it: resume it to send them)")
+	require.NotContains(t, out.String(), "resume those")
 }
