@@ -93,8 +93,9 @@ func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
 	})
 	fs.BoolVar(&spec.Strict, "strict", spec.Strict, "reject JSONL records holding a field that is not part of the Chats API payload\n"+
 		"(a typo, another system's field); without it such fields are only counted, and not sent")
-	fs.Func("tz", "time `ZONE` (IANA name, e.g. Europe/Berlin) of timestamps written without one:\n"+
-		"WhatsApp exports (required there), CSV times like 2024-03-01 09:15:02", func(v string) error {
+	fs.Func("tz", "time `ZONE` (IANA name, e.g. Europe/Berlin, or UTC) of timestamps written without one:\n"+
+		"WhatsApp exports (required there), CSV times like 2024-03-01 09:15:02, 01.03.2024 09:15 or Excel serial dates,\n"+
+		"postgres columns of type timestamp (without time zone); such a time without --tz is a rejected record", func(v string) error {
 		loc, err := time.LoadLocation(strings.TrimSpace(v))
 		if err != nil || strings.TrimSpace(v) == "" {
 			return fmt.Errorf("not a time zone name (want an IANA name such as Europe/Berlin or UTC)")
@@ -103,8 +104,10 @@ func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
 		return nil
 	})
 	fs.StringVar(&spec.TimeFormat, "time-format", spec.TimeFormat, "Go `layout` of CSV timestamps that are neither unix seconds nor RFC 3339\n"+
-		"(e.g. \"02.01.2006 15:04\"); without it the common layouts are detected")
-	fs.Func("date-order", "`ORDER` of day, month and year in a WhatsApp export's dates when the file cannot tell: dmy, mdy or ymd", func(v string) error {
+		"(e.g. \"02.01.2006 15:04\", \"01/02/2006 3:04 PM\"); without it these are detected: 2006-01-02 15:04:05 (or T, with or\n"+
+		"without seconds), 02.01.2006 15:04:05, 01/02/2006 or 02/01/2006 with a 24- or 12-hour time, Excel serial dates")
+	fs.Func("date-order", "`ORDER` of day, month and year when the dates cannot tell: dmy, mdy or ymd\n"+
+		"(a WhatsApp export's dates; CSV dates like 03/04/2024, which are refused as ambiguous without it)", func(v string) error {
 		switch v {
 		case "dmy", "mdy", "ymd":
 			spec.DateOrder = v
