@@ -3,6 +3,7 @@ package importer
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -23,6 +24,19 @@ type Reject struct {
 	Field  string `json:"field"`
 	Reason string `json:"reason"`
 	Raw    []byte `json:"raw"` // the record as read, capped at 64 KiB
+}
+
+// SentMessage is a delivered message as Kommo knows it: the customer's
+// record of what went where.
+type SentMessage struct {
+	MsgID          string    `json:"msgid"`
+	ConversationID string    `json:"conversation_id"`
+	KommoMsgID     string    `json:"kommo_message_id"`
+	KommoChatID    string    `json:"kommo_chat_id"`
+	MessageTime    time.Time `json:"message_time"` // the message's own timestamp (msec_timestamp)
+	SentAt         time.Time `json:"sent_at"`      // when Kommo accepted it (or a look-up found it)
+	Silent         bool      `json:"silent"`
+	Reconciled     bool      `json:"reconciled"` // found in the chat's history after an in-doubt attempt
 }
 
 const selectRunExists = `SELECT true FROM kommo_import_runs WHERE name = $1`
@@ -89,6 +103,47 @@ func EachReject(ctx context.Context, pool *pgxpool.Pool, run string, fn func(r *
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("rejects of %s: %w", run, err)
+	}
+	return nil
+}
+
+// selectSent walks the run's index (run_name, conversation_id,
+// msec_timestamp, seq): conversation by conversation, in the order sent. A
+// message's chat id comes from the chats table when its row has none.
+const selectSent = `
+SELECT m.msgid, m.conversation_id, COALESCE(m.kommo_msgid, ''), COALESCE(m.kommo_chat_id, c.chat_id, ''),
+       m.msec_timestamp, COALESCE(m.sent_at, 'epoch'::timestamptz), COALESCE(m.silent, true), m.reconciled
+FROM kommo_import_messages m
+LEFT JOIN kommo_import_chats c ON c.scope_id = m.scope_id AND c.conversation_id = m.conversation_id
+WHERE m.run_name = $1 AND m.state = 'sent'
+ORDER BY m.conversation_id, m.msec_timestamp, m.seq`
+
+// EachSent calls fn for each sent message of run, conversation by
+// conversation in the order they were sent, streaming like EachFailed (m
+// is reused). A run the database does not have gives ErrNoRun.
+func EachSent(ctx context.Context, pool *pgxpool.Pool, run string, fn func(m *SentMessage) error) error {
+	if err := checkRun(ctx, pool, run); err != nil {
+		return err
+	}
+	rows, err := pool.Query(ctx, selectSent, run)
+	if err != nil {
+		return fmt.Errorf("sent messages of %s: %w", run, err)
+	}
+	defer rows.Close()
+	var m SentMessage
+	var msec int64
+	for rows.Next() {
+		if err := rows.Scan(&m.MsgID, &m.ConversationID, &m.KommoMsgID, &m.KommoChatID, &msec, &m.SentAt, &m.Silent, &m.Reconciled); err != nil {
+			return fmt.Errorf("sent messages of %s: %w", run, err)
+		}
+		m.MessageTime = time.UnixMilli(msec).UTC()
+		m.SentAt = m.SentAt.UTC()
+		if err := fn(&m); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sent messages of %s: %w", run, err)
 	}
 	return nil
 }
