@@ -119,7 +119,7 @@ func openSession(ctx context.Context, inv *invocation, f *sessionFlags, target f
 			"give the run's scope with --scope-id, or unset "+envScopeID)
 	}
 	inv.set(func(fa *invocationFacts) { fa.run = t.Run })
-	if s.met, err = f.api.metrics.start(s.log, t.Run, s.pool); err != nil {
+	if s.met, err = f.api.metrics.start(s.log, inv.facts.command, t.Run, s.pool, env.Getenv); err != nil {
 		return nil, err
 	}
 	if s.client, err = f.api.client(t.ScopeID, secret, s.met); err != nil {
