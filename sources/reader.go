@@ -54,8 +54,9 @@ type Reader struct {
 	bytesRead *atomic.Int64 // bytes of the stored input read so far
 	closers   []io.Closer
 
-	mediaText bool // Spec.MediaMissing == MediaMissingText
-	strict    bool // Spec.Strict
+	filter    *recordFilter // Spec.Filter; nil: every record
+	mediaText bool          // Spec.MediaMissing == MediaMissingText
+	strict    bool          // Spec.Strict
 	unk       unknownNamer
 	unknown   map[string]int64
 
@@ -160,6 +161,7 @@ func newReader(spec Spec) *Reader {
 		convs:     make(map[uint64]struct{}),
 		users:     spec.Users, // users.go
 		mediaText: spec.MediaMissing == MediaMissingText,
+		filter:    compileFilter(spec.Filter, spec.Location),
 		strict:    spec.Strict,
 	}
 	if r.now == nil {
@@ -262,6 +264,10 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 		pos, err := r.dec.Next(ctx, &r.p)
 		if err != nil {
 			return Record{}, r.decodeError(err, pos)
+		}
+		if r.filter != nil && !r.filter.keep(r.p.ConversationID, r.p.MsecTimestamp, r.p.Timestamp) {
+			r.stats.Filtered++ // outside the subset: neither checked nor rejected
+			continue
 		}
 		if r.unk != nil {
 			if paths := r.unk.unknownFields(); len(paths) > 0 {

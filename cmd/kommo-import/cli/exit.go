@@ -57,10 +57,14 @@ func (e *incompleteError) Error() string {
 	return fmt.Sprintf("run %s has %s and %s", e.run, nouns(e.failed, "failed message", "failed messages"), nouns(e.rejected, "rejected record", "rejected records"))
 }
 
-// emptySourceError: the run's source held no records at all.
-type emptySourceError struct{ run, source string }
+// emptySourceError: the run's source held no records at all, or none in
+// its subset.
+type emptySourceError struct{ run, source, subset string }
 
 func (e *emptySourceError) Error() string {
+	if e.subset != "" {
+		return fmt.Sprintf("no record of the source is in the subset (%s): nothing was imported (run %s, %s)", e.subset, e.run, e.source)
+	}
 	return fmt.Sprintf("the source held no records: nothing was imported (run %s, %s)", e.run, e.source)
 }
 
@@ -224,6 +228,10 @@ func resolveExitCode(err error, inv invocationFacts) outcome {
 
 	case errors.As(err, &dbDown):
 		return outcome{ExitFatal, oneLine(err.Error(), 0), []string{"check that PostgreSQL runs at " + dbDown.Target + " and that " + envDatabaseURL + " (or --database-url) is right; docker compose up -d db starts one"}}
+
+	case errors.As(err, &empty) && empty.subset != "":
+		return outcome{ExitIncomplete, oneLine(err.Error(), 0), []string{
+			"check --conversation, --conversations, --since, --until and --limit-conversations against the source (kommo-import validate with the same flags counts what they keep)"}}
 
 	case errors.As(err, &empty):
 		return outcome{ExitIncomplete, oneLine(err.Error(), 0), []string{

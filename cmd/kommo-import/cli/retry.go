@@ -80,5 +80,5 @@ func runRetry(ctx context.Context, inv *invocation, args []string) error {
 	sess.log.Info("failed messages set to be sent again", "run", sess.cfg.Run, "messages", n)
 
 	sum, runErr := sendRun(ctx, inv, sess, &sf, im)
-	return finishSend(ctx, env, sess, sum, runErr, *jsonOut, true)
+	return finishSend(ctx, env, sess, sum, runErr, *jsonOut, true, subsetInfo{})
 }

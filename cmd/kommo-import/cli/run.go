@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -78,6 +79,7 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	}
 	inv.setResume(fs, args, t.Run)
 
+	var opened atomic.Pointer[sources.Reader] // the source, when this invocation reads it
 	sess, err := openSession(ctx, inv, &f.sessionFlags, func(ctx context.Context, _ *pgxpool.Pool) (runTarget, error) {
 		users, err := loadUserMap(ctx, env, f.users)
 		if err != nil {
@@ -85,7 +87,13 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 		}
 		spec := f.source
 		spec.Users, spec.Stdin = users, env.Stdin
-		t.Open = func(ctx context.Context) (importer.Source, error) { return openSource(ctx, spec) }
+		t.Open = func(ctx context.Context) (importer.Source, error) {
+			r, err := openSource(ctx, spec)
+			if err == nil {
+				opened.Store(r)
+			}
+			return r, err
+		}
 		return t, nil
 	})
 	if err != nil {
@@ -99,7 +107,12 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	}
 	sum, runErr := sendRun(ctx, inv, sess, &f.sendFlags, im)
 	inv.setResume(fs, args, im.RunName()) // the name the importer settled on
-	return finishSend(ctx, env, sess, sum, runErr, f.jsonOut, f.allowEmpty)
+	sub := subsetInfo{Subset: f.source.Filter.Describe(f.source.Location)}
+	if r := opened.Load(); r != nil && sub.Subset != "" {
+		n := r.Stats().Filtered
+		sub.Filtered = &n
+	}
+	return finishSend(ctx, env, sess, sum, runErr, f.jsonOut, f.allowEmpty, sub)
 }
 
 // target checks the flags that need no database and names the run.
@@ -174,14 +187,14 @@ func sendRun(ctx context.Context, inv *invocation, sess *session, sf *sendFlags,
 // finishSend prints the summary and says how the invocation ended: the
 // importer's error as it is (resolveExitCode words it), or what the summary
 // shows went wrong.
-func finishSend(ctx context.Context, env Env, sess *session, sum *importer.Summary, runErr error, jsonOut, allowEmpty bool) error {
+func finishSend(ctx context.Context, env Env, sess *session, sum *importer.Summary, runErr error, jsonOut, allowEmpty bool, sub subsetInfo) error {
 	if sum != nil {
 		var live map[string]bool
 		if len(sum.OtherRuns) > 0 {
 			live = liveRuns(ctx, sess.pool, sum.OtherRuns)
 		}
 		var text bytes.Buffer
-		if err := printSummary(&text, sum, jsonOut, live); err != nil {
+		if err := printSummaryWith(&text, sum, jsonOut, live, sub); err != nil {
 			return err
 		}
 		// Written whatever becomes of stdout: a closed pipe must not
@@ -189,7 +202,7 @@ func finishSend(ctx context.Context, env Env, sess *session, sum *importer.Summa
 		_, _ = env.Stdout.Write(text.Bytes())
 		if jsonOut {
 			text.Reset()
-			_ = printSummary(&text, sum, false, live)
+			_ = printSummaryWith(&text, sum, false, live, sub)
 		}
 		sess.sinks.writeSummary(text.Bytes(), sum)
 	}
@@ -197,7 +210,7 @@ func finishSend(ctx context.Context, env Env, sess *session, sum *importer.Summa
 	case runErr != nil:
 		return runErr
 	case sum.Records+sum.Rejected+sum.Duplicates == 0 && !allowEmpty:
-		return &emptySourceError{run: sum.Name, source: sourceName(sum.Source)}
+		return &emptySourceError{run: sum.Name, source: sourceName(sum.Source), subset: sub.Subset}
 	case sum.Outcome == importer.OutcomeIncomplete:
 		return &incompleteError{run: sum.Name, failed: sum.Failed, rejected: sum.Rejected}
 	}
@@ -207,6 +220,7 @@ func finishSend(ctx context.Context, env Env, sess *session, sum *importer.Summa
 // sourceName is a run's source label as the operator gave it: the path of
 // a file (the label is kind:path).
 func sourceName(label string) string {
+	label, _, _ = strings.Cut(label, " [only ") // a subset's description (sources.Spec.Identity)
 	if kind, path, ok := strings.Cut(label, ":"); ok && (kind == sources.KindCSV || kind == sources.KindJSONL) {
 		return path
 	}

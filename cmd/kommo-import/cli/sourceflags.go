@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -123,6 +125,7 @@ func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
 		spec.Self = append(spec.Self, v)
 		return nil
 	})
+	registerFilterFlags(fs, spec)
 	fs.Func("media-missing", "`what` becomes of a picture, video, file, voice or audio message without media\n"+
 		"(a sticker: without media and sticker_id), which Kommo would show as a broken file:\n"+
 		"reject (the default), or text: send \"[picture: name.jpg] caption\" as a text message", func(v string) error {
@@ -133,6 +136,81 @@ func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
 		}
 		return fmt.Errorf("want reject or text, got %q", v)
 	})
+}
+
+// registerFilterFlags defines the subset flags: --conversation (repeatable),
+// --conversations FILE, --since, --until and --limit-conversations. They
+// fill spec.Filter, which every Reader applies; the subset is part of the
+// source's identity, so a rehearsal on it is a run of its own.
+func registerFilterFlags(fs *flag.FlagSet, spec *sources.Spec) {
+	filter := func() *sources.Filter {
+		if spec.Filter == nil {
+			spec.Filter = &sources.Filter{}
+		}
+		return spec.Filter
+	}
+	fs.Func("conversation", "rehearse on a subset: only the conversation with this `ID` (repeatable); the records of\n"+
+		"other conversations are skipped and counted, neither checked nor rejected", func(v string) error {
+		if v = strings.TrimSpace(v); v == "" {
+			return errors.New("empty conversation id")
+		}
+		filter().Conversations = append(filter().Conversations, v)
+		return nil
+	})
+	fs.Func("conversations", "only the conversations listed in `FILE`, one id a line (# starts a comment)", func(v string) error {
+		ids, err := readIDs(v)
+		if err != nil {
+			return err
+		}
+		f := filter()
+		f.Conversations = append(f.Conversations, ids...)
+		f.ConversationsFrom = v
+		return nil
+	})
+	fs.Func("since", "only messages at or after `TIME` (a date, 2024-03-01, at midnight in --tz or UTC; or RFC 3339):\n"+
+		"each message by its own timestamp, so a conversation is cut to the window and its newest message in the\n"+
+		"window is the loud one", func(v string) error {
+		b, err := sources.ParseBound(v)
+		if err != nil {
+			return err
+		}
+		filter().Since = b
+		return nil
+	})
+	fs.Func("until", "only messages before `TIME` (RFC 3339), or on or before a date (2024-03-31: the whole day, in --tz or UTC)", func(v string) error {
+		b, err := sources.ParseBound(v)
+		if err != nil {
+			return err
+		}
+		filter().Until = b
+		return nil
+	})
+	fs.Func("limit-conversations", "only the first `N` conversations met in the source (after the other subset flags)", func(v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 {
+			return errors.New("want a whole number above 0")
+		}
+		filter().Limit = n
+		return nil
+	})
+}
+
+// readIDs reads one id a line; blank lines and # comments are skipped.
+func readIDs(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			ids = append(ids, l)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%s lists no conversation id", path)
+	}
+	return ids, nil
 }
 
 // userFlags are the flags that map agents to Kommo users, shared by run and

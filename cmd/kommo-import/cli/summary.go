@@ -18,8 +18,25 @@ import (
 // whole Summary as JSON. live says which of s.OtherRuns a process works now
 // (nil: not known).
 func printSummary(w io.Writer, s *importer.Summary, asJSON bool, live map[string]bool) error {
+	return printSummaryWith(w, s, asJSON, live, subsetInfo{})
+}
+
+// subsetInfo is what the command knows of a run's subset (--conversation,
+// --since, --until, --limit-conversations).
+type subsetInfo struct {
+	Subset string `json:"subset,omitempty"` // the filter in words; "": the whole source
+	// Filtered counts the records outside the subset, when this invocation
+	// read the source (nil: it did not, staging was done before).
+	Filtered *int64 `json:"filtered,omitempty"`
+}
+
+// printSummaryWith is printSummary with the subset the run read.
+func printSummaryWith(w io.Writer, s *importer.Summary, asJSON bool, live map[string]bool, sub subsetInfo) error {
 	if asJSON {
-		return writeJSON(w, s)
+		return writeJSON(w, struct {
+			*importer.Summary
+			subsetInfo
+		}{s, sub})
 	}
 	p := func(label, format string, args ...any) {
 		fmt.Fprintf(w, "  %-20s %s\n", label+":", fmt.Sprintf(format, args...))
@@ -29,6 +46,9 @@ func printSummary(w io.Writer, s *importer.Summary, asJSON bool, live map[string
 		p("stopped because", "%s", s.StopReason)
 	}
 	p("source", "%s", s.Source)
+	if sub.Filtered != nil {
+		p("outside the subset", "%s skipped (not checked, not staged)", nouns(*sub.Filtered, "record", "records"))
+	}
 	p("records read", "%s valid, %s rejected; repeated records skipped: %s", count(s.Records), count(s.Rejected), count(s.Duplicates))
 	p("already in scope", "%s sent before (skipped), %s held by other runs (skipped)", count(s.KnownSent), count(s.KnownOther))
 	if len(s.OtherRuns) > 0 {

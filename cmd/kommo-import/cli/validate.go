@@ -136,7 +136,7 @@ func runValidate(ctx context.Context, env Env, args []string, sig <-chan os.Sign
 	}
 	st := r.Stats()
 	unmatched := r.UnmatchedAgents() // empty without a user map
-	if err := printCounts(env.Stdout, r.Name(), st, unmatched, *asJSON); err != nil {
+	if err := printCounts(env.Stdout, r.Name(), spec.Filter.Describe(spec.Location), st, unmatched, *asJSON); err != nil {
 		return err
 	}
 	printUnknownFields(report, st.UnknownFields)
@@ -222,6 +222,10 @@ type validateCounts struct {
 	Duplicates    int64  `json:"duplicates"`
 	Conversations int64  `json:"conversations"`
 	BytesRead     int64  `json:"bytes_read"`
+	// Subset is the subset asked for (--conversation, --since, ...) in
+	// words; Filtered the records outside it, skipped unchecked.
+	Subset   string `json:"subset,omitempty"`
+	Filtered int64  `json:"filtered,omitempty"`
 	// UnmatchedAgents: agents whose outgoing messages matched no Kommo user
 	// (--users, --kommo-domain); as_bot when --bot-id sent them as the bot.
 	UnmatchedAgents []sources.UnmatchedAgent `json:"unmatched_agents,omitempty"`
@@ -230,17 +234,24 @@ type validateCounts struct {
 	UnknownFields map[string]int64 `json:"unknown_fields,omitempty"`
 }
 
-func printCounts(w io.Writer, name string, st sources.Stats, unmatched []sources.UnmatchedAgent, asJSON bool) error {
+func printCounts(w io.Writer, name, subset string, st sources.Stats, unmatched []sources.UnmatchedAgent, asJSON bool) error {
 	c := validateCounts{
 		Source: name, Records: st.Total(), Valid: st.Records, Rejected: st.Rejected,
 		Duplicates: st.Duplicates, Conversations: st.Conversations, BytesRead: st.BytesRead,
+		Subset: subset, Filtered: st.Filtered,
 		UnmatchedAgents: unmatched, UnknownFields: st.UnknownFields,
 	}
 	if asJSON {
 		return json.NewEncoder(w).Encode(c)
 	}
+	if subset != "" {
+		name += " [only " + subset + "]"
+	}
 	_, err := fmt.Fprintf(w, "%s\n  records        %s\n  valid          %s\n  rejected       %s\n  duplicates     %s (skipped)\n  conversations  %s\n",
 		name, count(c.Records), count(c.Valid), count(c.Rejected), count(c.Duplicates), count(c.Conversations))
+	if err == nil && subset != "" {
+		_, err = fmt.Fprintf(w, "  outside        %s (not in the subset: skipped, not checked)\n", count(c.Filtered))
+	}
 	return err
 }
 
