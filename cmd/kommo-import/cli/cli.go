@@ -6,6 +6,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +21,10 @@ type Env struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+
+	// collect, when set, is handed each command's complete flag set in
+	// place of parsing it (config.go derives the config keys so).
+	collect func(*flag.FlagSet)
 }
 
 type command struct {

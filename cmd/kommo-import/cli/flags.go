@@ -39,6 +39,9 @@ func newFlagSet(env Env, name, usageLine, help string) *flag.FlagSet {
 		fmt.Fprintf(fs.Output(), "Usage: kommo-import %s %s\n\n%s\n\nFlags:\n", name, usageLine, strings.TrimSpace(help))
 		fs.PrintDefaults()
 	}
+	fs.String(configFlag, "", "read flags from the TOML `FILE`: each key a flag's name (source = \"csv:export.csv\", rate = 6,\n"+
+		"map = {msgid = \"id\"}), a [COMMAND] table for one command's; flags given here override it; relative\n"+
+		"paths are from the file's folder; secrets (the channel secret, tokens, passwords) stay in the environment")
 	return fs
 }
 
@@ -47,6 +50,10 @@ func newFlagSet(env Env, name, usageLine, help string) *flag.FlagSet {
 // flag with the nearest known one), and a pointer to --help: never the
 // whole usage.
 func parseFlags(fs *flag.FlagSet, env Env, args []string) error {
+	if env.collect != nil {
+		env.collect(fs)
+		return errHelp
+	}
 	for _, a := range args {
 		if a == "--" {
 			break
@@ -85,7 +92,7 @@ func parseFlags(fs *flag.FlagSet, env Env, args []string) error {
 	if fs.NArg() > 0 {
 		return withHint(ExitUsage, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")), helpHint)
 	}
-	return nil
+	return applyConfig(fs, env)
 }
 
 // checkFlagNames walks args the way flag.Parse does and reports the first
@@ -128,12 +135,17 @@ func suggestFlag(fs *flag.FlagSet, name string) string {
 }
 
 // nearest returns the candidate at the smallest edit distance from s, if it
-// is at most 2 (and less than s is long); ties go to the first in sorted order.
+// is at most 2 (and less than s is long); of those as near, one that starts
+// like s ("sorce": source, not force), else the first in sorted order.
 func nearest(s string, candidates []string) string {
 	sort.Strings(candidates)
 	best, bestD := "", 3
 	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD && d < len(s) {
+		d := editDistance(s, c)
+		if d >= len(s) {
+			continue
+		}
+		if d < bestD || (d == bestD && best != "" && best[0] != s[0] && c[0] == s[0]) {
 			best, bestD = c, d
 		}
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 )
@@ -101,6 +102,15 @@ func resumeCommand(fs *flag.FlagSet, getenv func(string) string, args []string, 
 		if takesValue && i+1 < len(args) {
 			i++
 			value, hasValue = args[i], true
+		}
+		if name == configFlag && takesValue && hasValue {
+			// Absolute: the line is printed for later, and status prints it
+			// in other terminals, wherever they are.
+			if abs, err := filepath.Abs(value); err == nil {
+				value = abs
+			}
+			out = append(out, "--"+name, shellQuote([]string{value}))
+			continue
 		}
 		envVar, secret := secretFlags[name]
 		switch {

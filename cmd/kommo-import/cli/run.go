@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -105,14 +109,36 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
+	saveRunCommand(ctx, inv, sess, fs, t.Run)
 	sum, runErr := sendRun(ctx, inv, sess, &f.sendFlags, im)
-	inv.setResume(fs, args, im.RunName()) // the name the importer settled on
+	if name := im.RunName(); name != t.Run {
+		inv.setResume(fs, args, name) // the name the importer settled on
+		saveRunCommand(ctx, inv, sess, fs, name)
+	}
 	sub := subsetInfo{Subset: f.source.Filter.Describe(f.source.Location)}
 	if r := opened.Load(); r != nil && sub.Subset != "" {
 		n := r.Stats().Filtered
 		sub.Filtered = &n
 	}
 	return finishSend(ctx, env, sess, sum, runErr, f.jsonOut, f.allowEmpty, sub)
+}
+
+// saveRunCommand records how to resume the run, for status; a failure is
+// only logged: the run goes on without it.
+func saveRunCommand(ctx context.Context, inv *invocation, sess *session, fs *flag.FlagSet, run string) {
+	inv.mu.Lock()
+	line := inv.facts.resume
+	inv.mu.Unlock()
+	c := importer.RunCommand{Run: run, Resume: line}
+	if cfg := fs.Lookup(configFlag).Value.String(); cfg != "" {
+		c.ConfigFile, _ = filepath.Abs(cfg)
+	}
+	c.Workdir, _ = os.Getwd()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := importer.SaveRunCommand(ctx, sess.pool, c); err != nil {
+		sess.log.Warn("status will not print how to resume this run", "err", err)
+	}
 }
 
 // target checks the flags that need no database and names the run.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -54,10 +55,40 @@ func runStatus(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return writeJSON(env.Stdout, st)
+	rc, ok, err := importer.RunCommandOf(ctx, pool, name)
+	if err != nil {
+		return err
 	}
-	return printStatus(env.Stdout, st, time.Now())
+	var resume *importer.RunCommand
+	if ok {
+		resume = &rc
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, struct {
+			*importer.RunStatus
+			Command *importer.RunCommand `json:"command,omitempty"` // how to resume it
+		}{st, resume})
+	}
+	if err := printStatus(env.Stdout, st, time.Now()); err != nil {
+		return err
+	}
+	return printResume(env.Stdout, st, resume)
+}
+
+// printResume prints how to resume a run that has work left and no process:
+// the command that started it last (with --config FILE when it had one),
+// and where to run it when its line has relative paths from elsewhere.
+func printResume(w io.Writer, st *importer.RunStatus, rc *importer.RunCommand) error {
+	if rc == nil || st.Live || st.State != importer.RunInterrupted {
+		return nil
+	}
+	// A config file's paths are absolute by then; a command line's may not be.
+	where := ""
+	if wd, err := os.Getwd(); err == nil && rc.ConfigFile == "" && rc.Workdir != "" && wd != rc.Workdir {
+		where = " (in " + rc.Workdir + ", where it was started: paths on the line are relative to it)"
+	}
+	_, err := fmt.Fprintf(w, "resume with: %s%s\n", rc.Resume, where)
+	return err
 }
 
 // printStatus prints a run's status for people.
