@@ -66,3 +66,26 @@ func TestE2EPipeReaderDiesThenCtrlC(t *testing.T) {
 	requireCode(t, exitDone, r)
 	s.requireExact(t, msgs)
 }
+
+// TestE2EReportIntoAClosedPipe: "kommo-import report ... | head" ends
+// quietly when head has had enough, as a process SIGPIPE killed would: no
+// "broken pipe" error on stderr, exit 141.
+func TestE2EReportIntoAClosedPipe(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, "--rate", "0")
+	im := newImporter(t, s)
+	msgs := ledgertest.Gen(35, 10, 20)
+	requireCode(t, exitDone, im.run(t, runArgs("jsonl:"+ledgertest.WriteJSONL(t, msgs), "--rate", "unlimited")...))
+
+	pr, pw, err := os.Pipe()
+	require.NoError(t, err)
+	cmd := im.managed(t, "report", "--run", e2eRun, "--sent", "--format", "csv")
+	var errOut syncBuffer
+	cmd.Stdout, cmd.Stderr = pw, &errOut
+	require.NoError(t, pr.Close()) // head has gone before the first line
+	require.NoError(t, cmd.Start())
+	pw.Close()
+	_ = cmd.Wait()
+	require.Equal(t, 141, cmd.ProcessState.ExitCode(), errOut.String())
+	require.Empty(t, errOut.String())
+}

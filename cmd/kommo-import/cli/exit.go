@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"syscall"
 
 	"github.com/kommo-import/kommo-import/importer"
 )
@@ -19,6 +20,10 @@ const (
 	ExitIncomplete  = 3 // finished with failed messages or rejected records, or the source was empty
 	ExitInterrupted = 4 // stopped early; the same command resumes
 	ExitOperator    = 5 // stopped until an operator acts (block, signature, clock, unknown scope)
+	// ExitBrokenPipe: what read stdout went away ("kommo-import report |
+	// head"). SIGPIPE is ignored (signals.go), so the process ends by itself,
+	// quietly and with the status a shell gives a process SIGPIPE killed.
+	ExitBrokenPipe = 128 + 13
 )
 
 // exitError is an error the command line itself found (a flag, a missing
@@ -99,6 +104,9 @@ type outcome struct {
 func ExitCode(err error, w io.Writer) int {
 	if err == nil || errors.Is(err, errHelp) {
 		return ExitOK
+	}
+	if errors.Is(err, syscall.EPIPE) {
+		return ExitBrokenPipe // stderr is likely the same closed pipe: say nothing
 	}
 	var facts invocationFacts
 	var ce *commandError
