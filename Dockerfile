@@ -7,7 +7,11 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/ ./cmd/kommo-import ./cmd/kommo-sim \
+# The git history stays out of the context: give the version as a build argument,
+#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t kommo-import .
+ARG VERSION=""
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/kommo-import/kommo-import/cmd/kommo-import/cli.Version=${VERSION}" \
+    -o /out/ ./cmd/kommo-import ./cmd/kommo-sim \
  && mkdir -p /out/ledger
 
 # distroless: no shell, no package manager; runs as uid 65532.

@@ -83,9 +83,17 @@ bench: ## run all benchmarks (against PostgreSQL where they need it)
 bench-send: ## send-path figures: faults, two processes with one killed, kill -9 to full speed
 	scripts/bench-send.sh
 
+# The version --version prints: the nearest tag, commits since and the commit (v1.2.0-3-gabc1234,
+# -dirty with local changes), or the bare commit before the first tag. Without git (an exported
+# tarball) it stays empty and the binary falls back to the VCS information the Go toolchain
+# embeds, if any. BIN is where build puts the binaries.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+BIN ?= bin
+LDFLAGS_VERSION := -X github.com/kommo-import/kommo-import/cmd/kommo-import/cli.Version=$(VERSION)
+
 .PHONY: build
-build: ## build bin/kommo-import and bin/kommo-sim
-	$(GO) build -o bin/ ./cmd/kommo-import ./cmd/kommo-sim
+build: ## build bin/kommo-import and bin/kommo-sim, stamped with the version from git describe
+	$(GO) build -ldflags "$(LDFLAGS_VERSION)" -o $(BIN)/ ./cmd/kommo-import ./cmd/kommo-sim
 
 .PHONY: demo
 demo: build ## run the end-to-end demo (scripts/demo.sh)

@@ -3,6 +3,7 @@ package importer
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/kommo-import/kommo-import/importer/internal/store"
@@ -16,6 +17,19 @@ type FailedMessage struct {
 	Line           int64  `json:"line"` // position in the run's source
 	Attempts       int    `json:"attempts"`
 	LastError      string `json:"last_error"` // the API's answer
+}
+
+// SentMessage is a delivered message as Kommo knows it: the customer's
+// record of what went where.
+type SentMessage struct {
+	MsgID          string    `json:"msgid"`
+	ConversationID string    `json:"conversation_id"`
+	KommoMsgID     string    `json:"kommo_message_id"`
+	KommoChatID    string    `json:"kommo_chat_id"`
+	MessageTime    time.Time `json:"message_time"` // the message's own timestamp (msec_timestamp)
+	SentAt         time.Time `json:"sent_at"`      // when Kommo accepted it (or a look-up found it)
+	Silent         bool      `json:"silent"`
+	Reconciled     bool      `json:"reconciled"` // found in the chat's history after an in-doubt attempt
 }
 
 // Reject is a source record that staging refused.
@@ -60,6 +74,26 @@ func EachReject(ctx context.Context, pool *pgxpool.Pool, run string, fn func(r *
 	})
 	if err != nil {
 		return fmt.Errorf("rejects of %s: %w", run, err)
+	}
+	return nil
+}
+
+// EachSent calls fn for each sent message of run, conversation by
+// conversation in the order they were sent, streaming like EachFailed (m
+// is reused). A run the database does not have gives ErrNoRun.
+func EachSent(ctx context.Context, pool *pgxpool.Pool, run string, fn func(m *SentMessage) error) error {
+	q := store.New(pool)
+	if err := checkRun(ctx, q, run); err != nil {
+		return err
+	}
+	var m SentMessage
+	err := q.EachSent(ctx, run, func(r *store.SentRow) error {
+		m = SentMessage{MsgID: r.MsgID, ConversationID: r.ConversationID, KommoMsgID: r.KommoMsgID, KommoChatID: r.KommoChatID,
+			MessageTime: time.UnixMilli(r.Msec).UTC(), SentAt: r.SentAt.UTC(), Silent: r.Silent, Reconciled: r.Reconciled}
+		return fn(&m)
+	})
+	if err != nil {
+		return fmt.Errorf("sent messages of %s: %w", run, err)
 	}
 	return nil
 }

@@ -118,13 +118,14 @@ func valuesOf(m map[string]string) []string {
 // builder assembles a payload from canonical cells. Empty and blank (only
 // whitespace) cells are absent: the caller does not set them.
 type builder struct {
+	tr         timeRules // how written times are read; kept by reset
 	p          wire.Payload
 	tsMs       int64 // milliseconds from an RFC 3339 or timestamptz timestamp cell
 	lat, lon   bool  // location cells present
 	latV, lonV float64
 }
 
-func (b *builder) reset() { *b = builder{} }
+func (b *builder) reset() { *b = builder{tr: b.tr} }
 
 func (b *builder) sender() *wire.Participant {
 	if b.p.Sender == nil {
@@ -383,17 +384,18 @@ func (b *builder) setTime(canon string, t time.Time) error {
 	return nil
 }
 
-// setTimestamp takes unix seconds or RFC 3339 (whose milliseconds are kept
-// when no msec_timestamp is given).
+// setTimestamp takes unix seconds, RFC 3339 or another written time
+// (times.go: the common layouts, --time-format, --tz), keeping its
+// milliseconds when no msec_timestamp is given.
 func (b *builder) setTimestamp(v string) error {
 	v = strings.TrimSpace(v)
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 		b.p.Timestamp = n
 		return nil
 	}
-	t, err := time.Parse(time.RFC3339, v)
+	t, err := b.tr.parse("timestamp", v)
 	if err != nil {
-		return fieldErr("timestamp", "%q is neither unix seconds nor RFC 3339 (2006-01-02T15:04:05Z)", v)
+		return err
 	}
 	return b.setTime("timestamp", t)
 }

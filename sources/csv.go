@@ -43,6 +43,7 @@ var bom = []byte{0xEF, 0xBB, 0xBF}
 
 func newCSV(br *bufio.Reader, spec Spec) (*csvDecoder, error) {
 	d := &csvDecoder{br: br, max: spec.MaxRecordBytes, sep: ','}
+	d.b.tr = rulesOf(spec)
 	if head, _ := br.Peek(3); bytes.Equal(head, bom) {
 		br.Discard(3)
 		d.offset = 3

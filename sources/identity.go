@@ -31,8 +31,23 @@ type Identity struct {
 	Stream bool
 }
 
-// Identity returns the spec's identity; for a file it stats the file.
+// Identity returns the spec's identity; for a file it stats the file. A
+// subset (Spec.Filter) is part of it: its description is added to the
+// Label, and "-subset" to the Base, so a rehearsal on a few chats is a run
+// of its own, never resumed as (or by) the whole import.
 func (s Spec) Identity() (Identity, error) {
+	id, err := s.identity()
+	if err != nil {
+		return id, err
+	}
+	if d := s.Filter.Describe(s.Location); d != "" {
+		id.Label += " [only " + d + "]"
+		id.Base += "-subset"
+	}
+	return id, nil
+}
+
+func (s Spec) identity() (Identity, error) {
 	switch {
 	case s.Kind == KindPostgres && s.Table != "":
 		return Identity{Label: "postgres:table=" + s.Table, Base: s.Table}, nil

@@ -66,6 +66,7 @@ func openPostgres(ctx context.Context, spec Spec) (_ *pgDecoder, err error) {
 		return nil, fmt.Errorf("source postgres: connect to %s: %w", pgurl.Target(&cfg.Config), err)
 	}
 	d := &pgDecoder{conn: conn, cancel: cancel}
+	d.b.tr = rulesOf(spec)
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -204,10 +205,16 @@ func (d *pgDecoder) Next(ctx context.Context, p *wire.Payload) (Position, error)
 	d.raw = rowJSON(d.raw[:0], d.plan.names, vals)
 	pos.Raw = d.raw
 	d.b.reset()
+	fds := d.rows.FieldDescriptions()
 	for i, v := range vals {
 		canon := d.plan.canon[i]
 		if canon == "" || v == nil {
 			continue
+		}
+		if t, ok := v.(time.Time); ok && fds[i].DataTypeOID == pgtype.TimestampOID {
+			if v, err = d.b.tr.zoneless(jsonPath(canon), t); err != nil {
+				return pos, err
+			}
 		}
 		if err := d.setValue(canon, v); err != nil {
 			return pos, err

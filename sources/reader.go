@@ -62,9 +62,10 @@ type Reader struct {
 	bytesRead *atomic.Int64 // bytes of the stored input read so far
 	closers   []io.Closer
 
-	mediaText   bool // Spec.MediaMissing == MediaMissingText
-	mediaHosted bool // Spec.MediaHosted
-	strict      bool // Spec.Strict
+	filter      *recordFilter // Spec.Filter; nil: every record
+	mediaText   bool          // Spec.MediaMissing == MediaMissingText
+	mediaHosted bool          // Spec.MediaHosted
+	strict      bool          // Spec.Strict
 	unk         unknownNamer
 	unknown     map[string]int64
 	skipped     map[string]int64 // the Reader's own Stats.Skipped counts (exports.go)
@@ -171,6 +172,7 @@ func newReader(spec Spec) *Reader {
 		users:       spec.Users, // users.go
 		mediaText:   spec.MediaMissing == MediaMissingText,
 		mediaHosted: spec.MediaHosted,
+		filter:      compileFilter(spec.Filter, spec.Location),
 		strict:      spec.Strict,
 	}
 	if r.now == nil {
@@ -273,6 +275,10 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 		pos, err := r.dec.Next(ctx, &r.p)
 		if err != nil {
 			return Record{}, r.decodeError(err, pos)
+		}
+		if r.filter != nil && !r.filter.keep(r.p.ConversationID, r.p.MsecTimestamp, r.p.Timestamp) {
+			r.stats.Filtered++ // outside the subset: neither checked nor rejected
+			continue
 		}
 		if r.unk != nil {
 			if paths := r.unk.unknownFields(); len(paths) > 0 {
@@ -378,6 +384,16 @@ func (r *Reader) Stats() Stats {
 		s.BytesRead = r.bytesRead.Load()
 	}
 	return s
+}
+
+// CSVSeparator is the field separator of a CSV source (',', ';' or TAB, as
+// detected or as Excel's sep= line said), 0 for any other format: a file
+// written for the operator beside the source (rejects) uses the same.
+func (r *Reader) CSVSeparator() rune {
+	if d, ok := r.dec.(*csvDecoder); ok {
+		return rune(d.sep)
+	}
+	return 0
 }
 
 // Name is the file as given, "stdin", or "postgres".

@@ -116,6 +116,7 @@ type Stats struct {
 	Records       int64 // valid records returned by Next
 	Rejected      int64 // LineErrors returned by Next
 	Duplicates    int64 // repeated msgids with identical content, skipped
+	Filtered      int64 // records outside Spec.Filter's subset, skipped (not in Total)
 	Conversations int64 // distinct conversation_id among valid records
 	BytesRead     int64 // bytes read from the input as stored (compressed for .gz); 0 for postgres
 	// UnknownFields counts, per JSON path ("payload.mood",

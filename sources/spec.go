@@ -73,6 +73,8 @@ type Spec struct {
 	// DateOrder is "dmy", "mdy" or "ymd" for WhatsApp dates whose order the
 	// file cannot tell (--date-order); "" detects it.
 	DateOrder string
+	// Filter narrows the source to a subset (filter.go); nil: all of it.
+	Filter *Filter
 	// Self names the company's side of a messenger export's chats (--self,
 	// repeatable): the exporting account when the export does not say.
 	// Every agent of Users counts as the company too.
@@ -132,6 +134,9 @@ func (s Spec) Check() error {
 	case "", MediaMissingReject, MediaMissingText:
 	default:
 		return fmt.Errorf("--media-missing %q: want reject or text", s.MediaMissing)
+	}
+	if err := s.Filter.check(s.Location); err != nil {
+		return err
 	}
 	for canon := range s.ColumnMap {
 		if _, ok := canonicalSet[canon]; !ok {

@@ -3,6 +3,7 @@ package main_test
 import (
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -75,4 +76,22 @@ func TestE2EVersionNamesTheBuild(t *testing.T) {
 		require.Regexp(t, `^kommo-import (\S+|\(unknown version: built without version control information\))(, revision [0-9a-f]+ of \S+( with local changes)?)?, go1\.\d+`, string(out))
 		require.NotContains(t, string(out), " dev")
 	}
+}
+
+// TestE2EMakeBuildStampsTheVersion: "make build" stamps the version git
+// describe gives, so --version never says "unknown version" for a binary
+// built from a checkout (a git worktree included, where go build itself
+// embeds no VCS information).
+func TestE2EMakeBuildStampsTheVersion(t *testing.T) {
+	t.Parallel()
+	want, err := exec.Command("git", "describe", "--tags", "--always", "--dirty").Output()
+	require.NoError(t, err, "the test runs in a git checkout")
+	bin := t.TempDir()
+	mk := exec.Command("make", "-s", "-C", "../..", "build", "BIN="+bin)
+	out, err := mk.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	got, err := exec.Command(filepath.Join(bin, "kommo-import"), "--version").Output()
+	require.NoError(t, err)
+	require.NotContains(t, string(got), "unknown version")
+	require.True(t, strings.HasPrefix(string(got), "kommo-import "+strings.TrimSpace(string(want))), "%s", got)
 }

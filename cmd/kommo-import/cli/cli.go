@@ -6,6 +6,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +21,10 @@ type Env struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+
+	// collect, when set, is handed each command's complete flag set in
+	// place of parsing it (config.go derives the config keys so).
+	collect func(*flag.FlagSet)
 }
 
 type command struct {
@@ -133,10 +138,20 @@ func Run(ctx context.Context, args []string, env Env, sig <-chan os.Signal) erro
 	case <-stop.forced:
 		err = errHardStop
 	}
+	inv.mu.Lock()
+	sinks := inv.sinks
+	inv.mu.Unlock()
+	defer sinks.close()
 	if err == nil || errors.Is(err, errHelp) {
 		return err
 	}
-	return &commandError{err: err, inv: inv.snapshot()}
+	ce := &commandError{err: err, inv: inv.snapshot()}
+	if sinks != nil && sinks.file != nil {
+		sinks.mu.Lock()
+		printOutcome(sinks.file, resolveExitCode(ce, ce.inv), ce.inv.logJSON)
+		sinks.mu.Unlock()
+	}
+	return ce
 }
 
 // Version is the release, set at build time with

@@ -257,7 +257,7 @@ func printUnmatched(w io.Writer, agents []sources.UnmatchedAgent, botID string) 
 		if a.Email != "" {
 			who += " <" + a.Email + ">"
 		}
-		fmt.Fprintf(w, "  %-20s %-40s %d messages, first at line %d\n", a.ID, who, a.Messages, a.FirstLine)
+		fmt.Fprintf(w, "  %-20s %-40s %s, first at line %d\n", a.ID, who, nouns(a.Messages, "message", "messages"), a.FirstLine)
 	}
 }
 

@@ -260,12 +260,14 @@ func TestValidateWithUsers(t *testing.T) {
 
 	out, errOut, code := runWith(t, vars, "validate", "--source", src, "--users", users, "--kommo-domain", kommoURL)
 	require.Equal(t, ExitIncomplete, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
-	require.Contains(t, out, src+`:4: sender.ref_id: agent "agent-ivan" (ivan@acme.test) matches no Kommo user: Kommo user "Ivan" has no amojo_id`)
-	require.Contains(t, out, src+`:5: sender.ref_id: agent "agent-ghost" (Ghost) matches no Kommo user: add them to --users or use --bot-id`)
+	require.Contains(t, out, src+`: sender.ref_id: agent "agent-ivan" (ivan@acme.test) matches no Kommo user: Kommo user "Ivan" has no amojo_id; add them to --users or use --bot-id (1 record rejected: line 4)`)
+	// One line per agent, with its count and first lines, not one per record.
+	require.Contains(t, out, src+`: sender.ref_id: agent "agent-ghost" (Ghost) matches no Kommo user: add them to --users or use --bot-id (2 records rejected: lines 5, 6)`)
+	require.Equal(t, 1, strings.Count(out, `"agent-ghost" (Ghost) matches no Kommo user`), out)
 	require.Contains(t, out, "valid          3\n  rejected       3")
 	require.Contains(t, out, "agents matching no Kommo user (2), their messages rejected")
 	require.Regexp(t, `agent-ghost +Ghost +2 messages, first at line 5\n`, out)
-	require.Regexp(t, `agent-ivan +Ivan <ivan@acme.test> +1 messages, first at line 4\n`, out)
+	require.Regexp(t, `agent-ivan +Ivan <ivan@acme.test> +1 message, first at line 4\n`, out)
 	require.EqualValues(t, 3, fake.requests.Load(), "five users in three pages")
 	require.NotContains(t, out+errOut, kommoToken)
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"syscall"
 
 	"github.com/kommo-import/kommo-import/importer"
 )
@@ -19,6 +20,10 @@ const (
 	ExitIncomplete  = 3 // finished with failed messages or rejected records, or the source was empty
 	ExitInterrupted = 4 // stopped early; the same command resumes
 	ExitOperator    = 5 // stopped until an operator acts (block, signature, clock, unknown scope)
+	// ExitBrokenPipe: what read stdout went away ("kommo-import report |
+	// head"). SIGPIPE is ignored (signals.go), so the process ends by itself,
+	// quietly and with the status a shell gives a process SIGPIPE killed.
+	ExitBrokenPipe = 128 + 13
 )
 
 // exitError is an error the command line itself found (a flag, a missing
@@ -54,13 +59,17 @@ type incompleteError struct {
 }
 
 func (e *incompleteError) Error() string {
-	return fmt.Sprintf("run %s has %d failed messages and %d rejected records", e.run, e.failed, e.rejected)
+	return fmt.Sprintf("run %s has %s and %s", e.run, nouns(e.failed, "failed message", "failed messages"), nouns(e.rejected, "rejected record", "rejected records"))
 }
 
-// emptySourceError: the run's source held no records at all.
-type emptySourceError struct{ run, source string }
+// emptySourceError: the run's source held no records at all, or none in
+// its subset.
+type emptySourceError struct{ run, source, subset string }
 
 func (e *emptySourceError) Error() string {
+	if e.subset != "" {
+		return fmt.Sprintf("no record of the source is in the subset (%s): nothing was imported (run %s, %s)", e.subset, e.run, e.source)
+	}
 	return fmt.Sprintf("the source held no records: nothing was imported (run %s, %s)", e.run, e.source)
 }
 
@@ -68,7 +77,7 @@ func (e *emptySourceError) Error() string {
 type verifyError struct{ rep *importer.VerifyReport }
 
 func (e *verifyError) Error() string {
-	return fmt.Sprintf("verify: run %s: %d missing, %d duplicated, %d unexpected", e.rep.Run, e.rep.MissingCount, e.rep.DuplicatedCount, e.rep.UnexpectedCount)
+	return fmt.Sprintf("verify: run %s: %s missing, %s duplicated, %s unexpected", e.rep.Run, count(e.rep.MissingCount), count(e.rep.DuplicatedCount), count(e.rep.UnexpectedCount))
 }
 
 // commandError is what Run returns: the command's error with what the
@@ -96,13 +105,22 @@ func ExitCode(err error, w io.Writer) int {
 	if err == nil || errors.Is(err, errHelp) {
 		return ExitOK
 	}
+	if errors.Is(err, syscall.EPIPE) {
+		return ExitBrokenPipe // stderr is likely the same closed pipe: say nothing
+	}
 	var facts invocationFacts
 	var ce *commandError
 	if errors.As(err, &ce) {
 		facts = ce.inv
 	}
 	o := resolveExitCode(err, facts)
-	if facts.logJSON {
+	printOutcome(w, o, facts.logJSON)
+	return o.code
+}
+
+// printOutcome prints o's message and hints: text, or one JSON object.
+func printOutcome(w io.Writer, o outcome, asJSON bool) {
+	if asJSON {
 		level := slog.LevelError
 		if o.code == ExitIncomplete || o.code == ExitInterrupted {
 			level = slog.LevelWarn
@@ -112,7 +130,7 @@ func ExitCode(err error, w io.Writer) int {
 			attrs = append(attrs, slog.Any("try", o.hints))
 		}
 		slog.New(slog.NewJSONHandler(w, nil)).LogAttrs(context.Background(), level, o.msg, attrs...)
-		return o.code
+		return
 	}
 	fmt.Fprintf(w, "kommo-import: %s\n", o.msg)
 	for i, h := range o.hints {
@@ -122,7 +140,6 @@ func ExitCode(err error, w io.Writer) int {
 			fmt.Fprintf(w, "     %s\n", h)
 		}
 	}
-	return o.code
 }
 
 // resolveExitCode is the one place that puts errors in words: every error a
@@ -203,7 +220,8 @@ func resolveExitCode(err error, inv invocationFacts) outcome {
 
 	case errors.Is(err, importer.ErrRunLive):
 		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{
-			"kommo-import status --run " + shellQuote([]string{inv.run}) + " shows the live processes (host and pid); stop them first (Ctrl-C). A killed process stops counting as live after 4 seconds"}}
+			"kommo-import status --run " + shellQuote([]string{inv.run}) + " shows the live processes (host and pid); stop them first (Ctrl-C). " +
+				"A killed process stops counting as live at once (its database session ends with it); a host cut off from the network, after 4 seconds without a heartbeat"}}
 
 	case errors.Is(err, importer.ErrRunHasSent):
 		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{
@@ -223,6 +241,10 @@ func resolveExitCode(err error, inv invocationFacts) outcome {
 
 	case errors.As(err, &dbDown):
 		return outcome{ExitFatal, oneLine(err.Error(), 0), []string{"check that PostgreSQL runs at " + dbDown.Target + " and that " + envDatabaseURL + " (or --database-url) is right; docker compose up -d db starts one"}}
+
+	case errors.As(err, &empty) && empty.subset != "":
+		return outcome{ExitIncomplete, oneLine(err.Error(), 0), []string{
+			"check --conversation, --conversations, --since, --until and --limit-conversations against the source (kommo-import validate with the same flags counts what they keep)"}}
 
 	case errors.As(err, &empty):
 		return outcome{ExitIncomplete, oneLine(err.Error(), 0), []string{

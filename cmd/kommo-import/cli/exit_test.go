@@ -63,6 +63,9 @@ func TestResolveExitCode(t *testing.T) {
 		{"finished", fmt.Errorf("run nightly: %w", importer.ErrRunFinished), run, ExitUsage, "the run has finished", []string{"a new export of a table, a query or stdin is a new run"}, 1},
 		{"no run", fmt.Errorf("%w %q", importer.ErrNoRun, "x"), run, ExitUsage, `no such run "x"`, []string{"kommo-import runs lists the runs"}, 1},
 		{"live", importer.ErrRunLive, run, ExitUsage, "a process is working the run", []string{"kommo-import status --run nightly shows the live processes"}, 1},
+		// The README says the truth (importer/processes.go): a killed process's session ends with it.
+		{"live: when a killed process stops counting", importer.ErrRunLive, run, ExitUsage, "a process is working the run",
+			[]string{"A killed process stops counting as live at once (its database session ends with it); a host cut off from the network, after 4 seconds"}, 1},
 		{"has sent", importer.ErrRunHasSent, run, ExitUsage, "the run has sent messages", []string{"kommo-import runs abandon nightly"}, 1},
 		{"not planned", importer.ErrNotPlanned, run, ExitUsage, "not staged and planned yet", []string{"resume it with kommo-import run"}, 1},
 		{"bad database URL", fmt.Errorf("DATABASE_URL: %w", &importer.DatabaseURLError{URL: true, Syntax: true}), run,

@@ -39,6 +39,9 @@ func newFlagSet(env Env, name, usageLine, help string) *flag.FlagSet {
 		fmt.Fprintf(fs.Output(), "Usage: kommo-import %s %s\n\n%s\n\nFlags:\n", name, usageLine, strings.TrimSpace(help))
 		fs.PrintDefaults()
 	}
+	fs.String(configFlag, "", "read flags from the TOML `FILE`: each key a flag's name (source = \"csv:export.csv\", rate = 6,\n"+
+		"map = {msgid = \"id\"}), a [COMMAND] table for one command's; flags given here override it; relative\n"+
+		"paths are from the file's folder; secrets (the channel secret, tokens, passwords) stay in the environment")
 	return fs
 }
 
@@ -47,6 +50,10 @@ func newFlagSet(env Env, name, usageLine, help string) *flag.FlagSet {
 // flag with the nearest known one), and a pointer to --help: never the
 // whole usage.
 func parseFlags(fs *flag.FlagSet, env Env, args []string) error {
+	if env.collect != nil {
+		env.collect(fs)
+		return errHelp
+	}
 	for _, a := range args {
 		if a == "--" {
 			break
@@ -85,7 +92,7 @@ func parseFlags(fs *flag.FlagSet, env Env, args []string) error {
 	if fs.NArg() > 0 {
 		return withHint(ExitUsage, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")), helpHint)
 	}
-	return nil
+	return applyConfig(fs, env)
 }
 
 // checkFlagNames walks args the way flag.Parse does and reports the first
@@ -128,12 +135,17 @@ func suggestFlag(fs *flag.FlagSet, name string) string {
 }
 
 // nearest returns the candidate at the smallest edit distance from s, if it
-// is at most 2 (and less than s is long); ties go to the first in sorted order.
+// is at most 2 (and less than s is long); of those as near, one that starts
+// like s ("sorce": source, not force), else the first in sorted order.
 func nearest(s string, candidates []string) string {
 	sort.Strings(candidates)
 	best, bestD := "", 3
 	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD && d < len(s) {
+		d := editDistance(s, c)
+		if d >= len(s) {
+			continue
+		}
+		if d < bestD || (d == bestD && best != "" && best[0] != s[0] && c[0] == s[0]) {
 			best, bestD = c, d
 		}
 	}
@@ -337,15 +349,18 @@ func (d *dbFlags) register(fs *flag.FlagSet, env Env) {
 	d.getenv = env.Getenv
 }
 
-// logFlags choose the log format of stderr.
+// logFlags choose the log format of stderr, and a file the log goes to as well.
 type logFlags struct {
 	format string
 	level  string
+	file   string
 }
 
 func (l *logFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&l.format, "log-format", "text", "log format on stderr: text or json (json: every line on stderr is a JSON object)")
+	fs.StringVar(&l.format, "log-format", "text", "log format on stderr (and --log-file): text or json (json: every line on stderr is a JSON object)")
 	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&l.file, "log-file", "", "append the log to `FILE` as well (created 0600), at --log-level even under a progress bar, with the summary\n"+
+		"and the exit lines: a run's whole story without a pipe (a pipe's reader that dies with Ctrl-C loses the end)")
 }
 
 // apiFlags are the Chats API flags that run, retry and verify share, under

@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 )
@@ -11,8 +12,9 @@ import (
 // exit message needs as it learns it (the run, how to resume), from its own
 // goroutine, while Run may read it after a hard stop: hence the mutex.
 type invocation struct {
-	env  Env
-	stop *stopper
+	env   Env
+	stop  *stopper
+	sinks *logSinks // set by setLogger: the log file gets the exit lines too
 
 	mu    sync.Mutex
 	facts invocationFacts
@@ -50,9 +52,12 @@ func (inv *invocation) snapshot() invocationFacts {
 
 // setLogger makes the stop messages and the exit lines follow the command's
 // log format.
-func (inv *invocation) setLogger(log *slog.Logger, json bool) {
+func (inv *invocation) setLogger(log *slog.Logger, sinks *logSinks) {
 	inv.stop.setLogger(log)
-	inv.set(func(f *invocationFacts) { f.logJSON = json })
+	inv.set(func(f *invocationFacts) {
+		f.logJSON = sinks.json
+		inv.sinks = sinks
+	})
 }
 
 // setResume records the command line that runs this command again for run
@@ -97,6 +102,15 @@ func resumeCommand(fs *flag.FlagSet, getenv func(string) string, args []string, 
 		if takesValue && i+1 < len(args) {
 			i++
 			value, hasValue = args[i], true
+		}
+		if name == configFlag && takesValue && hasValue {
+			// Absolute: the line is printed for later, and status prints it
+			// in other terminals, wherever they are.
+			if abs, err := filepath.Abs(value); err == nil {
+				value = abs
+			}
+			out = append(out, "--"+name, shellQuote([]string{value}))
+			continue
 		}
 		envVar, secret := secretFlags[name]
 		switch {

@@ -21,13 +21,23 @@ import (
 	"github.com/kommo-import/kommo-import/importer"
 )
 
-// metricsFlags is --metrics-addr, shared by run, retry and verify.
+// metricsFlags are --metrics-addr, --metrics-textfile, --metrics-push and
+// --metrics-interval, shared by run, retry and verify.
 type metricsFlags struct {
-	addr string
+	addr     string
+	textfile string
+	push     string
+	interval time.Duration
 }
 
 func (m *metricsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.addr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics while the command runs, e.g. 127.0.0.1:9090 (default: off)")
+	fs.StringVar(&m.textfile, "metrics-textfile", "", "write the kommo_import_ metrics to `FILE.prom` for node_exporter's textfile collector, every\n"+
+		"--metrics-interval and at the end (a temporary file renamed over it): they outlive the process")
+	fs.StringVar(&m.push, "metrics-push", "", "push the kommo_import_ metrics to the Prometheus Pushgateway at `URL` (http://HOST:9091), every\n"+
+		"--metrics-interval and at the end, grouped by job=kommo-import, run, command and instance (the host);\n"+
+		"basic auth: the user in the URL, the password in env "+envPushPassword)
+	durationVar(fs, &m.interval, "metrics-interval", 30*time.Second, time.Second, time.Hour, false, "how often (`DURATION`) --metrics-textfile and --metrics-push write")
 }
 
 // statesRefresh is how often the messages-by-state gauge is read from the
@@ -48,25 +58,53 @@ type metrics struct {
 	inFlight prometheus.Gauge
 	states   *prometheus.GaugeVec
 
+	exp     *exporter // --metrics-textfile, --metrics-push; nil: neither
+	pool    *pgxpool.Pool
+	runName string
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// start listens on the flag's address and serves /metrics until close. It
-// returns nil (and no error) when the flag is empty. It refreshes the run's
-// message counts by state from pool in the background. An address that is
-// not loopback (":9090", "0.0.0.0:9090", "[::]:9090", a LAN address) is
-// served with a warning.
-func (m *metricsFlags) start(log *slog.Logger, run string, pool *pgxpool.Pool) (*metrics, error) {
-	if m.addr == "" {
+// start listens on the flag's address and serves /metrics until close, and
+// writes or pushes them (--metrics-textfile, --metrics-push) every interval
+// and at close. It returns nil (and no error) when no metrics flag is given.
+// It refreshes the run's message counts by state from pool in the
+// background. An address that is not loopback (":9090", "0.0.0.0:9090",
+// "[::]:9090", a LAN address) is served with a warning.
+func (m *metricsFlags) start(log *slog.Logger, command, run string, pool *pgxpool.Pool, getenv func(string) string) (*metrics, error) {
+	if m.addr == "" && m.textfile == "" && m.push == "" {
 		return nil, nil
+	}
+	met := newMetrics(run)
+	met.log, met.pool, met.runName = log, pool, run
+	exp, err := m.newExporter(command, run, met.reg, getenv)
+	if err != nil {
+		return nil, err
+	}
+	met.exp = exp
+	if exp != nil {
+		met.wg.Add(1)
+		go func() {
+			defer met.wg.Done()
+			met.exportEvery(exp.every)
+		}()
+	}
+	if pool != nil {
+		met.wg.Add(1)
+		go func() {
+			defer met.wg.Done()
+			met.refreshStates(pool, run)
+		}()
+	}
+	if m.addr == "" {
+		return met, nil
 	}
 	ln, err := net.Listen("tcp", m.addr)
 	if err != nil {
+		met.close()
 		return nil, withHint(ExitUsage, fmt.Errorf("--metrics-addr: %w", err), "give a free address, e.g. --metrics-addr 127.0.0.1:9090")
 	}
-	met := newMetrics(run)
-	met.log = log
 	met.addr = ln.Addr().String()
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(met.reg, promhttp.HandlerOpts{Registry: met.reg}))
@@ -78,13 +116,6 @@ func (m *metricsFlags) start(log *slog.Logger, run string, pool *pgxpool.Pool) (
 			log.Warn("metrics server stopped", "err", err)
 		}
 	}()
-	if pool != nil {
-		met.wg.Add(1)
-		go func() {
-			defer met.wg.Done()
-			met.refreshStates(pool, run)
-		}()
-	}
 	log.Info("serving metrics", "url", "http://"+met.addr+"/metrics")
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		log.Warn("metrics are reachable from the network: they show run names and message counts to anyone who can connect; "+
@@ -123,16 +154,50 @@ func newMetrics(run string) *metrics {
 	return m
 }
 
-// close stops serving and the refresh; safe on nil.
+// close stops serving and the refresh, and writes or pushes the metrics a
+// last time, with the run's message states read afresh; safe on nil.
 func (m *metrics) close() {
 	if m == nil {
 		return
 	}
 	close(m.stop)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = m.srv.Shutdown(ctx)
+	if m.srv != nil {
+		_ = m.srv.Shutdown(ctx)
+	}
 	m.wg.Wait()
+	if m.exp != nil {
+		if m.pool != nil {
+			if err := m.loadStates(ctx, m.pool, m.runName); err != nil {
+				m.log.Debug("metrics: read message states", "err", err)
+			}
+		}
+		if err := m.exp.export(ctx, m.reg); err != nil {
+			m.log.Warn("metrics: the last export failed", "err", err)
+		}
+	}
+}
+
+// exportEvery writes or pushes the metrics every interval until close.
+func (m *metrics) exportEvery(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	warned := false
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := m.exp.export(ctx, m.reg)
+		cancel()
+		if err != nil && !warned {
+			warned = true // once: a Pushgateway that is down would log every interval
+			m.log.Warn("metrics: export failed (the run goes on; said once)", "err", err)
+		}
+	}
 }
 
 func (m *metrics) refreshStates(pool *pgxpool.Pool, run string) {

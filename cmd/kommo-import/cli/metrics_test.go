@@ -170,7 +170,7 @@ func TestMetricsKeepTransportLimits(t *testing.T) {
 		t.Helper()
 		f := apiFlags{apiURL: url, scopeID: "s", rate: -1, timeout: timeout}
 		f.metrics.addr = "127.0.0.1:0"
-		met, err := f.metrics.start(slog.New(slog.DiscardHandler), "r1", nil)
+		met, err := f.metrics.start(slog.New(slog.DiscardHandler), "run", "r1", nil, func(string) string { return "" })
 		require.NoError(t, err)
 		require.NotNil(t, met, "metrics on")
 		t.Cleanup(met.close)
@@ -228,7 +228,7 @@ func TestMetricsWarnWhenReachableFromTheNetwork(t *testing.T) {
 		t.Run(tt.addr, func(t *testing.T) {
 			var logs bytes.Buffer
 			f := metricsFlags{addr: tt.addr}
-			m, err := f.start(slog.New(slog.NewTextHandler(&logs, nil)), "r1", nil)
+			m, err := f.start(slog.New(slog.NewTextHandler(&logs, nil)), "run", "r1", nil, func(string) string { return "" })
 			require.NoError(t, err)
 			m.close()
 			if tt.warn {

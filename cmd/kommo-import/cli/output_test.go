@@ -137,7 +137,7 @@ func TestProgressBarFromStagingToSending(t *testing.T) {
 	var w syncWriter
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	go func() { showBar(progress, &w, stop); close(done) }()
+	go func() { showBar(progress, newLineGuard(&w), stop); close(done) }()
 	time.Sleep(600 * time.Millisecond)
 	set(importer.Progress{Phase: importer.PhaseSending, Total: 20000, Done: 400, Throughput: 4.9, Rate: 5})
 	set(importer.Progress{Phase: importer.PhaseSending, Total: 20000, Done: 500, Throughput: 4.9, Rate: 5,
@@ -156,6 +156,36 @@ func TestProgressBarFromStagingToSending(t *testing.T) {
 	require.Contains(t, out, "WAITING: conversations held by another process")
 }
 
+// TestLogLineDuringTheBarClearsItsLine: a WARN logged while the bar is
+// drawn starts on a cleared line (not after the bar's text, where the
+// next frame would overwrite it), and the bar is drawn again below it.
+func TestLogLineDuringTheBarClearsItsLine(t *testing.T) {
+	var w syncWriter
+	lf := logFlags{format: "text", level: "info"}
+	log, sinks, err := lf.open(&w, true)
+	require.NoError(t, err)
+	progress := func() importer.Progress {
+		return importer.Progress{Phase: importer.PhaseSending, Total: 100, Done: 40, Throughput: 4.9, Rate: 5}
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { showBar(progress, sinks.guard, stop); close(done) }()
+	require.Eventually(t, func() bool { return strings.Contains(w.String(), "40/100") }, 5*time.Second, 10*time.Millisecond)
+	log.Info("not shown under a bar")
+	log.Warn("the API answered 503", "attempt", 2)
+	close(stop)
+	<-done
+	out := w.String()
+	require.NotContains(t, out, "not shown under a bar")
+	i := strings.Index(out, "time=")
+	require.Positive(t, i, out)
+	require.Equal(t, clearLine, out[i-len(clearLine):i], "the log line starts on a cleared line: %q", out)
+	rest := out[i:]
+	nl := strings.IndexByte(rest, '\n')
+	require.Contains(t, rest[:nl], "level=WARN")
+	require.Contains(t, rest[nl+1:], "40/100", "the bar is drawn again after the log line")
+	require.True(t, strings.HasPrefix(rest[nl+1:], "\r"), "the frame redrawn right after the line: %q", rest[nl+1:])
+}
+
 func TestSummaryShowsWhatTheRunFound(t *testing.T) {
 	s := &importer.Summary{RunStatus: importer.RunStatus{
 		Name: "nightly", ScopeID: "s", Source: "jsonl:/x.jsonl", Records: 5000, Staged: 4000, Sent: 3990, Failed: 10,
@@ -163,7 +193,7 @@ func TestSummaryShowsWhatTheRunFound(t *testing.T) {
 		UnknownFields: map[string]int64{"payload.mood": 1204, "payload.channel": 1, "payload.z": 1204},
 	}, Outcome: importer.OutcomeIncomplete, SentNow: 3990, ElapsedSeconds: 754.25, EffectiveRate: 5.29}
 	var b bytes.Buffer
-	require.NoError(t, printSummary(&b, s, false))
+	require.NoError(t, printSummary(&b, s, false, nil))
 	out := b.String()
 	for _, want := range []string{
 		"  taken over:          120 messages from runs no process works any more",
@@ -178,10 +208,48 @@ func TestSummaryShowsWhatTheRunFound(t *testing.T) {
 	}
 
 	b.Reset()
-	require.NoError(t, printSummary(&b, s, true))
+	require.NoError(t, printSummary(&b, s, true, nil))
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(b.Bytes(), &m))
 	for _, k := range []string{"taken_over", "parked", "quotes_dropped", "unknown_fields", "elapsed_seconds", "sent_now", "live", "state"} {
 		require.Contains(t, m, k)
 	}
+}
+
+// TestLogFileInJSONIsJSONToTheLastLine: --log-file with --log-format json
+// holds the log at --log-level, the summary as one record and the exit
+// lines as the last, every line a JSON object.
+func TestLogFileInJSONIsJSONToTheLastLine(t *testing.T) {
+	c := newCLIEnv(t)
+	file := filepath.Join(t.TempDir(), "run.log")
+	_, errOut, code := c.run(t, "run", "--source", messyJSONL, "--rate", "unlimited", "--progress", "none",
+		"--log-format", "json", "--log-file", file)
+	require.Equal(t, ExitIncomplete, code, errOut)
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	var msgs []string
+	var sum map[string]any
+	for _, l := range lines {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &m), "not JSON: %q", l)
+		msgs = append(msgs, m["msg"].(string))
+		if m["msg"] == "summary" {
+			sum, _ = m["summary"].(map[string]any)
+		}
+	}
+	require.Contains(t, msgs, "staging done")
+	require.NotNil(t, sum, "the summary is a record of the file: %s", b)
+	require.EqualValues(t, 12, sum["rejected"])
+	var last map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &last))
+	require.EqualValues(t, ExitIncomplete, last["exit_code"])
+	require.NotEmpty(t, last["try"])
+
+	// Appended, not replaced: a resumed run's log follows the first.
+	_, errOut, _ = c.run(t, "run", "--source", messyJSONL, "--rate", "unlimited", "--progress", "none", "--log-file", file)
+	b2, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(b2), string(b)), errOut)
+	require.Contains(t, string(b2[len(b):]), "  records read:        5 valid", "text after JSON: the format follows --log-format")
 }

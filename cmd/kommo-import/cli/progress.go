@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"strconv"
@@ -113,7 +112,8 @@ func (v progressView) etaText() string {
 // showBar draws the run's progress on w until stop is closed: a spinner
 // with the records read while staging, then a 0-100% bar of the messages
 // done, with the throughput achieved, the ETA from it and the state.
-func showBar(progress func() importer.Progress, w io.Writer, stop <-chan struct{}) {
+func showBar(progress func() importer.Progress, g *lineGuard, stop <-chan struct{}) {
+	w := g.barWriter()
 	b := progressbar.NewOptions64(-1,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetWidth(30),
@@ -143,6 +143,7 @@ func showBar(progress func() importer.Progress, w io.Writer, stop <-chan struct{
 		case <-stop:
 			_ = b.Exit()
 			fmt.Fprintln(w)
+			g.done()
 			return
 		case <-t.C:
 		}
@@ -181,6 +182,15 @@ func progressAttrs(v progressView) []any {
 		attrs = append(attrs, "waiting", v.Waiting)
 	}
 	return attrs
+}
+
+// nouns is n with thousands separators and the noun in the number n
+// takes: "1 conversation", "1,204 conversations".
+func nouns(n int64, one, many string) string {
+	if n == 1 || n == -1 {
+		return count(n) + " " + one
+	}
+	return count(n) + " " + many
 }
 
 // count prints n with thousands separators: 1,204.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -33,19 +34,28 @@ failures, then send them again with kommo-import retry --run NAME. Rejected
 records never reached the database: fix them in the source and import it as
 a new run (messages already sent are skipped).
 
+With --sent it lists the run's delivered messages instead, for the
+customer's records: msgid, conversation_id, Kommo's message id and chat id,
+the message's time, when Kommo took it (sent_at, UTC), whether it was silent,
+and whether it was found in history after an in-doubt attempt (reconciled);
+conversation by conversation in the order sent, streamed from the database
+(a run of millions needs no more memory than one of ten). Exits 0.
+
 Examples:
   kommo-import report --run my-import
-  kommo-import report --run my-import --output failures.csv`
+  kommo-import report --run my-import --output failures.csv
+  kommo-import report --run my-import --sent --output delivered.csv`
 
 func runReport(ctx context.Context, inv *invocation, args []string) error {
 	env := inv.env
-	fs := newFlagSet(env, "report", "--run NAME [--format text|csv|jsonl] [--output FILE [--force]]", reportHelp)
+	fs := newFlagSet(env, "report", "--run NAME [--sent] [--format text|csv|jsonl] [--output FILE [--force]]", reportHelp)
 	var db dbFlags
 	db.register(fs, env)
 	run := fs.String("run", "", "the run's name (kommo-import runs lists them); required")
 	format := fs.String("format", "", "text, csv or jsonl; default: see above")
 	output := fs.String("output", "", "write the report to `FILE` instead of stdout (created 0600; through a symbolic link, its target)")
 	force := fs.Bool("force", false, "let --output replace an existing file (keeping its mode; never a read-only one)")
+	sent := fs.Bool("sent", false, "list the delivered messages with Kommo's ids (an audit export), not the failed and rejected ones")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -82,6 +92,20 @@ func runReport(ctx context.Context, inv *invocation, args []string) error {
 	defer pool.Close()
 
 	buf := bufio.NewWriter(out)
+	if *sent {
+		if err := writeSent(ctx, pool, *run, *format, buf); err != nil {
+			return err
+		}
+		if err := buf.Flush(); err != nil {
+			return fmt.Errorf("report: write: %w", err)
+		}
+		if file != nil {
+			if err := file.commit(); err != nil {
+				return fmt.Errorf("report: write %s: %w", *output, err)
+			}
+		}
+		return nil
+	}
 	w := newReportWriter(*format, buf)
 	failed, rejected, err := writeReport(ctx, pool, *run, w)
 	if err != nil {
@@ -133,6 +157,56 @@ func writeReport(ctx context.Context, pool *pgxpool.Pool, run string, w reportWr
 	return failed, rejected, err
 }
 
+// sentColumns are the CSV columns of report --sent.
+var sentColumns = []string{"msgid", "conversation_id", "kommo_message_id", "kommo_chat_id", "message_time", "sent_at", "silent", "reconciled"}
+
+// writeSent streams the run's sent messages to w in format.
+func writeSent(ctx context.Context, pool *pgxpool.Pool, run, format string, w io.Writer) error {
+	var n int64
+	var each func(m *importer.SentMessage) error
+	ts := func(t time.Time) string { return t.Format(time.RFC3339Nano) }
+	var cw *csv.Writer
+	switch format {
+	case "csv":
+		cw = csv.NewWriter(w)
+		if err := cw.Write(sentColumns); err != nil {
+			return fmt.Errorf("report: write: %w", err)
+		}
+		each = func(m *importer.SentMessage) error {
+			return cw.Write([]string{m.MsgID, m.ConversationID, m.KommoMsgID, m.KommoChatID, ts(m.MessageTime), ts(m.SentAt),
+				strconv.FormatBool(m.Silent), strconv.FormatBool(m.Reconciled)})
+		}
+	case "jsonl":
+		enc := json.NewEncoder(w)
+		each = func(m *importer.SentMessage) error { return enc.Encode(m) }
+	default:
+		each = func(m *importer.SentMessage) error {
+			loud := "silent"
+			if !m.Silent {
+				loud = "LOUD"
+			}
+			_, err := fmt.Fprintf(w, "%s  msgid %s  conversation %s  kommo message %s  chat %s  %s\n",
+				m.SentAt.Local().Format("2006-01-02 15:04:05"), m.MsgID, m.ConversationID, m.KommoMsgID, orDefault(m.KommoChatID, "(unknown)"), loud)
+			return err
+		}
+	}
+	err := importer.EachSent(ctx, pool, run, func(m *importer.SentMessage) error {
+		n++
+		return each(m)
+	})
+	if err != nil {
+		return err
+	}
+	switch format {
+	case "csv":
+		cw.Flush()
+		return cw.Error()
+	case "text":
+		_, err = fmt.Fprintf(w, "%s\n", nouns(n, "sent message", "sent messages"))
+	}
+	return err
+}
+
 // reportWriter writes one format.
 type reportWriter interface {
 	failed(*importer.FailedMessage) error
@@ -172,7 +246,7 @@ func (r *csvReport) failed(m *importer.FailedMessage) error {
 }
 
 func (r *csvReport) rejected(j *importer.Reject) error {
-	return r.write([]string{"rejected", strconv.FormatInt(j.Line, 10), "", "", "", j.Field, j.Reason, validText(j.Raw)})
+	return r.write([]string{"rejected", strconv.FormatInt(j.Line, 10), "", "", "", j.Field, j.Reason, rawText(j.Raw)})
 }
 
 func (r *csvReport) finish(_, _ int64) error {
@@ -206,7 +280,7 @@ func (r *jsonlReport) failed(m *importer.FailedMessage) error {
 }
 
 func (r *jsonlReport) rejected(j *importer.Reject) error {
-	return r.enc.Encode(jsonlRejected{"rejected", j.Line, j.Field, j.Reason, validText(j.Raw)})
+	return r.enc.Encode(jsonlRejected{"rejected", j.Line, j.Field, j.Reason, rawText(j.Raw)})
 }
 
 func (r *jsonlReport) finish(_, _ int64) error { return nil }
@@ -248,7 +322,11 @@ func (r *textReport) rejected(j *importer.Reject) error {
 			return err
 		}
 	}
-	_, err := fmt.Fprintf(r.w, "  line %d  %s: %s\n      %s\n", j.Line, j.Field, j.Reason, oneLine(validText(j.Raw), maxTextRaw))
+	what := j.Reason // a record that did not parse has no field to name
+	if j.Field != "" {
+		what = j.Field + ": " + j.Reason
+	}
+	_, err := fmt.Fprintf(r.w, "  line %d  %s\n      %s\n", j.Line, what, oneLine(validText(j.Raw), maxTextRaw))
 	return err
 }
 
@@ -257,7 +335,7 @@ func (r *textReport) finish(failed, rejected int64) error {
 		_, err := fmt.Fprintln(r.w, "No failed messages and no rejected records.")
 		return err
 	}
-	_, err := fmt.Fprintf(r.w, "\n%d failed messages, %d rejected records\n", failed, rejected)
+	_, err := fmt.Fprintf(r.w, "\n%s, %s\n", nouns(failed, "failed message", "failed messages"), nouns(rejected, "rejected record", "rejected records"))
 	return err
 }
 
@@ -274,6 +352,11 @@ func oneLine(s string, max int) string {
 // where its bad bytes were, so CSV and JSON stay readable.
 func validText(b []byte) string {
 	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// rawText is a rejected record as read, without the line break that ended it.
+func rawText(b []byte) string {
+	return strings.TrimSuffix(strings.TrimSuffix(validText(b), "\n"), "\r")
 }
 
 // nextSteps says what to do about a run's failed messages and rejected records.

@@ -110,5 +110,5 @@ func runRetry(ctx context.Context, inv *invocation, args []string) error {
 	}
 
 	sum, runErr := sendRun(ctx, inv, sess, &sf, im)
-	return finishSend(env, sum, runErr, *jsonOut, true)
+	return finishSend(ctx, env, sess, sum, runErr, *jsonOut, true, subsetInfo{})
 }

@@ -202,6 +202,14 @@ func TestRetryReportVerifyCommands(t *testing.T) {
 		require.Contains(t, out, "3 checked (all of 3 with sent messages)")
 		require.Contains(t, out, "14 checked, 14 found once, 0 missing, 0 duplicated")
 		require.Contains(t, out, "HTTP requests:  3 in ")
+		// --json: the empty lists are [], not null.
+		out, errOut, code = c.run(t, "verify", "--run", "r1", "--rate", "unlimited", "--json")
+		require.Equal(t, ExitOK, code, errOut)
+		var rep map[string]any
+		require.NoError(t, json.Unmarshal([]byte(out), &rep))
+		for _, k := range []string{"missing", "duplicated", "unexpected"} {
+			require.Equal(t, []any{}, rep[k], "%s: %s", k, out)
+		}
 	})
 	t.Run("verify finds a lost message", func(t *testing.T) {
 		c.front.set(nil, map[string]bool{"m-0002": true})

@@ -1,10 +1,16 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -78,6 +84,7 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	}
 	inv.setResume(fs, args, t.Run)
 
+	var opened atomic.Pointer[sources.Reader] // the source, when this invocation reads it
 	sess, err := openSession(ctx, inv, &f.sessionFlags, func(ctx context.Context, _ *pgxpool.Pool) (runTarget, error) {
 		users, err := loadUserMap(ctx, env, f.users)
 		if err != nil {
@@ -85,7 +92,13 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 		}
 		spec := f.source
 		spec.Users, spec.Stdin = users, env.Stdin
-		t.Open = func(ctx context.Context) (importer.Source, error) { return openSource(ctx, spec) }
+		t.Open = func(ctx context.Context) (importer.Source, error) {
+			r, err := openSource(ctx, spec)
+			if err == nil {
+				opened.Store(r)
+			}
+			return r, err
+		}
 		return t, nil
 	})
 	if err != nil {
@@ -97,9 +110,36 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
+	saveRunCommand(ctx, inv, sess, fs, t.Run)
 	sum, runErr := sendRun(ctx, inv, sess, &f.sendFlags, im)
-	inv.setResume(fs, args, im.RunName()) // the name the importer settled on
-	return finishSend(env, sum, runErr, f.jsonOut, f.allowEmpty)
+	if name := im.RunName(); name != t.Run {
+		inv.setResume(fs, args, name) // the name the importer settled on
+		saveRunCommand(ctx, inv, sess, fs, name)
+	}
+	sub := subsetInfo{Subset: f.source.Filter.Describe(f.source.Location)}
+	if r := opened.Load(); r != nil && sub.Subset != "" {
+		n := r.Stats().Filtered
+		sub.Filtered = &n
+	}
+	return finishSend(ctx, env, sess, sum, runErr, f.jsonOut, f.allowEmpty, sub)
+}
+
+// saveRunCommand records how to resume the run, for status; a failure is
+// only logged: the run goes on without it.
+func saveRunCommand(ctx context.Context, inv *invocation, sess *session, fs *flag.FlagSet, run string) {
+	inv.mu.Lock()
+	line := inv.facts.resume
+	inv.mu.Unlock()
+	c := importer.RunCommand{Run: run, Resume: line}
+	if cfg := fs.Lookup(configFlag).Value.String(); cfg != "" {
+		c.ConfigFile, _ = filepath.Abs(cfg)
+	}
+	c.Workdir, _ = os.Getwd()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := importer.SaveRunCommand(ctx, sess.pool, c); err != nil {
+		sess.log.Warn("status will not print how to resume this run", "err", err)
+	}
 }
 
 // target checks the flags that need no database and names the run.
@@ -159,7 +199,11 @@ func sendRun(ctx context.Context, inv *invocation, sess *session, sf *sendFlags,
 		case sf.progress == "none":
 			<-stopProgress
 		case sess.bar:
-			showBar(im.Progress, inv.env.Stderr, stopProgress)
+			if sess.sinks.file != nil {
+				// The terminal has the bar; the file gets the log lines.
+				go logProgress(im.Progress, sess.sinks.fileL, sf.interval, stopProgress)
+			}
+			showBar(im.Progress, sess.sinks.guard, stopProgress)
 		default:
 			logProgress(im.Progress, sess.log, sf.interval, stopProgress)
 		}
@@ -173,17 +217,30 @@ func sendRun(ctx context.Context, inv *invocation, sess *session, sf *sendFlags,
 // finishSend prints the summary and says how the invocation ended: the
 // importer's error as it is (resolveExitCode words it), or what the summary
 // shows went wrong.
-func finishSend(env Env, sum *importer.Summary, runErr error, jsonOut, allowEmpty bool) error {
+func finishSend(ctx context.Context, env Env, sess *session, sum *importer.Summary, runErr error, jsonOut, allowEmpty bool, sub subsetInfo) error {
 	if sum != nil {
-		if err := printSummary(env.Stdout, sum, jsonOut); err != nil {
+		var live map[string]bool
+		if len(sum.OtherRuns) > 0 {
+			live = liveRuns(ctx, sess.pool, sum.OtherRuns)
+		}
+		var text bytes.Buffer
+		if err := printSummaryWith(&text, sum, jsonOut, live, sub); err != nil {
 			return err
 		}
+		// Written whatever becomes of stdout: a closed pipe must not
+		// keep the summary from the log file.
+		_, _ = env.Stdout.Write(text.Bytes())
+		if jsonOut {
+			text.Reset()
+			_ = printSummaryWith(&text, sum, false, live, sub)
+		}
+		sess.sinks.writeSummary(text.Bytes(), sum)
 	}
 	switch {
 	case runErr != nil:
 		return runErr
 	case sum.Records+sum.Rejected+sum.Duplicates == 0 && !allowEmpty:
-		return &emptySourceError{run: sum.Name, source: sourceName(sum.Source)}
+		return &emptySourceError{run: sum.Name, source: sourceName(sum.Source), subset: sub.Subset}
 	case sum.Outcome == importer.OutcomeIncomplete:
 		return &incompleteError{run: sum.Name, failed: sum.Failed, rejected: sum.Rejected}
 	}
@@ -193,6 +250,7 @@ func finishSend(env Env, sum *importer.Summary, runErr error, jsonOut, allowEmpt
 // sourceName is a run's source label as the operator gave it: the path of
 // a file (the label is kind:path).
 func sourceName(label string) string {
+	label, _, _ = strings.Cut(label, " [only ") // a subset's description (sources.Spec.Identity)
 	if kind, path, ok := strings.Cut(label, ":"); ok && (kind == sources.KindCSV || kind == sources.KindJSONL || sources.IsExportKind(kind)) {
 		return path
 	}

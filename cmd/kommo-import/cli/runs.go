@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -54,10 +55,40 @@ func runStatus(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return writeJSON(env.Stdout, st)
+	rc, ok, err := importer.RunCommandOf(ctx, pool, name)
+	if err != nil {
+		return err
 	}
-	return printStatus(env.Stdout, st, time.Now())
+	var resume *importer.RunCommand
+	if ok {
+		resume = &rc
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, struct {
+			*importer.RunStatus
+			Command *importer.RunCommand `json:"command,omitempty"` // how to resume it
+		}{st, resume})
+	}
+	if err := printStatus(env.Stdout, st, time.Now()); err != nil {
+		return err
+	}
+	return printResume(env.Stdout, st, resume)
+}
+
+// printResume prints how to resume a run that has work left and no process:
+// the command that started it last (with --config FILE when it had one),
+// and where to run it when its line has relative paths from elsewhere.
+func printResume(w io.Writer, st *importer.RunStatus, rc *importer.RunCommand) error {
+	if rc == nil || st.Live || st.State != importer.RunInterrupted {
+		return nil
+	}
+	// A config file's paths are absolute by then; a command line's may not be.
+	where := ""
+	if wd, err := os.Getwd(); err == nil && rc.ConfigFile == "" && rc.Workdir != "" && wd != rc.Workdir {
+		where = " (in " + rc.Workdir + ", where it was started: paths on the line are relative to it)"
+	}
+	_, err := fmt.Fprintf(w, "resume with: %s%s\n", rc.Resume, where)
+	return err
 }
 
 // printStatus prints a run's status for people.
@@ -92,11 +123,11 @@ func printStatus(out io.Writer, st *importer.RunStatus, now time.Time) error {
 	if len(st.OtherRuns) > 0 {
 		row("", "other runs holding them: %s", strings.Join(st.OtherRuns, ", "))
 	}
-	row("taken over", "%s messages from runs no process works any more", count(st.TakenOver))
+	row("taken over", "%s from runs no process works any more", nouns(st.TakenOver, "message", "messages"))
 	row("messages", "%s staged: %s sent, %s pending, %s in doubt, %s failed", count(st.Staged), count(st.Sent), count(st.Pending), count(st.Sending), count(st.Failed))
 	row("reconciled", "%s (in-doubt messages found in history, not sent again)", count(st.Reconciled))
-	row("parked", "%s conversations waiting for a retry or for their in-doubt message to be looked up", count(st.Parked))
-	row("quotes dropped", "%s replies or forwards sent without the quoted message (not in the export)", count(st.QuotesDropped))
+	row("parked", "%s waiting for a retry or for their in-doubt message to be looked up", nouns(st.Parked, "conversation", "conversations"))
+	row("quotes dropped", "%s sent without the quoted message (not in the export)", nouns(st.QuotesDropped, "reply or forward", "replies or forwards"))
 	for _, l := range unknownFieldLines(st.UnknownFields) {
 		row("unknown field", "%s", l)
 	}
@@ -126,8 +157,8 @@ func stateText(st *importer.RunStatus) string {
 	case importer.RunDone:
 		return "done: everything sent"
 	case importer.RunIncomplete:
-		return fmt.Sprintf("incomplete: nothing left to send, but %s failed messages and %s rejected records (kommo-import report --run %s)",
-			count(st.Failed), count(st.Rejected), shellQuote([]string{st.Name}))
+		return fmt.Sprintf("incomplete: nothing left to send, but %s and %s (kommo-import report --run %s)",
+			nouns(st.Failed, "failed message", "failed messages"), nouns(st.Rejected, "rejected record", "rejected records"), shellQuote([]string{st.Name}))
 	case importer.RunAbandoned:
 		return "abandoned: never resumed; its unsent messages go to the next run that stages them"
 	}
@@ -230,7 +261,7 @@ func runRuns(ctx context.Context, inv *invocation, args []string) error {
 		if !r.ProgressAt.IsZero() {
 			last = ago(r.ProgressAt, now)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", r.Name, r.State, live, r.Sent, r.Pending+r.Sending, r.Failed, r.Rejected,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.State, live, count(r.Sent), count(r.Pending+r.Sending), count(r.Failed), count(r.Rejected),
 			last, r.CreatedAt.Local().Format("2006-01-02 15:04"), r.Source)
 	}
 	return w.Flush()
@@ -279,13 +310,13 @@ func runsChange(ctx context.Context, inv *invocation, action string, args []stri
 		if err := importer.AbandonRun(ctx, pool, name); err != nil {
 			return fmt.Errorf("runs abandon %s: %w", name, err)
 		}
-		text = fmt.Sprintf("run %s abandoned: it is never resumed. Its %s unsent messages (%s pending, %s in doubt) go to the next run that stages them; an in-doubt one is looked up in its chat's history first",
-			name, count(st.Pending+st.Sending), count(st.Pending), count(st.Sending))
+		text = fmt.Sprintf("run %s abandoned: it is never resumed. Its %s (%s pending, %s in doubt) go to the next run that stages them; an in-doubt one is looked up in its chat's history first",
+			name, nouns(st.Pending+st.Sending, "unsent message", "unsent messages"), count(st.Pending), count(st.Sending))
 	default:
 		if err := importer.DeleteRun(ctx, pool, name); err != nil {
 			return fmt.Errorf("runs delete %s: %w", name, err)
 		}
-		text = fmt.Sprintf("run %s deleted, with its %s staged messages and %s rejected records", name, count(st.Staged), count(st.Rejected))
+		text = fmt.Sprintf("run %s deleted, with its %s and %s", name, nouns(st.Staged, "staged message", "staged messages"), nouns(st.Rejected, "rejected record", "rejected records"))
 	}
 	if *asJSON {
 		return writeJSON(env.Stdout, res)

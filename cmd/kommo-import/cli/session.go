@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -27,6 +28,7 @@ import (
 // builds it the same way for run, retry and verify.
 type session struct {
 	log    *slog.Logger
+	sinks  *logSinks
 	bar    bool // progress as a bar
 	pool   *pgxpool.Pool
 	client *chatsapi.Client
@@ -84,10 +86,10 @@ func openSession(ctx context.Context, inv *invocation, f *sessionFlags, target f
 	env := inv.env
 	s := &session{}
 	s.bar = f.send != nil && f.send.wantsBar(env, f.logs.format == "json")
-	if s.log, err = f.logs.logger(env.Stderr, s.bar); err != nil {
+	if s.log, s.sinks, err = f.logs.open(env.Stderr, s.bar); err != nil {
 		return nil, err
 	}
-	inv.setLogger(s.log, f.logs.format == "json")
+	inv.setLogger(s.log, s.sinks)
 	inv.set(func(fa *invocationFacts) { fa.apiURL = f.api.apiURL })
 	secret, err := readSecret(env, f.api.secretFile, s.log)
 	if err != nil {
@@ -127,7 +129,7 @@ func openSession(ctx context.Context, inv *invocation, f *sessionFlags, target f
 			"give the run's scope with --scope-id, or unset "+envScopeID)
 	}
 	inv.set(func(fa *invocationFacts) { fa.run = t.Run })
-	if s.met, err = f.api.metrics.start(s.log, t.Run, s.pool); err != nil {
+	if s.met, err = f.api.metrics.start(s.log, inv.facts.command, t.Run, s.pool, env.Getenv); err != nil {
 		return nil, err
 	}
 	if s.client, err = f.api.client(t.ScopeID, secret, s.met); err != nil {
@@ -206,23 +208,52 @@ func (d *dbFlags) open(ctx context.Context, maxConns int32) (*pgxpool.Pool, erro
 	return pool, nil
 }
 
-// logger returns the command's logger. With a progress bar on the terminal,
-// info lines are left out (the bar says the same) unless asked for.
-func (l *logFlags) logger(w io.Writer, bar bool) (*slog.Logger, error) {
+// open returns the command's logger: on stderr and, with --log-file, on
+// the file too. With a progress bar on the terminal, info lines are left
+// out of stderr (the bar says the same) unless asked for, and every line
+// goes through the bar's guard; the file has them all.
+func (l *logFlags) open(stderr io.Writer, bar bool) (*slog.Logger, *logSinks, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(l.level)); err != nil {
-		return nil, usageError(fmt.Errorf("--log-level must be debug, info, warn or error, not %q", l.level))
+		return nil, nil, usageError(fmt.Errorf("--log-level must be debug, info, warn or error, not %q", l.level))
 	}
+	if l.format != "text" && l.format != "json" {
+		return nil, nil, usageError(fmt.Errorf("--log-format must be text or json, not %q", l.format))
+	}
+	sinks := &logSinks{json: l.format == "json"}
+	termLevel := lv
 	if bar && lv == slog.LevelInfo && l.level == "info" {
-		lv = slog.LevelWarn
+		termLevel = slog.LevelWarn
 	}
-	switch l.format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, logOptions(lv))), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, logOptions(lv))), nil
+	w := stderr
+	if bar {
+		sinks.guard = newLineGuard(stderr)
+		w = sinks.guard.logWriter()
 	}
-	return nil, usageError(fmt.Errorf("--log-format must be text or json, not %q", l.format))
+	h := l.handler(w, termLevel)
+	if l.file != "" {
+		f, err := openLogFile(l.file)
+		if err != nil {
+			return nil, nil, err
+		}
+		sinks.file = f
+		fh := l.handler(lockedWriter{&sinks.mu, f}, lv)
+		sinks.fileL = slog.New(fh)
+		h = slog.NewMultiHandler(h, fh)
+	}
+	return slog.New(h), sinks, nil
+}
+
+// lockedWriter serialises the log's records with the summary's lines.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // logOptions writes durations as seconds, in both formats: a key ending in

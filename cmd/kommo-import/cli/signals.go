@@ -13,7 +13,15 @@ import (
 )
 
 // NotifySignals returns the channel main gives Run: SIGINT and SIGTERM.
+// It also ignores SIGPIPE. Go's runtime ends a process whose write to fd 1
+// or 2 meets a closed pipe; "kommo-import run ... 2>&1 | tee run.log" and
+// Ctrl-C, which the terminal sends to tee too, would then kill the import
+// at its next log line, with exit 141, no summary and no resume line. Ignored,
+// such a write fails with EPIPE, which the log and the summary shrug off,
+// and the soft stop ends as it would without the pipe (--log-file keeps
+// what stderr can no longer take).
 func NotifySignals() <-chan os.Signal {
+	signal.Ignore(syscall.SIGPIPE)
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	return ch

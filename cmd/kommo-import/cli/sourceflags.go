@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -116,8 +118,9 @@ func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
 	})
 	fs.BoolVar(&spec.Strict, "strict", spec.Strict, "reject JSONL records holding a field that is not part of the Chats API payload\n"+
 		"(a typo, another system's field); without it such fields are only counted, and not sent")
-	fs.Func("tz", "time `ZONE` (IANA name, e.g. Europe/Berlin) of timestamps written without one:\n"+
-		"WhatsApp exports (required there), CSV times like 2024-03-01 09:15:02", func(v string) error {
+	fs.Func("tz", "time `ZONE` (IANA name, e.g. Europe/Berlin, or UTC) of timestamps written without one:\n"+
+		"WhatsApp exports (required there), CSV times like 2024-03-01 09:15:02, 01.03.2024 09:15 or Excel serial dates,\n"+
+		"postgres columns of type timestamp (without time zone); such a time without --tz is a rejected record", func(v string) error {
 		loc, err := time.LoadLocation(strings.TrimSpace(v))
 		if err != nil || strings.TrimSpace(v) == "" {
 			return fmt.Errorf("not a time zone name (want an IANA name such as Europe/Berlin or UTC)")
@@ -126,8 +129,10 @@ func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
 		return nil
 	})
 	fs.StringVar(&spec.TimeFormat, "time-format", spec.TimeFormat, "Go `layout` of CSV timestamps that are neither unix seconds nor RFC 3339\n"+
-		"(e.g. \"02.01.2006 15:04\"); without it the common layouts are detected")
-	fs.Func("date-order", "`ORDER` of day, month and year in a WhatsApp export's dates when the file cannot tell: dmy, mdy or ymd", func(v string) error {
+		"(e.g. \"02.01.2006 15:04\", \"01/02/2006 3:04 PM\"); without it these are detected: 2006-01-02 15:04:05 (or T, with or\n"+
+		"without seconds), 02.01.2006 15:04:05, 01/02/2006 or 02/01/2006 with a 24- or 12-hour time, Excel serial dates")
+	fs.Func("date-order", "`ORDER` of day, month and year when the dates cannot tell: dmy, mdy or ymd\n"+
+		"(a WhatsApp export's dates; CSV dates like 03/04/2024, which are refused as ambiguous without it)", func(v string) error {
 		switch v {
 		case "dmy", "mdy", "ymd":
 			spec.DateOrder = v
@@ -143,6 +148,7 @@ func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
 		spec.Self = append(spec.Self, v)
 		return nil
 	})
+	registerFilterFlags(fs, spec)
 	fs.Func("media-missing", "`what` becomes of a picture, video, file, voice or audio message without media\n"+
 		"(a sticker: without media and sticker_id), which Kommo would show as a broken file:\n"+
 		"reject (the default), or text: send \"[picture: name.jpg] caption\" as a text message", func(v string) error {
@@ -153,6 +159,81 @@ func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
 		}
 		return fmt.Errorf("want reject or text, got %q", v)
 	})
+}
+
+// registerFilterFlags defines the subset flags: --conversation (repeatable),
+// --conversations FILE, --since, --until and --limit-conversations. They
+// fill spec.Filter, which every Reader applies; the subset is part of the
+// source's identity, so a rehearsal on it is a run of its own.
+func registerFilterFlags(fs *flag.FlagSet, spec *sources.Spec) {
+	filter := func() *sources.Filter {
+		if spec.Filter == nil {
+			spec.Filter = &sources.Filter{}
+		}
+		return spec.Filter
+	}
+	fs.Func("conversation", "rehearse on a subset: only the conversation with this `ID` (repeatable); the records of\n"+
+		"other conversations are skipped and counted, neither checked nor rejected", func(v string) error {
+		if v = strings.TrimSpace(v); v == "" {
+			return errors.New("empty conversation id")
+		}
+		filter().Conversations = append(filter().Conversations, v)
+		return nil
+	})
+	fs.Func("conversations", "only the conversations listed in `FILE`, one id a line (# starts a comment)", func(v string) error {
+		ids, err := readIDs(v)
+		if err != nil {
+			return err
+		}
+		f := filter()
+		f.Conversations = append(f.Conversations, ids...)
+		f.ConversationsFrom = v
+		return nil
+	})
+	fs.Func("since", "only messages at or after `TIME` (a date, 2024-03-01, at midnight in --tz or UTC; or RFC 3339):\n"+
+		"each message by its own timestamp, so a conversation is cut to the window and its newest message in the\n"+
+		"window is the loud one", func(v string) error {
+		b, err := sources.ParseBound(v)
+		if err != nil {
+			return err
+		}
+		filter().Since = b
+		return nil
+	})
+	fs.Func("until", "only messages before `TIME` (RFC 3339), or on or before a date (2024-03-31: the whole day, in --tz or UTC)", func(v string) error {
+		b, err := sources.ParseBound(v)
+		if err != nil {
+			return err
+		}
+		filter().Until = b
+		return nil
+	})
+	fs.Func("limit-conversations", "only the first `N` conversations met in the source (after the other subset flags)", func(v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 {
+			return errors.New("want a whole number above 0")
+		}
+		filter().Limit = n
+		return nil
+	})
+}
+
+// readIDs reads one id a line; blank lines and # comments are skipped.
+func readIDs(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			ids = append(ids, l)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%s lists no conversation id", path)
+	}
+	return ids, nil
 }
 
 // userFlags are the flags that map agents to Kommo users, shared by run and

@@ -1,21 +1,43 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kommo-import/kommo-import/importer"
 	"github.com/kommo-import/kommo-import/sources"
 )
 
 // printSummary prints what a run (or retry) did: as text for people, or the
-// whole Summary as JSON.
-func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
+// whole Summary as JSON. live says which of s.OtherRuns a process works now
+// (nil: not known).
+func printSummary(w io.Writer, s *importer.Summary, asJSON bool, live map[string]bool) error {
+	return printSummaryWith(w, s, asJSON, live, subsetInfo{})
+}
+
+// subsetInfo is what the command knows of a run's subset (--conversation,
+// --since, --until, --limit-conversations).
+type subsetInfo struct {
+	Subset string `json:"subset,omitempty"` // the filter in words; "": the whole source
+	// Filtered counts the records outside the subset, when this invocation
+	// read the source (nil: it did not, staging was done before).
+	Filtered *int64 `json:"filtered,omitempty"`
+}
+
+// printSummaryWith is printSummary with the subset the run read.
+func printSummaryWith(w io.Writer, s *importer.Summary, asJSON bool, live map[string]bool, sub subsetInfo) error {
 	if asJSON {
-		return writeJSON(w, s)
+		return writeJSON(w, struct {
+			*importer.Summary
+			subsetInfo
+		}{s, sub})
 	}
 	p := func(label, format string, args ...any) {
 		fmt.Fprintf(w, "  %-20s %s\n", label+":", fmt.Sprintf(format, args...))
@@ -25,6 +47,9 @@ func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
 		p("stopped because", "%s", s.StopReason)
 	}
 	p("source", "%s", s.Source)
+	if sub.Filtered != nil {
+		p("outside the subset", "%s skipped (not checked, not staged)", nouns(*sub.Filtered, "record", "records"))
+	}
 	p("records read", "%s valid in %s conversations, %s rejected; repeated records skipped: %s", count(s.Records), count(s.Conversations), count(s.Rejected), count(s.Duplicates))
 	for i, l := range skippedLines(s.Skipped, "") {
 		label := ""
@@ -35,19 +60,19 @@ func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
 	}
 	p("already in scope", "%s sent before (skipped), %s held by other runs (skipped)", count(s.KnownSent), count(s.KnownOther))
 	if len(s.OtherRuns) > 0 {
-		fmt.Fprintf(w, "  %-20s other runs holding them: %s (resume those to send them)\n", "", strings.Join(s.OtherRuns, ", "))
+		fmt.Fprintf(w, "  %-20s other runs holding them: %s\n", "", otherRunsText(s.OtherRuns, live))
 	}
 	if s.TakenOver > 0 {
-		p("taken over", "%s messages from runs no process works any more (in-doubt ones are looked up first)", count(s.TakenOver))
+		p("taken over", "%s from runs no process works any more (in-doubt ones are looked up first)", nouns(s.TakenOver, "message", "messages"))
 	}
-	p("staged", "%s messages", count(s.Staged))
-	p("sent", "%d (%d now), failed %d, pending %d, in doubt %d", s.Sent, s.SentNow, s.Failed, s.Pending, s.Sending)
+	p("staged", "%s", nouns(s.Staged, "message", "messages"))
+	p("sent", "%s (%s now), failed %s, pending %s, in doubt %s", count(s.Sent), count(s.SentNow), count(s.Failed), count(s.Pending), count(s.Sending))
 	if s.Parked > 0 {
-		p("parked", "%s conversations waiting for a retry or for their in-doubt message to be looked up", count(s.Parked))
+		p("parked", "%s waiting for a retry or for their in-doubt message to be looked up", nouns(s.Parked, "conversation", "conversations"))
 	}
 	p("in-doubt reconciled", "%s looked up, %s found already delivered", count(s.InDoubt), count(s.InDoubtFound))
 	if s.QuotesDropped > 0 {
-		p("quotes dropped", "%s replies or forwards sent without their quote: the export does not hold the quoted message", count(s.QuotesDropped))
+		p("quotes dropped", "%s sent without their quote: the export does not hold the quoted message", nouns(s.QuotesDropped, "reply or forward", "replies or forwards"))
 	}
 	for i, l := range unknownFieldLines(s.UnknownFields) {
 		label := ""
@@ -56,12 +81,44 @@ func printSummary(w io.Writer, s *importer.Summary, asJSON bool) error {
 		}
 		fmt.Fprintf(w, "  %-20s %s\n", label, l)
 	}
-	p("HTTP requests", "%s (%.3f per delivered message), %s retries, %s rate-limited", count(s.Requests), s.RequestsPerMessage, count(s.Retries), count(s.RateLimited))
+	p("HTTP requests", "%s (%.3f per delivered message), %s, %s rate-limited", count(s.Requests), s.RequestsPerMessage, nouns(s.Retries, "retry", "retries"), count(s.RateLimited))
 	if s.SlotsGivenUp > 0 {
 		p("slots given up", "%s (missed by more than a few ms: a loaded machine or a slow database; each is rate lost)", count(s.SlotsGivenUp))
 	}
 	p("elapsed", "%.1f s, %.2f messages/s", s.ElapsedSeconds, s.EffectiveRate)
 	return nil
+}
+
+// otherRunsText names the runs that hold msgids of this one, and what
+// becomes of those: a live run sends them itself; one no process works sends
+// them when resumed (or the next run to stage them takes them over).
+func otherRunsText(names []string, live map[string]bool) string {
+	if live == nil {
+		return strings.Join(names, ", ") + " (a live one sends them; resume one that no process works)"
+	}
+	parts := make([]string, len(names))
+	for i, n := range names {
+		if live[n] {
+			parts[i] = n + " (being worked now: it sends them)"
+		} else {
+			parts[i] = n + " (no process works it: resume it to send them)"
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// liveRuns says which of names a live process works; a run it cannot read
+// counts as not live.
+func liveRuns(ctx context.Context, pool *pgxpool.Pool, names []string) map[string]bool {
+	live := make(map[string]bool, len(names))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, n := range names {
+		if st, err := importer.Status(ctx, pool, n); err == nil {
+			live[n] = st.Live
+		}
+	}
+	return live
 }
 
 // unknownFieldLines says, most frequent first, which input fields are not
@@ -79,11 +136,7 @@ func unknownFieldLines(fields map[string]int64) []string {
 	})
 	lines := make([]string, len(names))
 	for i, f := range names {
-		records := "records"
-		if fields[f] == 1 {
-			records = "record"
-		}
-		lines[i] = fmt.Sprintf("field `%s` on %s %s is not part of the Chats API payload and is not sent", f, count(fields[f]), records)
+		lines[i] = fmt.Sprintf("field `%s` on %s is not part of the Chats API payload and is not sent", f, nouns(fields[f], "record", "records"))
 	}
 	return lines
 }

@@ -123,11 +123,12 @@ func (c *readCommand) run(ctx context.Context, env Env, sig <-chan os.Signal, re
 
 	var rejects *rejectWriter
 	if c.rejects != "" {
-		if rejects, err = createRejects(c.rejects); err != nil {
+		if rejects, err = createRejects(c.rejects, r.CSVSeparator()); err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
 		defer rejects.close()
 	}
+	var agents agentRejects
 	for {
 		rec, err := r.Next(ctx)
 		if err == io.EOF {
@@ -135,7 +136,11 @@ func (c *readCommand) run(ctx context.Context, env Env, sig <-chan os.Signal, re
 		}
 		var le *sources.LineError
 		if errors.As(err, &le) {
-			fmt.Fprintln(report, le.Error())
+			if errors.Is(le, sources.ErrUnmatchedAgent) {
+				agents.add(le) // one line per agent below, not one per record
+			} else {
+				fmt.Fprintln(report, le.Error())
+			}
 			if rejects != nil {
 				if err := rejects.write(le); err != nil {
 					return fmt.Errorf("%s: write rejects: %w", c.name, err)
@@ -155,6 +160,7 @@ func (c *readCommand) run(ctx context.Context, env Env, sig <-chan os.Signal, re
 			}
 		}
 	}
+	agents.print(report)
 	if rejects != nil {
 		if err := rejects.close(); err != nil {
 			return fmt.Errorf("%s: write rejects: %w", c.name, err)
@@ -162,7 +168,7 @@ func (c *readCommand) run(ctx context.Context, env Env, sig <-chan os.Signal, re
 	}
 	st := r.Stats()
 	unmatched := r.UnmatchedAgents() // empty without a user map
-	if err := printCounts(counts, r.Name(), st, unmatched, orDefault(spec.MediaMissing, sources.MediaMissingReject), c.asJSON); err != nil {
+	if err := printCounts(counts, r.Name(), spec.Filter.Describe(spec.Location), st, unmatched, orDefault(spec.MediaMissing, sources.MediaMissingReject), c.asJSON); err != nil {
 		return err
 	}
 	printUnknownFields(report, st.UnknownFields)
@@ -177,6 +183,66 @@ func (c *readCommand) run(ctx context.Context, env Env, sig <-chan os.Signal, re
 		return withHint(ExitIncomplete, fmt.Errorf("%s: %d of %d records are invalid", c.name, st.Rejected, st.Total()), hint)
 	}
 	return nil
+}
+
+// agentRejects groups the records rejected because their agent matches no
+// Kommo user: an agent with 159 messages is one line with its count and
+// first lines, not 159 lines that say the same.
+type agentRejects struct {
+	order  []string
+	groups map[string]*agentGroup
+}
+
+type agentGroup struct {
+	text  string // file, field and reason, without the line
+	n     int64
+	lines []int64 // the first maxAgentLines
+}
+
+// maxAgentLines is how many line numbers an agent's line lists.
+const maxAgentLines = 5
+
+func (a *agentRejects) add(le *sources.LineError) {
+	text := le.File
+	if text != "" {
+		text += ": "
+	}
+	if le.Field != "" {
+		text += le.Field + ": "
+	}
+	text += le.Err.Error()
+	if a.groups == nil {
+		a.groups = map[string]*agentGroup{}
+	}
+	g, ok := a.groups[text]
+	if !ok {
+		g = &agentGroup{text: text}
+		a.groups[text] = g
+		a.order = append(a.order, text)
+	}
+	g.n++
+	if len(g.lines) < maxAgentLines {
+		g.lines = append(g.lines, le.Line)
+	}
+}
+
+// print writes one line per agent, in the order they were first met.
+func (a *agentRejects) print(w io.Writer) {
+	for _, k := range a.order {
+		g := a.groups[k]
+		lines := make([]string, len(g.lines))
+		for i, l := range g.lines {
+			lines[i] = strconv.FormatInt(l, 10)
+		}
+		at := "line " + lines[0]
+		if len(lines) > 1 {
+			at = "lines " + strings.Join(lines, ", ")
+		}
+		if more := g.n - int64(len(g.lines)); more > 0 {
+			at += fmt.Sprintf(" and %s more", count(more))
+		}
+		fmt.Fprintf(w, "%s (%s rejected: %s)\n", g.text, nouns(g.n, "record", "records"), at)
+	}
 }
 
 // validateCounts is the --json report.
@@ -197,21 +263,32 @@ type validateCounts struct {
 	// Skipped: what the input held that is not imported as it stands, by
 	// reason (group chat, service message, media without a file, ...).
 	Skipped map[string]int64 `json:"skipped,omitempty"`
+	// Subset is the subset asked for (--conversation, --since, ...) in
+	// words; Filtered the records outside it, skipped unchecked.
+	Subset   string `json:"subset,omitempty"`
+	Filtered int64  `json:"filtered,omitempty"`
 }
 
 // printCounts prints what validate (or convert) read. mediaMissing is the
 // --media-missing setting, to say what became of media without a file.
-func printCounts(w io.Writer, name string, st sources.Stats, unmatched []sources.UnmatchedAgent, mediaMissing string, asJSON bool) error {
+func printCounts(w io.Writer, name, subset string, st sources.Stats, unmatched []sources.UnmatchedAgent, mediaMissing string, asJSON bool) error {
 	c := validateCounts{
 		Source: name, Records: st.Total(), Valid: st.Records, Rejected: st.Rejected,
 		Duplicates: st.Duplicates, Conversations: st.Conversations, BytesRead: st.BytesRead,
 		UnmatchedAgents: unmatched, UnknownFields: st.UnknownFields, Skipped: st.Skipped,
+		Subset: subset, Filtered: st.Filtered,
 	}
 	if asJSON {
 		return json.NewEncoder(w).Encode(c)
 	}
-	_, err := fmt.Fprintf(w, "%s\n  records        %d\n  valid          %d\n  rejected       %d\n  duplicates     %d (skipped)\n  conversations  %d\n",
-		name, c.Records, c.Valid, c.Rejected, c.Duplicates, c.Conversations)
+	if subset != "" {
+		name += " [only " + subset + "]"
+	}
+	_, err := fmt.Fprintf(w, "%s\n  records        %s\n  valid          %s\n  rejected       %s\n  duplicates     %s (skipped)\n  conversations  %s\n",
+		name, count(c.Records), count(c.Valid), count(c.Rejected), count(c.Duplicates), count(c.Conversations))
+	if err == nil && subset != "" {
+		_, err = fmt.Fprintf(w, "  outside        %s (not in the subset: skipped, not checked)\n", count(c.Filtered))
+	}
 	if err != nil || len(st.Skipped) == 0 {
 		return err
 	}
@@ -243,7 +320,10 @@ type rejectWriter struct {
 	csv *csv.Writer
 }
 
-func createRejects(path string) (*rejectWriter, error) {
+// createRejects creates the rejects file: JSONL, or CSV when path ends in
+// .csv, separated by sep (the source's, so Excel opens it as it opened the
+// source) or ',' when sep is 0.
+func createRejects(path string, sep rune) (*rejectWriter, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
@@ -251,6 +331,9 @@ func createRejects(path string) (*rejectWriter, error) {
 	w := &rejectWriter{f: f, buf: bufio.NewWriter(f)}
 	if strings.HasSuffix(strings.ToLower(path), ".csv") {
 		w.csv = csv.NewWriter(w.buf)
+		if sep != 0 {
+			w.csv.Comma = sep
+		}
 		if err := w.csv.Write([]string{"file", "line", "field", "reason", "raw"}); err != nil {
 			f.Close()
 			return nil, err
@@ -273,10 +356,12 @@ func (w *rejectWriter) write(le *sources.LineError) error {
 	if le.Err != nil {
 		reason = le.Err.Error()
 	}
+	// The record as read, without the line break that ended it.
+	raw := strings.TrimSuffix(strings.TrimSuffix(string(le.Raw), "\n"), "\r")
 	if w.csv != nil {
-		return w.csv.Write([]string{le.File, strconv.FormatInt(le.Line, 10), le.Field, reason, string(le.Raw)})
+		return w.csv.Write([]string{le.File, strconv.FormatInt(le.Line, 10), le.Field, reason, raw})
 	}
-	b, err := json.Marshal(rejectLine{File: le.File, Line: le.Line, Field: le.Field, Reason: reason, Raw: string(le.Raw)})
+	b, err := json.Marshal(rejectLine{File: le.File, Line: le.Line, Field: le.Field, Reason: reason, Raw: raw})
 	if err != nil {
 		return err
 	}

@@ -146,6 +146,31 @@ func TestValidateRejectsFile(t *testing.T) {
 		require.Contains(t, rows[2][4], `"msgid": "j-05"`)
 	})
 
+	// Excel's ';' CSV with CRLF line ends: rejects.csv takes the source's
+	// separator (it opens in the same Excel), and raw is the record without
+	// its line break.
+	t.Run("csv of a ; CRLF source", func(t *testing.T) {
+		t.Parallel()
+		src := filepath.Join(dir, "excel.csv")
+		require.NoError(t, os.WriteFile(src, []byte("conversation_id;msgid;timestamp;sender_id;sender_name;message_type;message_text\r\n"+
+			"c1;m1;1709284502;u1;Anna;text;hi\r\n"+
+			"c1;m2;1709284503;u1;Anna;text;\r\n"+
+			"c1;m3;1709284504;u1;Anna;text;\"two\r\nlines\"\r\n"), 0o600))
+		path := filepath.Join(dir, "excel-rejects.csv")
+		_, errOut, code := runValidateCmd(t, "", "--source", src, "--rejects", path)
+		require.Equal(t, ExitIncomplete, code, errOut)
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		r := csv.NewReader(bytes.NewReader(b))
+		r.Comma = ';'
+		rows, err := r.ReadAll()
+		require.NoError(t, err, "%s", b)
+		require.Len(t, rows, 2, "%s", b)
+		require.Equal(t, []string{"file", "line", "field", "reason", "raw"}, rows[0])
+		require.Equal(t, "3", rows[1][1])
+		require.Equal(t, "c1;m2;1709284503;u1;Anna;text;", rows[1][4], "raw without its line break")
+	})
+
 	t.Run("clean input leaves an empty rejects file", func(t *testing.T) {
 		t.Parallel()
 		path := filepath.Join(dir, "none.jsonl")
@@ -205,7 +230,7 @@ func TestValidateUnknownFields(t *testing.T) {
 
 	out, errOut, code := runValidateCmd(t, "", "--source", path)
 	require.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
-	require.Contains(t, out, "valid          3000")
+	require.Contains(t, out, "valid          3,000")
 	require.Contains(t, out, "field `payload.mood` on 1,500 records is not part of the Chats API payload and is not sent\n")
 	require.Contains(t, out, "field `payload.message.mesage` on 1 record is not part of the Chats API payload and is not sent\n")
 	require.Less(t, strings.Index(out, "payload.mood"), strings.Index(out, "payload.message.mesage"), "most records first")
@@ -224,7 +249,7 @@ func TestValidateUnknownFields(t *testing.T) {
 	require.Equal(t, ExitIncomplete, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	require.Contains(t, out, path+":1: mood: not part of the Chats API payload (a typo?); --strict refuses it\n")
 	require.Contains(t, out, path+":8: message.mesage: not part of the Chats API payload (a typo?); --strict refuses it\n")
-	require.Contains(t, out, "rejected       1501")
+	require.Contains(t, out, "rejected       1,501")
 }
 
 // TestValidateMediaMissing: a media message without media is rejected, or

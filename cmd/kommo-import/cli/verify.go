@@ -69,6 +69,12 @@ func runVerify(ctx context.Context, inv *invocation, args []string) error {
 		return err
 	}
 	if *jsonOut {
+		// An empty list is [] for scripts (jq '.missing | length'), never null.
+		for _, l := range []*[]importer.VerifyIssue{&rep.Missing, &rep.Duplicated, &rep.Unexpected} {
+			if *l == nil {
+				*l = []importer.VerifyIssue{}
+			}
+		}
 		if err := writeJSON(env.Stdout, rep); err != nil {
 			return err
 		}
@@ -91,10 +97,10 @@ func printVerify(w io.Writer, r *importer.VerifyReport) error {
 		scope = fmt.Sprintf("a sample of %d", r.Sample)
 	}
 	fmt.Fprintf(w, "verify run %s: %s\n", r.Run, verdict)
-	fmt.Fprintf(w, "  conversations:  %d checked (%s of %d with sent messages)\n", r.Conversations, scope, r.ConversationsTotal)
-	fmt.Fprintf(w, "  sent messages:  %d checked, %d found once, %d missing, %d duplicated\n", r.Checked, r.Found, r.MissingCount, r.DuplicatedCount)
-	fmt.Fprintf(w, "  unexpected:     %d (in the chat, but held as failed or pending)\n", r.UnexpectedCount)
-	fmt.Fprintf(w, "  HTTP requests:  %d in %.1fs\n", r.Requests, r.Elapsed)
+	fmt.Fprintf(w, "  conversations:  %s checked (%s of %s with sent messages)\n", count(r.Conversations), scope, count(r.ConversationsTotal))
+	fmt.Fprintf(w, "  sent messages:  %s checked, %s found once, %s missing, %s duplicated\n", count(r.Checked), count(r.Found), count(r.MissingCount), count(r.DuplicatedCount))
+	fmt.Fprintf(w, "  unexpected:     %s (in the chat, but held as failed or pending)\n", count(r.UnexpectedCount))
+	fmt.Fprintf(w, "  HTTP requests:  %s in %.1fs\n", count(r.Requests), r.Elapsed)
 	for _, l := range []struct {
 		what string
 		list []importer.VerifyIssue
@@ -103,7 +109,7 @@ func printVerify(w io.Writer, r *importer.VerifyReport) error {
 			fmt.Fprintf(w, "%s\tmsgid %s\tconversation %s\tchat %s", l.what, i.MsgID, i.ConversationID, orDefault(i.ChatID, "(unknown)"))
 			switch {
 			case l.what == "duplicated":
-				fmt.Fprintf(w, "\t%d copies", i.Count)
+				fmt.Fprintf(w, "\t%s", nouns(int64(i.Count), "copy", "copies"))
 			case i.State != "":
 				fmt.Fprintf(w, "\tstate %s", i.State)
 			}

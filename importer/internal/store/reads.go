@@ -288,3 +288,35 @@ func (q *Queries) VerifyMessages(ctx context.Context, run, conv string) ([]Verif
 	}
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[VerifyMessage])
 }
+
+// SentRow is a delivered message as Kommo knows it.
+type SentRow struct {
+	MsgID, ConversationID, KommoMsgID, KommoChatID string
+	Msec                                           int64
+	SentAt                                         time.Time
+	Silent, Reconciled                             bool
+}
+
+// selectSent walks the run's index (run_name, conversation_id,
+// msec_timestamp, seq): conversation by conversation, in the order sent. A
+// message's chat id comes from the chats table when its row has none.
+const selectSent = `
+SELECT m.msgid, m.conversation_id, COALESCE(m.kommo_msgid, ''), COALESCE(m.kommo_chat_id, c.chat_id, ''),
+       m.msec_timestamp, COALESCE(m.sent_at, 'epoch'::timestamptz), COALESCE(m.silent, true), m.reconciled
+FROM kommo_import_messages m
+LEFT JOIN kommo_import_chats c ON c.scope_id = m.scope_id AND c.conversation_id = m.conversation_id
+WHERE m.run_name = $1 AND m.state = 'sent'
+ORDER BY m.conversation_id, m.msec_timestamp, m.seq`
+
+// EachSent streams the run's sent messages, conversation by conversation in
+// the order sent, as EachFailed.
+func (q *Queries) EachSent(ctx context.Context, run string, fn func(m *SentRow) error) error {
+	rows, err := q.db.Query(ctx, selectSent, run)
+	if err != nil {
+		return err
+	}
+	var m SentRow
+	_, err = pgx.ForEachRow(rows, []any{&m.MsgID, &m.ConversationID, &m.KommoMsgID, &m.KommoChatID, &m.Msec, &m.SentAt, &m.Silent, &m.Reconciled},
+		func() error { return fn(&m) })
+	return err
+}

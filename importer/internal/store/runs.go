@@ -174,6 +174,7 @@ func (q *Queries) CountKept(ctx context.Context, run string) (int64, error) {
 }
 
 var deleteRunRows = []string{
+	`DELETE FROM kommo_import_run_commands WHERE run_name = $1`,
 	`DELETE FROM kommo_import_messages WHERE run_name = $1`,
 	`DELETE FROM kommo_import_conversations WHERE run_name = $1`,
 	`DELETE FROM kommo_import_rejects WHERE run_name = $1`,
@@ -209,4 +210,30 @@ func escapeLike(s string) string {
 		b = append(b, s[i])
 	}
 	return string(b)
+}
+
+// RunCommandRow is how to resume a run, as the command that started it last.
+type RunCommandRow struct {
+	ConfigFile, Resume, Workdir string
+}
+
+const upsertRunCommand = `
+INSERT INTO kommo_import_run_commands (run_name, config_file, resume, workdir)
+VALUES ($1, NULLIF($2, ''), $3, $4)
+ON CONFLICT (run_name) DO UPDATE
+SET config_file = EXCLUDED.config_file, resume = EXCLUDED.resume, workdir = EXCLUDED.workdir, updated_at = now()`
+
+// SaveRunCommand records how to resume run.
+func (q *Queries) SaveRunCommand(ctx context.Context, run string, c RunCommandRow) error {
+	_, err := q.db.Exec(ctx, upsertRunCommand, run, c.ConfigFile, c.Resume, c.Workdir)
+	return err
+}
+
+const selectRunCommand = `SELECT COALESCE(config_file, ''), resume, workdir FROM kommo_import_run_commands WHERE run_name = $1`
+
+// RunCommand reads how to resume run; pgx.ErrNoRows when none was recorded.
+func (q *Queries) RunCommand(ctx context.Context, run string) (RunCommandRow, error) {
+	var c RunCommandRow
+	err := q.db.QueryRow(ctx, selectRunCommand, run).Scan(&c.ConfigFile, &c.Resume, &c.Workdir)
+	return c, err
 }

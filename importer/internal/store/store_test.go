@@ -273,6 +273,16 @@ func TestEveryStatementRuns(t *testing.T) {
 	var rejects []int64
 	require.NoError(t, q.EachReject(ctx, name, func(r *store.RejectedRow) error { rejects = append(rejects, r.Line); return nil }))
 	require.Equal(t, []int64{4}, rejects)
+	run("EachSent")
+	var sentIDs []string
+	require.NoError(t, q.EachSent(ctx, name, func(m *store.SentRow) error { sentIDs = append(sentIDs, m.MsgID+"/"+m.KommoChatID); return nil }))
+	require.Equal(t, []string{"m1/chat-1"}, sentIDs)
+	run("SaveRunCommand")
+	require.NoError(t, q.SaveRunCommand(ctx, name, store.RunCommandRow{Resume: "kommo-import run --run " + name, Workdir: "/w"}))
+	run("RunCommand")
+	rc, err := q.RunCommand(ctx, name)
+	require.NoError(t, err)
+	require.Equal(t, "/w", rc.Workdir)
 	run("CountVerifyConversations")
 	nconv, err := q.CountVerifyConversations(ctx, name)
 	require.NoError(t, err)
