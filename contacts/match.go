@@ -109,8 +109,8 @@ type Match struct {
 	// Method: how Contact was chosen (OutcomeLink), or MethodMap for an
 	// unlinked chat the map said none for.
 	Method  Method
-	Contact Contact   // OutcomeLink
-	Key     Key       // what was searched for
+	Contact Contact // OutcomeLink
+	Key     Key     // what was searched for
 	// Candidates are the contacts of an ambiguous match, by id.
 	Candidates []Contact
 	// Note explains what was not used (a phone that is no number) or why
