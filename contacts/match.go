@@ -116,6 +116,9 @@ type Match struct {
 	// Note explains what was not used (a phone that is no number) or why
 	// nothing matched.
 	Note string
+	// NeedsRegion: the client's phone has no country code and no
+	// --default-region was given, so it was not used.
+	NeedsRegion bool
 }
 
 // DefaultMaxSearchPages bounds one search: a query that finds more than
@@ -172,12 +175,17 @@ func (m *Matcher) Searches() int64 { return m.pages.Load() }
 // used (a phone that is no number, one without a country code and no
 // region, an e-mail without "@").
 func (m *Matcher) KeyOf(c Client) (Key, string) {
-	var k Key
+	k, note, _ := m.keyOf(c)
+	return k, note
+}
+
+func (m *Matcher) keyOf(c Client) (k Key, note string, needsRegion bool) {
 	var notes []string
 	if c.Phone != "" {
 		p, err := ParsePhone(c.Phone, m.cfg.Region)
 		if err != nil {
 			notes = append(notes, "phone "+err.Error())
+			needsRegion = errors.Is(err, ErrNoCountryCode)
 		} else {
 			k.Phone = p
 		}
@@ -187,7 +195,7 @@ func (m *Matcher) KeyOf(c Client) (Key, string) {
 			notes = append(notes, fmt.Sprintf("e-mail %q is not an address", c.Email))
 		}
 	}
-	return k, strings.Join(notes, "; ")
+	return k, strings.Join(notes, "; "), needsRegion
 }
 
 // Match finds the contact for a conversation's client: the map's word if it
@@ -196,14 +204,16 @@ func (m *Matcher) KeyOf(c Client) (Key, string) {
 // is an error (kommoapi's *Error, or one of the Attempt's); a search too
 // broad to verify is a *BroadSearchError.
 func (m *Matcher) Match(ctx context.Context, conversationID string, c Client) (Match, error) {
-	key, note := m.KeyOf(c)
+	key, note, needsRegion := m.keyOf(c)
 	if id, ok := m.cfg.Map.Lookup(conversationID, c.ID); ok {
 		if id == 0 {
 			return Match{Outcome: OutcomeUnlinked, Method: MethodMap, Key: key, Note: "the contacts map says none"}, nil
 		}
 		return Match{Outcome: OutcomeLink, Method: MethodMap, Contact: Contact{ID: id, By: MethodMap}, Key: key}, nil
 	}
-	return m.match(ctx, key, note, false)
+	res, err := m.match(ctx, key, note, false)
+	res.NeedsRegion = needsRegion
+	return res, err
 }
 
 // Recheck searches for a client's contact again, past the cache: after a

@@ -1,6 +1,7 @@
 package contacts
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -24,6 +25,10 @@ func ParseRegion(s string) (Region, error) {
 	return Region(s), nil
 }
 
+// ErrNoCountryCode: a phone written without a country code, read with no
+// --default-region.
+var ErrNoCountryCode = errors.New("no country code: give --default-region")
+
 // Phone is a phone number read strictly: its E.164 form, the identity two
 // phones are compared by, and its national significant number, what the
 // loose search is asked for.
@@ -44,7 +49,7 @@ func ParsePhone(raw string, region Region) (Phone, error) {
 	n, err := phonenumbers.Parse(raw, string(region))
 	if err != nil {
 		if region == "" && !strings.HasPrefix(raw, "+") {
-			return Phone{}, fmt.Errorf("%q has no country code: give --default-region", raw)
+			return Phone{}, fmt.Errorf("%q has %w", raw, ErrNoCountryCode)
 		}
 		return Phone{}, fmt.Errorf("%q is not a phone number: %w", raw, err)
 	}

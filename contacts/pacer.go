@@ -14,12 +14,13 @@ import (
 
 // Pacer is an Attempt for a command that works alone (contacts plan): a
 // client-side limiter at the main API's rate; a 429 pauses every request
-// for its retry_after; a 5xx or no answer waits 1 s, 2 s, 4 s ... (up to
+// for its retry_after and halves the rate (down to a sixteenth); a 5xx or no answer waits 1 s, 2 s, 4 s ... (up to
 // 30 s) and tries again; at most tries attempts a request. A request that is
 // in doubt (a POST that may have been carried out) is never repeated. The
 // importer uses its own paced attempt instead, on the run's shared schedule.
 type Pacer struct {
 	lim      *rate.Limiter
+	floor    rate.Limit
 	tries    int
 	log      *slog.Logger
 	requests atomic.Int64
@@ -34,7 +35,7 @@ func NewPacer(perSecond float64, tries int, log *slog.Logger) *Pacer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Pacer{lim: rate.NewLimiter(rate.Limit(perSecond), 1), tries: max(tries, 1), log: log}
+	return &Pacer{lim: rate.NewLimiter(rate.Limit(perSecond), 1), floor: rate.Limit(perSecond / 16), tries: max(tries, 1), log: log}
 }
 
 // Requests returns the number of requests made so far.
@@ -61,8 +62,11 @@ func (p *Pacer) Attempt(ctx context.Context, op Op, call func(context.Context) e
 		if e.RateLimited() {
 			p.mu.Lock()
 			p.pausedUntil = time.Now().Add(e.RetryAfter)
+			// Slower from now on: halved, down to a sixteenth.
+			p.lim.SetLimit(max(p.lim.Limit()/2, p.floor))
 			p.mu.Unlock()
-			p.log.Warn("rate limited by Kommo's main API: pausing its requests", "op", string(op), "for", e.RetryAfter.String(), "try", try)
+			p.log.Warn("rate limited by Kommo's main API: pausing its requests, then slower", "op", string(op), "for", e.RetryAfter.String(),
+				"rate_now", float64(p.lim.Limit()), "try", try)
 			continue
 		}
 		backoff := min(time.Second<<(try-1), 30*time.Second)

@@ -34,6 +34,9 @@ type Summary struct {
 	Clients int `json:"clients"`
 	// Searches is the number of search requests made (pages).
 	Searches int64 `json:"searches"`
+	// NeedsRegion counts conversations whose client's phone has no country
+	// code and was not used for want of --default-region.
+	NeedsRegion int `json:"phones_without_country_code"`
 }
 
 // Fatal reports an error that ends a plan (or a run's linking) rather than
@@ -89,6 +92,9 @@ func (m *Matcher) Plan(ctx context.Context, convs []Conversation, progress func(
 		}
 		if err == nil && match.Method == MethodMap {
 			sum.Mapped++
+		}
+		if match.NeedsRegion {
+			sum.NeedsRegion++
 		}
 		if progress != nil {
 			progress(i + 1)
