@@ -1,6 +1,7 @@
 package kommoapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -212,44 +213,93 @@ func (c *Client) Users(ctx context.Context) ([]User, error) {
 
 // get makes one GET and returns a 2xx answer's status and body, or an *Error.
 func (c *Client) get(ctx context.Context, op, path string, q url.Values) (int, []byte, error) {
+	return c.do(ctx, op, http.MethodGet, path, q, nil)
+}
+
+// do makes one request (never a retry: the caller paces and retries) and
+// returns a 2xx answer's status and body, or an *Error. A body, when given,
+// is sent as JSON.
+func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, body []byte) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	u := *c.base
 	u.Path = path
 	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
 		return 0, nil, &Error{Op: op, Err: err}
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token.Reveal())
 	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	// A POST that got no answer may have been carried out.
+	inDoubt := method != http.MethodGet
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return 0, nil, &Error{Op: op, Err: err}
+		return 0, nil, &Error{Op: op, Err: err, InDoubt: inDoubt}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBytes+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBytes+1))
 	if err != nil {
-		return resp.StatusCode, nil, &Error{Op: op, Status: resp.StatusCode, Err: fmt.Errorf("read response: %w", err)}
+		return resp.StatusCode, nil, &Error{Op: op, Status: resp.StatusCode, Err: fmt.Errorf("read response: %w", err), InDoubt: inDoubt && resp.StatusCode/100 != 4}
 	}
-	if int64(len(body)) > c.maxBytes {
-		return resp.StatusCode, nil, &Error{Op: op, Status: resp.StatusCode, Err: fmt.Errorf("response over %d bytes", c.maxBytes)}
+	if int64(len(data)) > c.maxBytes {
+		return resp.StatusCode, nil, &Error{Op: op, Status: resp.StatusCode, Err: fmt.Errorf("response over %d bytes", c.maxBytes), InDoubt: inDoubt && resp.StatusCode/100 != 4}
 	}
 	if resp.StatusCode/100 != 2 {
-		e := &Error{Op: op, Status: resp.StatusCode}
+		e := &Error{Op: op, Status: resp.StatusCode, InDoubt: inDoubt && resp.StatusCode/100 == 5}
 		var prob struct {
-			Title  string `json:"title"`
-			Detail string `json:"detail"`
+			Title      string          `json:"title"`
+			Detail     string          `json:"detail"`
+			RetryAfter json.RawMessage `json:"retry_after"`
+			Validation []struct {
+				RequestID string `json:"request_id"`
+				Errors    []struct {
+					Path   string `json:"path"`
+					Detail string `json:"detail"`
+				} `json:"errors"`
+			} `json:"validation-errors"`
 		}
-		if json.Unmarshal(body, &prob) == nil {
+		if json.Unmarshal(data, &prob) == nil {
 			e.Title, e.Detail = printable(prob.Title), printable(prob.Detail)
+			for _, v := range prob.Validation {
+				for _, ve := range v.Errors {
+					e.Invalid = append(e.Invalid, FieldError{RequestID: printable(v.RequestID), Path: printable(ve.Path), Detail: printable(ve.Detail)})
+				}
+			}
+		}
+		if resp.StatusCode == http.StatusTooManyRequests {
+			e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), prob.RetryAfter)
 		}
 		if resp.StatusCode/100 == 3 {
 			e.Err = fmt.Errorf("redirected to %q (not followed)", printable(resp.Header.Get("Location")))
 		}
 		return resp.StatusCode, nil, e
 	}
-	return resp.StatusCode, body, nil
+	return resp.StatusCode, data, nil
+}
+
+// retryAfter reads a 429's wait: the Retry-After header (seconds), else the
+// body's retry_after; at most MaxRetryAfter, and at least a second.
+func retryAfter(header string, body json.RawMessage) time.Duration {
+	secs, err := strconv.ParseFloat(strings.TrimSpace(header), 64)
+	if err != nil || secs <= 0 {
+		secs = 0
+		var n float64
+		if json.Unmarshal(body, &n) == nil && n > 0 {
+			secs = n
+		}
+	}
+	if secs > MaxRetryAfter.Seconds() || secs != secs {
+		return MaxRetryAfter
+	}
+	return max(time.Duration(secs*float64(time.Second)), time.Second)
 }
 
 // CloseIdleConnections closes the pooled connections; call it when done.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kommo-import/kommo-import/internal/sim"
@@ -25,6 +26,10 @@ const EnvSecret = "KOMMO_CHANNEL_SECRET"
 // EnvScopeID is the scope id's fallback, shared with kommo-import.
 const EnvScopeID = "KOMMO_SCOPE_ID"
 
+// EnvToken is the account's admin token of the main API (/api/v4/), shared
+// with kommo-import (or --token-file): never a flag value.
+const EnvToken = "KOMMO_TOKEN"
+
 var errUsage = errors.New("usage")
 
 type usageErr struct{ msg string }
@@ -32,7 +37,8 @@ type usageErr struct{ msg string }
 func (e usageErr) Error() string        { return e.msg + " (see kommo-sim --help)" }
 func (e usageErr) Is(target error) bool { return target == errUsage }
 
-const helpText = `kommo-sim: a local stand-in for the Kommo Chats API ("amojo").
+const helpText = `kommo-sim: a local stand-in for the Kommo Chats API ("amojo"), and for the
+part of Kommo's main API (v4) that links imported chats to contacts.
 
 It serves the endpoints a history import uses, as Kommo documents them, and is
 strict about them: every request must be signed with the channel secret
@@ -46,10 +52,32 @@ documented 429 with Retry-After. It never contacts Kommo.
   GET  /v2/origin/custom/{scope_id}/chats/{chat_id}/history?offset=N&limit=M   (limit <= 50; 204 if none)
   POST /v2/origin/custom/{channel_id}/connect               connect (answers with --scope-id)
 
+The main API (v4) on the same address, for --kommo-domain http://127.0.0.1:PORT,
+with the account's admin token as "Authorization: Bearer" (env KOMMO_TOKEN or
+--token-file; any other token gets 401, and with neither every request does):
+  GET  /api/v4/account?with=amojo_id      the account (amojo_id: the --scope-id part after '_')
+  GET  /api/v4/users?with=amojo_id        the --crm-users (250 a page)
+  GET  /api/v4/contacts?query=Q&limit=250&page=N   Kommo's loose search: Q anywhere in any
+                                          field, case aside, phones as written ("+7..." is not
+                                          "8..."; all-digit Q also within a value's digits);
+                                          204 when nothing matches; _links.next while more remain
+  POST /api/v4/contacts                   create contacts (a batch of up to 250; request_id echoed)
+  POST /api/v4/contacts/chats             link chats to contacts ([{chat_id, contact_id}]; a chat
+                                          has one contact: another replaces the link)
+  GET  /api/v4/contacts/chats?chat_id=ID  a chat's link (204 when none)
+Linking is refused (403) with --crm-token-no-link: the token of an integration
+that is not the chat channel's own. The main API has its own rate limit
+(--crm-rate, 429 with retry_after of --crm-retry-after).
+
 Unsigned control endpoints for tests and operators:
   GET  /_sim/stats    counters: requests by endpoint and status, accepted, duplicates,
                       refusals, rate_limited, faults, blocked, max_requests_in_any_1s
   GET  /_sim/ledger   the accepted messages (same entries as --ledger)
+  GET  /_sim/links    the linked chats: [{chat_id, contact_id, conversation_id}]
+  GET  /_sim/contacts the account's contacts, seeded and created
+  (stats also has contacts_created, links_created, incoming_leads: the chats that got
+  a loud message while not linked, each an incoming lead the real Kommo would make,
+  and crm_* counters of the main API)
   POST /_sim/faults   {"spec":"500=0.05","seed":7} changes the faults at run time
   POST /_sim/unblock  lifts the --block-after block
 
@@ -111,6 +139,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		hang            = fs.Duration("hang", sim.DefaultHang, "how long a hang fault holds a request")
 		idempotent      = fs.Bool("idempotent-msgid", false, "answer a repeated msgid with the first result instead of recording a duplicate")
 		verbose         = fs.Bool("verbose", false, "log every request")
+		contactsFile    = fs.String("contacts", "", "seed the account with the contacts of this JSONL `FILE` (v4 shape, one a line:\n"+
+			`{"id":1,"name":"Ivan","custom_fields_values":[{"field_code":"PHONE","values":[{"value":"+7 916 123-45-67"}]}]}`+")")
+		usersFile     = fs.String("crm-users", "", "the account's users, a JSONL `FILE` of {id, name, email, amojo_id}")
+		tokenFile     = fs.String("token-file", "", "read the main API's admin token from this `FILE` instead of env "+EnvToken)
+		tokenNoLink   = fs.Bool("crm-token-no-link", false, "the token is not the chat channel's integration's: linking chats gets 403")
+		crmRate       = fs.Float64("crm-rate", sim.DefaultRate, "the main API's rate limit in requests per second, apart from the Chats API's; 0 = no limit")
+		crmRetryAfter = fs.Duration("crm-retry-after", sim.DefaultRetryAfter, "retry_after of a main-API 429")
 	)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), helpText)
@@ -142,6 +177,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *rate < 0 {
 		return usageErr{"--rate must not be negative"}
 	}
+	if *crmRate < 0 {
+		return usageErr{"--crm-rate must not be negative"}
+	}
+	token := signer.Secret(strings.TrimSpace(getenv(EnvToken)))
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return usageErr{"--token-file: " + err.Error()}
+		}
+		if token = signer.Secret(strings.TrimSpace(string(b))); token == "" {
+			return usageErr{"--token-file " + *tokenFile + " is empty"}
+		}
+	}
+	var contacts []map[string]any
+	if *contactsFile != "" {
+		f, err := os.Open(*contactsFile)
+		if err != nil {
+			return usageErr{"--contacts: " + err.Error()}
+		}
+		contacts, err = sim.LoadContacts(f, *contactsFile)
+		f.Close()
+		if err != nil {
+			return usageErr{"--contacts: " + err.Error()}
+		}
+	}
+	var users []sim.CRMUser
+	if *usersFile != "" {
+		if users, err = loadUsers(*usersFile); err != nil {
+			return usageErr{"--crm-users: " + err.Error()}
+		}
+	}
 
 	level := slog.LevelInfo
 	if *verbose {
@@ -161,6 +227,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Faults: faults, Seed: *seed, FaultRetryAfter: *faultRetryAfter,
 		Latency: *latency, Jitter: *jitter, HistoryDelay: *historyDelay, Hang: *hang,
 		IdempotentMsgID: *idempotent, Ledger: ledger, Logger: logger,
+		CRMToken: token, CRMTokenNoLink: *tokenNoLink, Contacts: contacts, CRMUsers: users,
+		CRMRate: *crmRate, CRMRetryAfter: *crmRetryAfter,
 	})
 	if err != nil {
 		return usageErr{err.Error()}
@@ -186,6 +254,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	fmt.Fprintf(stderr, "kommo-sim listening on %s (scope %s, rate %g/s, faults %s, ledger %s)\n",
 		url, *scopeID, *rate, faults, *ledgerPath)
+	if token != "" {
+		fmt.Fprintf(stderr, "kommo-sim main API (v4) at %s/api/v4/: %d contacts, %d users, rate %g/s%s\n",
+			url, len(contacts), len(users), *crmRate, map[bool]string{true: ", linking refused (--crm-token-no-link)"}[*tokenNoLink])
+	}
 	if *addrFile != "" {
 		if err := writeFileAtomic(*addrFile, []byte(url+"\n")); err != nil {
 			srv.Close()
@@ -215,6 +287,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("sync ledger: %w", err)
 	}
 	return nil
+}
+
+// loadUsers reads a JSONL file of the account's users.
+func loadUsers(path string) ([]sim.CRMUser, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []sim.CRMUser
+	for i, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var u sim.CRMUser
+		if err := json.Unmarshal([]byte(line), &u); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // writeFileAtomic writes via a temporary file and a rename, so a test polling

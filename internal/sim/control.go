@@ -26,6 +26,10 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 			entries = []LedgerEntry{}
 		}
 		writeJSON(w, http.StatusOK, entries)
+	case r.URL.Path == "/_sim/links" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, s.Links())
+	case r.URL.Path == "/_sim/contacts" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, s.Contacts())
 	case r.URL.Path == "/_sim/faults" && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, FaultsRequest{Spec: s.Stats().FaultSpec})
 	case r.URL.Path == "/_sim/faults" && r.Method == http.MethodPost:
@@ -53,6 +57,6 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"blocked": false})
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown control endpoint " + r.Method + " " + r.URL.Path +
-			" (have GET /_sim/stats, GET /_sim/ledger, GET|POST /_sim/faults, POST /_sim/unblock)"})
+			" (have GET /_sim/stats, GET /_sim/ledger, GET /_sim/links, GET /_sim/contacts, GET|POST /_sim/faults, POST /_sim/unblock)"})
 	}
 }

@@ -112,6 +112,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveControl(w, r)
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, crmPrefix) {
+		s.serveCRM(w, r)
+		return
+	}
 	rec := &recorder{ResponseWriter: w}
 	rt := parseRoute(r.URL.Path)
 	s.serveAPI(rec, r, rt)
@@ -359,6 +363,10 @@ func (s *Server) accept(m *newMessage) (newMessageResult, error) {
 	s.seq = st.seq
 	s.ledger = append(s.ledger, e)
 	c.messages = append(c.messages, st)
+	if !m.silent && c.link == nil && !c.lead {
+		c.lead = true
+		s.stats.IncomingLeads++
+	}
 	if prev == nil {
 		s.byMsgID[m.msgID] = st
 	} else {

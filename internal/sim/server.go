@@ -69,6 +69,24 @@ type Options struct {
 	// Ledger, if set, receives one JSON line per accepted message, one Write
 	// per line (flushed if it has Flush).
 	Ledger io.Writer
+	// CRMToken is the account's admin token the main API (/api/v4/) takes
+	// as "Authorization: Bearer"; any other token gets 401. Empty: the main
+	// API refuses every request.
+	CRMToken signer.Secret
+	// CRMTokenNoLink plays a token of another integration than the chat
+	// channel's own: linking chats (and listing links) gets 403.
+	CRMTokenNoLink bool
+	// Contacts seed the account (LoadContacts reads a JSONL file of them).
+	Contacts []map[string]any
+	// CRMUsers are the account's users (GET /api/v4/users).
+	CRMUsers []CRMUser
+	// CRMRate limits the main API's requests per second, apart from the
+	// Chats API's; 0 means no limit. CRMBurst is its bucket (0: ceil(CRMRate)).
+	CRMRate  float64
+	CRMBurst int
+	// CRMRetryAfter is the retry_after of a main-API 429 (default DefaultRetryAfter).
+	CRMRetryAfter time.Duration
+
 	// Now is the simulator's clock; nil means time.Now.
 	Now func() time.Time
 	// Logger gets one line per refusal and fault (debug: per request); nil discards.
@@ -95,14 +113,24 @@ type Server struct {
 	users    map[string]*user // by the client's participant id
 	byMsgID  map[string]*stored
 	ledger   []LedgerEntry
-	seq      int64
-	stats    Stats
+
+	// the main API (crm.go)
+	crmBucket     *bucket
+	crmWin        window
+	contacts      map[int64]*storedContact
+	contactOrder  []int64
+	nextContactID int64
+	linkSeq       int64
+	seq           int64
+	stats         Stats
 }
 
 type chat struct {
 	id             string
 	conversationID string
 	messages       []*stored
+	link           *link // its contact, once linked
+	lead           bool  // a loud message arrived while it had no link: Kommo made an incoming lead
 }
 
 type user struct {
@@ -155,6 +183,18 @@ func New(opts Options) (*Server, error) {
 	if opts.Latency < 0 || opts.Jitter < 0 || opts.HistoryDelay < 0 {
 		return nil, errors.New("sim: negative Latency, Jitter or HistoryDelay")
 	}
+	if opts.CRMRate < 0 {
+		opts.CRMRate = 0
+	}
+	if opts.CRMBurst < 0 {
+		return nil, fmt.Errorf("sim: negative CRMBurst %d", opts.CRMBurst)
+	}
+	if opts.CRMBurst == 0 {
+		opts.CRMBurst = max(1, int(math.Ceil(opts.CRMRate)))
+	}
+	if opts.CRMRetryAfter <= 0 {
+		opts.CRMRetryAfter = DefaultRetryAfter
+	}
 	if opts.BlockAfter < 0 {
 		return nil, fmt.Errorf("sim: negative BlockAfter %d", opts.BlockAfter)
 	}
@@ -175,6 +215,11 @@ func New(opts Options) (*Server, error) {
 		chatByID: map[string]*chat{},
 		users:    map[string]*user{},
 		byMsgID:  map[string]*stored{},
+
+		crmBucket: newBucket(opts.CRMRate, opts.CRMBurst),
+	}
+	if err := s.seedCRM(opts.Contacts); err != nil {
+		return nil, err
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -228,6 +273,7 @@ func (s *Server) Stats() Stats {
 	st := s.stats.clone()
 	st.Blocked = s.blocked
 	st.MaxRequestsInAny1s = s.win.max
+	st.CRMMaxRequestsInAny1s = s.crmWin.max
 	st.Faults = copyMap(st.Faults)
 	st.FaultSpec = s.faults.String()
 	return st

@@ -35,16 +35,36 @@ type Stats struct {
 	// MaxRequestsInAny1s is the most API requests that reached the rate
 	// limiter within any sliding one-second window, refused ones included.
 	MaxRequestsInAny1s int `json:"max_requests_in_any_1s"`
+
+	// The main API (/api/v4/), counted apart: CRMRequests by endpoint
+	// (account, users, contacts_search, contacts_create, contacts_link,
+	// contacts_links, unknown) and status; CRMRateLimited its 429s.
+	CRMRequests           int64            `json:"crm_requests"`
+	CRMByEndpoint         map[string]int64 `json:"crm_by_endpoint"`
+	CRMByStatus           map[string]int64 `json:"crm_by_status"`
+	CRMRateLimited        int64            `json:"crm_rate_limited"`
+	CRMMaxRequestsInAny1s int              `json:"crm_max_requests_in_any_1s"`
+	// ContactsCreated counts contacts made by POST /api/v4/contacts;
+	// LinksCreated the links made or changed by POST /api/v4/contacts/chats.
+	ContactsCreated int64 `json:"contacts_created"`
+	LinksCreated    int64 `json:"links_created"`
+	// IncomingLeads counts the chats that received a loud (silent: false)
+	// message while not linked to a contact: each is an incoming (unsorted)
+	// lead the real Kommo would create, once per chat.
+	IncomingLeads int64 `json:"incoming_leads"`
 }
 
 func newStats() Stats {
-	return Stats{ByEndpoint: map[string]int64{}, ByStatus: map[string]int64{}, Faults: map[string]int64{}}
+	return Stats{ByEndpoint: map[string]int64{}, ByStatus: map[string]int64{}, Faults: map[string]int64{},
+		CRMByEndpoint: map[string]int64{}, CRMByStatus: map[string]int64{}}
 }
 
 func (s Stats) clone() Stats {
 	s.ByEndpoint = copyMap(s.ByEndpoint)
 	s.ByStatus = copyMap(s.ByStatus)
 	s.Faults = copyMap(s.Faults)
+	s.CRMByEndpoint = copyMap(s.CRMByEndpoint)
+	s.CRMByStatus = copyMap(s.CRMByStatus)
 	return s
 }
 

@@ -47,6 +47,7 @@ func commands() []command {
 		{"retry", "send a run's failed messages again, after their cause is fixed", true, runRetry},
 		{"verify", "read chat history back from the API and check every sent message is there once", false, runVerify},
 		{"connect", "connect the channel to an account and print the scope_id", false, runConnect},
+		{"contacts", "contacts plan: how --link-contacts would put each chat on a Kommo contact", false, runContacts},
 		{"migrate", "apply the database schema and exit", false, withSignals(runMigrate)},
 	}
 }

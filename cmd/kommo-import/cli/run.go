@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,6 +53,7 @@ type runFlags struct {
 	sendFlags
 	source     sources.Spec
 	users      userFlags
+	contacts   contactsFlags // contacts.go
 	run        string
 	notify     string
 	batch      int
@@ -66,6 +68,7 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	f.send = &f.sendFlags
 	registerSourceFlags(fs, &f.source)
 	registerUserFlags(fs, &f.users, envKommoToken)
+	f.contacts.register(fs, true)
 	f.sessionFlags.register(fs, env)
 	fs.StringVar(&f.run, "run", "", "the run's `NAME`; default: derived from the scope and the source, so the same command resumes")
 	intVar(fs, &f.batch, "stage-batch", importer.DefaultBatchSize, 1, 1_000_000, "`N` records per staging transaction (the staging checkpoint)")
@@ -83,6 +86,23 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 		return err
 	}
 	inv.setResume(fs, args, t.Run)
+	// --link-contacts: the flags checked, the map read, and the token tried
+	// (it may search and link) before anything is staged or sent.
+	linking, err := f.contacts.config(env, f.users.KommoDomain, true)
+	if err != nil {
+		return err
+	}
+	if linking != nil {
+		defer linking.API.CloseIdleConnections()
+		if err := preflightContacts(ctx, linking, f.users.KommoDomain, slog.New(slog.NewTextHandler(env.Stderr, logOptions(slog.LevelWarn)))); err != nil {
+			return err
+		}
+		// The importer takes linking (importer.Config) once its send path
+		// links chats; until then a run that asked for it stops here.
+		if err := checkNotWired(linking); err != nil {
+			return err
+		}
+	}
 
 	var opened atomic.Pointer[sources.Reader] // the source, when this invocation reads it
 	sess, err := openSession(ctx, inv, &f.sessionFlags, func(ctx context.Context, _ *pgxpool.Pool) (runTarget, error) {
