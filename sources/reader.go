@@ -54,8 +54,9 @@ type Reader struct {
 	bytesRead *atomic.Int64 // bytes of the stored input read so far
 	closers   []io.Closer
 
-	mediaText bool // Spec.MediaMissing == MediaMissingText
-	strict    bool // Spec.Strict
+	mediaText bool        // Spec.MediaMissing == MediaMissingText
+	media     *localMedia // CSV and JSONL: local media paths (localmedia.go)
+	strict    bool        // Spec.Strict
 	unk       unknownNamer
 	unknown   map[string]int64
 
@@ -113,6 +114,7 @@ func Open(ctx context.Context, spec Spec) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.media = newLocalMedia(spec.Path, spec.MediaMaxSize)
 	if err := checkText(in, r.name); err != nil {
 		r.Close()
 		return nil, err
@@ -274,6 +276,11 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 		// users.go: sender.ref_id of outgoing messages, before validation.
 		if r.users != nil {
 			if le := r.mapUser(pos.Line); le != nil {
+				return Record{}, r.reject(le, pos)
+			}
+		}
+		if r.media != nil {
+			if le := r.media.resolve(r.p.Message, r.mediaText, &r.stats); le != nil {
 				return Record{}, r.reject(le, pos)
 			}
 		}

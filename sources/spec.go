@@ -56,6 +56,9 @@ type Spec struct {
 	// which Kommo can only show as a broken file: MediaMissingReject ("" too)
 	// or MediaMissingText.
 	MediaMissing string
+	// MediaMaxSize is the largest local media file a CSV or JSONL record may
+	// name (--media-max-size); 0 means DefaultMediaMaxSize.
+	MediaMaxSize int64
 
 	// Location is the time zone of timestamps that carry none: WhatsApp's
 	// headers, CSV times without an offset (--tz). nil: such a timestamp is
