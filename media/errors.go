@@ -177,7 +177,10 @@ func classify(err error, op, where, key string) error {
 func kindOf(status int, code string) Kind {
 	switch code {
 	case "SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable",
-		"OperationAborted", "Throttling", "ThrottlingException", "RequestThrottled":
+		"OperationAborted", "Throttling", "ThrottlingException", "RequestThrottled",
+		// The body did not match the hash it was signed with: the file
+		// changed between hashing and upload; the next Put hashes it anew.
+		"XAmzContentSHA256Mismatch", "BadDigest":
 		return Transient
 	case "":
 	default:

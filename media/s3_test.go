@@ -331,3 +331,26 @@ func closedPort(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+// TestPutSignsTheContentHash: the upload is signed with the hash Put
+// computed, and the server checks the body against it: a file that changed
+// between hashing and upload is refused, never stored under a wrong address.
+func TestPutSignsTheContentHash(t *testing.T) {
+	t.Parallel()
+	srv := s3test.Get(t)
+	cfg, bucket := storeConfig(t, srv, "")
+	s := open(t, cfg)
+	body := []byte("the file as it is now")
+	before := sha256.Sum256([]byte("the file as it was when hashed"))
+	wrong := hex.EncodeToString(before[:])
+	_, err := s.s3.client.PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String("sha256/" + wrong + "/f.txt"),
+		Body: strings.NewReader(string(body)), ContentLength: aws.Int64(int64(len(body))),
+		ChecksumSHA256: aws.String(base64SHA(wrong)),
+	}, s3.WithAPIOptions(payloadHash(wrong)))
+	var me *Error
+	require.ErrorAs(t, classify(err, "put", "w", "k"), &me)
+	require.Equal(t, "XAmzContentSHA256Mismatch", me.Code)
+	require.Equal(t, Transient, me.Kind, "the next Put hashes the file anew")
+	require.Empty(t, srv.Keys(t, bucket))
+}

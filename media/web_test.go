@@ -233,7 +233,7 @@ func TestKinds(t *testing.T) {
 		want   Kind
 	}{
 		{0, "", Transient}, {500, "", Transient}, {503, "SlowDown", Transient}, {429, "", Transient},
-		{400, "RequestTimeout", Transient}, {403, "RequestTimeTooSkewed", Transient},
+		{400, "RequestTimeout", Transient}, {403, "RequestTimeTooSkewed", Transient}, {400, "XAmzContentSHA256Mismatch", Transient},
 		{403, "AccessDenied", Permanent}, {404, "NoSuchBucket", Permanent}, {301, "PermanentRedirect", Permanent},
 		{400, "AuthorizationHeaderMalformed", Permanent}, {404, "", Permanent}, {405, "", Permanent},
 	} {

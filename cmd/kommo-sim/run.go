@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kommo-import/kommo-import/internal/sim"
@@ -49,9 +50,22 @@ documented 429 with Retry-After. It never contacts Kommo.
 Unsigned control endpoints for tests and operators:
   GET  /_sim/stats    counters: requests by endpoint and status, accepted, duplicates,
                       refusals, rate_limited, faults, blocked, max_requests_in_any_1s
-  GET  /_sim/ledger   the accepted messages (same entries as --ledger)
+  GET  /_sim/ledger   the accepted messages (same entries as --ledger, with the media
+                      download's result once it has ended)
   POST /_sim/faults   {"spec":"500=0.05","seed":7} changes the faults at run time
   POST /_sim/unblock  lifts the --block-after block
+
+Media are fetched as Kommo fetches them (--media-fetch on, the default): after
+accepting a picture, video, file, voice, audio or sticker message, the simulator
+downloads message.media with no credentials (--media-timeout, --media-max-size,
+--media-concurrency at once) and checks its size against message.file_size. The
+result is in /_sim/stats (media_fetched, media_failed by reason: forbidden (an
+expired or refused presigned URL), not_found, size_mismatch, timeout, network,
+not_http (a file: URL or a path: not hosted), too_large, empty), in the entries of
+/_sim/ledger (media) and in the --media-ledger file, one JSON line per download.
+URLs under a reserved example domain (example.com, .test, .invalid) are not
+fetched (media_skipped): the samples use them. --media-fetch off leaves media
+URLs alone, for offline rehearsals.
 
 Every accepted message is appended to the --ledger file, one JSON line each:
 seq, received_at, scope_id, conversation_id, chat_id, msgid, kommo_msgid, silent,
@@ -111,6 +125,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		hang            = fs.Duration("hang", sim.DefaultHang, "how long a hang fault holds a request")
 		idempotent      = fs.Bool("idempotent-msgid", false, "answer a repeated msgid with the first result instead of recording a duplicate")
 		verbose         = fs.Bool("verbose", false, "log every request")
+		mediaFetch      = fs.String("media-fetch", "on", "on: download the media of every accepted message as Kommo does; off: leave media URLs alone")
+		mediaTimeout    = fs.Duration("media-timeout", sim.DefaultMediaTimeout, "bound of one media download, body included")
+		mediaMaxSize    = fs.Int64("media-max-size", sim.DefaultMediaMaxSize, "most bytes of one media file (more: too_large)")
+		mediaConc       = fs.Int("media-concurrency", sim.DefaultMediaConcurrency, "media downloads at once")
+		mediaLedgerPath = fs.String("media-ledger", "", "append one JSON line per media download to this file (default: the --ledger path with .media.jsonl)")
 	)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), helpText)
@@ -142,6 +161,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *rate < 0 {
 		return usageErr{"--rate must not be negative"}
 	}
+	if *mediaFetch != "on" && *mediaFetch != "off" {
+		return usageErr{fmt.Sprintf("--media-fetch %q: want on or off", *mediaFetch)}
+	}
+	if *mediaTimeout <= 0 || *mediaMaxSize <= 0 || *mediaConc < 1 || *mediaConc > 256 {
+		return usageErr{"--media-timeout and --media-max-size must be above 0, --media-concurrency 1 to 256"}
+	}
 
 	level := slog.LevelInfo
 	if *verbose {
@@ -155,12 +180,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer ledger.Close()
 
+	var fetch *sim.MediaFetch
+	mediaDesc := "off"
+	if *mediaFetch == "on" {
+		if *mediaLedgerPath == "" {
+			*mediaLedgerPath = strings.TrimSuffix(*ledgerPath, ".jsonl") + ".media.jsonl"
+		}
+		mediaLedger, err := os.OpenFile(*mediaLedgerPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("open media ledger: %w", err)
+		}
+		defer mediaLedger.Close()
+		fetch = &sim.MediaFetch{Timeout: *mediaTimeout, MaxSize: *mediaMaxSize, Concurrency: *mediaConc, Ledger: mediaLedger}
+		mediaDesc = "on, ledger " + *mediaLedgerPath
+	}
+
 	s, err := sim.New(sim.Options{
 		ScopeID: *scopeID, ChannelID: *channelID, Secret: secret,
 		Rate: *rate, Burst: *burst, RetryAfter: *retryAfter, BlockAfter: *blockAfter,
 		Faults: faults, Seed: *seed, FaultRetryAfter: *faultRetryAfter,
 		Latency: *latency, Jitter: *jitter, HistoryDelay: *historyDelay, Hang: *hang,
-		IdempotentMsgID: *idempotent, Ledger: ledger, Logger: logger,
+		IdempotentMsgID: *idempotent, Ledger: ledger, Logger: logger, MediaFetch: fetch,
 	})
 	if err != nil {
 		return usageErr{err.Error()}
@@ -184,8 +224,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	fmt.Fprintf(stderr, "kommo-sim listening on %s (scope %s, rate %g/s, faults %s, ledger %s)\n",
-		url, *scopeID, *rate, faults, *ledgerPath)
+	fmt.Fprintf(stderr, "kommo-sim listening on %s (scope %s, rate %g/s, faults %s, ledger %s, media fetch %s)\n",
+		url, *scopeID, *rate, faults, *ledgerPath, mediaDesc)
 	if *addrFile != "" {
 		if err := writeFileAtomic(*addrFile, []byte(url+"\n")); err != nil {
 			srv.Close()
@@ -204,6 +244,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		srv.Close()
+	}
+	// Downloads still running end within --media-timeout; the counters
+	// printed below include them.
+	mediaCtx, cancelMedia := context.WithTimeout(context.Background(), *mediaTimeout+time.Second)
+	defer cancelMedia()
+	if err := s.WaitMedia(mediaCtx); err != nil {
+		logger.Warn("media downloads still running at exit", "pending", s.Stats().MediaPending)
 	}
 	// The final counters go to stdout, for scripts.
 	enc := json.NewEncoder(stdout)

@@ -69,6 +69,9 @@ type Options struct {
 	// Ledger, if set, receives one JSON line per accepted message, one Write
 	// per line (flushed if it has Flush).
 	Ledger io.Writer
+	// MediaFetch, if set, downloads the media of every accepted message as
+	// Kommo does (media.go); nil leaves media URLs alone.
+	MediaFetch *MediaFetch
 	// Now is the simulator's clock; nil means time.Now.
 	Now func() time.Time
 	// Logger gets one line per refusal and fault (debug: per request); nil discards.
@@ -97,6 +100,7 @@ type Server struct {
 	ledger   []LedgerEntry
 	seq      int64
 	stats    Stats
+	fetch    *fetcher // nil: media are not fetched
 }
 
 type chat struct {
@@ -183,6 +187,9 @@ func New(opts Options) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.stats = newStats()
+	if opts.MediaFetch != nil {
+		s.fetch = newFetcher(*opts.MediaFetch)
+	}
 	return s, nil
 }
 
