@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -169,4 +170,23 @@ func FormatSize(n int64) string {
 	s := fmt.Sprintf("%.1f", v)
 	s = strings.TrimSuffix(s, ".0")
 	return s + " " + []string{"KiB", "MiB", "GiB", "TiB", "PiB"}[exp]
+}
+
+// ParseSize reads a size as --media-max-size takes it: bytes ("52428800"),
+// or a number with KB, MB or GB (binary: 1 MB = 1024 × 1024 bytes; KiB, MiB,
+// GiB and K, M, G mean the same), a space allowed between them.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := len(t)
+	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') && t[i-1] != '.' {
+		i--
+	}
+	num, unit := strings.TrimSpace(t[:i]), strings.ToUpper(strings.TrimSpace(t[i:]))
+	mult := map[string]float64{"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10,
+		"M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30}[unit]
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || mult == 0 || v <= 0 || v*mult > 1<<40 || (unit == "" && v != float64(int64(v))) {
+		return 0, fmt.Errorf("size %q: want bytes, or a number with KB, MB or GB (e.g. 50MB)", s)
+	}
+	return int64(v * mult), nil
 }

@@ -244,3 +244,17 @@ func TestKinds(t *testing.T) {
 	var me *Error
 	require.False(t, errors.As(err, &me), "a cancellation is the caller's, not the store's")
 }
+
+func TestParseSize(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int64{"52428800": 52428800, "50MB": 50 << 20, "50 MiB": 50 << 20, "10m": 10 << 20,
+		"1.5GB": 3 << 29, "512KB": 512 << 10, "100B": 100, " 16 MB ": 16 << 20} {
+		got, err := ParseSize(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "0", "-5MB", "50 TB", "1.5", "MB", "lots", "2000GB"} {
+		_, err := ParseSize(in)
+		require.ErrorContains(t, err, "want bytes, or a number with KB, MB or GB", in)
+	}
+}
