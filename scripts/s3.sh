@@ -184,7 +184,7 @@ cmd_start() {
 		# would want ports of their own).
 		(cd "$dir" && exec "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$dir/data" \
 			-master.port="$master" -master.port.grpc=$((master + 10000)) -master.volumeSizeLimitMB=64 \
-			-volume.port="$volume" -volume.port.grpc=$((volume + 10000)) -volume.max=200 \
+			-volume.port="$volume" -volume.port.grpc=$((volume + 10000)) -volume.max=200 -volume.preStopSeconds=0 \
 			-filer -filer.port="$filer" -filer.port.grpc=$((filer + 10000)) \
 			-s3 -s3.port="$s3" -s3.port.grpc=$((s3 + 10000)) -s3.config="$dir/s3.json" \
 			-s3.port.iceberg=0 -s3.port.lance=0 -s3.autoCreateBucket=false \
@@ -244,13 +244,18 @@ cmd_stop() {
 	[[ -e $dir/$MARKER ]] || die "stop: $dir was not made by '$0 start'; refusing to delete it"
 	pid=$(cat "$dir/weed.pid" 2>/dev/null || true)
 	if [[ $pid =~ ^[0-9]+$ ]] && running "$pid"; then
+		# The data is thrown away: a graceful stop gets 3 seconds, then SIGKILL.
 		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 1 100); do
-			running "$pid" || break
+		for i in $(seq 1 30); do
+			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
 		if running "$pid"; then
 			kill -KILL "$pid" 2>/dev/null || true
+			for i in $(seq 1 50); do
+				running "$pid" || break
+				sleep 0.1
+			done
 		fi
 	fi
 	rm -rf "$dir"
