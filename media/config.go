@@ -48,7 +48,7 @@ type Config struct {
 	// (--media-endpoint: MinIO, SeaweedFS, Ceph, R2, ...). "" is AWS (or
 	// AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, as the SDK reads them).
 	Endpoint string
-	// Addressing is AddressAuto, AddressPath or AddressVirtual (--media-path-style).
+	// Addressing is AddressAuto, AddressPath or AddressVirtual (--media-addressing).
 	Addressing string
 	// Region signs the requests (--media-region); "" takes AWS_REGION or the
 	// profile's region, else DefaultRegion.
@@ -142,7 +142,7 @@ func (c Config) Check() error {
 	switch c.Addressing {
 	case AddressAuto, AddressPath, AddressVirtual:
 	default:
-		return fmt.Errorf("media addressing %q: want path or virtual", c.Addressing)
+		return fmt.Errorf("--media-addressing %q: want path or virtual", c.Addressing)
 	}
 	if c.BaseURL != "" {
 		if c.Endpoint != "" || c.PublicBase != "" || c.Region != "" || c.Profile != "" {
