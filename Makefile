@@ -101,7 +101,7 @@ bench-send: ## send-path figures: faults, two processes with one killed, kill -9
 bench-media: ## media upload throughput (MB/s, files/s) into a local S3 store, by concurrency
 	$(WITH_S3) $(GO) test -run '^$$' -bench '^BenchmarkPut$$' -benchtime $(BENCHTIME_MEDIA) -count=1 ./media/
 
-BENCHTIME_MEDIA ?= 3x
+BENCHTIME_MEDIA ?= 5x
 
 .PHONY: s3-server
 s3-server: ## build the test S3 server (SeaweedFS) into the cache now, not on the first make test
