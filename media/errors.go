@@ -56,6 +56,8 @@ type Error struct {
 	// InvalidAccessKeyId, SignatureDoesNotMatch, ...), "" without one.
 	Code string
 	Err  error
+
+	noAnswer bool // the request got no response at all
 }
 
 // Error reads "media store s3://media/chats (http://127.0.0.1:8333): put
@@ -94,6 +96,11 @@ func (e *Error) Unwrap() error { return e.Err }
 // Retryable reports whether the same call may succeed later without the
 // operator changing anything: Transient errors.
 func (e *Error) Retryable() bool { return e.Kind == Transient }
+
+// NoAnswer reports an error without any answer from the store or URL
+// (nothing listening, a timeout, DNS): a preflight maps it to "interrupted,
+// try again" (exit 4) where a refusal is the operator's to fix (exit 5).
+func (e *Error) NoAnswer() bool { return e.noAnswer }
 
 // hint names what to change for the common permanent errors.
 func (e *Error) hint() string {
@@ -159,6 +166,7 @@ func classify(err error, op, where, key string) error {
 		// No answer: say what the network said, not the SDK's wrapping
 		// ("operation error S3: PutObject, exceeded maximum number of
 		// attempts, 1, https response error StatusCode: 0, ...").
+		e.noAnswer = true
 		var oe *net.OpError
 		if errors.As(err, &oe) {
 			e.Err = oe

@@ -259,7 +259,7 @@ func fetchCheck(ctx context.Context, hc *http.Client, u string, want []byte, whe
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return &Error{Kind: Permanent, Op: "probe: download", Where: where, Err: redactURLError(err)}
+		return &Error{Kind: Permanent, Op: "probe: download", Where: where, Err: redactURLError(err), noAnswer: true}
 	}
 	defer resp.Body.Close()
 	got, err := io.ReadAll(io.LimitReader(resp.Body, int64(len(want))+4096))

@@ -213,6 +213,7 @@ func TestProbe(t *testing.T) {
 			require.False(t, me.Retryable())
 			require.Equal(t, tc.status, me.Status, "%v", err)
 			require.Equal(t, tc.code, me.Code, "%v", err)
+			require.Equal(t, tc.name == "nothing listening", me.NoAnswer(), "%v", err)
 			require.Contains(t, err.Error(), tc.say)
 			if c.PublicBase != "" {
 				require.Contains(t, err.Error(), "media public base "+c.PublicBase)

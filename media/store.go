@@ -132,7 +132,7 @@ func (s *Store) Probe(ctx context.Context, sample string) error {
 		err = s.s3.probe(ctx)
 	}
 	if err != nil && ctx.Err() == context.DeadlineExceeded {
-		return &Error{Kind: Permanent, Op: "probe", Where: s.Describe(),
+		return &Error{Kind: Permanent, Op: "probe", Where: s.Describe(), noAnswer: true,
 			Err: fmt.Errorf("no answer within %s (%w): is the endpoint right and reachable?", s.cfg.ProbeTimeout, err)}
 	}
 	return err

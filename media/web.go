@@ -121,7 +121,7 @@ func (w *webStore) size(ctx context.Context, method, u string) (int64, int, erro
 		if ctx.Err() != nil {
 			return 0, 0, ctx.Err()
 		}
-		return 0, 0, &Error{Kind: Transient, Op: "check url", Where: w.where(u), Err: redactURLError(err)}
+		return 0, 0, &Error{Kind: Transient, Op: "check url", Where: w.where(u), Err: redactURLError(err), noAnswer: true}
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

@@ -139,6 +139,7 @@ func TestBaseURLNothingListening(t *testing.T) {
 	require.ErrorAs(t, err, &me)
 	require.Equal(t, Permanent, me.Kind)
 	require.Contains(t, err.Error(), "connection refused")
+	require.True(t, me.NoAnswer())
 	require.Less(t, time.Since(start), 10*time.Second)
 	require.NoError(t, s.Probe(context.Background(), ""), "no local file: nothing to check")
 }
