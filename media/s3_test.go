@@ -355,3 +355,29 @@ func TestPutSignsTheContentHash(t *testing.T) {
 	require.Equal(t, Transient, me.Kind, "the next Put hashes the file anew")
 	require.Empty(t, srv.Keys(t, bucket))
 }
+
+// TestProbeHangingEndpoint: an endpoint that accepts connections and never
+// answers stops the preflight at ProbeTimeout, not at the HTTP client's
+// minute.
+func TestProbeHangingEndpoint(t *testing.T) {
+	t.Parallel()
+	srv := s3test.Get(t)
+	cfg, _ := storeConfig(t, srv, "")
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); hang.Close() })
+	cfg.Endpoint, cfg.ProbeTimeout = hang.URL, time.Second
+	start := time.Now()
+	err := open(t, cfg).Probe(context.Background(), "")
+	var me *Error
+	require.ErrorAs(t, err, &me)
+	require.Equal(t, Permanent, me.Kind)
+	require.True(t, me.NoAnswer())
+	require.Contains(t, err.Error(), "no answer within 1s")
+	require.Less(t, time.Since(start), 5*time.Second)
+}
