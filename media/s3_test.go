@@ -381,3 +381,30 @@ func TestProbeHangingEndpoint(t *testing.T) {
 	require.Contains(t, err.Error(), "no answer within 1s")
 	require.Less(t, time.Since(start), 5*time.Second)
 }
+
+// TestPutNeverOverwrites: an object already under a file's content address
+// with another size (someone else's, a damaged copy) is left as it is: the
+// Put fails, naming the key, and the object keeps its bytes.
+func TestPutNeverOverwrites(t *testing.T) {
+	t.Parallel()
+	srv := s3test.Get(t)
+	cfg, bucket := storeConfig(t, srv, "keep")
+	path := writeMedia(t, t.TempDir(), "a.jpg", 5000, 7)
+	sum := sha256.Sum256(mustRead(t, path))
+	key := "keep/sha256/" + hex.EncodeToString(sum[:]) + "/a.jpg"
+	_, err := srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key),
+		Body: strings.NewReader("not the file")})
+	require.NoError(t, err)
+
+	_, err = open(t, cfg).Put(context.Background(), path)
+	var me *Error
+	require.ErrorAs(t, err, &me)
+	require.Equal(t, Permanent, me.Kind)
+	require.ErrorIs(t, err, ErrSizeMismatch)
+	require.Contains(t, err.Error(), key+": size mismatch: the object holds 12 bytes, its content address says 5000; it is left as it is")
+	out, err := srv.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	require.NoError(t, err)
+	body, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	require.Equal(t, "not the file", string(body))
+}
