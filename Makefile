@@ -4,6 +4,13 @@
 # (and bench, fuzz) start a throwaway cluster from the machine's PostgreSQL binaries through
 # scripts/with-pg.sh and stop it afterwards; otherwise they use the server given (tests only ever
 # create and drop their own kt_* databases there).
+#
+# They also need an S3-compatible server (the media store). Without TEST_S3_ENDPOINT, `make test`
+# (and bench) start SeaweedFS through scripts/with-s3.sh: built once from the Go module proxy into
+# ~/.cache/kommo-import (minutes, the first time only), started on free ports in about ten seconds,
+# stopped afterwards. With TEST_S3_ENDPOINT (and TEST_S3_ACCESS_KEY, TEST_S3_SECRET_KEY,
+# TEST_S3_READONLY_ACCESS_KEY, TEST_S3_READONLY_SECRET_KEY) they use that server; tests only ever
+# create and drop their own kt-* buckets there.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -29,6 +36,12 @@ else
 WITH_PG :=
 endif
 
+ifeq ($(strip $(TEST_S3_ENDPOINT)),)
+WITH_S3 := scripts/with-s3.sh
+else
+WITH_S3 :=
+endif
+
 # for_each_fuzz runs $(1) with $$pkg and $$fuzz set, once per Fuzz* target found by go test -list,
 # so targets added later are picked up without editing this file. go test -list prints the names of
 # a package, then its "ok <pkg>" line.
@@ -46,10 +59,10 @@ help: ## list targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z-]*:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 .PHONY: test
-test: vet ## go vet, then the whole suite (-race; RACE= to skip) and a fuzz smoke run, against PostgreSQL
-	$(WITH_PG) $(MAKE) --no-print-directory test-go fuzz-smoke
+test: vet ## go vet, then the whole suite (-race; RACE= to skip) and a fuzz smoke run, against PostgreSQL and S3
+	$(WITH_PG) $(WITH_S3) $(MAKE) --no-print-directory test-go fuzz-smoke
 
-# test-go and fuzz-smoke expect a server: `make test` provides one.
+# test-go and fuzz-smoke expect the servers: `make test` provides them.
 .PHONY: test-go
 test-go:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(RACE) $(TESTFLAGS) $(PKGS)
@@ -74,8 +87,8 @@ chaos: ## long chaos campaign (CHAOS_ROUNDS, CHAOS_CONVERSATIONS, CHAOS_SEED) en
 		$(GO) test -v -count=1 -timeout 60m -run '^TestChaos$$' ./cmd/kommo-import/ | grep -E '^(chaos:|ok|FAIL|--- )|Error|_test.go:'
 
 .PHONY: bench
-bench: ## run all benchmarks (against PostgreSQL where they need it)
-	$(WITH_PG) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count=1 $(PKGS)
+bench: ## run all benchmarks (against PostgreSQL and S3 where they need it)
+	$(WITH_PG) $(WITH_S3) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count=1 $(PKGS)
 
 # The send path under faults, a killed process among two, and a kill -9 restart, with the real
 # binaries (scripts/bench-send.sh; a few minutes; not part of make test). SCENARIOS=faults etc.
@@ -90,6 +103,17 @@ bench-send: ## send-path figures: faults, two processes with one killed, kill -9
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 BIN ?= bin
 LDFLAGS_VERSION := -X github.com/kommo-import/kommo-import/cmd/kommo-import/cli.Version=$(VERSION)
+
+# The media store's upload throughput into the local SeaweedFS, by concurrency (README, Media).
+.PHONY: bench-media
+bench-media: ## media upload throughput (MB/s, files/s) into a local S3 store, by concurrency
+	$(WITH_S3) $(GO) test -run '^$$' -bench '^BenchmarkPut$$' -benchtime $(BENCHTIME_MEDIA) -count=1 ./media/
+
+BENCHTIME_MEDIA ?= 5x
+
+.PHONY: s3-server
+s3-server: ## build the test S3 server (SeaweedFS) into the cache now, not on the first make test
+	scripts/s3.sh build
 
 .PHONY: build
 build: ## build bin/kommo-import and bin/kommo-sim, stamped with the version from git describe
@@ -108,7 +132,7 @@ vet: ## go vet
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEADCODE ?= golang.org/x/tools/cmd/deadcode@v0.51.0
 # Packages that exist for tests (helpers): deadcode, run without test files, reports all of them.
-DEADCODE_TEST_HELPERS ?= internal/pgtest|internal/ledgertest
+DEADCODE_TEST_HELPERS ?= internal/pgtest|internal/s3test|internal/ledgertest
 # docker-compose.yml must validate without any of these (README: docker compose up -d db).
 COMPOSE_ENV_UNSET := -u KOMMO_CHANNEL_SECRET -u KOMMO_SCOPE_ID -u KOMMO_API_URL -u KOMMO_TOKEN -u DATABASE_URL
 

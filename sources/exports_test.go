@@ -103,8 +103,11 @@ func TestLocalMediaNotHostedBecomesText(t *testing.T) {
 // convert (or by hand) with a local file follows it too.
 func TestFileURLInJSONL(t *testing.T) {
 	t.Parallel()
-	path := writeFile(t, "local.jsonl", `{"timestamp":1709284502,"msgid":"m1","conversation_id":"c1","sender":{"id":"u","name":"U"},`+
-		`"message":{"type":"file","media":"FILE:///tmp/x/offer.pdf","file_name":"offer.pdf","file_size":9}}`+"\n")
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "offer.pdf"), []byte("%PDF-1.4\n"), 0o644))
+	path := filepath.Join(dir, "local.jsonl")
+	require.NoError(t, os.WriteFile(path, []byte(`{"timestamp":1709284502,"msgid":"m1","conversation_id":"c1","sender":{"id":"u","name":"U"},`+
+		`"message":{"type":"file","media":"FILE://`+filepath.ToSlash(dir)+`/offer.pdf","file_name":"offer.pdf","file_size":9}}`+"\n"), 0o644))
 	res := readAll(t, Spec{Kind: KindJSONL, Path: path})
 	require.Empty(t, res.errs)
 	require.Equal(t, "[file: offer.pdf]", res.records[0].Payload.Message.Text)

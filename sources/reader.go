@@ -69,6 +69,7 @@ type Reader struct {
 	unk         unknownNamer
 	unknown     map[string]int64
 	skipped     map[string]int64 // the Reader's own Stats.Skipped counts (exports.go)
+	media       *localMedia      // CSV and JSONL: local media paths (localmedia.go)
 
 	seed  maphash.Seed
 	seen  map[uint64]seenMsg // msgid hash -> first occurrence, packed
@@ -124,6 +125,7 @@ func Open(ctx context.Context, spec Spec) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.media = newLocalMedia(spec.Path, spec.MediaMaxSize)
 	if err := checkText(in, r.name); err != nil {
 		r.Close()
 		return nil, err
@@ -291,6 +293,11 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 		// users.go: sender.ref_id of outgoing messages, before validation.
 		if r.users != nil {
 			if le := r.mapUser(pos.Line); le != nil {
+				return Record{}, r.reject(le, pos)
+			}
+		}
+		if r.media != nil {
+			if le := r.media.resolve(r.p.Message, r.mediaText, &r.stats); le != nil {
 				return Record{}, r.reject(le, pos)
 			}
 		}

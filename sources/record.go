@@ -132,6 +132,13 @@ type Stats struct {
 	// without a file, local files sent as text. nil when there is nothing.
 	// Stats returns a copy.
 	Skipped map[string]int64
+	// MediaFiles counts records whose media is a local file beside a CSV or
+	// JSONL source, found and within --media-max-size (localmedia.go).
+	MediaFiles int64
+	// MediaPlaceholders counts records whose local media file could not be
+	// sent (missing, empty, too large, ...) and that go out as their text
+	// placeholder (--media-missing text).
+	MediaPlaceholders int64
 }
 
 // Total is every record seen: valid, rejected and skipped duplicates.

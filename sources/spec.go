@@ -62,6 +62,9 @@ type Spec struct {
 	// sent as the text --media-missing text would make ("[picture:
 	// photo_12.jpg] caption") and counted in Stats.Skipped.
 	MediaHosted bool
+	// MediaMaxSize is the largest local media file a CSV or JSONL record may
+	// name (--media-max-size); 0 means DefaultMediaMaxSize.
+	MediaMaxSize int64
 
 	// Location is the time zone of timestamps that carry none: WhatsApp's
 	// headers, CSV times without an offset (--tz). nil: such a timestamp is

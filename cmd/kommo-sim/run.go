@@ -72,7 +72,8 @@ that is not the chat channel's own. The main API has its own rate limit
 Unsigned control endpoints for tests and operators:
   GET  /_sim/stats    counters: requests by endpoint and status, accepted, duplicates,
                       refusals, rate_limited, faults, blocked, max_requests_in_any_1s
-  GET  /_sim/ledger   the accepted messages (same entries as --ledger)
+  GET  /_sim/ledger   the accepted messages (same entries as --ledger, with the media
+                      download's result once it has ended)
   GET  /_sim/links    the linked chats: [{chat_id, contact_id, conversation_id}]
   GET  /_sim/contacts the account's contacts, seeded and created
   (stats also has contacts_created, links_created, incoming_leads: the chats that got
@@ -80,6 +81,18 @@ Unsigned control endpoints for tests and operators:
   and crm_* counters of the main API)
   POST /_sim/faults   {"spec":"500=0.05","seed":7} changes the faults at run time
   POST /_sim/unblock  lifts the --block-after block
+
+Media are fetched as Kommo fetches them (--media-fetch on, the default): after
+accepting a picture, video, file, voice, audio or sticker message, the simulator
+downloads message.media with no credentials (--media-timeout, --media-max-size,
+--media-concurrency at once) and checks its size against message.file_size. The
+result is in /_sim/stats (media_fetched, media_failed by reason: forbidden (an
+expired or refused presigned URL), not_found, size_mismatch, timeout, network,
+not_http (a file: URL or a path: not hosted), too_large, empty), in the entries of
+/_sim/ledger (media) and in the --media-ledger file, one JSON line per download.
+URLs under a reserved example domain (example.com, .test, .invalid) are not
+fetched (media_skipped): the samples use them. --media-fetch off leaves media
+URLs alone, for offline rehearsals.
 
 Every accepted message is appended to the --ledger file, one JSON line each:
 seq, received_at, scope_id, conversation_id, chat_id, msgid, kommo_msgid, silent,
@@ -141,11 +154,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		verbose         = fs.Bool("verbose", false, "log every request")
 		contactsFile    = fs.String("contacts", "", "seed the account with the contacts of this JSONL `FILE` (v4 shape, one a line:\n"+
 			`{"id":1,"name":"Ivan","custom_fields_values":[{"field_code":"PHONE","values":[{"value":"+7 916 123-45-67"}]}]}`+")")
-		usersFile     = fs.String("crm-users", "", "the account's users, a JSONL `FILE` of {id, name, email, amojo_id}")
-		tokenFile     = fs.String("token-file", "", "read the main API's admin token from this `FILE` instead of env "+EnvToken)
-		tokenNoLink   = fs.Bool("crm-token-no-link", false, "the token is not the chat channel's integration's: linking chats gets 403")
-		crmRate       = fs.Float64("crm-rate", sim.DefaultRate, "the main API's rate limit in requests per second, apart from the Chats API's; 0 = no limit")
-		crmRetryAfter = fs.Duration("crm-retry-after", sim.DefaultRetryAfter, "retry_after of a main-API 429")
+		usersFile       = fs.String("crm-users", "", "the account's users, a JSONL `FILE` of {id, name, email, amojo_id}")
+		tokenFile       = fs.String("token-file", "", "read the main API's admin token from this `FILE` instead of env "+EnvToken)
+		tokenNoLink     = fs.Bool("crm-token-no-link", false, "the token is not the chat channel's integration's: linking chats gets 403")
+		crmRate         = fs.Float64("crm-rate", sim.DefaultRate, "the main API's rate limit in requests per second, apart from the Chats API's; 0 = no limit")
+		crmRetryAfter   = fs.Duration("crm-retry-after", sim.DefaultRetryAfter, "retry_after of a main-API 429")
+		mediaFetch      = fs.String("media-fetch", "on", "on: download the media of every accepted message as Kommo does; off: leave media URLs alone")
+		mediaTimeout    = fs.Duration("media-timeout", sim.DefaultMediaTimeout, "bound of one media download, body included")
+		mediaMaxSize    = fs.Int64("media-max-size", sim.DefaultMediaMaxSize, "most bytes of one media file (more: too_large)")
+		mediaConc       = fs.Int("media-concurrency", sim.DefaultMediaConcurrency, "media downloads at once")
+		mediaLedgerPath = fs.String("media-ledger", "", "append one JSON line per media download to this file (default: the --ledger path with .media.jsonl)")
 	)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), helpText)
@@ -176,6 +194,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if *rate < 0 {
 		return usageErr{"--rate must not be negative"}
+	}
+	if *mediaFetch != "on" && *mediaFetch != "off" {
+		return usageErr{fmt.Sprintf("--media-fetch %q: want on or off", *mediaFetch)}
+	}
+	if *mediaTimeout <= 0 || *mediaMaxSize <= 0 || *mediaConc < 1 || *mediaConc > 256 {
+		return usageErr{"--media-timeout and --media-max-size must be above 0, --media-concurrency 1 to 256"}
 	}
 	if *crmRate < 0 {
 		return usageErr{"--crm-rate must not be negative"}
@@ -221,12 +245,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer ledger.Close()
 
+	var fetch *sim.MediaFetch
+	mediaDesc := "off"
+	if *mediaFetch == "on" {
+		if *mediaLedgerPath == "" {
+			*mediaLedgerPath = strings.TrimSuffix(*ledgerPath, ".jsonl") + ".media.jsonl"
+		}
+		mediaLedger, err := os.OpenFile(*mediaLedgerPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("open media ledger: %w", err)
+		}
+		defer mediaLedger.Close()
+		fetch = &sim.MediaFetch{Timeout: *mediaTimeout, MaxSize: *mediaMaxSize, Concurrency: *mediaConc, Ledger: mediaLedger}
+		mediaDesc = "on, ledger " + *mediaLedgerPath
+	}
+
 	s, err := sim.New(sim.Options{
 		ScopeID: *scopeID, ChannelID: *channelID, Secret: secret,
 		Rate: *rate, Burst: *burst, RetryAfter: *retryAfter, BlockAfter: *blockAfter,
 		Faults: faults, Seed: *seed, FaultRetryAfter: *faultRetryAfter,
 		Latency: *latency, Jitter: *jitter, HistoryDelay: *historyDelay, Hang: *hang,
-		IdempotentMsgID: *idempotent, Ledger: ledger, Logger: logger,
+		IdempotentMsgID: *idempotent, Ledger: ledger, Logger: logger, MediaFetch: fetch,
 		CRMToken: token, CRMTokenNoLink: *tokenNoLink, Contacts: contacts, CRMUsers: users,
 		CRMRate: *crmRate, CRMRetryAfter: *crmRetryAfter,
 	})
@@ -252,8 +291,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	fmt.Fprintf(stderr, "kommo-sim listening on %s (scope %s, rate %g/s, faults %s, ledger %s)\n",
-		url, *scopeID, *rate, faults, *ledgerPath)
+	fmt.Fprintf(stderr, "kommo-sim listening on %s (scope %s, rate %g/s, faults %s, ledger %s, media fetch %s)\n",
+		url, *scopeID, *rate, faults, *ledgerPath, mediaDesc)
 	if token != "" {
 		fmt.Fprintf(stderr, "kommo-sim main API (v4) at %s/api/v4/: %d contacts, %d users, rate %g/s%s\n",
 			url, len(contacts), len(users), *crmRate, map[bool]string{true: ", linking refused (--crm-token-no-link)"}[*tokenNoLink])
@@ -276,6 +315,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		srv.Close()
+	}
+	// Downloads still running end within --media-timeout; the counters
+	// printed below include them.
+	mediaCtx, cancelMedia := context.WithTimeout(context.Background(), *mediaTimeout+time.Second)
+	defer cancelMedia()
+	if err := s.WaitMedia(mediaCtx); err != nil {
+		logger.Warn("media downloads still running at exit", "pending", s.Stats().MediaPending)
 	}
 	// The final counters go to stdout, for scripts.
 	enc := json.NewEncoder(stdout)

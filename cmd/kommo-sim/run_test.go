@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +65,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{"bad faults", []string{"--scope-id", testScope, "--ledger", ledger, "--faults", "500=2"}, full, "--faults"},
 		{"bad flag", []string{"--nope"}, full, "not defined"},
 		{"stray argument", []string{"--scope-id", testScope, "--ledger", ledger, "extra"}, full, "unexpected arguments"},
+		{"bad media fetch", []string{"--scope-id", testScope, "--ledger", ledger, "--media-fetch", "yes"}, full, `--media-fetch "yes": want on or off`},
+		{"bad media bounds", []string{"--scope-id", testScope, "--ledger", ledger, "--media-concurrency", "0"}, full, "--media-concurrency 1 to 256"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,7 +83,8 @@ func TestRunHelp(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"--help"}, env(nil), &stdout, &stderr))
 	for _, want := range []string{"Chats API", "KOMMO_CHANNEL_SECRET", "KOMMO_API_URL", "KOMMO_SCOPE_ID", "--api-url",
-		"accept-drop", "accept-500", "hang", "/_sim/stats", "-ledger", "-faults"} {
+		"accept-drop", "accept-500", "hang", "/_sim/stats", "-ledger", "-faults",
+		"-media-fetch", "media_fetched", "media_failed", "size_mismatch", "-media-ledger"} {
 		require.Contains(t, stderr.String(), want)
 	}
 }
@@ -122,6 +127,56 @@ func TestRunServes(t *testing.T) {
 	require.NotContains(t, stderr.String(), testSecret.Reveal())
 }
 
+// TestRunFetchesMedia: by default the simulator downloads the media of
+// accepted messages and checks their size; the results are in the final
+// stats, in /_sim/ledger and in the media ledger beside --ledger.
+func TestRunFetchesMedia(t *testing.T) {
+	dir := t.TempDir()
+	addrFile, ledger := filepath.Join(dir, "addr"), filepath.Join(dir, "ledger.jsonl")
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(bytes.Repeat([]byte("x"), 2048))
+	}))
+	defer files.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--addr-file", addrFile, "--scope-id", testScope,
+			"--ledger", ledger, "--rate", "0"}, env(map[string]string{EnvSecret: testSecret.Reveal()}), &stdout, &stderr)
+	}()
+	url := waitAddr(t, addrFile, done)
+	require.Contains(t, stderr.String(), "media fetch on, ledger "+filepath.Join(dir, "ledger.media.jsonl"))
+	for id, size := range map[string]int{"right": 2048, "wrong": 2049} {
+		msg := fmt.Sprintf(`{"type":"picture","media":%q,"file_name":"a.jpg","file_size":%d}`, files.URL+"/a.jpg?sig=secret", size)
+		resp, err := http.DefaultClient.Do(signedMessage(t, url, id, msg))
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "body: %s", b)
+	}
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(url + "/_sim/ledger")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var entries []sim.LedgerEntry
+		return json.NewDecoder(resp.Body).Decode(&entries) == nil && len(entries) == 2 && entries[0].Media != nil && entries[1].Media != nil
+	}, 10*time.Second, 20*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	var st sim.Stats
+	require.NoError(t, json.Unmarshal([]byte(stdout.String()), &st), "stdout: %s", stdout.String())
+	require.Equal(t, int64(1), st.MediaFetched)
+	require.Equal(t, map[string]int64{sim.MediaSizeMismatch: 1}, st.MediaFailed)
+	raw, err := os.ReadFile(filepath.Join(dir, "ledger.media.jsonl"))
+	require.NoError(t, err)
+	require.Equal(t, 2, strings.Count(string(raw), "\n"))
+	require.NotContains(t, string(raw), "sig=secret")
+	require.Contains(t, stderr.String(), "media fetch failed")
+}
+
 func waitAddr(t *testing.T, path string, done <-chan error) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -141,8 +196,13 @@ func waitAddr(t *testing.T, path string, done <-chan error) string {
 
 func signedRequest(t *testing.T, base, msgid string) *http.Request {
 	t.Helper()
+	return signedMessage(t, base, msgid, `{"type":"text","text":"Hello"}`)
+}
+
+func signedMessage(t *testing.T, base, msgid, message string) *http.Request {
+	t.Helper()
 	body := []byte(`{"event_type":"new_message","payload":{"timestamp":1639604761,"msec_timestamp":1639604761694,"msgid":"` + msgid +
-		`","conversation_id":"conv-1","sender":{"id":"client-1","name":"Client"},"message":{"type":"text","text":"Hello"},"silent":true}}`)
+		`","conversation_id":"conv-1","sender":{"id":"client-1","name":"Client"},"message":` + message + `,"silent":true}}`)
 	path := "/v2/origin/custom/" + testScope
 	req, err := http.NewRequest(http.MethodPost, base+path, bytes.NewReader(body))
 	require.NoError(t, err)

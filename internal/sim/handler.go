@@ -296,11 +296,14 @@ func (s *Server) serveNewMessage(w *recorder, r *http.Request, body []byte) {
 		s.writeInvalid(w, ierr)
 		return
 	}
-	res, err := s.accept(m)
+	res, seq, err := s.accept(m)
 	if err != nil {
 		s.log.Error("ledger write", "err", err)
 		writeJSON(w, http.StatusInternalServerError, serverError("ledger write failed"))
 		return
+	}
+	if seq > 0 {
+		s.fetchMedia(m, seq) // after accepting, as Kommo does, whatever the answer
 	}
 	switch kind {
 	case FaultAccept500:
@@ -320,14 +323,14 @@ func (s *Server) serveNewMessage(w *recorder, r *http.Request, body []byte) {
 }
 
 // accept records a valid message (or, for a repeated msgid in idempotent
-// mode, returns the first answer).
-func (s *Server) accept(m *newMessage) (newMessageResult, error) {
+// mode, returns the first answer, and seq 0).
+func (s *Server) accept(m *newMessage) (newMessageResult, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.byMsgID[m.msgID]
 	if prev != nil && s.opts.IdempotentMsgID {
 		s.stats.IdempotentRepeats++
-		return prev.response, nil
+		return prev.response, 0, nil
 	}
 	now := s.now()
 	c := s.ensureChat(m.conversationID)
@@ -349,14 +352,14 @@ func (s *Server) accept(m *newMessage) (newMessageResult, error) {
 	if s.opts.Ledger != nil {
 		line, err := json.Marshal(e)
 		if err != nil {
-			return newMessageResult{}, fmt.Errorf("encode ledger entry: %w", err)
+			return newMessageResult{}, 0, fmt.Errorf("encode ledger entry: %w", err)
 		}
 		if _, err := s.opts.Ledger.Write(append(line, '\n')); err != nil {
-			return newMessageResult{}, fmt.Errorf("write ledger: %w", err)
+			return newMessageResult{}, 0, fmt.Errorf("write ledger: %w", err)
 		}
 		if f, ok := s.opts.Ledger.(interface{ Flush() error }); ok {
 			if err := f.Flush(); err != nil {
-				return newMessageResult{}, fmt.Errorf("flush ledger: %w", err)
+				return newMessageResult{}, 0, fmt.Errorf("flush ledger: %w", err)
 			}
 		}
 	}
@@ -373,7 +376,7 @@ func (s *Server) accept(m *newMessage) (newMessageResult, error) {
 		s.stats.Duplicates++
 	}
 	s.stats.Accepted++
-	return st.response, nil
+	return st.response, st.seq, nil
 }
 
 // ReplyTo is the message the entry's payload quotes (reply_to.message): its

@@ -87,6 +87,9 @@ type Options struct {
 	// CRMRetryAfter is the retry_after of a main-API 429 (default DefaultRetryAfter).
 	CRMRetryAfter time.Duration
 
+	// MediaFetch, if set, downloads the media of every accepted message as
+	// Kommo does (media.go); nil leaves media URLs alone.
+	MediaFetch *MediaFetch
 	// Now is the simulator's clock; nil means time.Now.
 	Now func() time.Time
 	// Logger gets one line per refusal and fault (debug: per request); nil discards.
@@ -123,6 +126,7 @@ type Server struct {
 	linkSeq       int64
 	seq           int64
 	stats         Stats
+	fetch         *fetcher // nil: media are not fetched
 }
 
 type chat struct {
@@ -228,6 +232,9 @@ func New(opts Options) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.stats = newStats()
+	if opts.MediaFetch != nil {
+		s.fetch = newFetcher(*opts.MediaFetch)
+	}
 	return s, nil
 }
 

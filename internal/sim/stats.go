@@ -52,10 +52,20 @@ type Stats struct {
 	// message while not linked to a contact: each is an incoming (unsorted)
 	// lead the real Kommo would create, once per chat.
 	IncomingLeads int64 `json:"incoming_leads"`
+
+	// Media downloads (Options.MediaFetch): files fetched whole with the
+	// size message.file_size says, and their bytes; failures by reason
+	// (forbidden, not_found, size_mismatch, timeout, not_http, ...); URLs
+	// under a reserved example domain, not fetched; downloads not ended yet.
+	MediaFetched int64            `json:"media_fetched"`
+	MediaBytes   int64            `json:"media_bytes"`
+	MediaFailed  map[string]int64 `json:"media_failed"`
+	MediaSkipped int64            `json:"media_skipped"`
+	MediaPending int64            `json:"media_pending"`
 }
 
 func newStats() Stats {
-	return Stats{ByEndpoint: map[string]int64{}, ByStatus: map[string]int64{}, Faults: map[string]int64{},
+	return Stats{ByEndpoint: map[string]int64{}, ByStatus: map[string]int64{}, Faults: map[string]int64{}, MediaFailed: map[string]int64{},
 		CRMByEndpoint: map[string]int64{}, CRMByStatus: map[string]int64{}}
 }
 
@@ -65,6 +75,7 @@ func (s Stats) clone() Stats {
 	s.Faults = copyMap(s.Faults)
 	s.CRMByEndpoint = copyMap(s.CRMByEndpoint)
 	s.CRMByStatus = copyMap(s.CRMByStatus)
+	s.MediaFailed = copyMap(s.MediaFailed)
 	return s
 }
 
@@ -89,4 +100,9 @@ type LedgerEntry struct {
 	Duplicate bool `json:"duplicate"`
 	// Payload is the payload object exactly as the client sent it.
 	Payload json.RawMessage `json:"payload"`
+	// Media is the result of downloading the message's media
+	// (Options.MediaFetch), once it has ended: in GET /_sim/ledger, not in
+	// the ledger file, which is written when the message is accepted (the
+	// media ledger has the results).
+	Media *MediaResult `json:"media,omitempty"`
 }

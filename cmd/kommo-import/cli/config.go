@@ -76,7 +76,7 @@ var configKeys = map[string]keyKind{
 	"rejects": keyPath, "sample": keyPlain, "format": keyPlain, "output": keyPath, "force": keyPlain, "sent": keyPlain,
 	"channel-id": keyPlain, "account-id": keyPlain, "title": keyPlain, "env-file": keyPath, "dry-run": keyPlain,
 	"on-failure": keyPlain, "msgid": keyPlain, "skip": keyPlain, "out": keyPath,
-	"link-contacts": keyPlain, "create-contacts": keyPlain, "contacts-map": keyPath, "default-region": keyPlain, "crm-rate": keyPlain,
+	"media-max-size": keyPlain, "link-contacts": keyPlain, "create-contacts": keyPlain, "contacts-map": keyPath, "default-region": keyPlain, "crm-rate": keyPlain,
 }
 
 // secretKey matches keys that name a secret: never in a file, whatever the

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kommo-import/kommo-import/media"
 	"github.com/kommo-import/kommo-import/sources"
 )
 
@@ -76,7 +77,7 @@ func exportKindsHelp() string {
 
 // registerSourceFlags defines the source flags on fs, filling spec as they parse:
 // --source, --source-dsn, --source-query, --source-table, --map (repeatable),
-// --ignore-columns, --strict and --media-missing. Flags may come in any order.
+// --ignore-columns, --strict, --media-missing and --media-max-size. Flags may come in any order.
 // run and validate share them, so both read a source by the same rules.
 func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
 	fs.Func("source", "where the messages come from: `SOURCE` is csv:PATH, jsonl:PATH, postgres,\n"+
@@ -158,6 +159,16 @@ func registerSourceFlags(fs *flag.FlagSet, spec *sources.Spec) {
 			return nil
 		}
 		return fmt.Errorf("want reject or text, got %q", v)
+	})
+	fs.Func("media-max-size", "largest local media `SIZE` a CSV or JSONL record may name (e.g. 10MB; MB = 1024*1024 bytes;\n"+
+		"default 50MB): a larger file is rejected, or sent as text with --media-missing text.\n"+
+		"Channels may take less (WhatsApp: about 16MB of media)", func(v string) error {
+		n, err := media.ParseSize(v)
+		if err != nil {
+			return err
+		}
+		spec.MediaMaxSize = n
+		return nil
 	})
 }
 

@@ -86,6 +86,9 @@ func TestRegisterSourceFlags(t *testing.T) {
 		{name: "media rejected", args: []string{"--source", "a.csv", "--media-missing", "reject"},
 			want: sources.Spec{Kind: sources.KindCSV, Path: "a.csv", MediaMissing: sources.MediaMissingReject}},
 		{name: "bad media-missing", args: []string{"--media-missing", "drop"}, wantErr: "want reject or text"},
+		{name: "media max size", args: []string{"--source", "a.jsonl", "--media-max-size", "10MB"},
+			want: sources.Spec{Kind: sources.KindJSONL, Path: "a.jsonl", MediaMaxSize: 10 << 20}},
+		{name: "bad media max size", args: []string{"--media-max-size", "huge"}, wantErr: "want bytes, or a number with KB, MB or GB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
