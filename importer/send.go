@@ -65,6 +65,9 @@ type conversation struct {
 	// loud is the msgid that goes out loud ("": none), decided when the
 	// conversation is claimed, over everything the scope holds.
 	loud string
+	// linked: the chat is on the client's existing contact (contacts.go):
+	// every message of it goes out silent.
+	linked bool
 }
 
 // send runs the worker pool until every conversation of the run is done or
@@ -179,13 +182,20 @@ func (im *Importer) worker(ctx context.Context, owner string, halt <-chan struct
 // so that a conversation of any length is sent in constant memory.
 func (im *Importer) work(ctx context.Context, conv *conversation, halt <-chan struct{}) (step, error) {
 	afterMsec, afterSeq := int64(-1<<63), int64(-1<<63)
-	for {
+	for first := true; ; first = false {
 		page, err := im.loadPending(ctx, conv.id, afterMsec, afterSeq)
 		if err != nil {
 			return 0, err
 		}
 		if len(page) == 0 {
 			return stepDone, nil
+		}
+		if first {
+			// Before the conversation's first message goes out: its chat is
+			// put on the client's contact (--link-contacts; contacts.go).
+			if st, err := im.prepareConversation(ctx, conv, &page[0], halt); err != nil || st != 0 {
+				return st, err
+			}
 		}
 		for i := range page {
 			if stopped(halt) {
@@ -213,10 +223,17 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 	// Loud or silent is decided now, over everything the scope holds: an
 	// in-doubt message taken over by a run that brought newer messages is
 	// no longer the newest, and goes out silent.
-	p.Silent = m.MsgID != conv.loud
+	// A chat linked to the client's contact goes all silent: the client has
+	// a lead already.
+	p.Silent = m.MsgID != conv.loud || conv.linked
 	quoteDropped, err := im.resolveQuotes(ctx, &p)
 	if err != nil {
 		return 0, err
+	}
+	// A local file is uploaded ahead of its slot, and the request names it
+	// by a URL made now (media.go).
+	if st, err := im.prepareMedia(ctx, conv, m, &p, halt); err != nil || st != 0 {
+		return st, err
 	}
 	if m.State == StateSending {
 		// An earlier attempt may have landed: look before sending again.
