@@ -120,6 +120,8 @@ request sequence, same faults):
   accept-drop   message recorded, then the TCP connection is dropped, no answer
   400           400 INVALID_DATA, nothing recorded: the importer marks the message failed;
                 rehearse report and retry with it (turn it off, then kommo-import retry)
+  accept-lose   200 with ids as if stored, and nothing stored (the chat is created): a lost
+                message that only reading history back shows; rehearse verify --repair with it
   e.g. --faults 500=0.02,503=0.02,429=0.01,hang=0.01,accept-500=0.02,accept-drop=0.01
 new_message takes all kinds; create chat and history take 500, 503, hang and
 --latency/--jitter; connect takes none.
@@ -149,10 +151,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		latency         = fs.Duration("latency", 0, "added to every new_message, create chat and history request")
 		jitter          = fs.Duration("jitter", 0, "random extra latency in [0, jitter)")
 		historyDelay    = fs.Duration("history-delay", 0, "an accepted message shows in history only after this delay")
-		hang            = fs.Duration("hang", sim.DefaultHang, "how long a hang fault holds a request")
-		idempotent      = fs.Bool("idempotent-msgid", false, "answer a repeated msgid with the first result instead of recording a duplicate")
-		verbose         = fs.Bool("verbose", false, "log every request")
-		contactsFile    = fs.String("contacts", "", "seed the account with the contacts of this JSONL `FILE` (v4 shape, one a line:\n"+
+		historyOrder    = fs.String("history-order", sim.HistoryOrderTime, "how history lists a chat, newest first: time (by msec_timestamp)\n"+
+			"or arrival (as received: a message sent after newer ones of its chat shows after them)")
+		hang         = fs.Duration("hang", sim.DefaultHang, "how long a hang fault holds a request")
+		idempotent   = fs.Bool("idempotent-msgid", false, "answer a repeated msgid with the first result instead of recording a duplicate")
+		verbose      = fs.Bool("verbose", false, "log every request")
+		contactsFile = fs.String("contacts", "", "seed the account with the contacts of this JSONL `FILE` (v4 shape, one a line:\n"+
 			`{"id":1,"name":"Ivan","custom_fields_values":[{"field_code":"PHONE","values":[{"value":"+7 916 123-45-67"}]}]}`+")")
 		usersFile       = fs.String("crm-users", "", "the account's users, a JSONL `FILE` of {id, name, email, amojo_id}")
 		tokenFile       = fs.String("token-file", "", "read the main API's admin token from this `FILE` instead of env "+EnvToken)
@@ -264,7 +268,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ScopeID: *scopeID, ChannelID: *channelID, Secret: secret,
 		Rate: *rate, Burst: *burst, RetryAfter: *retryAfter, BlockAfter: *blockAfter,
 		Faults: faults, Seed: *seed, FaultRetryAfter: *faultRetryAfter,
-		Latency: *latency, Jitter: *jitter, HistoryDelay: *historyDelay, Hang: *hang,
+		Latency: *latency, Jitter: *jitter, HistoryDelay: *historyDelay, HistoryOrder: *historyOrder, Hang: *hang,
 		IdempotentMsgID: *idempotent, Ledger: ledger, Logger: logger, MediaFetch: fetch,
 		CRMToken: token, CRMTokenNoLink: *tokenNoLink, Contacts: contacts, CRMUsers: users,
 		CRMRate: *crmRate, CRMRetryAfter: *crmRetryAfter,

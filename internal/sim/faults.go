@@ -15,11 +15,16 @@ const (
 	FaultAccept500  = "accept-500"  // message recorded, then 500 (new_message only)
 	FaultAcceptDrop = "accept-drop" // message recorded, then the TCP connection is dropped (new_message only)
 	Fault400        = "400"         // 400 INVALID_DATA before processing: a refusal to retry after "fixing" (new_message only)
+	// FaultAcceptLose answers 200 with ids as if the message were stored,
+	// and stores nothing (the chat is created): a proxy or an API that
+	// loses what it acknowledged. Only reading the history back shows it
+	// (new_message only).
+	FaultAcceptLose = "accept-lose"
 )
 
 // faultKinds is the fixed order in which one uniform draw is mapped to a kind,
 // so a seed gives the same faults for the same request sequence.
-var faultKinds = [...]string{Fault500, Fault503, Fault429, FaultHang, FaultAccept500, FaultAcceptDrop, Fault400}
+var faultKinds = [...]string{Fault500, Fault503, Fault429, FaultHang, FaultAccept500, FaultAcceptDrop, Fault400, FaultAcceptLose}
 
 // Faults holds the probability of each fault kind per request. At most one
 // fault is injected per request, so the probabilities must sum to at most 1.

@@ -296,6 +296,11 @@ func (s *Server) serveNewMessage(w *recorder, r *http.Request, body []byte) {
 		s.writeInvalid(w, ierr)
 		return
 	}
+	if kind == FaultAcceptLose {
+		s.log.Info("fault injected", "kind", kind, "msgid", m.msgID)
+		writeJSON(w, http.StatusOK, map[string]newMessageResult{"new_message": s.lose(m)})
+		return
+	}
 	res, seq, err := s.accept(m)
 	if err != nil {
 		s.log.Error("ledger write", "err", err)
@@ -377,6 +382,25 @@ func (s *Server) accept(m *newMessage) (newMessageResult, int64, error) {
 	}
 	s.stats.Accepted++
 	return st.response, st.seq, nil
+}
+
+// lose answers a valid message as accept does and records nothing of it
+// but its chat (FaultAcceptLose): no ledger entry, no history, and sending
+// the msgid again is no duplicate.
+func (s *Server) lose(m *newMessage) newMessageResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.ensureChat(m.conversationID)
+	res := newMessageResult{ConversationID: c.id, SenderID: m.sender.RefID, MsgID: s.uuid(), RefID: m.msgID}
+	if res.SenderID == "" {
+		res.SenderID = s.userFor(m.sender, "", "").id
+	}
+	if m.receiver != nil {
+		id := s.userFor(*m.receiver, "", "").id
+		res.ReceiverID = &id
+	}
+	s.stats.Lost++
+	return res
 }
 
 // ReplyTo is the message the entry's payload quotes (reply_to.message): its
@@ -511,9 +535,11 @@ func (s *Server) serveHistory(w *recorder, r *http.Request, chatID string) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	// Newest first, as the documented example lists them; arrival order breaks ties.
+	// Newest first, as the documented example lists them: by time, arrival
+	// order breaking ties; or (HistoryOrderArrival) by arrival alone, as a
+	// chat that cannot insert a message before those it already shows.
 	slices.SortFunc(visible, func(a, b *stored) int {
-		if a.msg.msecTimestamp != b.msg.msecTimestamp {
+		if a.msg.msecTimestamp != b.msg.msecTimestamp && s.opts.HistoryOrder != HistoryOrderArrival {
 			return cmpInt(b.msg.msecTimestamp, a.msg.msecTimestamp)
 		}
 		return cmpInt(b.seq, a.seq)

@@ -24,6 +24,12 @@ const (
 	MaxBody = 1 << 20
 )
 
+// The orders of Options.HistoryOrder.
+const (
+	HistoryOrderTime    = "time"
+	HistoryOrderArrival = "arrival"
+)
+
 // Options configure a Server. ScopeID and Secret are required; zero values
 // elsewhere mean the documented default.
 type Options struct {
@@ -60,6 +66,11 @@ type Options struct {
 	HistoryDelay time.Duration
 	// Hang is how long a "hang" fault holds a request (or until the client gives up).
 	Hang time.Duration
+	// HistoryOrder is the order history lists a chat's messages in, newest
+	// first: HistoryOrderTime ("" too) by their msec_timestamp, or
+	// HistoryOrderArrival by when they arrived, so that a message sent after
+	// newer ones of its chat shows after them.
+	HistoryOrder string
 
 	// IdempotentMsgID makes a repeated msgid return the first answer without
 	// recording anything. By default a repeated msgid creates a duplicate
@@ -183,6 +194,11 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Hang <= 0 {
 		opts.Hang = DefaultHang
+	}
+	switch opts.HistoryOrder {
+	case "", HistoryOrderTime, HistoryOrderArrival:
+	default:
+		return nil, fmt.Errorf("sim: HistoryOrder %q: want %s or %s", opts.HistoryOrder, HistoryOrderTime, HistoryOrderArrival)
 	}
 	if opts.Latency < 0 || opts.Jitter < 0 || opts.HistoryDelay < 0 {
 		return nil, errors.New("sim: negative Latency, Jitter or HistoryDelay")

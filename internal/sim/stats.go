@@ -22,6 +22,8 @@ type Stats struct {
 	// result without recording (only with Options.IdempotentMsgID).
 	IdempotentRepeats int64 `json:"idempotent_repeats"`
 	ChatsCreated      int64 `json:"chats_created"`
+	// Lost counts messages answered 200 and not stored (the accept-lose fault).
+	Lost              int64 `json:"lost"`
 	RejectedSignature int64 `json:"rejected_signature"`
 	RejectedInvalid   int64 `json:"rejected_invalid"`
 	RejectedScope     int64 `json:"rejected_scope"`
