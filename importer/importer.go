@@ -411,8 +411,12 @@ func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, er
 		return nil, err
 	}
 	err = im.withDB(ctx, "start", func(ctx context.Context) (err error) {
-		_, err = im.openRun(ctx)
-		return err
+		if _, err = im.openRun(ctx); err != nil {
+			return err
+		}
+		// This invocation's story starts: an earlier one's stop reason is
+		// not shown as current (summarize records this one's).
+		return im.q.MarkStarted(ctx, im.cfg.Run)
 	})
 	if err != nil {
 		return nil, err

@@ -37,7 +37,13 @@ type RunStatus struct {
 	Sending       int64         `json:"sending"` // in doubt until reconciled
 	Sent          int64         `json:"sent"`
 	Failed        int64         `json:"failed"`
-	GivenUp       int64         `json:"given_up"` // given up by retry --skip: never sent
+	GivenUp       int64         `json:"given_up"` // given up by retry --skip or --older skip: never sent
+	// HandedOver were staged by this run and taken over by a later run of
+	// the scope (this one had stopped), which sends them.
+	HandedOver int64 `json:"handed_over"`
+	// Messages breaks the counts down so that they add up to what the run
+	// staged and took over (truth.go).
+	Messages MessageCounts `json:"messages"`
 	// Held conversations wait behind a failed message (OnFailure hold):
 	// HeldMessages of their messages are not sent until retry.
 	Held          int64  `json:"held_conversations"`
@@ -57,6 +63,11 @@ type RunStatus struct {
 	Conversations int64            `json:"conversations"`
 	PausedUntil   time.Time        `json:"paused_until,omitzero"` // the scope's 429 pause
 	StopReason    string           `json:"stop_reason,omitempty"` // why the last invocation ended early
+	StoppedAt     time.Time        `json:"stopped_at,omitzero"`   // when the last invocation that recorded its end ended
+	// Lost is a process that died after StoppedAt without recording its
+	// end (kill -9, a crash, a host cut off): its invocation's story ends
+	// there, not with StopReason (nil: none).
+	Lost *LostProcess `json:"lost_process,omitempty"`
 	CreatedAt     time.Time        `json:"created_at"`
 	UpdatedAt     time.Time        `json:"updated_at"`
 	ProgressAt    time.Time        `json:"progress_at,omitzero"` // the last delivery by any process
@@ -123,6 +134,7 @@ func statusOf(r store.RunStatusRow) RunStatus {
 		KnownSent: r.KnownSent, KnownOther: r.KnownOther, TakenOver: r.TakenOver, Duplicates: r.Duplicates, Rejected: r.Rejected,
 		Pending: r.Pending, Sending: r.Sending, Sent: r.Sent, Failed: r.Failed, Reconciled: r.Reconciled, Parked: r.Parked,
 		GivenUp: r.GivenUp, Held: r.Held, HeldMessages: r.HeldMessages, OnFailure: r.OnFailure,
+		HandedOver: r.HandedOver, Messages: countsOf(&r), StoppedAt: r.StoppedAt, Lost: lostOf(&r),
 		Skipped: r.Skipped, Conversations: r.Conversations,
 		QuotesDropped: r.QuotesDropped, UnknownFields: r.UnknownFields, PausedUntil: r.PausedUntil, StopReason: r.StopReason,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, ProgressAt: r.ProgressAt, FinishedAt: r.FinishedAt, AbandonedAt: r.AbandonedAt,

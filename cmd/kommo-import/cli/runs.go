@@ -105,8 +105,8 @@ func printStatus(out io.Writer, st *importer.RunStatus, now time.Time) error {
 	} else {
 		row("last delivery", "%s (%s)", ago(st.ProgressAt, now), st.ProgressAt.Local().Format(time.RFC3339))
 	}
-	if st.StopReason != "" {
-		row("stopped because", "%s", st.StopReason)
+	if why := stopText(st, now); why != "" {
+		row("stopped because", "%s", why)
 	}
 	row("scope", "%s", st.ScopeID)
 	row("source", "%s", st.Source)
@@ -124,7 +124,10 @@ func printStatus(out io.Writer, st *importer.RunStatus, now time.Time) error {
 		row("", "other runs holding them: %s", strings.Join(st.OtherRuns, ", "))
 	}
 	row("taken over", "%s from runs no process works any more", nouns(st.TakenOver, "message", "messages"))
-	row("messages", "%s staged: %s sent, %s pending, %s in doubt, %s failed", count(st.Staged), count(st.Sent), count(st.Pending), count(st.Sending), count(st.Failed))
+	row("messages", "%s", breakdownText(st.Messages))
+	if st.HandedOver > 0 {
+		row("handed over", "%s handed over to later runs of the scope, which send them (this run had stopped)", nouns(st.HandedOver, "message", "messages"))
+	}
 	row("reconciled", "%s (in-doubt messages found in history, not sent again)", count(st.Reconciled))
 	row("parked", "%s waiting for a retry or for their in-doubt message to be looked up", nouns(st.Parked, "conversation", "conversations"))
 	row("quotes dropped", "%s sent without the quoted message (not in the export)", nouns(st.QuotesDropped, "reply or forward", "replies or forwards"))
@@ -155,6 +158,9 @@ func stateText(st *importer.RunStatus) string {
 	case importer.RunInterrupted:
 		return "interrupted: work is left and no process works the run"
 	case importer.RunDone:
+		if st.HandedOver > 0 {
+			return fmt.Sprintf("done: everything sent or handed over (%s handed over to later runs)", count(st.HandedOver))
+		}
 		return "done: everything sent"
 	case importer.RunIncomplete:
 		return fmt.Sprintf("incomplete: nothing left to send, but %s and %s (kommo-import report --run %s)",
@@ -251,7 +257,9 @@ func runRuns(ctx context.Context, inv *invocation, args []string) error {
 	}
 	now := time.Now()
 	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "RUN\tSTATE\tLIVE\tSENT\tPENDING\tFAILED\tREJECTED\tLAST DELIVERY\tSTARTED\tSOURCE")
+	// The message columns add up: STAGED (with those taken over) is the sum
+	// of the next seven.
+	fmt.Fprintln(w, "RUN\tSTATE\tLIVE\tSTAGED\tSENT\tPENDING\tIN DOUBT\tHELD\tFAILED\tGIVEN UP\tHANDED OVER\tREJECTED\tLAST DELIVERY\tSTARTED\tSOURCE")
 	for _, r := range runs {
 		live := "no"
 		if r.Live {
@@ -261,8 +269,10 @@ func runRuns(ctx context.Context, inv *invocation, args []string) error {
 		if !r.ProgressAt.IsZero() {
 			last = ago(r.ProgressAt, now)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.State, live, count(r.Sent), count(r.Pending+r.Sending), count(r.Failed), count(r.Rejected),
-			last, r.CreatedAt.Local().Format("2006-01-02 15:04"), r.Source)
+		m := r.Messages
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.State, live,
+			count(m.Total()), count(m.Sent), count(m.Pending), count(m.InDoubt), count(m.Held), count(m.Failed), count(m.GivenUp), count(m.HandedOver),
+			count(r.Rejected), last, r.CreatedAt.Local().Format("2006-01-02 15:04"), r.Source)
 	}
 	return w.Flush()
 }

@@ -18,39 +18,62 @@ type RunStatusRow struct {
 	StagingDone, Planned                       bool
 	StagedLine, Records, Staged                int64
 	KnownSent, KnownOther, TakenOver           int64
+	HandedOver                                 int64 // taken over by later runs
 	Duplicates, Rejected                       int64
 	Pending, Sending, Sent, Failed, Reconciled int64
-	GivenUp                                    int64 // given up by retry --skip
+	GivenUp                                    int64 // given up by retry --skip, --older skip
 	Parked, QuotesDropped                      int64
 	// Held conversations wait behind a failed message (on_failure hold),
-	// with HeldMessages messages not sent.
-	Held, HeldMessages                  int64
+	// with HeldMessages messages not sent, HeldSending of them in doubt.
+	Held, HeldMessages, HeldSending     int64
 	OnFailure                           string
 	UnknownFields                       map[string]int64
 	Skipped                             map[string]int64 // what the source held that was not imported, by reason
 	Conversations                       int64
 	StopReason                          string
-	Processes                           int64 // live
+	StoppedAt                           time.Time // when the last invocation that recorded its end ended; zero: none did
+	Processes                           int64     // live
 	PausedUntil                         time.Time
 	CreatedAt, UpdatedAt                time.Time
 	ProgressAt, FinishedAt, AbandonedAt time.Time // zero: never
+	// Lost is the process of the run that was last heard of (its last
+	// heartbeat) after the last recorded end, and is not alive: it died
+	// without recording how (kill -9, a crash, a host cut off). Zero
+	// LostAt: none.
+	LostHost string
+	LostPID  int
+	LostAt   time.Time
+	// Older counts the run's messages that planning found older than their
+	// chat's newest sent message, in OlderConversations chats; OlderMode
+	// is what the run does with them (send or skip).
+	Older, OlderConversations int64
+	OlderMode                 string
+	// RejectedKnown of the rejects an earlier run of the scope rejected
+	// too; RejectedAcked (of the rest) were acknowledged (runs ack);
+	// MaxRejects is how many new ones the run allows.
+	RejectedKnown, RejectedAcked, MaxRejects int64
 }
 
 const selectStatus = `
 SELECT r.name, r.scope_id, r.source, r.source_version, r.notify, r.rate, r.staging_done, r.planned, r.staged_line,
-       r.records, r.staged, r.known_sent, r.known_other, r.taken_over, r.duplicates, r.rejected,
+       r.records, r.staged, r.known_sent, r.known_other, r.taken_over, r.handed_over, r.duplicates, r.rejected,
        COALESCE(s.pending, 0), COALESCE(s.sending, 0), COALESCE(s.sent, 0), COALESCE(s.failed, 0), COALESCE(s.reconciled, 0),
        COALESCE(s.skipped, 0),
        (SELECT count(*) FROM kommo_import_conversations c WHERE c.run_name = r.name AND NOT c.done AND NOT c.held AND c.not_before > now()),
        (SELECT count(*) FROM kommo_import_conversations c WHERE c.run_name = r.name AND c.held),
-       (SELECT count(*) FROM kommo_import_messages m JOIN kommo_import_conversations c
-            ON c.run_name = m.run_name AND c.conversation_id = m.conversation_id AND c.held
-        WHERE m.run_name = r.name AND m.state IN ('pending', 'sending')),
+       h.messages, h.sending,
        r.on_failure, r.skipped, r.conversations,
-       r.quotes_dropped, r.unknown_fields, COALESCE(r.stop_reason, ''),
+       r.quotes_dropped, r.unknown_fields, COALESCE(r.stop_reason, ''), COALESCE(r.stopped_at, 'epoch'),
        (SELECT count(*) FROM kommo_import_live_processes p WHERE p.run_name = r.name),
        COALESCE((SELECT paused_until FROM kommo_import_pacer WHERE scope_id = r.scope_id), 'epoch'),
-       r.created_at, r.updated_at, COALESCE(r.progress_at, 'epoch'), COALESCE(r.finished_at, 'epoch'), COALESCE(r.abandoned_at, 'epoch')
+       r.created_at, r.updated_at,
+       COALESCE(GREATEST(r.progress_at, s.last_sent), 'epoch'),
+       COALESCE(r.finished_at, 'epoch'), COALESCE(r.abandoned_at, 'epoch'),
+       COALESCE(lost.host, ''), COALESCE(lost.pid, 0), COALESCE(lost.heartbeat_at, 'epoch'),
+       r.older_messages, r.older_conversations, r.older,
+       (SELECT count(*) FROM kommo_import_rejects j WHERE j.run_name = r.name AND j.known_from IS NOT NULL),
+       (SELECT count(*) FROM kommo_import_rejects j WHERE j.run_name = r.name AND j.known_from IS NULL AND j.acked_at IS NOT NULL),
+       r.max_rejects
 FROM kommo_import_runs r
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE state = 'pending')  AS pending,
@@ -58,18 +81,35 @@ LEFT JOIN LATERAL (
            count(*) FILTER (WHERE state = 'sent')     AS sent,
            count(*) FILTER (WHERE state = 'failed')   AS failed,
            count(*) FILTER (WHERE reconciled)         AS reconciled,
-           count(*) FILTER (WHERE state = 'skipped')  AS skipped
+           count(*) FILTER (WHERE state = 'skipped')  AS skipped,
+           max(sent_at) FILTER (WHERE state = 'sent') AS last_sent
     FROM kommo_import_messages m WHERE m.run_name = r.name
-) s ON true`
+) s ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) AS messages, count(*) FILTER (WHERE m.state = 'sending') AS sending
+    FROM kommo_import_messages m JOIN kommo_import_conversations c
+        ON c.run_name = m.run_name AND c.conversation_id = m.conversation_id AND c.held
+    WHERE m.run_name = r.name AND m.state IN ('pending', 'sending')
+) h ON true
+LEFT JOIN LATERAL (
+    SELECT p.host, p.pid, p.heartbeat_at FROM kommo_import_processes p
+    WHERE p.run_name = r.name AND p.heartbeat_at > COALESCE(r.stopped_at, '-infinity')
+      AND NOT EXISTS (SELECT 1 FROM kommo_import_live_processes l WHERE l.run_name = p.run_name AND l.process_id = p.process_id)
+    ORDER BY p.heartbeat_at DESC
+    LIMIT 1
+) lost ON true`
 
 func scanStatus(row pgx.CollectableRow) (RunStatusRow, error) {
 	var s RunStatusRow
 	err := row.Scan(&s.Name, &s.Scope, &s.Source, &s.Version, &s.Notify, &s.Rate, &s.StagingDone, &s.Planned, &s.StagedLine,
-		&s.Records, &s.Staged, &s.KnownSent, &s.KnownOther, &s.TakenOver, &s.Duplicates, &s.Rejected,
-		&s.Pending, &s.Sending, &s.Sent, &s.Failed, &s.Reconciled, &s.GivenUp, &s.Parked, &s.Held, &s.HeldMessages, &s.OnFailure, &s.Skipped, &s.Conversations,
-		&s.QuotesDropped, &s.UnknownFields, &s.StopReason, &s.Processes,
-		&s.PausedUntil, &s.CreatedAt, &s.UpdatedAt, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt)
-	for _, t := range []*time.Time{&s.PausedUntil, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt} {
+		&s.Records, &s.Staged, &s.KnownSent, &s.KnownOther, &s.TakenOver, &s.HandedOver, &s.Duplicates, &s.Rejected,
+		&s.Pending, &s.Sending, &s.Sent, &s.Failed, &s.Reconciled, &s.GivenUp, &s.Parked, &s.Held, &s.HeldMessages, &s.HeldSending,
+		&s.OnFailure, &s.Skipped, &s.Conversations,
+		&s.QuotesDropped, &s.UnknownFields, &s.StopReason, &s.StoppedAt, &s.Processes,
+		&s.PausedUntil, &s.CreatedAt, &s.UpdatedAt, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt,
+		&s.LostHost, &s.LostPID, &s.LostAt,
+		&s.Older, &s.OlderConversations, &s.OlderMode, &s.RejectedKnown, &s.RejectedAcked, &s.MaxRejects)
+	for _, t := range []*time.Time{&s.PausedUntil, &s.ProgressAt, &s.FinishedAt, &s.AbandonedAt, &s.StoppedAt, &s.LostAt} {
 		if t.Unix() == 0 {
 			*t = time.Time{}
 		}

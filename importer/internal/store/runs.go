@@ -66,7 +66,7 @@ func (q *Queries) Generations(ctx context.Context, base string) ([]Generation, e
 // markEnded records how an invocation ended: the reason it stopped early
 // (none when it did not), and when the run finished, once nothing is left.
 const markEnded = `
-UPDATE kommo_import_runs SET stop_reason = NULLIF($2, ''), updated_at = now(),
+UPDATE kommo_import_runs SET stop_reason = NULLIF($2, ''), stopped_at = now(), updated_at = now(),
     finished_at = CASE
         WHEN finished_at IS NULL AND staging_done AND planned
              AND NOT EXISTS (SELECT 1 FROM kommo_import_conversations WHERE run_name = $1 AND NOT done AND NOT held)

@@ -361,6 +361,9 @@ func TestEveryStatementRuns(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok)
 
+	// The operator's statements (operator_test.go), on runs of their own.
+	runOperatorStatements(t, pool, run)
+
 	var missing []string
 	typ := reflect.TypeOf(q)
 	for i := range typ.NumMethod() {

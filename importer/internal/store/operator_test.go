@@ -1,0 +1,95 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kommo-import/kommo-import/importer/internal/store"
+)
+
+// runOperatorStatements runs the statements of operator.go (and the status
+// columns migration 010 added), for TestEveryStatementRuns, on runs of a
+// scope of their own; run marks each method it runs.
+func runOperatorStatements(t *testing.T, pool *pgxpool.Pool, run func(string)) {
+	t.Helper()
+	ctx := context.Background()
+	q := store.New(pool)
+	const scope, name = "scope-op", "op-1"
+	_, err := q.OpenRun(ctx, store.RunParams{Name: name, Scope: scope, Source: "jsonl:/op", Notify: "newest", Rate: 5, OnFailure: "hold"})
+	require.NoError(t, err)
+	stage(t, pool, scope, name, []store.StageRow{
+		{MsgID: "o1", ConversationID: "c1", Line: 1, Msec: 1000, Payload: []byte(`{}`)},
+		{MsgID: "o2", ConversationID: "c1", Line: 2, Msec: 2000, Payload: []byte(`{}`)},
+	})
+
+	// A process that sends one message and dies without recording its end.
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	cq := store.New(conn)
+	got, err := cq.TryLockProcess(ctx, 77)
+	require.NoError(t, err)
+	require.True(t, got)
+	require.NoError(t, cq.Heartbeat(ctx, store.Process{Run: name, ID: "dead", Host: "h1", PID: 99, LockKey: 77, DeadAfter: time.Minute}))
+	claimed, err := q.ClaimConversation(ctx, store.ClaimParams{Run: name, Scope: scope, Owner: "dead#0", Lease: time.Minute, Notify: "newest"})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	l := store.Lease{Run: name, Scope: scope, Conversation: "c1", Owner: "dead#0", Epoch: claimed[0].Epoch}
+	_, _, err = q.MarkSending(ctx, l, time.Minute, "o1", 1)
+	require.NoError(t, err)
+	require.NoError(t, q.MarkSent(ctx, name, scope, "c1", store.Sent{MsgID: "o1", KommoMsgID: "k", ChatID: "chat-o"}))
+	require.NoError(t, q.MarkEnded(ctx, name, "interrupted by a signal")) // an earlier invocation's stop...
+	time.Sleep(10 * time.Millisecond)
+	require.NoError(t, cq.Heartbeat(ctx, store.Process{Run: name, ID: "dead", Host: "h1", PID: 99, LockKey: 77, DeadAfter: time.Minute}))
+	require.NoError(t, conn.Conn().Close(ctx)) // ... then this one is killed: its session ends
+	conn.Release()
+
+	rs, ok, err := q.RunStatus(ctx, name)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "interrupted by a signal", rs.StopReason)
+	require.Equal(t, [2]any{"h1", 99}, [2]any{rs.LostHost, rs.LostPID}, "the process that died after the recorded stop")
+	require.True(t, rs.LostAt.After(rs.StoppedAt))
+	require.False(t, rs.ProgressAt.IsZero(), "the last delivery is the last message sent, heartbeat or not")
+	require.Equal(t, [3]int64{2, 1, 1}, [3]int64{rs.Staged, rs.Sent, rs.Pending})
+
+	run("MarkStarted")
+	require.NoError(t, q.MarkStarted(ctx, name))
+	require.NoError(t, q.MarkEnded(ctx, name, ""))
+	rs, _, err = q.RunStatus(ctx, name)
+	require.NoError(t, err)
+	require.Empty(t, rs.StopReason)
+	require.Empty(t, rs.LostHost, "an end recorded after it: the story is that end's")
+}
+
+// stage stages rows for run in one batch, as staging does, and plans it.
+func stage(t *testing.T, pool *pgxpool.Pool, scope, name string, rows []store.StageRow) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	q := store.New(conn)
+	require.NoError(t, q.CreateStageTables(ctx))
+	require.NoError(t, pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		tq := q.WithTx(tx)
+		if err := tq.CopyStage(ctx, rows); err != nil {
+			return err
+		}
+		n, err := tq.InsertStaged(ctx, scope, name)
+		if err != nil {
+			return err
+		}
+		if err := tq.CheckpointStaging(ctx, store.StagingCheckpoint{Run: name, Line: int64(len(rows)), Inserted: n, Records: int64(len(rows)), Done: true}); err != nil {
+			return err
+		}
+		if _, err := tq.MarkPlanned(ctx, name); err != nil {
+			return err
+		}
+		return tq.Plan(ctx, name, scope, "newest", nil)
+	}))
+}
