@@ -67,13 +67,13 @@ type RunStatus struct {
 	// Lost is a process that died after StoppedAt without recording its
 	// end (kill -9, a crash, a host cut off): its invocation's story ends
 	// there, not with StopReason (nil: none).
-	Lost *LostProcess `json:"lost_process,omitempty"`
-	CreatedAt     time.Time        `json:"created_at"`
-	UpdatedAt     time.Time        `json:"updated_at"`
-	ProgressAt    time.Time        `json:"progress_at,omitzero"` // the last delivery by any process
-	FinishedAt    time.Time        `json:"finished_at,omitzero"`
-	AbandonedAt   time.Time        `json:"abandoned_at,omitzero"`
-	OtherRuns     []string         `json:"other_runs,omitempty"` // runs holding this run's known_other msgids
+	Lost        *LostProcess `json:"lost_process,omitempty"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+	ProgressAt  time.Time    `json:"progress_at,omitzero"` // the last delivery by any process
+	FinishedAt  time.Time    `json:"finished_at,omitzero"`
+	AbandonedAt time.Time    `json:"abandoned_at,omitzero"`
+	OtherRuns   []string     `json:"other_runs,omitempty"` // runs holding this run's known_other msgids
 }
 
 // ProcessInfo is a live process working a run.
