@@ -27,6 +27,12 @@ const (
 	OnFailureContinue = "continue"
 )
 
+// Config.Older values.
+const (
+	OlderSend = "send"
+	OlderSkip = "skip"
+)
+
 // orDefault sets *v to def when it is zero (or negative, for durations and
 // counts that cannot be).
 func orDefault[T int | time.Duration](v *T, def T) {

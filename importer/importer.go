@@ -73,6 +73,15 @@ type Config struct {
 	// until retry sends it (order is the tool's promise);
 	// OnFailureContinue sends them without it.
 	OnFailure string
+	// MaxRejects is how many new rejected records (not rejected by an
+	// earlier run of the scope too, not acknowledged) the run allows before
+	// it counts as incomplete; below 0: the run's own (retry). Default 0.
+	MaxRejects int64
+	// Older says what planning does with the run's messages that are older
+	// than what their chat already shows (a backfill): OlderSend (default:
+	// say so and send them, after the chat's newer ones) or OlderSkip (give
+	// them up, with the reason).
+	Older string
 	// RequestTimeout is the longest an HTTP request of this process travels
 	// (the client's timeout; default 30s): another process does not send an
 	// in-doubt message of this one's again before this process's liveness
@@ -115,6 +124,11 @@ func (c *Config) setDefaults() error {
 	}
 	orDefault(&c.Workers, DefaultWorkers)
 	orDefault(&c.RequestTimeout, DefaultRequestTimeout)
+	switch c.Older {
+	case "", OlderSend, OlderSkip:
+	default:
+		return fmt.Errorf("importer: unknown Older %q", c.Older)
+	}
 	switch c.OnFailure {
 	case "":
 		c.OnFailure = OnFailureHold
@@ -229,6 +243,7 @@ func (im *Importer) openRun(ctx context.Context) (finished bool, err error) {
 	row, err := im.q.OpenRun(ctx, store.RunParams{
 		Name: im.cfg.Run, Scope: im.cfg.ScopeID, Source: im.cfg.Source.Label, Version: im.cfg.Source.Version,
 		Notify: string(im.cfg.Notify), Rate: im.cfg.Rate, OnFailure: im.cfg.OnFailure,
+		MaxRejects: im.cfg.MaxRejects, Older: im.cfg.Older,
 	})
 	if err != nil {
 		return false, fmt.Errorf("open run %s: %w", im.cfg.Run, err)
@@ -481,7 +496,7 @@ func outcomeOf(s *Summary, err error) Outcome {
 		return OutcomeInterrupted
 	case err != nil:
 		return OutcomeFailed
-	case s.Failed > 0 || s.Rejected > 0:
+	case s.Failed > 0 || s.RejectsFail():
 		return OutcomeIncomplete
 	default:
 		return OutcomeDone

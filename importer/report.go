@@ -38,6 +38,11 @@ type Reject struct {
 	Field  string `json:"field"`
 	Reason string `json:"reason"`
 	Raw    []byte `json:"raw"` // the record as read, capped at 64 KiB
+	MsgID  string `json:"msgid,omitempty"`
+	// KnownFrom is an earlier run of the scope that rejected the same
+	// record (or msgid): reported then, it does not fail this run.
+	KnownFrom string `json:"known_from,omitempty"`
+	Acked     bool   `json:"acked,omitempty"` // acknowledged (runs ack)
 }
 
 // EachFailed calls fn for each failed message of run, in source order. Rows

@@ -212,7 +212,8 @@ func (im *Importer) readBatches(ctx context.Context, r Source, stagedLine int64,
 			if le.Line <= stagedLine {
 				continue
 			}
-			b.rejects = append(b.rejects, store.RejectRow{Line: le.Line, Field: le.Field, Reason: cleanText(errText(le.Err)), Raw: capBytes(le.Raw, maxRejectRaw)})
+			b.rejects = append(b.rejects, store.RejectRow{Line: le.Line, Field: le.Field, Reason: cleanText(errText(le.Err)), Raw: capBytes(le.Raw, maxRejectRaw),
+				MsgID: rejectMsgID(le.MsgID)})
 			b.lastLine = max(b.lastLine, le.Line)
 		case err != nil:
 			if ctx.Err() != nil {
@@ -295,7 +296,7 @@ func (im *Importer) writeBatch(ctx context.Context, tx pgx.Tx, sb *stageBatch, o
 		if err := q.CopyRejects(ctx, sb.rejects); err != nil {
 			return err
 		}
-		if err := q.InsertRejects(ctx, im.cfg.Run); err != nil {
+		if err := q.InsertRejects(ctx, im.cfg.ScopeID, im.cfg.Run); err != nil {
 			return err
 		}
 	}

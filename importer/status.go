@@ -33,11 +33,30 @@ type RunStatus struct {
 	TakenOver     int64         `json:"taken_over"`  // taken over from runs nobody works any more
 	Duplicates    int64         `json:"duplicates"`  // identical repeats in the input
 	Rejected      int64         `json:"rejected"`
-	Pending       int64         `json:"pending"`
-	Sending       int64         `json:"sending"` // in doubt until reconciled
-	Sent          int64         `json:"sent"`
-	Failed        int64         `json:"failed"`
-	GivenUp       int64         `json:"given_up"` // given up by retry --skip or --older skip: never sent
+	// RejectedKnown of Rejected were rejected by an earlier run of the
+	// scope too (the same record, or the same msgid): reported then, they
+	// do not fail this run; RejectedAcked of the others were acknowledged
+	// (runs ack); RejectedNew are the rest, and the run allows MaxRejects
+	// of them (--max-rejects) before it is incomplete.
+	RejectedKnown int64 `json:"rejected_known"`
+	RejectedAcked int64 `json:"rejected_acked"`
+	RejectedNew   int64 `json:"rejected_new"`
+	// RejectsKnownFrom names (at most 10) the earlier runs that rejected the
+	// known ones.
+	RejectsKnownFrom []string `json:"rejects_known_from,omitempty"`
+	MaxRejects       int64    `json:"max_rejects"`
+	// Older counts the run's messages planning found older than what their
+	// chat already showed (a backfill), in OlderConversations chats;
+	// OlderMode is what the run does with them: send (after the chat's
+	// newer ones) or skip (given up).
+	Older              int64  `json:"older"`
+	OlderConversations int64  `json:"older_conversations"`
+	OlderMode          string `json:"older_mode"`
+	Pending            int64  `json:"pending"`
+	Sending            int64  `json:"sending"` // in doubt until reconciled
+	Sent               int64  `json:"sent"`
+	Failed             int64  `json:"failed"`
+	GivenUp            int64  `json:"given_up"` // given up by retry --skip or --older skip: never sent
 	// HandedOver were staged by this run and taken over by a later run of
 	// the scope (this one had stopped), which sends them.
 	HandedOver int64 `json:"handed_over"`
@@ -110,6 +129,11 @@ func Status(ctx context.Context, pool *pgxpool.Pool, name string) (*RunStatus, e
 			return nil, fmt.Errorf("status of %s: %w", name, err)
 		}
 	}
+	if st.RejectedKnown > 0 {
+		if st.RejectsKnownFrom, err = q.KnownFromRuns(ctx, name); err != nil {
+			return nil, fmt.Errorf("status of %s: %w", name, err)
+		}
+	}
 	return &st, nil
 }
 
@@ -135,6 +159,8 @@ func statusOf(r store.RunStatusRow) RunStatus {
 		Pending: r.Pending, Sending: r.Sending, Sent: r.Sent, Failed: r.Failed, Reconciled: r.Reconciled, Parked: r.Parked,
 		GivenUp: r.GivenUp, Held: r.Held, HeldMessages: r.HeldMessages, OnFailure: r.OnFailure,
 		HandedOver: r.HandedOver, Messages: countsOf(&r), StoppedAt: r.StoppedAt, Lost: lostOf(&r),
+		RejectedKnown: r.RejectedKnown, RejectedAcked: r.RejectedAcked, RejectedNew: r.Rejected - r.RejectedKnown - r.RejectedAcked,
+		MaxRejects: r.MaxRejects, Older: r.Older, OlderConversations: r.OlderConversations, OlderMode: r.OlderMode,
 		Skipped: r.Skipped, Conversations: r.Conversations,
 		QuotesDropped: r.QuotesDropped, UnknownFields: r.UnknownFields, PausedUntil: r.PausedUntil, StopReason: r.StopReason,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, ProgressAt: r.ProgressAt, FinishedAt: r.FinishedAt, AbandonedAt: r.AbandonedAt,
@@ -165,7 +191,7 @@ func runState(s *RunStatus, planned bool) RunState {
 		return RunStaging
 	case left:
 		return RunSending
-	case s.Failed > 0 || s.Rejected > 0:
+	case s.Failed > 0 || s.RejectsFail():
 		return RunIncomplete
 	}
 	return RunDone

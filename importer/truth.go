@@ -1,7 +1,9 @@
 package importer
 
 import (
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kommo-import/kommo-import/importer/internal/store"
 )
@@ -57,3 +59,18 @@ func lostOf(r *store.RunStatusRow) *LostProcess {
 	}
 	return &LostProcess{Host: r.LostHost, PID: r.LostPID, LastHeartbeat: r.LostAt}
 }
+
+// rejectMsgID is a rejected record's msgid as the rejects table keeps it
+// (to tell the same record rejected again): "" for one that is no key of
+// ours anyway (too long to index, NUL, not UTF-8).
+func rejectMsgID(id string) string {
+	if len(id) > 1000 || strings.ContainsRune(id, 0) || !utf8.ValidString(id) {
+		return ""
+	}
+	return id
+}
+
+// RejectsFail reports whether the run's rejects make it incomplete: more
+// new ones (not rejected by an earlier run of the scope, not acknowledged)
+// than it allows.
+func (s *RunStatus) RejectsFail() bool { return s.RejectedNew > s.MaxRejects }

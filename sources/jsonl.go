@@ -132,7 +132,15 @@ func (d *jsonlDecoder) decode(line []byte, p *wire.Payload) error {
 	}
 	d.ev = jsonLine{}
 	if err := json.Unmarshal(line, &d.ev); err != nil {
-		return jsonError(err, line)
+		le := jsonError(err, line)
+		// A value of the wrong type leaves the rest decoded: the msgid
+		// tells the record when a later export rejects it again.
+		if d.ev.Payload != nil {
+			le.MsgID = d.ev.Payload.MsgID
+		} else {
+			le.MsgID = d.ev.bare.MsgID
+		}
+		return le
 	}
 	switch {
 	case d.ev.EventType != nil && *d.ev.EventType != wire.EventNewMessage:

@@ -286,23 +286,27 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 			if paths := r.unk.unknownFields(); len(paths) > 0 {
 				r.countUnknown(paths)
 				if r.strict {
-					return Record{}, r.reject(unknownReject(paths[0]), pos)
+					return Record{}, r.rejectRead(unknownReject(paths[0]), pos)
 				}
 			}
 		}
 		// users.go: sender.ref_id of outgoing messages, before validation.
 		if r.users != nil {
 			if le := r.mapUser(pos.Line); le != nil {
-				return Record{}, r.reject(le, pos)
+				return Record{}, r.rejectRead(le, pos)
 			}
 		}
 		if r.media != nil {
 			if le := r.media.resolve(r.p.Message, r.mediaText, &r.stats); le != nil {
-				return Record{}, r.reject(le, pos)
+				return Record{}, r.rejectRead(le, pos)
 			}
 		}
 		r.localMedia(r.p.Message) // exports.go
 		if err := Validate(&r.p, r.now()); err != nil {
+			var le *LineError
+			if errors.As(err, &le) {
+				le.MsgID = r.p.MsgID
+			}
 			return Record{}, r.decodeError(err, pos)
 		}
 		idKey := r.hashString(r.p.MsgID)
@@ -313,7 +317,7 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 				r.stats.Duplicates++
 				continue
 			}
-			return Record{}, r.reject(fieldErr("msgid", "%w of line %d: the same msgid %q with different content",
+			return Record{}, r.rejectRead(fieldErr("msgid", "%w of line %d: the same msgid %q with different content",
 				ErrConflictingDuplicate, first.line(), r.p.MsgID), pos)
 		}
 		r.seen[idKey] = entry
@@ -346,6 +350,13 @@ func (r *Reader) decodeError(err error, pos Position) error {
 		return re
 	}
 	return fmt.Errorf("read %s at line %d: %w", r.name, pos.Line, err)
+}
+
+// rejectRead rejects the record just decoded (r.p), naming its msgid: a
+// later run tells the same record rejected again by it.
+func (r *Reader) rejectRead(le *LineError, pos Position) *LineError {
+	le.MsgID = r.p.MsgID
+	return r.reject(le, pos)
 }
 
 func (r *Reader) reject(le *LineError, pos Position) *LineError {

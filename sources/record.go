@@ -83,6 +83,10 @@ type LineError struct {
 	Err   error
 	// Raw is the record as read, capped at MaxRawBytes.
 	Raw []byte
+	// MsgID is the record's msgid when it was read far enough to have one
+	// (it parsed, and was refused by a later check), as read: it may be
+	// the reason itself (too long, not UTF-8). "" otherwise.
+	MsgID string
 }
 
 // Error reads "orders.csv:17: message.file_name: required for type file".

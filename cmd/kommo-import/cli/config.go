@@ -76,6 +76,7 @@ var configKeys = map[string]keyKind{
 	"rejects": keyPath, "sample": keyPlain, "format": keyPlain, "output": keyPath, "force": keyPlain, "sent": keyPlain,
 	"channel-id": keyPlain, "account-id": keyPlain, "title": keyPlain, "env-file": keyPath, "dry-run": keyPlain,
 	"on-failure": keyPlain, "msgid": keyPlain, "skip": keyPlain, "out": keyPath,
+	"max-rejects": keyPlain, "older": keyPlain,
 	"media-max-size": keyPlain, "link-contacts": keyPlain, "create-contacts": keyPlain, "contacts-map": keyPath, "default-region": keyPlain, "crm-rate": keyPlain,
 }
 
@@ -302,7 +303,7 @@ func didYouMean(s string, candidates []string) string {
 type knownKeys struct {
 	flags     map[string]bool
 	commands  map[string]bool
-	byCommand map[string][]string // "runs": the flags of runs, runs abandon and runs delete
+	byCommand map[string][]string // "runs": the flags of runs, runs abandon, runs delete and runs ack
 }
 
 func (k knownKeys) names() []string {
@@ -355,7 +356,7 @@ func commandFlagSets() []*flag.FlagSet {
 		inv := &invocation{env: env, stop: stop, facts: invocationFacts{command: c.name}}
 		_ = c.run(context.Background(), inv, []string{"--help"})
 		if c.name == "runs" {
-			for _, sub := range []string{"abandon", "delete"} {
+			for _, sub := range []string{"abandon", "delete", "ack"} {
 				_ = c.run(context.Background(), inv, []string{sub, "--help"})
 			}
 		}

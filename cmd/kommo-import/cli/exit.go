@@ -51,14 +51,21 @@ func withHint(code int, err error, hint string) error {
 // signal, and the process ends without it.
 var errHardStop = errors.New("stopped at once")
 
-// incompleteError: a run (or report) ended with failed messages or rejected records.
+// incompleteError: a run (or report) ended with failed messages or rejected
+// records: rejected counts the new ones (not known from an earlier run of
+// the scope, not acknowledged), known the others.
 type incompleteError struct {
 	run              string
 	failed, rejected int64
+	known            int64
 	listed           bool // by report: no need to say report lists them
 }
 
 func (e *incompleteError) Error() string {
+	if e.known > 0 {
+		return fmt.Sprintf("run %s has %s and %s (%s more known from earlier runs of the scope)", e.run, nouns(e.failed, "failed message", "failed messages"),
+			nouns(e.rejected, "new rejected record", "new rejected records"), count(e.known))
+	}
 	return fmt.Sprintf("run %s has %s and %s", e.run, nouns(e.failed, "failed message", "failed messages"), nouns(e.rejected, "rejected record", "rejected records"))
 }
 

@@ -101,13 +101,14 @@ func TestExitLinesFollowTheLogFormat(t *testing.T) {
 	require.Equal(t, "WARN", m["level"])
 	require.Equal(t, "run r has 0 failed messages and 3 rejected records", m["msg"])
 	require.EqualValues(t, 3, m["exit_code"])
-	require.Len(t, m["try"], 2)
+	require.Len(t, m["try"], 3)
 
 	b.Reset()
 	require.Equal(t, ExitIncomplete, ExitCode(err.err, &b))
 	require.Equal(t, "kommo-import: run r has 0 failed messages and 3 rejected records\n"+
 		"Try: kommo-import report --run r lists them\n"+
-		"     fix the rejected records in the source (kommo-import validate lists them) and import it again: messages already sent are skipped\n", b.String())
+		"     fix the rejected records in the source (kommo-import validate lists them) and import it again: messages already sent are skipped\n"+
+		"     or, once looked at, acknowledge them: kommo-import runs ack r (a later run of the scope does not fail on the same records again; --max-rejects N allows some)\n", b.String())
 }
 
 func TestResumeCommand(t *testing.T) {

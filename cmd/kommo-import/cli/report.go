@@ -119,8 +119,14 @@ func runReport(ctx context.Context, inv *invocation, args []string) error {
 			return fmt.Errorf("report: write %s: %w", *output, err)
 		}
 	}
-	if failed+rejected > 0 {
-		return &incompleteError{run: *run, failed: failed, rejected: rejected, listed: true}
+	// The exit code follows the run's state: rejects an earlier run of the
+	// scope reported, or acknowledged ones, are listed and fail nothing.
+	st, err := importer.Status(ctx, pool, *run)
+	if err != nil {
+		return err
+	}
+	if st.Failed > 0 || st.RejectsFail() {
+		return &incompleteError{run: *run, failed: failed, rejected: st.RejectedNew, known: rejected - st.RejectedNew, listed: true}
 	}
 	return nil
 }
@@ -141,13 +147,17 @@ func defaultReportFormat(output string, stdout io.Writer) string {
 	return "jsonl"
 }
 
-// writeReport streams the run's failed messages, then its rejects, to w.
+// writeReport streams the run's failed messages, its given-up ones, then
+// its rejects, to w.
 func writeReport(ctx context.Context, pool *pgxpool.Pool, run string, w reportWriter) (failed, rejected int64, err error) {
 	err = importer.EachFailed(ctx, pool, run, func(m *importer.FailedMessage) error {
 		failed++
 		return w.failed(m)
 	})
 	if err != nil {
+		return failed, rejected, err
+	}
+	if err = importer.EachGivenUp(ctx, pool, run, w.givenUp); err != nil {
 		return failed, rejected, err
 	}
 	err = importer.EachReject(ctx, pool, run, func(r *importer.Reject) error {
@@ -210,6 +220,7 @@ func writeSent(ctx context.Context, pool *pgxpool.Pool, run, format string, w io
 // reportWriter writes one format.
 type reportWriter interface {
 	failed(*importer.FailedMessage) error
+	givenUp(*importer.FailedMessage) error // never sent, by choice (retry --skip, --older skip)
 	rejected(*importer.Reject) error
 	finish(failed, rejected int64) error
 }
@@ -224,7 +235,7 @@ func newReportWriter(format string, w io.Writer) reportWriter {
 	return &textReport{w: w}
 }
 
-var reportColumns = []string{"kind", "line", "msgid", "conversation_id", "attempts", "field", "reason", "raw"}
+var reportColumns = []string{"kind", "line", "msgid", "conversation_id", "attempts", "field", "reason", "raw", "known_from", "acked"}
 
 type csvReport struct {
 	w      *csv.Writer
@@ -242,11 +253,19 @@ func (r *csvReport) write(rec []string) error {
 }
 
 func (r *csvReport) failed(m *importer.FailedMessage) error {
-	return r.write([]string{"failed", strconv.FormatInt(m.Line, 10), m.MsgID, m.ConversationID, strconv.Itoa(m.Attempts), "", m.LastError, ""})
+	return r.write([]string{"failed", strconv.FormatInt(m.Line, 10), m.MsgID, m.ConversationID, strconv.Itoa(m.Attempts), "", m.LastError, "", "", ""})
+}
+
+func (r *csvReport) givenUp(m *importer.FailedMessage) error {
+	return r.write([]string{"given_up", strconv.FormatInt(m.Line, 10), m.MsgID, m.ConversationID, strconv.Itoa(m.Attempts), "", m.LastError, "", "", ""})
 }
 
 func (r *csvReport) rejected(j *importer.Reject) error {
-	return r.write([]string{"rejected", strconv.FormatInt(j.Line, 10), "", "", "", j.Field, j.Reason, rawText(j.Raw)})
+	acked := ""
+	if j.Acked {
+		acked = "true"
+	}
+	return r.write([]string{"rejected", strconv.FormatInt(j.Line, 10), j.MsgID, "", "", j.Field, j.Reason, rawText(j.Raw), j.KnownFrom, acked})
 }
 
 func (r *csvReport) finish(_, _ int64) error {
@@ -268,19 +287,26 @@ type jsonlFailed struct {
 }
 
 type jsonlRejected struct {
-	Kind   string `json:"kind"`
-	Line   int64  `json:"line"`
-	Field  string `json:"field"`
-	Reason string `json:"reason"`
-	Raw    string `json:"raw"`
+	Kind      string `json:"kind"`
+	Line      int64  `json:"line"`
+	MsgID     string `json:"msgid,omitempty"`
+	Field     string `json:"field"`
+	Reason    string `json:"reason"`
+	Raw       string `json:"raw"`
+	KnownFrom string `json:"known_from,omitempty"` // an earlier run of the scope rejected it too
+	Acked     bool   `json:"acked,omitempty"`      // runs ack
 }
 
 func (r *jsonlReport) failed(m *importer.FailedMessage) error {
 	return r.enc.Encode(jsonlFailed{"failed", m})
 }
 
+func (r *jsonlReport) givenUp(m *importer.FailedMessage) error {
+	return r.enc.Encode(jsonlFailed{"given_up", m})
+}
+
 func (r *jsonlReport) rejected(j *importer.Reject) error {
-	return r.enc.Encode(jsonlRejected{"rejected", j.Line, j.Field, j.Reason, rawText(j.Raw)})
+	return r.enc.Encode(jsonlRejected{"rejected", j.Line, j.MsgID, j.Field, j.Reason, rawText(j.Raw), j.KnownFrom, j.Acked})
 }
 
 func (r *jsonlReport) finish(_, _ int64) error { return nil }
@@ -290,6 +316,7 @@ func (r *jsonlReport) finish(_, _ int64) error { return nil }
 type textReport struct {
 	w                   io.Writer
 	failedHead, rejHead bool
+	givenUpHead         bool
 }
 
 // maxTextRaw is how much of a rejected record the text report shows.
@@ -311,11 +338,26 @@ func (r *textReport) failed(m *importer.FailedMessage) error {
 	return err
 }
 
+func (r *textReport) givenUp(m *importer.FailedMessage) error {
+	if !r.givenUpHead {
+		r.givenUpHead = true
+		sep := ""
+		if r.failedHead {
+			sep = "\n"
+		}
+		if _, err := fmt.Fprint(r.w, sep+"Given up (never sent, by choice: retry --skip, --older skip):\n"); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintf(r.w, "  line %d  msgid %s  conversation %s\n      %s\n", m.Line, m.MsgID, m.ConversationID, oneLine(m.LastError, 0))
+	return err
+}
+
 func (r *textReport) rejected(j *importer.Reject) error {
 	if !r.rejHead {
 		r.rejHead = true
 		sep := ""
-		if r.failedHead {
+		if r.failedHead || r.givenUpHead {
 			sep = "\n"
 		}
 		if _, err := fmt.Fprint(r.w, sep+"Rejected records (refused while staging):\n"); err != nil {
@@ -325,6 +367,12 @@ func (r *textReport) rejected(j *importer.Reject) error {
 	what := j.Reason // a record that did not parse has no field to name
 	if j.Field != "" {
 		what = j.Field + ": " + j.Reason
+	}
+	switch {
+	case j.KnownFrom != "":
+		what += "  (known: run " + j.KnownFrom + " rejected it too)"
+	case j.Acked:
+		what += "  (acknowledged)"
 	}
 	_, err := fmt.Fprintf(r.w, "  line %d  %s\n      %s\n", j.Line, what, oneLine(validText(j.Raw), maxTextRaw))
 	return err
@@ -366,7 +414,9 @@ func nextSteps(run string, failed, rejected int64) string {
 		steps = append(steps, "fix the cause of the failures, then send them again with: kommo-import retry --run "+shellQuote([]string{run}))
 	}
 	if rejected > 0 {
-		steps = append(steps, "fix the rejected records in the source (kommo-import validate lists them) and import it again: messages already sent are skipped")
+		steps = append(steps, "fix the rejected records in the source (kommo-import validate lists them) and import it again: messages already sent are skipped",
+			"or, once looked at, acknowledge them: kommo-import runs ack "+shellQuote([]string{run})+
+				" (a later run of the scope does not fail on the same records again; --max-rejects N allows some)")
 	}
 	return strings.Join(steps, "\n")
 }

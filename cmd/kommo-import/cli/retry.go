@@ -91,6 +91,7 @@ func runRetry(ctx context.Context, inv *invocation, args []string) error {
 		return err
 	}
 	defer sess.close()
+	keepRunSettings(&sess.cfg)
 	im, err := sess.newImporter()
 	if err != nil {
 		return err

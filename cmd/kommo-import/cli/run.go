@@ -54,6 +54,7 @@ type runFlags struct {
 	source     sources.Spec
 	users      userFlags
 	contacts   contactsFlags // contacts.go
+	plan       planFlags     // operator.go
 	run        string
 	notify     string
 	batch      int
@@ -69,6 +70,7 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	registerSourceFlags(fs, &f.source)
 	registerUserFlags(fs, &f.users, envKommoToken)
 	f.contacts.register(fs, true)
+	f.plan.register(fs)
 	f.sessionFlags.register(fs, env)
 	fs.StringVar(&f.run, "run", "", "the run's `NAME`; default: derived from the scope and the source, so the same command resumes")
 	intVar(fs, &f.batch, "stage-batch", importer.DefaultBatchSize, 1, 1_000_000, "`N` records per staging transaction (the staging checkpoint)")
@@ -126,6 +128,7 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	}
 	defer sess.close()
 	sess.cfg.BatchSize = f.batch
+	f.plan.config(&sess.cfg)
 	im, err := sess.newImporter()
 	if err != nil {
 		return err
@@ -262,8 +265,9 @@ func finishSend(ctx context.Context, env Env, sess *session, sum *importer.Summa
 	case sum.Records+sum.Rejected+sum.Duplicates == 0 && !allowEmpty:
 		return &emptySourceError{run: sum.Name, source: sourceName(sum.Source), subset: sub.Subset}
 	case sum.Outcome == importer.OutcomeIncomplete:
-		return &incompleteError{run: sum.Name, failed: sum.Failed, rejected: sum.Rejected}
+		return &incompleteError{run: sum.Name, failed: sum.Failed, rejected: sum.RejectedNew, known: sum.Rejected - sum.RejectedNew}
 	}
+	noteRejects(sess.log, &sum.RunStatus)
 	return nil
 }
 

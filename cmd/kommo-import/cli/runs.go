@@ -116,6 +116,9 @@ func printStatus(out io.Writer, st *importer.RunStatus, now time.Time) error {
 	}
 	row("notify / rate", "%s / %s", st.Notify, rate)
 	row("records", "%s valid in %s conversations, %s rejected, %s duplicates", count(st.Records), count(st.Conversations), count(st.Rejected), count(st.Duplicates))
+	if st.Rejected > 0 {
+		row("rejected", "%s", rejectsText(st))
+	}
 	for _, l := range skippedLines(st.Skipped, "") {
 		row("not imported", "%s", l)
 	}
@@ -163,8 +166,12 @@ func stateText(st *importer.RunStatus) string {
 		}
 		return "done: everything sent"
 	case importer.RunIncomplete:
+		rejected := nouns(st.Rejected, "rejected record", "rejected records")
+		if st.Rejected != st.RejectedNew {
+			rejected = nouns(st.RejectedNew, "new rejected record", "new rejected records")
+		}
 		return fmt.Sprintf("incomplete: nothing left to send, but %s and %s (kommo-import report --run %s)",
-			nouns(st.Failed, "failed message", "failed messages"), nouns(st.Rejected, "rejected record", "rejected records"), shellQuote([]string{st.Name}))
+			nouns(st.Failed, "failed message", "failed messages"), rejected, shellQuote([]string{st.Name}))
 	case importer.RunAbandoned:
 		return "abandoned: never resumed; its unsent messages go to the next run that stages them"
 	}
@@ -218,7 +225,13 @@ live process works it.
                                    be abandoned: its rows keep a re-sync from
                                    sending them twice
 
-Neither works while a live process works the run.`
+Neither works while a live process works the run.
+
+  kommo-import runs ack NAME       acknowledge a run's new rejected records:
+                                   an operator has looked at them, and they
+                                   no longer make the run incomplete (exit 3).
+                                   Records an earlier run of the scope rejected
+                                   too are known anyway and fail no later run.`
 
 func runRuns(ctx context.Context, inv *invocation, args []string) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -227,16 +240,18 @@ func runRuns(ctx context.Context, inv *invocation, args []string) error {
 			args = args[1:]
 		case "abandon", "delete":
 			return runsChange(ctx, inv, args[0], args[1:])
+		case "ack":
+			return runsAck(ctx, inv, args[1:])
 		default:
 			msg := fmt.Sprintf("unknown runs command %q", args[0])
-			if s := nearest(args[0], []string{"abandon", "delete", "list"}); s != "" {
+			if s := nearest(args[0], []string{"abandon", "ack", "delete", "list"}); s != "" {
 				msg += ": did you mean " + s + "?"
 			}
 			return withHint(ExitUsage, errors.New(msg), "kommo-import runs --help")
 		}
 	}
 	env := inv.env
-	fs := newFlagSet(env, "runs", "[list | abandon NAME | delete NAME] [--json]", runsHelp)
+	fs := newFlagSet(env, "runs", "[list | abandon NAME | delete NAME | ack NAME] [--json]", runsHelp)
 	var db dbFlags
 	db.register(fs, env)
 	asJSON := fs.Bool("json", false, "print JSON")

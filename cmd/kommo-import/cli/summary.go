@@ -51,6 +51,9 @@ func printSummaryWith(w io.Writer, s *importer.Summary, asJSON bool, live map[st
 		p("outside the subset", "%s skipped (not checked, not staged)", nouns(*sub.Filtered, "record", "records"))
 	}
 	p("records read", "%s valid in %s conversations, %s rejected; repeated records skipped: %s", count(s.Records), count(s.Conversations), count(s.Rejected), count(s.Duplicates))
+	if s.Rejected > 0 {
+		p("rejected", "%s", rejectsText(&s.RunStatus))
+	}
 	for i, l := range skippedLines(s.Skipped, "") {
 		label := ""
 		if i == 0 {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -64,6 +65,60 @@ func runOperatorStatements(t *testing.T, pool *pgxpool.Pool, run func(string)) {
 	require.NoError(t, err)
 	require.Empty(t, rs.StopReason)
 	require.Empty(t, rs.LostHost, "an end recorded after it: the story is that end's")
+
+	// Known rejects: a later run of the scope rejects the same bytes and
+	// the same msgid (other bytes); a third record is new.
+	rejects := func(run string, rows []store.RejectRow) {
+		conn, err := pool.Acquire(ctx)
+		require.NoError(t, err)
+		defer conn.Release()
+		cq := store.New(conn)
+		require.NoError(t, cq.CreateStageTables(ctx))
+		require.NoError(t, pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if err := cq.WithTx(tx).CopyRejects(ctx, rows); err != nil {
+				return err
+			}
+			return cq.WithTx(tx).InsertRejects(ctx, scope, run)
+		}))
+	}
+	rejects(name, []store.RejectRow{{Line: 7, Reason: "invalid JSON", Raw: []byte("{oops")}, {Line: 8, Field: "timestamp", Reason: "bad", Raw: []byte(`{"msgid":"m-ts","timestamp":"soon"}`), MsgID: "m-ts"}})
+	_, err = q.OpenRun(ctx, store.RunParams{Name: "op-2", Scope: scope, Source: "jsonl:/op", Notify: "newest", Rate: 5, OnFailure: "hold", MaxRejects: 1})
+	require.NoError(t, err)
+	rejects("op-2", []store.RejectRow{
+		{Line: 1, Reason: "invalid JSON", Raw: []byte("{oops")},
+		{Line: 2, Field: "timestamp", Reason: "bad", Raw: []byte(`{"msgid":"m-ts","timestamp":"later"}`), MsgID: "m-ts"},
+		{Line: 3, Field: "sender", Reason: "required", Raw: []byte(`{"msgid":"new"}`), MsgID: "new"},
+	})
+	rs, _, err = q.RunStatus(ctx, "op-2")
+	require.NoError(t, err)
+	require.Equal(t, [4]int64{0, 2, 0, 1}, [4]int64{rs.Rejected, rs.RejectedKnown, rs.RejectedAcked, rs.MaxRejects}, "rejected counts at the staging checkpoint; known by bytes and by msgid")
+	run("KnownFromRuns")
+	from, err := q.KnownFromRuns(ctx, "op-2")
+	require.NoError(t, err)
+	require.Equal(t, []string{name}, from)
+	run("AckRejects")
+	n, err := q.AckRejects(ctx, "op-2")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n, "the new one only")
+	rs, _, err = q.RunStatus(ctx, "op-2")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, rs.RejectedAcked)
+	var infos []string
+	require.NoError(t, q.EachReject(ctx, "op-2", func(r *store.RejectedRow) error {
+		infos = append(infos, fmt.Sprintf("%d:%s:%s:%v", r.Line, r.MsgID, r.KnownFrom, r.Acked))
+		return nil
+	}))
+	require.Equal(t, []string{"1::op-1:false", "2:m-ts:op-1:false", "3:new::true"}, infos)
+	_, err = q.OpenRun(ctx, store.RunParams{Name: "op-2", Scope: scope, Source: "jsonl:/op", Notify: "newest", Rate: 5, OnFailure: "hold", MaxRejects: -1})
+	require.NoError(t, err)
+	rs, _, err = q.RunStatus(ctx, "op-2")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, rs.MaxRejects, "-1 keeps the run's")
+
+	run("EachGivenUp")
+	var given []string
+	require.NoError(t, q.EachGivenUp(ctx, name, func(m *store.FailedRow) error { given = append(given, m.MsgID); return nil }))
+	require.Empty(t, given)
 }
 
 // stage stages rows for run in one batch, as staging does, and plans it.

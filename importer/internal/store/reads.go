@@ -237,10 +237,13 @@ type RejectedRow struct {
 	Line          int64
 	Field, Reason string
 	Raw           []byte
+	MsgID         string // the record's, when it had one
+	KnownFrom     string // an earlier run of the scope that rejected it too
+	Acked         bool   // acknowledged by runs ack
 }
 
 const selectRejects = `
-SELECT line, field, reason, raw
+SELECT line, field, reason, raw, COALESCE(msgid, ''), COALESCE(known_from, ''), acked_at IS NOT NULL
 FROM kommo_import_rejects
 WHERE run_name = $1
 ORDER BY line`
@@ -252,7 +255,7 @@ func (q *Queries) EachReject(ctx context.Context, run string, fn func(r *Rejecte
 		return err
 	}
 	var r RejectedRow
-	_, err = pgx.ForEachRow(rows, []any{&r.Line, &r.Field, &r.Reason, &r.Raw}, func() error { return fn(&r) })
+	_, err = pgx.ForEachRow(rows, []any{&r.Line, &r.Field, &r.Reason, &r.Raw, &r.MsgID, &r.KnownFrom, &r.Acked}, func() error { return fn(&r) })
 	return err
 }
 

@@ -11,6 +11,11 @@ type RunParams struct {
 	Name, Scope, Source, Version, Notify string
 	Rate                                 float64
 	OnFailure                            string // "hold" or "continue"
+	// MaxRejects is how many new rejects the run allows (below 0: keep the
+	// run's); Older what planning does with messages older than their
+	// chat's newest sent one ("send" or "skip"; "": keep the run's).
+	MaxRejects int64
+	Older      string
 }
 
 // RunRow is a run's row as OpenRun finds it.
@@ -20,16 +25,17 @@ type RunRow struct {
 }
 
 const upsertRun = `
-INSERT INTO kommo_import_runs (name, scope_id, source, source_version, notify, rate, on_failure)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (name) DO UPDATE SET rate = EXCLUDED.rate, on_failure = EXCLUDED.on_failure, updated_at = now()
+INSERT INTO kommo_import_runs AS r (name, scope_id, source, source_version, notify, rate, on_failure, max_rejects, older)
+VALUES ($1, $2, $3, $4, $5, $6, $7, GREATEST($8, 0), COALESCE(NULLIF($9, ''), 'send'))
+ON CONFLICT (name) DO UPDATE SET rate = EXCLUDED.rate, on_failure = EXCLUDED.on_failure, updated_at = now(),
+    max_rejects = CASE WHEN $8 < 0 THEN r.max_rejects ELSE $8 END, older = COALESCE(NULLIF($9, ''), r.older)
 RETURNING scope_id, source, source_version, notify, on_failure, staging_done, abandoned_at IS NOT NULL, finished_at IS NOT NULL`
 
 // OpenRun creates the run's row, or returns the existing one (the rate is
 // the invocation's).
 func (q *Queries) OpenRun(ctx context.Context, p RunParams) (RunRow, error) {
 	var r RunRow
-	err := q.db.QueryRow(ctx, upsertRun, p.Name, p.Scope, p.Source, p.Version, p.Notify, p.Rate, p.OnFailure).
+	err := q.db.QueryRow(ctx, upsertRun, p.Name, p.Scope, p.Source, p.Version, p.Notify, p.Rate, p.OnFailure, p.MaxRejects, p.Older).
 		Scan(&r.Scope, &r.Source, &r.Version, &r.Notify, &r.OnFailure, &r.StagingDone, &r.Abandoned, &r.Finished)
 	return r, err
 }
@@ -175,6 +181,8 @@ func (q *Queries) CountKept(ctx context.Context, run string) (int64, error) {
 
 var deleteRunRows = []string{
 	`DELETE FROM kommo_import_run_commands WHERE run_name = $1`,
+	`DELETE FROM kommo_import_verified WHERE run_name = $1`,
+	`DELETE FROM kommo_import_verifications WHERE run_name = $1`,
 	`DELETE FROM kommo_import_messages WHERE run_name = $1`,
 	`DELETE FROM kommo_import_conversations WHERE run_name = $1`,
 	`DELETE FROM kommo_import_rejects WHERE run_name = $1`,

@@ -69,7 +69,8 @@ CREATE TEMP TABLE IF NOT EXISTS kommo_import_stage_rejects (
     line   bigint NOT NULL,
     field  text   NOT NULL,
     reason text   NOT NULL,
-    raw    bytea  NOT NULL
+    raw    bytea  NOT NULL,
+    msgid  text   NOT NULL
 ) ON COMMIT DELETE ROWS`}
 
 // CreateStageTables creates the session's temporary staging tables (their
@@ -96,6 +97,7 @@ type RejectRow struct {
 	Line          int64
 	Field, Reason string
 	Raw           []byte
+	MsgID         string // "": the record had none (or none that can be stored)
 }
 
 // CopyStage puts a batch into the staging table (then InsertStaged).
@@ -188,22 +190,34 @@ func (q *Queries) CountKnown(ctx context.Context, scope, run string) (sent, othe
 // (then InsertRejects).
 func (q *Queries) CopyRejects(ctx context.Context, rows []RejectRow) error {
 	_, err := q.db.CopyFrom(ctx, pgx.Identifier{"kommo_import_stage_rejects"},
-		[]string{"line", "field", "reason", "raw"},
+		[]string{"line", "field", "reason", "raw", "msgid"},
 		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 			r := &rows[i]
-			return []any{r.Line, r.Field, r.Reason, r.Raw}, nil
+			return []any{r.Line, r.Field, r.Reason, r.Raw, r.MsgID}, nil
 		}))
 	return err
 }
 
+// insertRejects records the batch's rejects, each with the hash of the
+// record as read and its msgid, and known_from: an earlier run of the
+// scope ($2) that rejected the same record (the same bytes, or the same
+// msgid), which a nightly re-sync does not report as new again.
 const insertRejects = `
-INSERT INTO kommo_import_rejects (run_name, line, field, reason, raw)
-SELECT $1, line, field, reason, raw FROM kommo_import_stage_rejects
-ON CONFLICT (run_name, line) DO UPDATE SET field = EXCLUDED.field, reason = EXCLUDED.reason, raw = EXCLUDED.raw, created_at = now()`
+INSERT INTO kommo_import_rejects AS j (run_name, line, field, reason, raw, raw_hash, msgid, known_from)
+SELECT $1, s.line, s.field, s.reason, s.raw, sha256(s.raw), NULLIF(s.msgid, ''),
+       (SELECT o.run_name FROM kommo_import_rejects o JOIN kommo_import_runs r ON r.name = o.run_name
+        WHERE r.scope_id = $2 AND o.run_name <> $1 AND r.created_at < me.created_at
+          AND (o.raw_hash = sha256(s.raw) OR (s.msgid <> '' AND o.msgid = s.msgid))
+        ORDER BY r.created_at LIMIT 1)
+FROM kommo_import_stage_rejects s, (SELECT created_at FROM kommo_import_runs WHERE name = $1) me
+ON CONFLICT (run_name, line) DO UPDATE SET field = EXCLUDED.field, reason = EXCLUDED.reason, raw = EXCLUDED.raw,
+    raw_hash = EXCLUDED.raw_hash, msgid = EXCLUDED.msgid, known_from = EXCLUDED.known_from, created_at = now(),
+    acked_at = CASE WHEN j.raw_hash = EXCLUDED.raw_hash THEN j.acked_at END`
 
-// InsertRejects records the batch's rejects with the run.
-func (q *Queries) InsertRejects(ctx context.Context, run string) error {
-	_, err := q.db.Exec(ctx, insertRejects, run)
+// InsertRejects records the batch's rejects with the run of scope, telling
+// those an earlier run of the scope rejected too.
+func (q *Queries) InsertRejects(ctx context.Context, scope, run string) error {
+	_, err := q.db.Exec(ctx, insertRejects, run, scope)
 	return err
 }
 

@@ -100,7 +100,7 @@ func TestEveryStatementRuns(t *testing.T) {
 		run("CopyRejects")
 		require.NoError(t, tq.CopyRejects(ctx, []store.RejectRow{{Line: 4, Field: "msgid", Reason: "required", Raw: []byte("x")}}))
 		run("InsertRejects")
-		require.NoError(t, tq.InsertRejects(ctx, name))
+		require.NoError(t, tq.InsertRejects(ctx, scope, name))
 		run("TryMessage")
 		sp, err := tx.Begin(ctx)
 		require.NoError(t, err)
