@@ -116,3 +116,13 @@ func runsAck(ctx context.Context, inv *invocation, args []string) error {
 		nouns(n, "rejected record", "rejected records"), name, st.State)
 	return err
 }
+
+// olderText says what a run found older than what its chats already show
+// (a backfill), and what became of them.
+func olderText(st *importer.RunStatus) string {
+	what := "sent after the chats' newer messages: Kommo shows them at the end of those chats (--older skip gives them up)"
+	if st.OlderMode == importer.OlderSkip {
+		what = "given up (--older skip): report lists them"
+	}
+	return importer.OlderText(st.Older, st.OlderConversations) + "; " + what
+}

@@ -128,6 +128,9 @@ func printStatus(out io.Writer, st *importer.RunStatus, now time.Time) error {
 	}
 	row("taken over", "%s from runs no process works any more", nouns(st.TakenOver, "message", "messages"))
 	row("messages", "%s", breakdownText(st.Messages))
+	if st.Older > 0 {
+		row("older", "%s", olderText(st))
+	}
 	if st.HandedOver > 0 {
 		row("handed over", "%s handed over to later runs of the scope, which send them (this run had stopped)", nouns(st.HandedOver, "message", "messages"))
 	}

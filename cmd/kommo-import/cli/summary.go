@@ -69,6 +69,9 @@ func printSummaryWith(w io.Writer, s *importer.Summary, asJSON bool, live map[st
 		p("taken over", "%s from runs no process works any more (in-doubt ones are looked up first)", nouns(s.TakenOver, "message", "messages"))
 	}
 	p("staged", "%s", breakdownText(s.Messages))
+	if s.Older > 0 {
+		p("older", "%s", olderText(&s.RunStatus))
+	}
 	p("sent", "%s (%s now), failed %s, pending %s, in doubt %s", count(s.Sent), count(s.SentNow), count(s.Failed), count(s.Pending), count(s.Sending))
 	if s.Parked > 0 {
 		p("parked", "%s waiting for a retry or for their in-doubt message to be looked up", nouns(s.Parked, "conversation", "conversations"))

@@ -115,10 +115,40 @@ func runOperatorStatements(t *testing.T, pool *pgxpool.Pool, run func(string)) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, rs.MaxRejects, "-1 keeps the run's")
 
+	// A backfill: op-3 brings c1's o0, older than o1, which op-1 sent.
+	_, err = q.OpenRun(ctx, store.RunParams{Name: "op-3", Scope: scope, Source: "jsonl:/op3", Notify: "newest", Rate: 5, OnFailure: "hold", Older: "skip"})
+	require.NoError(t, err)
+	conn3, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn3.Release()
+	c3 := store.New(conn3)
+	require.NoError(t, c3.CreateStageTables(ctx))
+	var older store.Older
+	require.NoError(t, pgx.BeginFunc(ctx, conn3, func(tx pgx.Tx) error {
+		tq := c3.WithTx(tx)
+		if err := tq.CopyStage(ctx, []store.StageRow{
+			{MsgID: "o0", ConversationID: "c1", Line: 1, Msec: 500, Payload: []byte(`{}`)},
+			{MsgID: "o3", ConversationID: "c1", Line: 2, Msec: 3000, Payload: []byte(`{}`)},
+			{MsgID: "x1", ConversationID: "c9", Line: 3, Msec: 100, Payload: []byte(`{}`)},
+		}); err != nil {
+			return err
+		}
+		if _, err := tq.InsertStaged(ctx, scope, "op-3"); err != nil {
+			return err
+		}
+		run("MarkOlder")
+		older, err = tq.MarkOlder(ctx, "op-3", scope, true)
+		return err
+	}))
+	require.Equal(t, store.Older{Messages: 1, Conversations: 1, Chats: []store.OlderChat{{ConversationID: "c1", Messages: 1, Shown: 1000}}}, older)
+	rs, _, err = q.RunStatus(ctx, "op-3")
+	require.NoError(t, err)
+	require.Equal(t, [4]any{int64(1), int64(1), "skip", int64(1)}, [4]any{rs.Older, rs.OlderConversations, rs.OlderMode, rs.GivenUp})
+
 	run("EachGivenUp")
 	var given []string
-	require.NoError(t, q.EachGivenUp(ctx, name, func(m *store.FailedRow) error { given = append(given, m.MsgID); return nil }))
-	require.Empty(t, given)
+	require.NoError(t, q.EachGivenUp(ctx, "op-3", func(m *store.FailedRow) error { given = append(given, m.MsgID+": "+m.LastError); return nil }))
+	require.Equal(t, []string{"o0: older than what its chat already shows (its newest message sent is from 1970-01-01 00:00:01 UTC): given up by --older skip"}, given)
 }
 
 // stage stages rows for run in one batch, as staging does, and plans it.
