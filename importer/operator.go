@@ -43,3 +43,18 @@ func EachGivenUp(ctx context.Context, pool *pgxpool.Pool, run string, fn func(m 
 	}
 	return nil
 }
+
+// RepairMissing puts the messages of run that verify recorded as failed
+// (found missing from their chat) back to pending, as ResetFailed does with
+// them: a Run of the run then sends them, in order within their
+// conversations. It returns how many; 0 when verify marked none.
+func RepairMissing(ctx context.Context, pool *pgxpool.Pool, run string) (int64, error) {
+	ids, err := store.New(pool).VerifyMarked(ctx, run)
+	if err != nil {
+		return 0, fmt.Errorf("missing messages of %s: %w", run, err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	return ResetFailed(ctx, pool, run, Selection{MsgIDs: ids})
+}

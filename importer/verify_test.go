@@ -261,7 +261,9 @@ func TestVerifyRetriesAndWaitsOutRateLimits(t *testing.T) {
 	require.ErrorIs(t, err, importer.ErrInterrupted)
 }
 
-// verifyRun verifies run with the default settings, unpaced.
+// verifyRun verifies run with the default settings, unpaced, and a
+// reconcile window of a millisecond: what was sent before is settled.
 func verifyRun(h *harness, api importer.HistoryReader, run string, sample int) (*importer.VerifyReport, error) {
-	return importer.VerifyWith(context.Background(), h.pool, api, importer.VerifyConfig{Run: run, Sample: sample, Rate: -1})
+	time.Sleep(2 * time.Millisecond)
+	return importer.VerifyWith(context.Background(), h.pool, api, importer.VerifyConfig{Run: run, Sample: sample, Rate: -1, ReconcileWait: time.Millisecond})
 }

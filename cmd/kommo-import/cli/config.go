@@ -76,7 +76,7 @@ var configKeys = map[string]keyKind{
 	"rejects": keyPath, "sample": keyPlain, "format": keyPlain, "output": keyPath, "force": keyPlain, "sent": keyPlain,
 	"channel-id": keyPlain, "account-id": keyPlain, "title": keyPlain, "env-file": keyPath, "dry-run": keyPlain,
 	"on-failure": keyPlain, "msgid": keyPlain, "skip": keyPlain, "out": keyPath,
-	"max-rejects": keyPlain, "older": keyPlain,
+	"max-rejects": keyPlain, "older": keyPlain, "resume": keyPlain, "mark": keyPlain, "repair": keyPlain,
 	"media-max-size": keyPlain, "link-contacts": keyPlain, "create-contacts": keyPlain, "contacts-map": keyPath, "default-region": keyPlain, "crm-rate": keyPlain,
 }
 

@@ -80,11 +80,41 @@ func (e *emptySourceError) Error() string {
 	return fmt.Sprintf("the source held no records: nothing was imported (run %s, %s)", e.run, e.source)
 }
 
-// verifyError: verify found messages missing, duplicated or unexpected.
-type verifyError struct{ rep *importer.VerifyReport }
+// verifyError: verify found messages missing, duplicated, out of order or
+// unexpected. marked: the missing ones were recorded as failed; repaired:
+// and sent again (verify --repair).
+type verifyError struct {
+	rep              *importer.VerifyReport
+	marked, repaired bool
+}
 
 func (e *verifyError) Error() string {
-	return fmt.Sprintf("verify: run %s: %s missing, %s duplicated, %s unexpected", e.rep.Run, count(e.rep.MissingCount), count(e.rep.DuplicatedCount), count(e.rep.UnexpectedCount))
+	if e.repaired {
+		return fmt.Sprintf("verify: run %s: %s sent again; %s duplicated, %s out of order, %s unexpected", e.rep.Run,
+			nouns(e.rep.Marked, "missing message", "missing messages"), count(e.rep.DuplicatedCount), count(e.rep.OutOfOrderCount), count(e.rep.UnexpectedCount))
+	}
+	return fmt.Sprintf("verify: run %s: %s missing, %s duplicated, %s out of order, %s unexpected", e.rep.Run, count(e.rep.MissingCount),
+		count(e.rep.DuplicatedCount), count(e.rep.OutOfOrderCount), count(e.rep.UnexpectedCount))
+}
+
+// hints says what to do about what verify found.
+func (e *verifyError) hints() []string {
+	r, run := e.rep, shellQuote([]string{e.rep.Run})
+	var h []string
+	switch {
+	case r.MissingCount > 0 && e.repaired:
+	case r.Marked > 0:
+		h = append(h, fmt.Sprintf("the missing messages are recorded as failed: kommo-import retry --run %s (or verify --repair) sends them again, after the newer ones their chats show", run))
+	case r.MissingCount > 0:
+		h = append(h, "verify again without --mark=false to record the missing messages as failed, then kommo-import retry --run "+run+" sends them")
+	}
+	if r.OutOfOrderCount > 0 {
+		h = append(h, "a message out of order is in its chat where it arrived: sending cannot move it (a backfill or a retry puts messages after newer ones; --older skip leaves a backfill out)")
+	}
+	if r.UnexpectedCount > 0 || r.DuplicatedCount > 0 {
+		h = append(h, "do not retry messages listed as unexpected: they are in the chat already")
+	}
+	return h
 }
 
 // commandError is what Run returns: the command's error with what the
@@ -266,8 +296,7 @@ func resolveExitCode(err error, inv invocationFacts) outcome {
 		return o
 
 	case errors.As(err, &verify):
-		return outcome{ExitIncomplete, oneLine(err.Error(), 0), []string{
-			"missing messages may still be processing: verify again in a minute. Do not retry messages listed as unexpected: they are in the chat already"}}
+		return outcome{ExitIncomplete, oneLine(err.Error(), 0), verify.hints()}
 
 	case inv.stopped && (errors.Is(err, context.Canceled) || errors.Is(err, importer.ErrInterrupted)):
 		o := outcome{code: ExitInterrupted, msg: oneLine(err.Error(), 0)}

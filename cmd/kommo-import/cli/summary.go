@@ -68,7 +68,7 @@ func printSummaryWith(w io.Writer, s *importer.Summary, asJSON bool, live map[st
 	if s.TakenOver > 0 {
 		p("taken over", "%s from runs no process works any more (in-doubt ones are looked up first)", nouns(s.TakenOver, "message", "messages"))
 	}
-	p("staged", "%s", breakdownText(s.Messages))
+	p("messages", "%s", breakdownText(s.Messages))
 	if s.Older > 0 {
 		p("older", "%s", olderText(&s.RunStatus))
 	}

@@ -149,6 +149,57 @@ func runOperatorStatements(t *testing.T, pool *pgxpool.Pool, run func(string)) {
 	var given []string
 	require.NoError(t, q.EachGivenUp(ctx, "op-3", func(m *store.FailedRow) error { given = append(given, m.MsgID+": "+m.LastError); return nil }))
 	require.Equal(t, []string{"o0: older than what its chat already shows (its newest message sent is from 1970-01-01 00:00:01 UTC): given up by --older skip"}, given)
+
+	// A verification of op-1: o1 (sent) is found missing and marked; the
+	// checkpoint keeps what it found.
+	run("LatestVerification")
+	_, ok, err = q.LatestVerification(ctx, name)
+	require.NoError(t, err)
+	require.False(t, ok, "never verified")
+	run("StartVerification")
+	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return q.WithTx(tx).StartVerification(ctx, name, 0) }))
+	run("SaveVerified")
+	require.NoError(t, q.SaveVerified(ctx, name, store.Verified{ConversationID: "c1", Checked: 1, Missing: 1, OutOfOrder: 1, Requests: 2,
+		Issues: []store.VerifiedIssue{{Kind: "missing", MsgID: "o1", ConversationID: "c1", ChatID: "chat-o"},
+			{Kind: "out_of_order", MsgID: "o1", ConversationID: "c1", After: "zz", Count: 1}}}))
+	v, ok, err := q.LatestVerification(ctx, name)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, store.Verification{Checked: 1}, v, "not finished: a verify --resume goes on")
+	vc, err := q.VerifyConversations(ctx, name, "", 10)
+	require.NoError(t, err)
+	require.Empty(t, vc, "a conversation checked is not listed again")
+	run("VerifiedSums")
+	sums, err := q.VerifiedSums(ctx, name)
+	require.NoError(t, err)
+	require.Equal(t, store.VerifiedTotals{Conversations: 1, Checked: 1, Missing: 1, OutOfOrder: 1, OutOfOrderChats: 1, Requests: 2}, sums)
+	run("VerifiedIssues")
+	issues, err := q.VerifiedIssues(ctx, name, "out_of_order", 10)
+	require.NoError(t, err)
+	require.Equal(t, []store.VerifiedIssue{{Kind: "out_of_order", MsgID: "o1", ConversationID: "c1", After: "zz", Count: 1}}, issues)
+	run("MarkMissing")
+	marked, err := q.MarkMissing(ctx, name, []string{"o1", "o2"}, time.Hour)
+	require.NoError(t, err)
+	require.Empty(t, marked, "sent within the window: in flight")
+	marked, err = q.MarkMissing(ctx, name, []string{"o1", "o2"}, time.Millisecond)
+	require.NoError(t, err)
+	require.Equal(t, []string{"o1"}, marked, "only a message recorded sent")
+	run("CountVerifyMarked")
+	n, err = q.CountVerifyMarked(ctx, name)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	run("VerifyMarked")
+	ids, err := q.VerifyMarked(ctx, name)
+	require.NoError(t, err)
+	require.Equal(t, []string{"o1"}, ids)
+	var reason string
+	require.NoError(t, q.EachFailed(ctx, name, func(m *store.FailedRow) error { reason = m.LastError; return nil }))
+	require.Regexp(t, `^verify: recorded sent at \S+ \S+ UTC \(Kommo message k\), absent from its chat's history at .* UTC: lost; retry sends it again$`, reason)
+	run("FinishVerification")
+	require.NoError(t, q.FinishVerification(ctx, name))
+	v, _, err = q.LatestVerification(ctx, name)
+	require.NoError(t, err)
+	require.True(t, v.Finished)
 }
 
 // stage stages rows for run in one batch, as staging does, and plans it.

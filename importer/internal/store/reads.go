@@ -262,18 +262,22 @@ func (q *Queries) EachReject(ctx context.Context, run string, fn func(r *Rejecte
 // VerifyConv is a conversation verify reads back.
 type VerifyConv struct{ ID, ChatID string }
 
+// A conversation the run's verification has checked (kommo_import_verified)
+// is not listed again: verify --resume goes on after it.
 const selectVerifyConvs = `
 SELECT m.conversation_id, COALESCE(min(c.chat_id), min(m.kommo_chat_id), '')
 FROM kommo_import_messages m
 JOIN kommo_import_runs r ON r.name = m.run_name
 LEFT JOIN kommo_import_chats c ON c.scope_id = r.scope_id AND c.conversation_id = m.conversation_id
 WHERE m.run_name = $1 AND m.state = 'sent' AND m.conversation_id > $2
+  AND NOT EXISTS (SELECT 1 FROM kommo_import_verified v WHERE v.run_name = $1 AND v.conversation_id = m.conversation_id)
 GROUP BY m.conversation_id
 ORDER BY m.conversation_id
 LIMIT $3`
 
 // VerifyConversations lists (at most limit of) the run's conversations with
-// sent messages after the id after, in id order.
+// sent messages after the id after, in id order, that its verification has
+// not checked yet.
 func (q *Queries) VerifyConversations(ctx context.Context, run, after string, limit int) ([]VerifyConv, error) {
 	rows, err := q.db.Query(ctx, selectVerifyConvs, run, after, limit)
 	if err != nil {
@@ -289,12 +293,14 @@ SELECT conversation_id, chat_id FROM (
     JOIN kommo_import_runs r ON r.name = m.run_name
     LEFT JOIN kommo_import_chats c ON c.scope_id = r.scope_id AND c.conversation_id = m.conversation_id
     WHERE m.run_name = $1 AND m.state = 'sent'
+      AND NOT EXISTS (SELECT 1 FROM kommo_import_verified v WHERE v.run_name = $1 AND v.conversation_id = m.conversation_id)
     GROUP BY m.conversation_id
 ) x
 ORDER BY random()
 LIMIT $2`
 
-// VerifySample picks n random conversations of the run with sent messages.
+// VerifySample picks n random conversations of the run with sent messages
+// that its verification has not checked yet.
 func (q *Queries) VerifySample(ctx context.Context, run string, n int) ([]VerifyConv, error) {
 	rows, err := q.db.Query(ctx, selectVerifySample, run, n)
 	if err != nil {
@@ -317,19 +323,29 @@ type VerifyMessage struct {
 	MsgID string
 	State State
 	Msec  int64
+	// SentAgo is how long ago it was recorded sent (state sent; else 0).
+	SentAgo time.Duration
 }
 
 const selectVerifyMessages = `
-SELECT msgid, state, msec_timestamp FROM kommo_import_messages
-WHERE run_name = $1 AND conversation_id = $2`
+SELECT msgid, state, msec_timestamp, COALESCE(extract(epoch FROM now() - sent_at), 0)::float8
+FROM kommo_import_messages
+WHERE run_name = $1 AND conversation_id = $2 AND ($3::text[] IS NULL OR msgid = ANY($3))`
 
-// VerifyMessages lists the run's messages of one conversation.
-func (q *Queries) VerifyMessages(ctx context.Context, run, conv string) ([]VerifyMessage, error) {
-	rows, err := q.db.Query(ctx, selectVerifyMessages, run, conv)
+// VerifyMessages lists the run's messages of one conversation; msgids, when
+// not nil, picks some (verify reads them again after the history).
+func (q *Queries) VerifyMessages(ctx context.Context, run, conv string, msgids []string) ([]VerifyMessage, error) {
+	rows, err := q.db.Query(ctx, selectVerifyMessages, run, conv, msgids)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[VerifyMessage])
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (VerifyMessage, error) {
+		var m VerifyMessage
+		var ago float64
+		err := r.Scan(&m.MsgID, &m.State, &m.Msec, &ago)
+		m.SentAgo = Seconds(ago)
+		return m, err
+	})
 }
 
 // SentRow is a delivered message as Kommo knows it.

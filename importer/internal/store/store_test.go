@@ -296,7 +296,7 @@ func TestEveryStatementRuns(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, vc, vs)
 	run("VerifyMessages")
-	vm, err := q.VerifyMessages(ctx, name, "c1")
+	vm, err := q.VerifyMessages(ctx, name, "c1", nil)
 	require.NoError(t, err)
 	require.Len(t, vm, 2)
 	run("MarkEnded")
