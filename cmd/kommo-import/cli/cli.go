@@ -45,7 +45,7 @@ func commands() []command {
 		{"runs", "list the runs in the database; runs abandon|delete NAME", false, runRuns},
 		{"report", "list a run's failed and rejected messages with their reasons", false, runReport},
 		{"retry", "send a run's failed messages again, after their cause is fixed", true, runRetry},
-		{"verify", "read chat history back from the API and check every sent message is there once", false, runVerify},
+		{"verify", "read chat history back from the API and check every sent message is there once, in order", true, runVerify},
 		{"connect", "connect the channel to an account and print the scope_id", false, runConnect},
 		{"contacts", "contacts plan: how --link-contacts would put each chat on a Kommo contact", false, runContacts},
 		{"migrate", "apply the database schema and exit", false, withSignals(runMigrate)},

@@ -78,6 +78,7 @@ func runVerify(ctx context.Context, inv *invocation, args []string) error {
 	}
 	inv.setResume(fs, args, *run)
 	inv.set(func(fa *invocationFacts) {
+		fa.sends = *repair // only --repair sends messages
 		if !strings.Contains(" "+fa.resume+" ", " --resume ") {
 			fa.resume += " --resume" // an interrupted verify goes on where it stopped
 		}
@@ -101,7 +102,18 @@ func runVerify(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, verr := showVerifyProgress(sess, &sf, v, func() (*importer.VerifyReport, error) { return v.Run(ctx) })
+	// The first signal stops the verification (its checkpoint keeps what
+	// was checked) and, with --repair, makes the sending stop softly.
+	vctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-inv.stop.soft:
+			cancel()
+		case <-vctx.Done():
+		}
+	}()
+	rep, verr := showVerifyProgress(sess, &sf, v, func() (*importer.VerifyReport, error) { return v.Run(vctx) })
 	if rep != nil {
 		if err := writeVerify(env.Stdout, rep, *jsonOut); err != nil {
 			return err
