@@ -60,6 +60,7 @@ type runFlags struct {
 	batch      int
 	allowEmpty bool
 	jsonOut    bool
+	dryRun     bool
 }
 
 func runRun(ctx context.Context, inv *invocation, args []string) error {
@@ -77,6 +78,8 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	fs.StringVar(&f.notify, "notify", string(importer.NotifyNewest), notifyHelp)
 	fs.BoolVar(&f.allowEmpty, "allow-empty", false, "a source with no records is a success (exit 0), not a failed export (exit 3)")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "read the source and the database and say what the run would do (new, already sent, held by other runs,\n"+
+		"taken over, older than their chat, loud messages, how long at --rate), sending and staging nothing; needs no channel secret")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -86,6 +89,9 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	t, err := f.target()
 	if err != nil {
 		return err
+	}
+	if f.dryRun {
+		return runDryRun(ctx, inv, &f, t)
 	}
 	inv.setResume(fs, args, t.Run)
 	// --link-contacts: the flags checked, the map read, and the token tried

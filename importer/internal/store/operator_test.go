@@ -150,6 +150,41 @@ func runOperatorStatements(t *testing.T, pool *pgxpool.Pool, run func(string)) {
 	require.NoError(t, q.EachGivenUp(ctx, "op-3", func(m *store.FailedRow) error { given = append(given, m.MsgID+": "+m.LastError); return nil }))
 	require.Equal(t, []string{"o0: older than what its chat already shows (its newest message sent is from 1970-01-01 00:00:01 UTC): given up by --older skip"}, given)
 
+	// A dry run of op-4 over o1 (sent by op-1), o3 (op-3's, unsent: op-3
+	// is not live, so taken over) and "fresh" (new, older than o1), in a
+	// READ ONLY transaction rolled back.
+	conn4, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn4.Release()
+	c4 := store.New(conn4)
+	run("CreateDryRunTable")
+	require.NoError(t, c4.CreateDryRunTable(ctx))
+	var dry store.DryRun
+	var dryOlder store.Older
+	err = pgx.BeginTxFunc(ctx, conn4, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		tq := c4.WithTx(tx)
+		run("CopyDryRun")
+		if err := tq.CopyDryRun(ctx, []store.StageRow{
+			{MsgID: "o1", ConversationID: "c1", Line: 1, Msec: 1000},
+			{MsgID: "o3", ConversationID: "c1", Line: 2, Msec: 3000},
+			{MsgID: "fresh", ConversationID: "c1", Line: 3, Msec: 900},
+		}); err != nil {
+			return err
+		}
+		run("DryRunCounts")
+		if dry, err = tq.DryRunCounts(ctx, scope, "op-4", "newest"); err != nil {
+			return err
+		}
+		run("DryRunOlder")
+		dryOlder, err = tq.DryRunOlder(ctx, scope, "op-4")
+		return err
+	})
+	require.NoError(t, err)
+	require.Equal(t, store.DryRun{New: 1, AlreadySent: 1, TakeOver: 1, Conversations: 1, Loud: 1, HeldBy: []string{}, TakenFrom: []string{"op-3"}}, dry)
+	require.Equal(t, store.Older{Messages: 1, Conversations: 1, Chats: []store.OlderChat{{ConversationID: "c1", Messages: 1, Shown: 1000}}}, dryOlder)
+	run("DropDryRunTable")
+	require.NoError(t, c4.DropDryRunTable(ctx))
+
 	// A verification of op-1: o1 (sent) is found missing and marked; the
 	// checkpoint keeps what it found.
 	run("LatestVerification")
