@@ -38,7 +38,7 @@ func runDryRun(ctx context.Context, inv *invocation, f *runFlags, t runTarget) e
 	}
 	cfg := importer.Config{Run: name, ScopeID: t.ScopeID, Source: t.Source, Notify: t.Notify, Rate: f.api.rate, Logger: log,
 		BatchSize: f.batch,
-		Open: func(ctx context.Context) (importer.Source, error) { return openSource(ctx, spec) }}
+		Open:      func(ctx context.Context) (importer.Source, error) { return openSource(ctx, spec) }}
 	f.plan.config(&cfg)
 	im, err := importer.New(pool, nil, cfg)
 	if err != nil {
@@ -145,4 +145,3 @@ func roundDuration(d time.Duration) string {
 	}
 	return shortDuration(d.Round(time.Minute))
 }
-
