@@ -125,7 +125,7 @@ func TestE2EDryRunSaysWhatARunWouldDo(t *testing.T) {
 	t.Logf("dry run:\n%s", r.stdout)
 	require.Contains(t, r.stdout, "nothing was sent, staged or changed")
 	require.Contains(t, r.stdout, "the run:             new: this command starts it")
-	m := regexp.MustCompile(`messages:\s+([\d,]+) in the source = ([\d,]+) new \+ ([\d,]+) already sent`).FindStringSubmatch(r.stdout)
+	m := regexp.MustCompile(`messages:\s+([\d,]+) in the source = ([\d,]+) new\s+\+ ([\d,]+) already sent`).FindStringSubmatch(r.stdout)
 	require.NotNil(t, m, r.stdout)
 	require.Equal(t, strconv.Itoa(len(all)), m[1])
 	require.Contains(t, r.stdout, "4 messages in 2 chats are older than what those chats already show")

@@ -95,8 +95,17 @@ func printDryRun(w io.Writer, o *dryRunOutput) error {
 	default:
 		p("the run", "exists (%s): this command resumes it", r.State)
 	}
-	p("messages", "%s in the source = %s new + %s already sent (skipped) + %s staged by this run, unsent (sent now) + %s failed or given up in this run (retry's) + %s held by runs a process works (skipped: they send them) + %s to take over from runs no process works",
-		count(r.Records), count(r.New), count(r.AlreadySent), count(r.Resumed), count(r.Settled), count(r.Held), count(r.TakeOver))
+	// One term a line; they add up to the records.
+	p("messages", "%s in the source = %s new", count(r.Records), count(r.New))
+	for _, l := range []string{
+		count(r.AlreadySent) + " already sent (skipped)",
+		count(r.Resumed) + " staged by this run, unsent (sent now)",
+		count(r.Settled) + " failed or given up in this run (retry's)",
+		count(r.Held) + " held by runs a process works (skipped: they send them)",
+		count(r.TakeOver) + " to take over from runs no process works",
+	} {
+		fmt.Fprintf(w, "  %-20s + %s\n", "", l)
+	}
 	if len(r.HeldBy) > 0 {
 		p("held by", "%s", strings.Join(r.HeldBy, ", "))
 	}
