@@ -175,15 +175,6 @@ func NewVerifier(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, cfg
 			policy: retryPolicy{backoffBase: cfg.BackoffBase, backoffMax: cfg.BackoffMax, defaultPause: cfg.DefaultPause}}}, nil
 }
 
-// VerifyWith verifies cfg.Run: NewVerifier, then Run.
-func VerifyWith(ctx context.Context, pool *pgxpool.Pool, api HistoryReader, cfg VerifyConfig) (*VerifyReport, error) {
-	v, err := NewVerifier(ctx, pool, api, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return v.Run(ctx)
-}
-
 // Progress returns a snapshot of the verification. Safe to call at any time.
 func (v *Verifier) Progress() VerifyProgress {
 	p := VerifyProgress{Conversations: v.done.Load(), Resumed: v.resumed.Load(), Total: v.total.Load(), Requests: v.requests.Load(), Issues: v.issues.Load(),

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
@@ -240,7 +241,7 @@ func TestVerifyRetriesAndWaitsOutRateLimits(t *testing.T) {
 	filter.set(nil, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable)
 	client, err := chatsapi.New(chatsapi.Config{BaseURL: h.url, ScopeID: testScope, Secret: testSecret})
 	require.NoError(t, err)
-	rep, err := importer.VerifyWith(context.Background(), h.pool, client, importer.VerifyConfig{
+	rep, err := verifyWith(context.Background(), h.pool, client, importer.VerifyConfig{
 		Run: "v", Rate: -1, BackoffBase: 5 * time.Millisecond, DefaultPause: 20 * time.Millisecond,
 	})
 	require.NoError(t, err)
@@ -257,7 +258,7 @@ func TestVerifyRetriesAndWaitsOutRateLimits(t *testing.T) {
 
 	// A 5xx that does not end interrupts it.
 	filter.set(nil, 500, 500, 500)
-	_, err = importer.VerifyWith(context.Background(), h.pool, client, importer.VerifyConfig{Run: "v", Rate: -1, MaxAttempts: 3, BackoffBase: time.Millisecond})
+	_, err = verifyWith(context.Background(), h.pool, client, importer.VerifyConfig{Run: "v", Rate: -1, MaxAttempts: 3, BackoffBase: time.Millisecond})
 	require.ErrorIs(t, err, importer.ErrInterrupted)
 }
 
@@ -265,5 +266,14 @@ func TestVerifyRetriesAndWaitsOutRateLimits(t *testing.T) {
 // reconcile window of a millisecond: what was sent before is settled.
 func verifyRun(h *harness, api importer.HistoryReader, run string, sample int) (*importer.VerifyReport, error) {
 	time.Sleep(2 * time.Millisecond)
-	return importer.VerifyWith(context.Background(), h.pool, api, importer.VerifyConfig{Run: run, Sample: sample, Rate: -1, ReconcileWait: time.Millisecond})
+	return verifyWith(context.Background(), h.pool, api, importer.VerifyConfig{Run: run, Sample: sample, Rate: -1, ReconcileWait: time.Millisecond})
+}
+
+// verifyWith verifies cfg.Run: NewVerifier, then Run.
+func verifyWith(ctx context.Context, pool *pgxpool.Pool, api importer.HistoryReader, cfg importer.VerifyConfig) (*importer.VerifyReport, error) {
+	v, err := importer.NewVerifier(ctx, pool, api, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return v.Run(ctx)
 }
