@@ -83,6 +83,10 @@ func (im *Importer) DryRun(ctx context.Context) (*DryRunReport, error) {
 		rep.OlderMode = OlderSkip
 	}
 	if st, err := Status(ctx, im.pool, im.cfg.Run); err == nil {
+		// What openRun would refuse, refused here without writing.
+		if err := im.sameJob(st); err != nil {
+			return nil, err
+		}
 		rep.Exists, rep.State = true, st.State
 	} else if !errors.Is(err, ErrNoRun) {
 		return nil, err
@@ -145,6 +149,27 @@ func (im *Importer) DryRun(ctx context.Context) (*DryRunReport, error) {
 		rep.Seconds = float64(rep.Requests) / rep.Rate
 	}
 	return rep, nil
+}
+
+// sameJob refuses, as openRun does, a run that is another job than this
+// invocation's, or abandoned.
+func (im *Importer) sameJob(st *RunStatus) error {
+	mismatch := func(field, have, want string) error {
+		return &MismatchError{Run: im.cfg.Run, Field: field, Have: have, Want: want, StagingDone: st.StagingDone}
+	}
+	switch {
+	case st.State == RunAbandoned:
+		return fmt.Errorf("run %s: %w", im.cfg.Run, ErrRunAbandoned)
+	case st.ScopeID != im.cfg.ScopeID:
+		return mismatch("scope", st.ScopeID, im.cfg.ScopeID)
+	case st.Source != im.cfg.Source.Label:
+		return mismatch("source", st.Source, im.cfg.Source.Label)
+	case st.Notify != im.cfg.Notify:
+		return mismatch("notify", string(st.Notify), string(im.cfg.Notify))
+	case st.SourceVersion != im.cfg.Source.Version && st.StagingDone:
+		return mismatch("source version", st.SourceVersion, im.cfg.Source.Version)
+	}
+	return nil
 }
 
 // errDryRunDone ends the dry run's transaction with a rollback.
