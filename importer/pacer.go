@@ -80,16 +80,16 @@ type pacer struct {
 	// view can move by more than that round trip's half.
 	dbClock clockSample
 
-	requests atomic.Int64
-	waited   atomic.Int64 // nanoseconds
-	late     atomic.Int64 // slots given up for being late
-	checkpoints durations // how long sends' checkpoints took
+	requests    atomic.Int64
+	waited      atomic.Int64 // nanoseconds
+	late        atomic.Int64 // slots given up for being late
+	checkpoints durations    // how long sends' checkpoints took
 	// block holds the slots reserved together, not handed out yet (our
 	// clock), in order; blockMu also makes a process's reservations one at
 	// a time.
-	blockMu sync.Mutex
-	block   []time.Time
-	lateness    durations // how late requests went out after their slots
+	blockMu  sync.Mutex
+	block    []time.Time
+	lateness durations // how late requests went out after their slots
 }
 
 func newPacer(sched schedule, clock Clock, scope string, rate float64, withDB func(context.Context, string, func(context.Context) error) error) *pacer {
@@ -118,7 +118,6 @@ func (p *pacer) lead() time.Duration {
 func (p *pacer) lateSlot() time.Duration {
 	return min(max(p.lateness.p99()*3/2, minLate), maxLate)
 }
-
 
 // checkpointTook records how long a send's checkpoint took, for lead.
 func (p *pacer) checkpointTook(d time.Duration) { p.checkpoints.add(d) }
