@@ -92,6 +92,13 @@ bench: ## run all benchmarks (against PostgreSQL and S3 where they need it)
 
 # The send path under faults, a killed process among two, and a kill -9 restart, with the real
 # binaries (scripts/bench-send.sh; a few minutes; not part of make test). SCENARIOS=faults etc.
+# Network failures with the kernel's own TCP behaviour (iptables drops a process's packets on
+# 127.0.0.1: a host cut off from the database while staging, an API black-holed mid-request).
+# Needs root and iptables; not part of make test.
+.PHONY: test-network
+test-network: ## iptables-based tests: a staging process cut off from PostgreSQL, a black-holed API (root)
+	$(WITH_PG) $(GO) test -count=1 -tags network -timeout 15m -v -run '^TestNetwork' ./cmd/kommo-import/
+
 # make test, five times in a row, with two CPU-bound processes beside it (scripts/test-under-load.sh;
 # RUNS, LOAD): the real-time tests must hold on a busy machine.
 .PHONY: test-under-load
