@@ -234,6 +234,8 @@ def spend(a):
     extra = ""
     if faults:
         extra = f"; {faults} faults, {(req - faults) / max(delivered, 1):.3f} requests a delivered message beyond them"
+    if a.commits:
+        extra += f"; {a.commits / max(len(led), 1):.2f} commits a message"
     print(f"{a.name:<48} {lrate:8.1f} delivered/s{of}{goal}; {len(led)} accepted over {lspan:.1f} s, "
           f"max {stats['max_requests_in_any_1s']} in any 1 s, {stats['duplicates']} duplicates, exit {a.rc}{extra}")
 
@@ -247,7 +249,7 @@ def main():
     p.add_argument("--workers"); p.add_argument("--reconcile"); p.add_argument("--spec"); p.add_argument("--hang"); p.add_argument("--hdelay")
     p.add_argument("--rc", type=int); p.add_argument("--kill", type=float); p.add_argument("--started", type=float)
     p.add_argument("--kill-after"); p.add_argument("--restart-after")
-    p.add_argument("--name"); p.add_argument("--goal")
+    p.add_argument("--name"); p.add_argument("--goal"); p.add_argument("--commits", type=int)
     a = p.parse_args()
     if a.rate is not None and a.rate == int(a.rate):
         a.rate = int(a.rate)
@@ -353,14 +355,21 @@ spend_case() {
 	# shellcheck disable=SC2086 # the simulator's flags, split on purpose
 	start_sim "spend-$name" "$scope" --rate 0 $simflags
 	importer_cmd "spend-$name" "$scope" "spend-$name-$stamp" --rate "$rate" "$@"
-	local rc=0
+	local rc=0 c0 c1
+	c0=$(commits)
 	"${cmd[@]}" >"$tmp/spend-$name.summary.json" 2>"$tmp/spend-$name.log" || rc=$?
+	c1=$(commits)
 	stop_sim "spend-$name"
 	local r=$rate
 	[[ $r == unlimited ]] && r=0
 	python3 "$tmp/figures.py" spend --stats "$tmp/spend-$name.stats.json" --ledger "$tmp/spend-$name.ledger.jsonl" \
-		--summary "$tmp/spend-$name.summary.json" --rate "$r" --rc "$rc" --name "$name: $n messages, $c chats" --goal "$goal"
+		--summary "$tmp/spend-$name.summary.json" --rate "$r" --rc "$rc" --name "$name: $n messages, $c chats" --goal "$goal" \
+		--commits $((c1 - c0))
 }
+
+# commits is the database's count of committed transactions (every session's: the import's
+# checkpoints, its heartbeat, staging).
+commits() { psql "$DATABASE_URL" -Atc "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
 
 scenario_spend() {
 	echo "== the rate spent without tuning --workers (kommo-import's pool sizes itself; --workers is its ceiling, default 32)"
