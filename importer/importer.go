@@ -192,6 +192,7 @@ type Importer struct {
 
 	stats      counters
 	throughput meter
+	cycles     cycles // the workers' busy time, for the pool's size
 }
 
 // New returns an Importer for cfg. api must not pace its requests: the
