@@ -84,7 +84,7 @@ func TestE2EDryRunSaysWhatARunWouldDo(t *testing.T) {
 	waitAccepted(t, s, int64(len(first)), stale)
 	stale.kill(t)
 	// A run that a process works: its messages are its own.
-	live := im.start(t, run("live", append(slices.Clone(first), tail2...), "--rate", "1")...)
+	live := im.start(t, run("live", append(slices.Clone(first), tail2...), "--rate", "0.5")...)
 	waitAccepted(t, s, s.stats(t).Accepted, live)
 
 	before := dbSnapshot(t, im.dbURL)
@@ -108,7 +108,9 @@ func TestE2EDryRunSaysWhatARunWouldDo(t *testing.T) {
 	require.EqualValues(t, len(older), n("older"))
 	require.EqualValues(t, 2, n("older_chats"))
 	require.Positive(t, sentByStale)
-	require.Less(t, sentByStale, int64(len(tail1)))
+	// stale sent one message before the kill, or its request was in
+	// flight (in doubt: looked up before it is sent again).
+	require.True(t, sentByStale < int64(len(tail1)) || n("in_doubt") > 0, "%d to take over, %d in doubt", sentByStale, n("in_doubt"))
 	require.Positive(t, sentByLive)
 	require.Equal(t, []any{"stale"}, rep["taken_from"])
 	require.Equal(t, []any{"live"}, rep["held_by"])

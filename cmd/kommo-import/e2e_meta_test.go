@@ -170,17 +170,24 @@ func TestE2EMessenger(t *testing.T) {
 		"[picture: 431299999_2222222222_n_431299999.jpg]", "[picture: 431288888_missing_n.jpg]",
 	}, anna, "Anna's chat in the order sent: mojibake repaired, ties in file order")
 
-	// The same export again, as a new run: nothing is sent.
+	// The same export again, as a new run: nothing is sent, and its two
+	// rejects are the first run's, known: they do not fail it again.
 	r = im.run(t, args("maria-2024-again", earlier)...)
-	requireCode(t, exitIncomplete, r)
+	requireCode(t, exitDone, r)
 	require.Zero(t, summary(t, r).SentNow)
+	require.EqualValues(t, 2, summary(t, r).RejectedKnown)
 	requireMeta(t, s, first)
 
 	// The later export: only its three new messages, the newest of each
 	// chat that got one loud.
+	// The damaged thread is the same file, known; the message with a text
+	// timestamp is in a thread dropNewest rewrote (keys sorted, escapes
+	// changed) and has no msgid: another record, new, and exit 3.
 	r = im.run(t, args("maria-2025", later)...)
 	requireCode(t, exitIncomplete, r)
 	sum = summary(t, r)
+	require.EqualValues(t, 1, sum.RejectedKnown)
+	require.EqualValues(t, 1, sum.RejectedNew)
 	require.EqualValues(t, 3, sum.SentNow)
 	entries := ledgertest.ReadLedger(t, s.ledger)
 	require.Len(t, entries, 25)
