@@ -114,6 +114,9 @@ func (im *Importer) DryRun(ctx context.Context) (*DryRunReport, error) {
 		if stats, err = im.dryRead(ctx, tq); err != nil {
 			return err
 		}
+		if err := tq.AnalyzeDryRun(ctx); err != nil {
+			return fmt.Errorf("dry run: %w", err)
+		}
 		counts, err := tq.DryRunCounts(ctx, im.cfg.ScopeID, im.cfg.Run, string(im.cfg.Notify))
 		if err != nil {
 			return fmt.Errorf("dry run: %w", err)

@@ -28,6 +28,14 @@ func (q *Queries) CreateDryRunTable(ctx context.Context) error {
 	return err
 }
 
+// AnalyzeDryRun gathers the dry-run table's statistics once it is filled
+// (autovacuum never sees a temporary table; without them the planner
+// guesses its size). Allowed in the READ ONLY transaction.
+func (q *Queries) AnalyzeDryRun(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, `ANALYZE pg_temp.kommo_import_dryrun`)
+	return err
+}
+
 // DropDryRunTable drops it.
 func (q *Queries) DropDryRunTable(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, `DROP TABLE IF EXISTS pg_temp.kommo_import_dryrun`)
@@ -90,28 +98,26 @@ SELECT count(*) FILTER (WHERE known IS NULL),
        COALESCE((SELECT array_agg(r ORDER BY r) FROM (SELECT DISTINCT run_name AS r FROM d WHERE run_name <> $2 AND state <> 'sent' AND NOT live LIMIT 10) x), '{}')
 FROM d`
 
-// dryRunLoud counts the conversations to send whose loud message (the
-// newest of the scope's and the source's, under the notify rule $3) is one
-// a run would send.
+// dryRunLoud counts the conversations whose loud message (the newest of
+// the source's and the scope's, under the notify rule $3) is one a run
+// would send. The source's newest comes from one sort of the dry-run table,
+// the scope's from its index, a probe a conversation.
 const dryRunLoud = `
-WITH c AS (
-    SELECT DISTINCT d.conversation_id
-    FROM kommo_import_dryrun d
-    LEFT JOIN kommo_import_messages m ON m.scope_id = $1 AND m.msgid = d.msgid
-    LEFT JOIN kommo_import_runs o ON o.name = m.run_name
-    WHERE ` + toSend + `
+WITH src AS (
+    SELECT DISTINCT ON (conversation_id) conversation_id, msgid, msec_timestamp AS msec
+    FROM kommo_import_dryrun
+    WHERE $3 <> 'newest-incoming' OR NOT outgoing
+    ORDER BY conversation_id, msec_timestamp DESC, line DESC
 ), newest AS (
-    SELECT c.conversation_id, n.msgid
-    FROM c CROSS JOIN LATERAL (
-        SELECT msgid, msec FROM (
-            SELECT msgid, msec_timestamp AS msec, outgoing FROM kommo_import_dryrun WHERE conversation_id = c.conversation_id
-            UNION ALL
-            SELECT msgid, msec_timestamp, outgoing FROM kommo_import_messages WHERE scope_id = $1 AND conversation_id = c.conversation_id
-        ) a
-        WHERE $3 <> 'newest-incoming' OR NOT outgoing
-        ORDER BY msec DESC, msgid DESC
+    -- A message of the source not staged yet comes after the scope's of
+    -- the same time (staging order breaks ties).
+    SELECT s.conversation_id, CASE WHEN n.msec > s.msec THEN n.msgid ELSE s.msgid END AS msgid
+    FROM src s LEFT JOIN LATERAL (
+        SELECT msgid, msec_timestamp AS msec FROM kommo_import_messages
+        WHERE scope_id = $1 AND conversation_id = s.conversation_id AND ($3 <> 'newest-incoming' OR NOT outgoing)
+        ORDER BY msec_timestamp DESC, seq DESC
         LIMIT 1
-    ) n
+    ) n ON true
 )
 SELECT count(*)
 FROM newest x
@@ -142,15 +148,18 @@ WITH s AS (
     LEFT JOIN kommo_import_messages m ON m.scope_id = $1 AND m.msgid = d.msgid
     LEFT JOIN kommo_import_runs o ON o.name = m.run_name
     WHERE ` + toSend + `
-), older AS (
-    SELECT s.conversation_id, n.msec AS newest
-    FROM s CROSS JOIN LATERAL (
+), shown AS (
+    SELECT c.conversation_id, n.msec AS newest
+    FROM (SELECT DISTINCT conversation_id FROM s) c CROSS JOIN LATERAL (
         SELECT msec_timestamp AS msec FROM kommo_import_messages
-        WHERE scope_id = $1 AND conversation_id = s.conversation_id AND state = 'sent'
+        WHERE scope_id = $1 AND conversation_id = c.conversation_id AND state = 'sent'
         ORDER BY msec_timestamp DESC, seq DESC
         LIMIT 1
     ) n
-    WHERE s.msec_timestamp < n.msec
+), older AS (
+    SELECT s.conversation_id, sh.newest
+    FROM s JOIN shown sh ON sh.conversation_id = s.conversation_id
+    WHERE s.msec_timestamp < sh.newest
 ), per AS (
     SELECT conversation_id, count(*) AS n, max(newest) AS newest FROM older GROUP BY conversation_id
 )

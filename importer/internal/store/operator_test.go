@@ -171,6 +171,10 @@ func runOperatorStatements(t *testing.T, pool *pgxpool.Pool, run func(string)) {
 		}); err != nil {
 			return err
 		}
+		run("AnalyzeDryRun")
+		if err := tq.AnalyzeDryRun(ctx); err != nil {
+			return err
+		}
 		run("DryRunCounts")
 		if dry, err = tq.DryRunCounts(ctx, scope, "op-4", "newest"); err != nil {
 			return err
