@@ -442,7 +442,14 @@ func (v *Verifier) check(ctx context.Context, c verifyConv) error {
 		}
 	}
 	v.issues.Add(res.Missing + res.Duplicated + res.Unexpected + res.OutOfOrder)
-	if len(missing) > 0 && !v.cfg.NoMark {
+	switch {
+	case len(missing) == 0 || v.cfg.NoMark:
+	case c.ChatID == "":
+		// No chat id was ever learnt for it: its history could not be read,
+		// and sending again blind could duplicate every message.
+		v.log.Warn("a conversation with sent messages has no known chat id: its history cannot be read, and its messages are not marked to be sent again",
+			"conversation_id", c.ID, "messages", len(missing))
+	default:
 		marked, err := v.q.MarkMissing(ctx, v.cfg.Run, missing, v.cfg.ReconcileWait)
 		if err != nil {
 			return fmt.Errorf("verify conversation %s: %w", c.ID, err)
