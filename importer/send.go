@@ -83,6 +83,9 @@ func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 	}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
+	// Local files are put ahead of their messages' turns (media.go).
+	stopUploader := im.startUploader(ctx)
+	defer stopUploader()
 
 	// halt is closed by the first worker that must stop the run: the others
 	// finish their request in flight, as on a soft stop.
@@ -230,16 +233,18 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 	if err != nil {
 		return 0, err
 	}
-	// A local file is uploaded ahead of its slot, and the request names it
-	// by a URL made now (media.go).
-	if st, err := im.prepareMedia(ctx, conv, m, &p, halt); err != nil || st != 0 {
-		return st, err
-	}
 	if m.State == StateSending {
 		// An earlier attempt may have landed: look before sending again.
 		if st, err := im.reconcile(ctx, conv, m, &p, halt); err != nil || st != stepSend {
 			return st, err
 		}
+	}
+	// A local file is uploaded ahead of its slot, and the request names it
+	// by a URL made now (media.go). After the look-up: a message found
+	// delivered needs no file, and one whose file fails now is known not
+	// to have landed before it is failed.
+	if st, err := im.prepareMedia(ctx, conv, m, &p, halt); err != nil || st != 0 {
+		return st, err
 	}
 	for {
 		var res *chatsapi.SendResult

@@ -361,6 +361,8 @@ func TestEveryStatementRuns(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok)
 
+	mediaStatements(t, pool, run) // media_test.go
+
 	var missing []string
 	typ := reflect.TypeOf(q)
 	for i := range typ.NumMethod() {
