@@ -391,8 +391,8 @@ const uploaderTurn = 4
 // uploader puts the run's local files ahead of the sending.
 type uploader struct {
 	im     *Importer
-	credit chan struct{} // one token per media message walked ahead of the sending
-	work   chan string   // files to put
+	credit chan struct{}   // one token per media message walked ahead of the sending
+	work   chan string     // files to put
 	queued map[string]bool // files handed to the putters lately
 	// cancel stops the walk and the putters (a store refusal: the message
 	// whose file it was meets the refusal itself, and stops the run).

@@ -507,7 +507,12 @@ func TestMediaPreflight(t *testing.T) {
 	}{
 		{"wrong secret", media.Config{Store: e.cfg.Store, Endpoint: e.srv.Endpoint, Profile: "bad", SharedConfigFiles: []string{bad}, SharedCredentialsFiles: []string{badCreds}}, true, "SignatureDoesNotMatch"},
 		{"read-only key", media.Config{Store: e.cfg.Store, Endpoint: e.srv.Endpoint, Profile: "ro", SharedConfigFiles: []string{ro}, SharedCredentialsFiles: []string{roCreds}}, true, "AccessDenied"},
-		{"no such bucket", func() media.Config { c := e.cfg; c.Store = "s3://kt-no-such-bucket-here/x"; c.HTTPClient = nil; return c }(), true, "NoSuchBucket"},
+		{"no such bucket", func() media.Config {
+			c := e.cfg
+			c.Store = "s3://kt-no-such-bucket-here/x"
+			c.HTTPClient = nil
+			return c
+		}(), true, "NoSuchBucket"},
 		{"nothing listening", func() media.Config { c := e.cfg; c.Endpoint = "http://" + l; c.HTTPClient = nil; return c }(), false, "probe"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
