@@ -187,10 +187,10 @@ func mediaLines(st *importer.MediaStatus, now *importer.MediaNow) []string {
 	l := []string{fmt.Sprintf("%s with a local file: %s sent as media, %s as text (the file could not be used), %s failed for it",
 		nouns(st.Messages, "message", "messages"), count(st.SentAsMedia), count(st.Placeholders), count(st.Failed))}
 	if st.Files > 0 {
-		l = append(l, fmt.Sprintf("%s in the store (%s): %s uploaded, %s there already", nouns(st.Files, "file", "files"), media.FormatSize(st.Bytes), count(st.Uploaded), count(st.Reused)))
+		l = append(l, fmt.Sprintf("%s hosted (%s): %s uploaded by the run, %s found there already", nouns(st.Files, "file", "files"), media.FormatSize(st.Bytes), count(st.Uploaded), count(st.Reused)))
 	}
 	if now != nil && now.AtTurn > 0 {
-		l = append(l, fmt.Sprintf("%s put at their message's turn (the uploader had not come to them)", nouns(now.AtTurn, "file", "files")))
+		l = append(l, fmt.Sprintf("%s taken at their message's turn: the uploader had not come to them", nouns(now.AtTurn, "file", "files")))
 	}
 	return l
 }
