@@ -300,9 +300,9 @@ func (im *Importer) mediaObject(ctx context.Context, ref, msgid string) (media.O
 // turn it is, "" from the uploader).
 func (im *Importer) recordUpload(ctx context.Context, ref string, obj media.Object, msgid string) error {
 	u := store.MediaUpload{Run: im.cfg.Run, Store: im.media.where, Path: ref, Key: obj.Key, Size: obj.Size, SHA256: obj.SHA256, Uploaded: obj.Uploaded}
-	var first bool
+	var rec store.Recorded
 	err := im.withDB(ctx, "media record", func(ctx context.Context) (err error) {
-		first, err = im.q.RecordMediaUpload(ctx, u, im.cfg.ScopeID, msgid)
+		rec, err = im.q.RecordMediaUpload(ctx, u, im.cfg.ScopeID, msgid)
 		return err
 	})
 	if err != nil {
@@ -311,7 +311,10 @@ func (im *Importer) recordUpload(ctx context.Context, ref string, obj media.Obje
 	// A Put shared by the uploader and a worker (or two processes) is
 	// recorded, and counted, once.
 	switch {
-	case !first:
+	case rec == store.RecordedUploaded:
+		im.media.found.Add(-1)
+		im.media.uploaded.Add(1)
+	case rec == store.RecordedNothing:
 	case obj.Uploaded:
 		im.media.uploaded.Add(1)
 	default:

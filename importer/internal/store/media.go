@@ -161,17 +161,38 @@ const insertMediaUpload = `
 WITH ` + clearProblem + `
 INSERT INTO kommo_import_media_uploads (run_name, store, local_path, object_key, size, sha256, uploaded)
 VALUES (@run, @store, @path, @key, @size, decode(NULLIF(@sha, ''), 'hex'), @uploaded)
-ON CONFLICT (run_name, store, local_path) DO NOTHING`
+ON CONFLICT (run_name, store, local_path) DO UPDATE SET uploaded = true
+    WHERE EXCLUDED.uploaded AND NOT kommo_import_media_uploads.uploaded
+RETURNING xmax = 0`
 
-// RecordMediaUpload records a file put and reports whether this was the
-// first record of it (the first row for a file stays: whoever put the same
-// file meanwhile found, or shared, the same object). msgid, when not "", is
-// the message whose turn it is: its media_problem is cleared in the same
-// statement.
-func (q *Queries) RecordMediaUpload(ctx context.Context, u MediaUpload, scope, msgid string) (bool, error) {
-	tag, err := q.db.Exec(ctx, insertMediaUpload, pgx.NamedArgs{"run": u.Run, "store": u.Store, "path": u.Path, "key": u.Key,
-		"size": u.Size, "sha": u.SHA256, "uploaded": u.Uploaded, "scope": scope, "msgid": msgid})
-	return tag.RowsAffected() == 1, err
+// Recorded says what RecordMediaUpload changed.
+type Recorded int
+
+const (
+	RecordedNothing  Recorded = iota // the file was recorded already
+	RecordedNew                      // the first record of the file
+	RecordedUploaded                 // a record that said "found" now says "uploaded"
+)
+
+// RecordMediaUpload records a file put. The first row for a file stays
+// (whoever put the same file meanwhile found, or shared, the same object),
+// except that a Put that uploaded the bytes marks a row that says they were
+// found: a Put that HEADed the object a moment after another uploaded it
+// may record first. msgid, when not "", is the message whose turn it is:
+// its media_problem is cleared in the same statement.
+func (q *Queries) RecordMediaUpload(ctx context.Context, u MediaUpload, scope, msgid string) (Recorded, error) {
+	var inserted bool
+	err := q.db.QueryRow(ctx, insertMediaUpload, pgx.NamedArgs{"run": u.Run, "store": u.Store, "path": u.Path, "key": u.Key,
+		"size": u.Size, "sha": u.SHA256, "uploaded": u.Uploaded, "scope": scope, "msgid": msgid}).Scan(&inserted)
+	switch {
+	case IsNoRows(err):
+		return RecordedNothing, nil
+	case err != nil:
+		return RecordedNothing, err
+	case inserted:
+		return RecordedNew, nil
+	}
+	return RecordedUploaded, nil
 }
 
 const setMediaProblem = `

@@ -83,15 +83,21 @@ func mediaStatements(t *testing.T, pool *pgxpool.Pool, run func(string)) {
 	run("RecordMediaUpload")
 	up := store.MediaUpload{Run: name, Store: st, Path: "/exp/a.jpg", Key: "p/sha256/ab/a.jpg", Size: 10,
 		SHA256: "ab" + "00000000000000000000000000000000000000000000000000000000000000", Uploaded: true}
-	first, err := q.RecordMediaUpload(ctx, up, scope, "")
+	rec, err := q.RecordMediaUpload(ctx, up, scope, "")
 	require.NoError(t, err)
-	require.True(t, first)
-	_, err = q.RecordMediaUpload(ctx, store.MediaUpload{Run: name, Store: st, Path: zip, Key: "p/sha256/cd/IMG-1.jpg", Size: 7,
-		SHA256: "cd" + "00000000000000000000000000000000000000000000000000000000000000"}, scope, "b1")
+	require.Equal(t, store.RecordedNew, rec)
+	other2 := store.MediaUpload{Run: name, Store: st, Path: zip, Key: "p/sha256/cd/IMG-1.jpg", Size: 7,
+		SHA256: "cd" + "00000000000000000000000000000000000000000000000000000000000000"}
+	rec, err = q.RecordMediaUpload(ctx, other2, scope, "b1")
 	require.NoError(t, err)
-	first, err = q.RecordMediaUpload(ctx, up, scope, "")
+	require.Equal(t, store.RecordedNew, rec)
+	rec, err = q.RecordMediaUpload(ctx, up, scope, "")
 	require.NoError(t, err)
-	require.False(t, first, "the first row stays")
+	require.Equal(t, store.RecordedNothing, rec, "the first row stays")
+	other2.Uploaded = true
+	rec, err = q.RecordMediaUpload(ctx, other2, scope, "")
+	require.NoError(t, err)
+	require.Equal(t, store.RecordedUploaded, rec, "a row that said found says uploaded once a Put did upload")
 	page, err = q.MediaPage(ctx, name, st, "ca", page[0].Msec, page[0].Seq, 10)
 	require.NoError(t, err)
 	require.Len(t, page, 2, "after a1")
@@ -129,7 +135,7 @@ func mediaStatements(t *testing.T, pool *pgxpool.Pool, run func(string)) {
 	run("MediaCounts")
 	c, err := q.MediaCounts(ctx, name)
 	require.NoError(t, err)
-	require.Equal(t, store.MediaCounts{Messages: 4, SentAsMedia: 1, Files: 2, Uploaded: 1, Bytes: 17, Placeholders: 1, Failed: 0}, c,
+	require.Equal(t, store.MediaCounts{Messages: 4, SentAsMedia: 1, Files: 2, Uploaded: 2, Bytes: 17, Placeholders: 1, Failed: 0}, c,
 		"a1 sent as media (its problem cleared), a3 as text; a4's problem was refused without the lease")
 	run("EachMediaPlaceholder")
 	var listed []string
