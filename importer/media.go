@@ -59,7 +59,6 @@ const DefaultMediaAhead = 256
 
 // mediaState is an invocation's media machinery.
 type mediaState struct {
-	where string // Config.Media.Describe()
 	up    atomic.Pointer[uploader]
 	// This invocation's counts.
 	uploaded, found, atTurn, placeholders atomic.Int64
@@ -84,6 +83,10 @@ func (im *Importer) mediaNow() *MediaNow {
 	}
 	return n
 }
+
+// mediaWhere names the store: the uploads table's store column, and the
+// store in errors.
+func (im *Importer) mediaWhere() string { return im.cfg.Media.Describe() }
 
 // localMediaPath is the media_path a payload is staged with: the local
 // file its message names, "" for none.
@@ -170,7 +173,6 @@ func (im *Importer) preflightMedia(ctx context.Context) error {
 		}
 		return nil
 	}
-	im.media.where = im.cfg.Media.Describe()
 	if asText > 0 {
 		im.log.Warn("this run staged its local media as text before (no media store then): those messages go out as text whatever the media flags now, "+
 			"and the ones already sent stay as they are; to send the unsent ones as media, abandon this run and start a new one with the store (another --run name): it takes them over",
@@ -180,9 +182,9 @@ func (im *Importer) preflightMedia(ctx context.Context) error {
 		return nil // checked against a file of the run once it is staged
 	}
 	if err := im.cfg.Media.Probe(ctx, ""); err != nil {
-		return mediaPreflightError(ctx, im.media.where, err)
+		return mediaPreflightError(ctx, im.mediaWhere(), err)
 	}
-	im.log.Info("media store checked: a probe object written, fetched without credentials and deleted", "store", im.media.where)
+	im.log.Info("media store checked: a probe object written, fetched without credentials and deleted", "store", im.mediaWhere())
 	return nil
 }
 
@@ -211,18 +213,18 @@ func (im *Importer) preflightMediaWeb(ctx context.Context) error {
 		var me *media.Error
 		switch {
 		case err == nil:
-			im.log.Info("media base URL checked: it serves a file of the run with its size", "where", im.media.where)
+			im.log.Info("media base URL checked: it serves a file of the run with its size", "where", im.mediaWhere())
 			return nil
 		case errors.As(err, &fe):
 			continue
 		case ctx.Err() != nil || errors.As(err, &me) && me.NoAnswer():
-			return mediaPreflightError(ctx, im.media.where, err)
+			return mediaPreflightError(ctx, im.mediaWhere(), err)
 		case first == nil:
 			first = err
 		}
 	}
 	if first != nil {
-		return mediaPreflightError(ctx, im.media.where, first)
+		return mediaPreflightError(ctx, im.mediaWhere(), first)
 	}
 	return nil
 }
@@ -276,7 +278,7 @@ func (im *Importer) prepareMedia(ctx context.Context, conv *conversation, m *pen
 // mediaObject is the stored object of ref: from its record, else put now
 // and recorded.
 func (im *Importer) mediaObject(ctx context.Context, ref, msgid string) (media.Object, error) {
-	u := store.MediaUpload{Run: im.cfg.Run, Store: im.media.where, Path: ref}
+	u := store.MediaUpload{Run: im.cfg.Run, Store: im.mediaWhere(), Path: ref}
 	var found bool
 	err := im.withDB(ctx, "media record", func(ctx context.Context) (err error) {
 		found, err = im.q.LoadMediaUpload(ctx, &u, im.cfg.ScopeID, msgid)
@@ -299,7 +301,7 @@ func (im *Importer) mediaObject(ctx context.Context, ref, msgid string) (media.O
 // recordUpload records a file put for the run (msgid: the message whose
 // turn it is, "" from the uploader).
 func (im *Importer) recordUpload(ctx context.Context, ref string, obj media.Object, msgid string) error {
-	u := store.MediaUpload{Run: im.cfg.Run, Store: im.media.where, Path: ref, Key: obj.Key, Size: obj.Size, SHA256: obj.SHA256, Uploaded: obj.Uploaded}
+	u := store.MediaUpload{Run: im.cfg.Run, Store: im.mediaWhere(), Path: ref, Key: obj.Key, Size: obj.Size, SHA256: obj.SHA256, Uploaded: obj.Uploaded}
 	var rec store.Recorded
 	err := im.withDB(ctx, "media record", func(ctx context.Context) (err error) {
 		rec, err = im.q.RecordMediaUpload(ctx, u, im.cfg.ScopeID, msgid)
@@ -352,13 +354,13 @@ func (im *Importer) mediaFailed(ctx context.Context, conv *conversation, m *pend
 		im.stats.retries.Add(1)
 		conv.failures++
 		if conv.failures >= im.cfg.MaxAttempts {
-			return 0, &MediaError{Where: im.media.where, Attempts: conv.failures, Err: err}
+			return 0, &MediaError{Where: im.mediaWhere(), Attempts: conv.failures, Err: err}
 		}
 		wait := im.att.policy.backoff(conv.failures)
 		im.log.Info("media store failed: parking the conversation, retrying later", "msgid", m.MsgID, "attempt", conv.failures+1, "in", wait.Round(time.Millisecond), "err", err)
 		return stepParked, im.park(ctx, conv, wait, "")
 	case errors.As(err, &me):
-		return 0, &MediaError{Where: im.media.where, Err: err}
+		return 0, &MediaError{Where: im.mediaWhere(), Err: err}
 	}
 	return 0, fmt.Errorf("media %s: %w", ref, err)
 }
@@ -386,6 +388,10 @@ func (im *Importer) failMedia(ctx context.Context, conv *conversation, m *pendin
 }
 
 // The uploader.
+
+// uploaderAttempts is how often the uploader tries a file the store fails
+// for a moment before it leaves the file to its message's turn.
+const uploaderAttempts = 3
 
 // uploaderTurn is how many media messages of one conversation the walk
 // takes before it turns to the next conversation of its window.
@@ -482,7 +488,7 @@ func (u *uploader) walk(ctx context.Context) {
 		for _, wc := range window {
 			var page []store.MediaItem
 			err := im.withDB(ctx, "media walk", func(ctx context.Context) (err error) {
-				page, err = im.q.MediaPage(ctx, im.cfg.Run, im.media.where, wc.id, wc.msec, wc.seq, uploaderTurn)
+				page, err = im.q.MediaPage(ctx, im.cfg.Run, im.mediaWhere(), wc.id, wc.msec, wc.seq, uploaderTurn)
 				return err
 			})
 			if err != nil {
@@ -529,7 +535,21 @@ func (u *uploader) stopWalk(ctx context.Context, err error) {
 func (u *uploader) put(ctx context.Context) {
 	im := u.im
 	for ref := range u.work {
-		obj, err := im.cfg.Media.Put(ctx, ref)
+		var obj media.Object
+		var err error
+		for attempt := 1; ; attempt++ {
+			obj, err = im.cfg.Media.Put(ctx, ref)
+			var me *media.Error
+			if attempt == uploaderAttempts || !errors.As(err, &me) || me.Kind != media.Transient {
+				break
+			}
+			// A store's hiccup (a 503, SlowDown, a reset) is retried here,
+			// ahead of the turn, before it is left to the message.
+			select {
+			case <-ctx.Done():
+			case <-time.After(im.att.policy.backoff(attempt)):
+			}
+		}
 		if err == nil {
 			err = im.recordUpload(ctx, ref, obj, "")
 		}

@@ -420,15 +420,23 @@ func s3Refusal(status int, code string) *http.Response {
 }
 
 // TestAStoreThatFailsForAWhileParks: uploads failing with 503 SlowDown for
-// a while park their conversations with backoff (the others go on); once
-// the store recovers every file arrives, once.
+// a while are retried by the uploader and park the conversations whose
+// turn meets them, with backoff (the others go on); once the store
+// recovers every file arrives, once.
 func TestAStoreThatFailsForAWhileParks(t *testing.T) {
 	t.Parallel()
 	e := newMediaEnv(t, sim.Options{})
 	path, content := writeMediaExport(t, t.TempDir(), exportFiles, exportMsgs)
-	var failed atomic.Int64
+	// Every upload fails for the first 400 ms after the first one: the
+	// uploader's own retries and the messages' turns both meet it.
+	var first atomic.Int64
 	fail := func(r *http.Request) (*http.Response, error) {
-		if r.Method == http.MethodPut && !strings.Contains(r.URL.Path, ".kommo-import-probe") && failed.Add(1) <= 6 {
+		if r.Method != http.MethodPut || strings.Contains(r.URL.Path, ".kommo-import-probe") {
+			return nil, nil
+		}
+		now := time.Now().UnixNano()
+		first.CompareAndSwap(0, now)
+		if time.Duration(now-first.Load()) < 400*time.Millisecond {
 			return s3Refusal(http.StatusServiceUnavailable, "SlowDown"), nil
 		}
 		return nil, nil

@@ -42,7 +42,8 @@ func (m *mediaFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.profile, "media-profile", "", "the `PROFILE` of ~/.aws/config and ~/.aws/credentials to use; default: AWS_PROFILE, else default")
 	fs.StringVar(&m.publicBase, "media-public-base", "", "send plain `URL`/KEY links instead of presigned ones, for a bucket or CDN you made public at URL")
 	fs.StringVar(&m.baseURL, "media-base-url", "", "upload nothing: your web server publishes the export's folder at `URL`, and a file goes out as\n"+
-		"URL/<its path under the folder>, once a HEAD of that URL answers 200 with the file's size (instead of --media-store)")
+		"URL/<its path under the folder>, once a HEAD of that URL answers 200 with the file's size (instead of --media-store;\n"+
+		"https, or plain http to this machine unless --insecure-allow-plain-http)")
 	durationVar(fs, &m.ttl, "media-url-ttl", media.DefaultURLTTL, time.Minute, media.MaxURLTTL, false,
 		"how long (`DURATION`) a presigned URL stays valid from the moment its message is sent (S3 allows at most 7 days)")
 	intVar(fs, &m.uploads, "media-uploads", media.DefaultConcurrency, 1, 256, "`N` uploads at once, ahead of the sending (they never hold a rate slot)")
