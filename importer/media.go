@@ -59,7 +59,7 @@ const DefaultMediaAhead = 256
 
 // mediaState is an invocation's media machinery.
 type mediaState struct {
-	up    atomic.Pointer[uploader]
+	up atomic.Pointer[uploader]
 	// This invocation's counts.
 	uploaded, found, atTurn, placeholders atomic.Int64
 }
