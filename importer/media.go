@@ -314,7 +314,10 @@ func (im *Importer) recordUpload(ctx context.Context, ref string, obj media.Obje
 	// recorded, and counted, once.
 	switch {
 	case rec == store.RecordedUploaded:
-		im.media.found.Add(-1)
+		// The row said found (this process's, or another's): uploaded now.
+		if im.media.found.Load() > 0 {
+			im.media.found.Add(-1)
+		}
 		im.media.uploaded.Add(1)
 	case rec == store.RecordedNothing:
 	case obj.Uploaded:
