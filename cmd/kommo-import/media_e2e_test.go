@@ -48,10 +48,12 @@ func newS3Proxy(t *testing.T, srv s3test.Server, delay time.Duration) *s3Proxy {
 	require.NoError(t, err)
 	p := &s3Proxy{puts: map[string]int{}}
 	p.delay.Store(int64(delay))
-	rp := httputil.NewSingleHostReverseProxy(target)
-	// The host the client signed (the proxy's) is the host the server
-	// checks the signature with: the request keeps it.
-	rp.Director = func(r *http.Request) { r.URL.Scheme, r.URL.Host = target.Scheme, target.Host }
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		// The host the client signed (the proxy's) is the host the server
+		// checks the signature with: the request keeps it.
+		r.Out.Host = r.In.Host
+	}}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		r := resp.Request
 		if r.Method == http.MethodPut && resp.StatusCode == http.StatusOK && !strings.Contains(r.URL.Path, ".kommo-import-probe") {
