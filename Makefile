@@ -18,7 +18,7 @@ SHELL := bash
 
 GO ?= go
 # Per test binary. The whole suite is meant to take a few minutes on 2 cores; this only catches hangs.
-TEST_TIMEOUT ?= 5m
+TEST_TIMEOUT ?= 12m
 # The race detector is on by default: the importer is a worker pool sharing a limiter and a
 # checkpoint, exactly where races hide. `make test RACE=` turns it off for a faster run.
 RACE ?= -race
@@ -92,6 +92,25 @@ bench: ## run all benchmarks (against PostgreSQL and S3 where they need it)
 
 # The send path under faults, a killed process among two, and a kill -9 restart, with the real
 # binaries (scripts/bench-send.sh; a few minutes; not part of make test). SCENARIOS=faults etc.
+# Network failures with the kernel's own TCP behaviour (iptables drops a process's packets on
+# 127.0.0.1: a host cut off from the database while staging, an API black-holed mid-request).
+# Needs root and iptables; not part of make test.
+.PHONY: test-network
+test-network: ## iptables-based tests: a staging process cut off from PostgreSQL, a black-holed API (root)
+	$(WITH_PG) $(GO) test -count=1 -tags network -timeout 15m -v -run '^TestNetwork' ./cmd/kommo-import/
+
+# make test, five times in a row, with two CPU-bound processes beside it (scripts/test-under-load.sh;
+# RUNS, LOAD): the real-time tests must hold on a busy machine.
+.PHONY: test-under-load
+test-under-load: ## make test 5 times with 2 CPU-bound processes beside it (RUNS, LOAD)
+	scripts/test-under-load.sh
+
+# An hour at --rate 7 with two processes and faults against a simulator that enforces 7/s:
+# the maximum in any 1-second window as the API saw it (scripts/soak.sh; SOAK_MINUTES).
+.PHONY: soak
+soak: ## an hour of two processes at --rate 7 with faults: the max in any 1 s as the API saw it (SOAK_MINUTES)
+	scripts/soak.sh
+
 .PHONY: bench-send
 bench-send: ## send-path figures: faults, two processes with one killed, kill -9 to full speed
 	scripts/bench-send.sh

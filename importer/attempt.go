@@ -37,6 +37,9 @@ type request struct {
 	guard func(checkpointed time.Time) bool
 	// do makes the request: one HTTP attempt.
 	do func(ctx context.Context) error
+	// waited, if set, accumulates the time spent waiting for slots (the
+	// worker pool's cycle leaves it out).
+	waited *time.Duration
 	// returnOnPause: a 429 ends the attempt (the pause recorded) with the
 	// actPause decision, instead of being waited out (the preflight: the
 	// run can stage meanwhile).
@@ -70,6 +73,10 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 		s, err := a.pacer.reserve(ctx, lead)
 		if err != nil {
 			return decision{}, interruptedOr(ctx, err)
+		}
+		if r.waited != nil {
+			// The wait until the slot, the lead (checkpoint) apart.
+			*r.waited += max(s.at.Sub(a.pacer.clock.Now())-lead, 0)
 		}
 		if ok, err := a.pacer.waitUntil(ctx, s, lead, halt); err != nil {
 			return decision{}, interrupted(CauseSignal, "", err)

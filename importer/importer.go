@@ -199,6 +199,7 @@ type Importer struct {
 
 	stats      counters
 	throughput meter
+	cycles     cycles     // the workers' busy time, for the pool's size
 	media      mediaState // media.go
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,22 +28,30 @@ const (
 	minFactor    = 1.0 / 16
 	recoverEvery = 30 * time.Second
 	recoverStep  = 1.25
-	// rateMargin widens the interval a little: R+1 requests span 8 ms more
-	// than a second, so that a request up to lateSlot late, plus a few
-	// milliseconds of jitter on its way, cannot put R+1 requests into one
-	// second as the API counts them. It costs 0.8% of the rate.
-	rateMargin = 1.008
-	// slotLead is how long before its slot a send is checkpointed as
-	// "sending", so that the request itself goes out on time: at least
-	// minLead, and twice the slowest recent checkpoint (a database with slow
-	// commits), up to maxLead. A send's slot is never closer than that.
-	minLead = 50 * time.Millisecond
+	// The margin and the lateness bound come from what this process
+	// measures: how late its requests actually go out after their slots
+	// (a loaded machine's timers wake late). A request later than lateSlot
+	// gives its slot up and takes the next free one: a request k slots
+	// before it might be on time, and as the API counts them the R+1
+	// requests from k on must span more than a second. The schedule makes
+	// them span a second plus the margin, which covers lateSlot and a few
+	// milliseconds of jitter on the way (netJitter). lateSlot follows the
+	// 99th percentile of recent lateness (with room to spare), between
+	// minLate and maxLate: on a quiet machine the rate is spent to 99.6%,
+	// on a loaded one the margin widens instead of slots being given up.
+	minLate   = 2 * time.Millisecond
+	maxLate   = 40 * time.Millisecond
+	netJitter = 6 * time.Millisecond
+	// The lead is how long before its slot a send is checkpointed as
+	// "sending", so that the request itself goes out on time: twice the
+	// 99th percentile of recent checkpoints (a database with slow commits),
+	// at least minLead and at most maxLead. A send's slot is never closer
+	// than that.
+	minLead = 3 * time.Millisecond
 	maxLead = 2 * time.Second
-	// lateSlot is how late a request may go out after its slot. A request
-	// later than that (a slow checkpoint, a loaded machine) would crowd the
-	// one R slots after it into the same second as the API counts them: it
-	// gives its slot up and takes the next free one instead.
-	lateSlot = 4 * time.Millisecond
+	// blockSpan: a process reserves the slots of about this span in one
+	// round trip (10 at 1,000 requests/s; one at a time up to 100/s).
+	blockSpan = 10 * time.Millisecond
 )
 
 // schedule is the scope's rate schedule as the pacer uses it: the store's
@@ -71,10 +80,16 @@ type pacer struct {
 	// view can move by more than that round trip's half.
 	dbClock clockSample
 
-	requests atomic.Int64
-	waited   atomic.Int64 // nanoseconds
-	late     atomic.Int64 // slots given up for being late
-	slowest  atomic.Int64 // decaying maximum of a send's checkpoint, nanoseconds
+	requests    atomic.Int64
+	waited      atomic.Int64 // nanoseconds
+	late        atomic.Int64 // slots given up for being late
+	checkpoints durations    // how long sends' checkpoints took
+	// block holds the slots reserved together, not handed out yet (our
+	// clock), in order; blockMu also makes a process's reservations one at
+	// a time.
+	blockMu  sync.Mutex
+	block    []time.Time
+	lateness durations // how late requests went out after their slots
 }
 
 func newPacer(sched schedule, clock Clock, scope string, rate float64, withDB func(context.Context, string, func(context.Context) error) error) *pacer {
@@ -84,27 +99,28 @@ func newPacer(sched schedule, clock Clock, scope string, rate float64, withDB fu
 // slot is a reserved send time, in this process's clock.
 type slot struct{ at time.Time }
 
-// interval is the spacing of slots at full speed, with the margin.
+// interval is the spacing of slots at full speed, with the margin: R
+// slots span a second plus lateSlot plus netJitter.
 func (p *pacer) interval() time.Duration {
-	return time.Duration(rateMargin / p.rate * float64(time.Second))
+	return time.Duration((float64(time.Second) + float64(p.lateSlot()+netJitter)) / p.rate)
 }
 
-// lead is how long before a send's slot its checkpoint starts.
+// lead is how long before a send's slot its checkpoint starts: twice the
+// 99th percentile of the checkpoints lately (a slow database), so that one
+// slow commit does not push every slot after it away.
 func (p *pacer) lead() time.Duration {
-	return min(max(2*time.Duration(p.slowest.Load()), minLead), maxLead)
+	return min(max(2*p.checkpoints.p99(), minLead), maxLead)
 }
 
-// checkpointTook records how long a send's checkpoint took, for lead: the
-// slowest recent one counts, older ones fade.
-func (p *pacer) checkpointTook(d time.Duration) {
-	for {
-		old := p.slowest.Load()
-		next := max(int64(d), old-old/20)
-		if p.slowest.CompareAndSwap(old, next) {
-			return
-		}
-	}
+// lateSlot is how late a request may go out after its slot: the 99th
+// percentile of the lateness measured lately, with half again for room,
+// within [minLate, maxLate].
+func (p *pacer) lateSlot() time.Duration {
+	return min(max(p.lateness.p99()*3/2, minLate), maxLate)
 }
+
+// checkpointTook records how long a send's checkpoint took, for lead.
+func (p *pacer) checkpointTook(d time.Duration) { p.checkpoints.add(d) }
 
 // reserve takes the scope's next slot, at least lead from now. It waits out
 // database outages (as withDB does) and never sends: the caller waits for
@@ -113,11 +129,27 @@ func (p *pacer) reserve(ctx context.Context, lead time.Duration) (slot, error) {
 	if p.rate <= 0 {
 		return slot{at: p.clock.Now()}, nil
 	}
+	p.blockMu.Lock()
+	defer p.blockMu.Unlock()
+	// A slot of the block reserved last, if one is still ahead of the lead.
+	now := p.clock.Now()
+	for len(p.block) > 0 {
+		at := p.block[0]
+		p.block = p.block[1:]
+		if !at.Before(now.Add(lead)) {
+			return slot{at: at}, nil
+		}
+		// A slot of the block nobody took in time: the workers are fewer
+		// than the rate needs (the pool grows), or the machine is busy.
+	}
+	// At high rates the slots of about blockSpan are reserved at once: one
+	// round trip to the schedule for several requests.
+	k := max(1, int(blockSpan/p.interval()))
 	var s store.Slot
 	var sent, received time.Time
 	err := p.withDB(ctx, "rate schedule", func(ctx context.Context) (err error) {
 		sent = p.clock.Now()
-		s, err = p.sched.ReserveSlot(ctx, store.SlotParams{Scope: p.scope, Interval: p.interval(), Lead: lead, Recover: recoverEvery, Step: recoverStep})
+		s, err = p.sched.ReserveSlot(ctx, store.SlotParams{Scope: p.scope, Interval: time.Duration(k) * p.interval(), Lead: lead, Recover: recoverEvery, Step: recoverStep})
 		received = p.clock.Now()
 		return err
 	})
@@ -131,7 +163,12 @@ func (p *pacer) reserve(ctx context.Context, lead time.Duration) (slot, error) {
 	if s.Paused > 0 {
 		p.setPauseLocked(received.Add(s.Paused))
 	}
-	return slot{at: p.dbClock.local(s.DBNow.Add(s.In))}, nil
+	first := p.dbClock.local(s.DBNow.Add(s.In))
+	step := time.Duration(float64(p.interval()) / s.Factor)
+	for i := 1; i < k; i++ {
+		p.block = append(p.block, first.Add(time.Duration(i)*step))
+	}
+	return slot{at: first}, nil
 }
 
 // clockSample is the round trip the database's clock is read through.
@@ -186,7 +223,12 @@ func (p *pacer) usable(s slot) bool {
 	if p.paused() {
 		return false
 	}
-	if late := p.clock.Now().Sub(s.at); p.rate > 0 && late > lateSlot {
+	if p.rate <= 0 {
+		return true
+	}
+	late, limit := p.clock.Now().Sub(s.at), p.lateSlot()
+	p.lateness.add(max(late, 0)) // for later slots: this one is judged by what came before
+	if late > limit {
 		p.late.Add(1)
 		return false
 	}
@@ -280,3 +322,43 @@ func (p *pacer) Late() int64 { return p.late.Load() }
 func (p *pacer) Waited() time.Duration { return time.Duration(p.waited.Load()) }
 
 func secs(s float64) time.Duration { return store.Seconds(s) }
+
+// durations keeps the last latenessWindow durations (latenesses of
+// requests after their slots, checkpoints), for their 99th percentile.
+type durations struct {
+	mu   sync.Mutex
+	ring [latenessWindow]time.Duration
+	n    int
+	p    time.Duration // cached 99th percentile
+	next int           // at n == next, p is computed again
+}
+
+const latenessWindow = 512
+
+func (l *durations) add(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ring[l.n%latenessWindow] = d
+	l.n++
+	if l.n >= l.next {
+		l.p = l.percentileLocked(0.99)
+		l.next = l.n + 32
+	}
+}
+
+func (l *durations) p99() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.p
+}
+
+func (l *durations) percentileLocked(q float64) time.Duration {
+	n := min(l.n, latenessWindow)
+	if n == 0 {
+		return 0
+	}
+	s := make([]time.Duration, n)
+	copy(s, l.ring[:n])
+	slices.Sort(s)
+	return s[min(int(q*float64(n)), n-1)]
+}

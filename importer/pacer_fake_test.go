@@ -25,7 +25,8 @@ func TestPacerSlotsOnAFakeClock(t *testing.T) {
 	ctx := context.Background()
 	p, clock, sched := fakePacer(10, 3*time.Second+250*time.Millisecond)
 	sched.rtt = 4 * time.Millisecond
-	interval := time.Duration(float64(time.Second) * rateMargin / 10)
+	interval := p.interval() // nothing measured yet: minLate + netJitter over the second
+	require.Equal(t, time.Duration(float64(time.Second+minLate+netJitter)/10), interval)
 	start := clock.Now()
 	var prev time.Time
 	for i := range 5 {
@@ -51,11 +52,32 @@ func TestPacerGivesUpALateSlot(t *testing.T) {
 	p, clock, _ := fakePacer(10, 0)
 	s, err := p.reserve(ctx, 0)
 	require.NoError(t, err)
-	clock.Advance(lateSlot)
+	clock.Advance(p.lateSlot())
 	require.True(t, p.usable(s), "up to lateSlot late is on time")
-	clock.Advance(time.Millisecond)
+
+	p, clock, _ = fakePacer(10, 0)
+	s, err = p.reserve(ctx, 0)
+	require.NoError(t, err)
+	clock.Advance(p.lateSlot() + time.Millisecond)
 	require.False(t, p.usable(s))
 	require.EqualValues(t, 1, p.Late())
+}
+
+// The margin follows the lateness measured: a loaded machine whose
+// requests go out 10 ms after their slots widens the margin (the rate
+// spent drops from 99.6% to about 98.3%) instead of giving slots up.
+func TestPacerMarginFollowsTheMeasuredLateness(t *testing.T) {
+	p, _, _ := fakePacer(10, 0)
+	require.Equal(t, minLate, p.lateSlot())
+	for i := range 200 {
+		p.lateness.add(time.Duration(i%11) * time.Millisecond) // 0 to 10 ms
+	}
+	require.Equal(t, 15*time.Millisecond, p.lateSlot(), "half again the 99th percentile")
+	require.Equal(t, time.Duration(float64(time.Second+15*time.Millisecond+netJitter)/10), p.interval())
+	for range latenessWindow {
+		p.lateness.add(100 * time.Millisecond)
+	}
+	require.Equal(t, maxLate, p.lateSlot(), "capped")
 }
 
 // waitUntil sleeps until lead before the slot, and a soft stop ends it.
@@ -71,7 +93,7 @@ func TestPacerWaitsForItsSlot(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, s.at.Add(-100*time.Millisecond), clock.Now(), "woken at the lead before the slot, not later")
-	require.Equal(t, 900*time.Millisecond+8*time.Millisecond, p.Waited())
+	require.Equal(t, p.interval()-100*time.Millisecond, p.Waited())
 
 	stop := make(chan struct{})
 	close(stop)
@@ -186,7 +208,7 @@ func TestAttemptGivesUpASlotItsCheckpointMissed(t *testing.T) {
 	require.Equal(t, 1, made)
 	require.Equal(t, []bool{false}, undone)
 	require.EqualValues(t, 1, a.pacer.Late())
-	require.Greater(t, a.pacer.lead(), 2*minLead+20*time.Millisecond, "the lead grows to about twice the slow checkpoint (fading)")
+	require.Equal(t, 2*(minLead+20*time.Millisecond), a.pacer.lead(), "the lead grows to twice the slow checkpoint")
 }
 
 // A guard that refuses (a lease known to have passed) sends nothing.

@@ -36,7 +36,7 @@ func TestPacersShareOneSchedule(t *testing.T) {
 		require.NoError(t, err)
 		slots = append(slots, s.at)
 	}
-	interval := time.Duration(float64(time.Second) * rateMargin / rate)
+	interval := a.interval()
 	for i := 1; i < len(slots); i++ {
 		require.InDelta(t, float64(interval), float64(slots[i].Sub(slots[i-1])), float64(20*time.Millisecond),
 			"slot %d is one interval after the one before, whichever process took it", i)

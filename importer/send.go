@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/importer/internal/store"
@@ -68,6 +65,10 @@ type conversation struct {
 	// linked: the chat is on the client's existing contact (contacts.go):
 	// every message of it goes out silent.
 	linked bool
+	// dealt counts its messages dealt with (sent, found, failed) and waited
+	// the time its requests waited for their slots, for the pool's cycle.
+	dealt  int
+	waited time.Duration
 }
 
 // send runs the worker pool until every conversation of the run is done or
@@ -100,20 +101,18 @@ func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 		}
 	}()
 
-	var g errgroup.Group
-	for i := range im.cfg.Workers {
-		// Leases are held per worker, not per process: the markSending lease
-		// check then keeps even two workers of one process off one conversation.
-		owner := im.procID + "#" + strconv.Itoa(i)
-		g.Go(func() error {
-			err := im.worker(ctx, owner, halt)
-			if err != nil {
-				stop()
-			}
-			return err
-		})
+	p := &pool{im: im, max: im.cfg.Workers}
+	p.desired.Store(int64(min(poolStart, im.cfg.Workers)))
+	if im.cfg.Rate <= 0 {
+		p.desired.Store(int64(im.cfg.Workers))
 	}
+	im.stats.workers.Store(p.desired.Load())
+	p.spawn(ctx, halt, stop)
+	steered := make(chan struct{})
+	go p.steer(halt, steered)
+	g := &p.g
 	err := g.Wait()
+	close(steered)
 	if err == nil && stopped(soft) {
 		err = interrupted(CauseSignal, "", nil)
 	}
@@ -123,12 +122,14 @@ func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 	return err
 }
 
-func (im *Importer) worker(ctx context.Context, owner string, halt <-chan struct{}) error {
+func (im *Importer) worker(ctx context.Context, owner string, halt <-chan struct{}, p *pool, stop func()) error {
 	idlePolls := 0
 	for {
-		if stopped(halt) {
+		if stopped(halt) || p.surplus() {
 			return nil
 		}
+		p.spawn(ctx, halt, stop)
+		started := im.cfg.Clock.Now()
 		if err := ctx.Err(); err != nil {
 			return interrupted(CauseSignal, "", err)
 		}
@@ -137,6 +138,7 @@ func (im *Importer) worker(ctx context.Context, owner string, halt <-chan struct
 			return err
 		}
 		if !ok {
+			im.cycles.idle.Add(1)
 			left, wait, err := im.idle(ctx)
 			if err != nil {
 				return err
@@ -178,6 +180,7 @@ func (im *Importer) worker(ctx context.Context, owner string, halt <-chan struct
 		if err != nil {
 			return err
 		}
+		im.cycles.add(im.cfg.Clock.Now().Sub(started)-conv.waited, conv.dealt)
 	}
 }
 
@@ -261,6 +264,7 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 			},
 			uncheckpoint: func(ctx context.Context, made bool) error { return im.markPending(ctx, conv, m, made) },
 			guard:        im.alive,
+			waited:       &conv.waited,
 			do: func(ctx context.Context) (err error) {
 				res, err = im.api.SendMessage(ctx, &p)
 				return err
@@ -288,6 +292,7 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 		case 0:
 			im.stats.sent.Add(1)
 			conv.failures = 0
+			conv.dealt++
 			return stepDone, im.markSent(ctx, conv, store.Sent{MsgID: m.MsgID, KommoMsgID: res.MsgID, ChatID: res.ConversationID, SenderID: res.SenderID, QuoteDropped: quoteDropped})
 		case actAbort:
 			// Hard stop: the message stays "sending", in doubt, for the next run.
@@ -411,6 +416,7 @@ func endedID(m *pendingMessage) string {
 func (im *Importer) fail(ctx context.Context, conv *conversation, m *pendingMessage, reason string) (step, error) {
 	im.stats.failed.Add(1)
 	conv.failures = 0
+	conv.dealt++
 	im.log.Warn("message refused by the API", "msgid", m.MsgID, "conversation_id", conv.id, "err", reason)
 	if err := im.markFailed(ctx, conv, m.MsgID, reason); err != nil {
 		return 0, err
@@ -428,7 +434,7 @@ func (im *Importer) fail(ctx context.Context, conv *conversation, m *pendingMess
 func (im *Importer) lookup(ctx context.Context, conv *conversation, m *pendingMessage, p *wire.Payload, halt <-chan struct{}) (bool, decision, error) {
 	if conv.chatID == "" {
 		var chat *chatsapi.Chat
-		d, err := im.att.attempt(ctx, halt, request{do: func(ctx context.Context) (err error) {
+		d, err := im.att.attempt(ctx, halt, request{waited: &conv.waited, do: func(ctx context.Context) (err error) {
 			chat, err = im.api.CreateChat(ctx, conv.id, chatUser(p))
 			return err
 		}}, conv.failures)
@@ -442,7 +448,7 @@ func (im *Importer) lookup(ctx context.Context, conv *conversation, m *pendingMe
 	}
 	for offset := 0; ; offset += historyPage {
 		var page []chatsapi.HistoryMessage
-		d, err := im.att.attempt(ctx, halt, request{do: func(ctx context.Context) (err error) {
+		d, err := im.att.attempt(ctx, halt, request{waited: &conv.waited, do: func(ctx context.Context) (err error) {
 			page, err = im.api.History(ctx, conv.chatID, offset, historyPage)
 			return err
 		}}, conv.failures)
@@ -455,6 +461,7 @@ func (im *Importer) lookup(ctx context.Context, conv *conversation, m *pendingMe
 			}
 			im.stats.reconciledFound.Add(1)
 			conv.failures = 0
+			conv.dealt++
 			im.log.Info("in-doubt message found in the chat's history: not sending it again", "msgid", m.MsgID, "conversation_id", conv.id)
 			sender := ""
 			if h.Sender != nil {

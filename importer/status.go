@@ -236,6 +236,7 @@ type counters struct {
 	reconciledFound atomic.Int64
 	retries         atomic.Int64
 	processes       atomic.Int64
+	workers         atomic.Int64 // the pool's size in force
 	dbDown          atomic.Bool
 	baseDone        atomic.Int64 // sent or failed before sending started
 	total           atomic.Int64 // messages of the run

@@ -12,7 +12,8 @@ const (
 	StatePending = store.StatePending
 	StateSending = store.StateSending // an attempt may have landed: in doubt
 	StateSent    = store.StateSent
-	StateFailed  = store.StateFailed // refused by the API for good
+	StateFailed  = store.StateFailed  // refused by the API for good
+	StateSkipped = store.StateSkipped // given up by an operator (retry --skip): never sent
 )
 
 // Phase is what an invocation of Run is doing.

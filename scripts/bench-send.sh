@@ -14,6 +14,12 @@
 #   restart   one process at --rate R, SIGKILL, the same command again at
 #             once: the time from the kill to the first message accepted
 #             after the restart, and to the first full second at >= 99% of R.
+#   spend     the rate spent without tuning --workers (the pool sizes itself),
+#             one line a case: --rate 1000 against a simulator without
+#             latency (2,000 chats); 1,000 small chats at --rate 40 with 20 ms
+#             latency; 7% faults at --rate 20; one conversation alone at
+#             --rate 7 with 100 ms latency; and the speed at 25 ms latency
+#             against a sequential importer (internal/seqimport).
 #
 #   scripts/bench-send.sh                       # all three, a few minutes each at most
 #   SCENARIOS=restart RESTART_RATE=7 scripts/bench-send.sh
@@ -27,6 +33,7 @@
 #            TWO_KILL_AFTER [25 s] TWO_RESTART_AFTER [2 s]
 #   restart: RESTART_RATE [20] RESTART_MESSAGES [800] RESTART_CONVERSATIONS [80]
 #            RESTART_KILL_AFTER [15 s]
+#   spend:   SPEND_CASES [fast small faults single seq]
 #   KEEP=1 keeps the logs, ledgers and summaries (the directory is printed);
 #   SIM_FLAGS=--verbose makes kommo-sim log every request there.
 #
@@ -38,7 +45,7 @@ cd "$(dirname "$0")/.."
 if [[ -z ${DATABASE_URL:-} ]]; then
 	exec scripts/with-pg.sh --database-url "$0" "$@"
 fi
-scenarios=${SCENARIOS:-faults two restart}
+scenarios=${SCENARIOS:-faults two restart spend}
 tmp=$(mktemp -d)
 started_pids=()
 cleanup() {
@@ -50,7 +57,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$tmp/" ./cmd/kommo-import ./cmd/kommo-sim ./internal/benchgen
+go build -o "$tmp/" ./cmd/kommo-import ./cmd/kommo-sim ./internal/benchgen ./internal/seqimport
 export KOMMO_CHANNEL_SECRET=bench-secret
 stamp=$(date +%s)
 
@@ -213,6 +220,25 @@ def restart(a):
     print(f"max in any 1 s:       {stats['max_requests_in_any_1s']} requests; 429s {stats['rate_limited']}; "
           f"duplicates {stats['duplicates']}; {len(led)} accepted of {a.messages}")
 
+def spend(a):
+    stats, led = json.load(open(a.stats)), ledger(a.ledger)
+    s = summaries([a.summary])
+    s = s[0] if s else {}
+    times = [t for t, _, _ in led]
+    lrate, lspan = span_rate(times)
+    delivered = s.get("sent_now", 0) + s.get("in_doubt_found", 0)
+    req = s.get("http_requests", 0)
+    faults = sum(stats["faults"].values())
+    goal = f" (goal {a.goal})" if a.goal else ""
+    of = f" = {lrate / a.rate:.1%} of --rate {a.rate}" if a.rate else ""
+    extra = ""
+    if faults:
+        extra = f"; {faults} faults, {(req - faults) / max(delivered, 1):.3f} requests a delivered message beyond them"
+    if a.commits:
+        extra += f"; {a.commits / max(len(led), 1):.2f} commits a message"
+    print(f"{a.name:<48} {lrate:8.1f} delivered/s{of}{goal}; {len(led)} accepted over {lspan:.1f} s, "
+          f"max {stats['max_requests_in_any_1s']} in any 1 s, {stats['duplicates']} duplicates, exit {a.rc}{extra}")
+
 def main():
     import argparse
     p = argparse.ArgumentParser()
@@ -223,10 +249,11 @@ def main():
     p.add_argument("--workers"); p.add_argument("--reconcile"); p.add_argument("--spec"); p.add_argument("--hang"); p.add_argument("--hdelay")
     p.add_argument("--rc", type=int); p.add_argument("--kill", type=float); p.add_argument("--started", type=float)
     p.add_argument("--kill-after"); p.add_argument("--restart-after")
+    p.add_argument("--name"); p.add_argument("--goal"); p.add_argument("--commits", type=int)
     a = p.parse_args()
     if a.rate is not None and a.rate == int(a.rate):
         a.rate = int(a.rate)
-    {"faults": faults, "two": two, "restart": restart}[a.scenario](a)
+    {"faults": faults, "two": two, "restart": restart, "spend": spend}[a.scenario](a)
 
 main()
 PY
@@ -317,6 +344,54 @@ scenario_restart() {
 	python3 "$tmp/figures.py" restart --stats "$tmp/restart.stats.json" --ledger "$tmp/restart.ledger.jsonl" \
 		--messages "$n" --convs "$c" --rate "$rate" --kill "$kill_at" --started "$started_at" \
 		--kill-after "$kill_after" --rc "$rc"
+}
+
+# spend_case NAME GOAL MESSAGES CONVERSATIONS RATE "SIM FLAGS" [importer flags...]: one line.
+spend_case() {
+	local name=$1 goal=$2 n=$3 c=$4 rate=$5 simflags=$6
+	shift 6
+	local scope=bench_spend_${name}_$stamp
+	gen "spend-$name" "$n" "$c"
+	# shellcheck disable=SC2086 # the simulator's flags, split on purpose
+	start_sim "spend-$name" "$scope" --rate 0 $simflags
+	importer_cmd "spend-$name" "$scope" "spend-$name-$stamp" --rate "$rate" "$@"
+	local rc=0 c0 c1
+	c0=$(commits)
+	"${cmd[@]}" >"$tmp/spend-$name.summary.json" 2>"$tmp/spend-$name.log" || rc=$?
+	c1=$(commits)
+	stop_sim "spend-$name"
+	local r=$rate
+	[[ $r == unlimited ]] && r=0
+	python3 "$tmp/figures.py" spend --stats "$tmp/spend-$name.stats.json" --ledger "$tmp/spend-$name.ledger.jsonl" \
+		--summary "$tmp/spend-$name.summary.json" --rate "$r" --rc "$rc" --name "$name: $n messages, $c chats" --goal "$goal" \
+		--commits $((c1 - c0))
+}
+
+# commits is the database's count of committed transactions (every session's: the import's
+# checkpoints, its heartbeat, staging).
+commits() { psql "$DATABASE_URL" -Atc "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
+
+scenario_spend() {
+	echo "== the rate spent without tuning --workers (kommo-import's pool sizes itself; --workers is its ceiling, default 32)"
+	for k in ${SPEND_CASES:-fast small faults single seq}; do
+		case $k in
+		fast) spend_case fast ">= 900/s" 20000 2000 1000 "" ;;
+		small) spend_case small ">= 39.6/s (99%)" 2000 1000 40 "--latency 20ms" ;;
+		faults) spend_case faults ">= 16/s, <= 1.1 requests a message beyond the faults" 1500 300 20 \
+			"--faults 500=0.02,503=0.02,accept-500=0.02,accept-drop=0.01 --seed 9 --history-delay 200ms" --reconcile-wait 2s ;;
+		single) spend_case single ">= 6.93/s" 300 1 7 "--latency 100ms" ;;
+		seq)
+			local scope=bench_spend_seq_$stamp
+			gen spend-seq 1500 150
+			start_sim spend-seq "$scope" --rate 0 --latency 25ms
+			local seqrate
+			seqrate=$("$tmp/seqimport" --source "$tmp/spend-seq.jsonl" --api-url "$api" --scope-id "$scope" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rate"])')
+			stop_sim spend-seq
+			echo "sequential importer at 25 ms latency (internal/seqimport): $seqrate messages/s; kommo-import, goal >= 6x:"
+			spend_case seq25 ">= 6x the sequential" 3000 300 unlimited "--latency 25ms"
+			;;
+		esac
+	done
 }
 
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

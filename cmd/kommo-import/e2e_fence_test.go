@@ -25,6 +25,7 @@ import (
 // its in-doubt messages at once (4 to 7 duplicates a run at --rate
 // unlimited).
 func TestE2EAFrozenProcessNeverSendsAgain(t *testing.T) {
+	t.Parallel()
 	s := startSim(t, "--rate", "0", "--latency", "100ms")
 	im := newImporter(t, s)
 	msgs := ledgertest.Gen(41, 500, 12)
@@ -83,6 +84,7 @@ func TestE2EAFrozenProcessNeverSendsAgain(t *testing.T) {
 // slots reserved before the crash were still being used, and the API
 // answered 429 (a 5-minute pause at Kommo; a block if it repeats).
 func TestE2EADatabaseCrashKeepsTheRate(t *testing.T) {
+	t.Parallel()
 	dir, err := tempShortDir(t)
 	require.NoError(t, err)
 	pgsh := filepath.Join("..", "..", "scripts", "pg.sh")

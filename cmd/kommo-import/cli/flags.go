@@ -409,7 +409,8 @@ type sendFlags struct {
 }
 
 func (s *sendFlags) register(fs *flag.FlagSet) {
-	intVar(fs, &s.workers, "workers", importer.DefaultWorkers, 1, 256, "`N` conversations sent at once by this process")
+	intVar(fs, &s.workers, "workers", importer.DefaultWorkers, 1, 256, "at most `N` conversations sent at once by this process: the pool sizes itself\n"+
+		"to the rate and the round trips it measures (rate x cycle time), up to N")
 	durationVar(fs, &s.reconcile, "reconcile-wait", importer.DefaultReconcileWait, 100*time.Millisecond, time.Hour, false,
 		"how long (`DURATION`) to wait after a request whose fate is unknown, for the API's asynchronous processing, before looking the message up in history")
 	intVar(fs, &s.maxAttempts, "max-attempts", importer.DefaultMaxAttempts, 1, 100, "stop the run as interrupted after `N` failed attempts in a row at one message (5xx, network errors)")

@@ -71,49 +71,37 @@ const failedIn = `run_name = $1 AND state = 'failed'
       AND ((cardinality($2::text[]) = 0 AND cardinality($3::text[]) = 0)
            OR msgid = ANY($2) OR conversation_id = ANY($3))`
 
-// resetFailed puts the run's selected failed messages back to pending and
-// returns their conversations. attempts is kept: it counts every attempt
-// ever made.
-const resetFailed = `
-WITH reset AS (
-    UPDATE kommo_import_messages SET state = 'pending', last_error = NULL
+// settleFailed moves the run's selected failed messages to $4: back to
+// pending (retry: their error cleared; attempts is kept, it counts every
+// attempt ever made) or skipped (given up: never sent). Either way they no
+// longer hold their conversations, which are opened again. It returns how
+// many and their conversations.
+const settleFailed = `
+WITH moved AS (
+    UPDATE kommo_import_messages SET state = $4, last_error = CASE WHEN $4 = 'pending' THEN NULL ELSE last_error END
     WHERE ` + failedIn + `
     RETURNING conversation_id
 ), reopened AS (
     UPDATE kommo_import_conversations c SET held = false, done = false
-    WHERE c.run_name = $1 AND c.conversation_id IN (SELECT conversation_id FROM reset)
+    WHERE c.run_name = $1 AND c.conversation_id IN (SELECT conversation_id FROM moved)
 )
-SELECT count(*), COALESCE(array_agg(DISTINCT conversation_id), '{}') FROM reset`
+SELECT count(*), COALESCE(array_agg(DISTINCT conversation_id), '{}') FROM moved`
+
+func (q *Queries) settleFailed(ctx context.Context, run string, sel Selection, to State) (n int64, convs []string, err error) {
+	err = q.db.QueryRow(ctx, settleFailed, run, nonNil(sel.MsgIDs), nonNil(sel.Conversations), to).Scan(&n, &convs)
+	return n, convs, err
+}
 
 // ResetFailed puts the run's selected failed messages back to pending; it
 // returns how many and their conversations.
 func (q *Queries) ResetFailed(ctx context.Context, run string, sel Selection) (int64, []string, error) {
-	var n int64
-	var convs []string
-	err := q.db.QueryRow(ctx, resetFailed, run, nonNil(sel.MsgIDs), nonNil(sel.Conversations)).Scan(&n, &convs)
-	return n, convs, err
+	return q.settleFailed(ctx, run, sel, StatePending)
 }
-
-// skipFailed gives the run's selected failed messages up (state skipped):
-// they are never sent, and no longer hold their conversations.
-const skipFailed = `
-WITH skipped AS (
-    UPDATE kommo_import_messages SET state = 'skipped'
-    WHERE ` + failedIn + `
-    RETURNING conversation_id
-), reopened AS (
-    UPDATE kommo_import_conversations c SET held = false, done = false
-    WHERE c.run_name = $1 AND c.conversation_id IN (SELECT conversation_id FROM skipped)
-)
-SELECT count(*), COALESCE(array_agg(DISTINCT conversation_id), '{}') FROM skipped`
 
 // SkipFailed gives the run's selected failed messages up; it returns how
 // many and their conversations.
 func (q *Queries) SkipFailed(ctx context.Context, run string, sel Selection) (int64, []string, error) {
-	var n int64
-	var convs []string
-	err := q.db.QueryRow(ctx, skipFailed, run, nonNil(sel.MsgIDs), nonNil(sel.Conversations)).Scan(&n, &convs)
-	return n, convs, err
+	return q.settleFailed(ctx, run, sel, StateSkipped)
 }
 
 func nonNil(s []string) []string {

@@ -49,7 +49,8 @@ const (
 	StatePending State = "pending"
 	StateSending State = "sending" // an attempt may have landed: in doubt
 	StateSent    State = "sent"
-	StateFailed  State = "failed" // refused by the API for good
+	StateFailed  State = "failed"  // refused by the API for good
+	StateSkipped State = "skipped" // given up by an operator (retry --skip): never sent
 )
 
 // IsNoRows reports whether err says a statement that returns one row found none.
