@@ -413,9 +413,11 @@ type uploader struct {
 }
 
 // startUploader starts the uploader when the run has local files and a
-// store, and returns what stops it (and waits for it).
-func (im *Importer) startUploader(ctx context.Context) (stop func()) {
-	if im.cfg.Media == nil {
+// store, and returns what stops it (and waits for it). A stop of the run
+// (soft, or halt) stops it too: uploads are work for messages still to
+// start.
+func (im *Importer) startUploader(ctx context.Context, soft, halt <-chan struct{}) (stop func()) {
+	if im.cfg.Media == nil || stopped(soft) || stopped(halt) {
 		return func() {}
 	}
 	var left int64
@@ -429,6 +431,14 @@ func (im *Importer) startUploader(ctx context.Context) (stop func()) {
 	uctx, cancel := context.WithCancel(ctx)
 	u := &uploader{im: im, credit: make(chan struct{}, im.cfg.MediaAhead), work: make(chan string), queued: map[string]bool{}, cancel: cancel}
 	im.media.up.Store(u)
+	u.wg.Go(func() {
+		select {
+		case <-soft:
+		case <-halt:
+		case <-uctx.Done():
+		}
+		cancel()
+	})
 	u.wg.Go(func() { u.walk(uctx) })
 	for range im.cfg.MediaUploads {
 		u.wg.Go(func() { u.put(uctx) })
@@ -455,7 +465,7 @@ type walkConv struct {
 }
 
 // walk goes through the run's unsent media messages in send order: a
-// window of as many conversations as the process has workers, in the
+// window of as many conversations as the process has workers now, in the
 // order they are claimed (the largest first), taking uploaderTurn messages
 // of each in turn, as the workers send them side by side; a conversation
 // done leaves the window for the next. Each message takes a token of
@@ -467,7 +477,10 @@ func (u *uploader) walk(ctx context.Context) {
 	var window []*walkConv
 	after, exhausted := store.FirstMediaConv, false
 	for {
-		if need := im.cfg.Workers - len(window); need > 0 && !exhausted {
+		// As wide as the pool the workers are now (it sizes itself to the
+		// rate), so that the walk goes where they go.
+		width := int(max(im.stats.workers.Load(), 1))
+		if need := width - len(window); need > 0 && !exhausted {
 			var convs []store.MediaConv
 			err := im.withDB(ctx, "media walk", func(ctx context.Context) (err error) {
 				convs, err = im.q.MediaConversations(ctx, im.cfg.Run, after, need)

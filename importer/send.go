@@ -84,9 +84,6 @@ func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 	}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
-	// Local files are put ahead of their messages' turns (media.go).
-	stopUploader := im.startUploader(ctx)
-	defer stopUploader()
 
 	// halt is closed by the first worker that must stop the run: the others
 	// finish their request in flight, as on a soft stop.
@@ -100,6 +97,9 @@ func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 		case <-hbCtx.Done():
 		}
 	}()
+	// Local files are put ahead of their messages' turns (media.go).
+	stopUploader := im.startUploader(ctx, soft, halt)
+	defer stopUploader()
 
 	p := &pool{im: im, max: im.cfg.Workers}
 	p.desired.Store(int64(min(poolStart, im.cfg.Workers)))
