@@ -16,7 +16,7 @@
 # rate without any upload.
 #
 # Settings (defaults in brackets): MEDIA_MESSAGES [1050] MEDIA_CONVERSATIONS [60] MEDIA_SHARE [0.3]
-# MEDIA_SIZE [200000] MEDIA_RATE [7] MEDIA_WORKERS [8] MEDIA_UPLOADS [4] BASELINE [0]; NICE=-10 runs
+# MEDIA_SIZE [200000] MEDIA_RATE [7] MEDIA_WORKERS [kommo-import's default] MEDIA_UPLOADS [4] BASELINE [0]; NICE=-10 runs
 # kommo-import at that niceness (as root), so that other jobs on a shared machine delay its slots
 # less; KEEP=1 keeps the directory (printed) with the logs, ledgers and summaries.
 set -euo pipefail
@@ -28,7 +28,7 @@ if [[ -z ${TEST_S3_ENDPOINT:-} ]]; then
 	exec scripts/with-s3.sh "$0" "$@"
 fi
 n=${MEDIA_MESSAGES:-1050} convs=${MEDIA_CONVERSATIONS:-60} share=${MEDIA_SHARE:-0.3} size=${MEDIA_SIZE:-200000}
-rate=${MEDIA_RATE:-7} workers=${MEDIA_WORKERS:-8} uploads=${MEDIA_UPLOADS:-4}
+rate=${MEDIA_RATE:-7} workers=${MEDIA_WORKERS:-} uploads=${MEDIA_UPLOADS:-4}
 tmp=$(mktemp -d)
 started_pids=()
 cleanup() {
@@ -102,7 +102,7 @@ run() {
 	shift
 	start_sim "$name" "bench_${name}_$stamp"
 	local cmd=(${NICE:+nice -n "$NICE"} "$tmp/kommo-import" run --source "jsonl:$tmp/export/export.jsonl" --api-url "$api" --scope-id "bench_${name}_$stamp"
-		--run "$name-$stamp" --rate "$rate" --workers "$workers" --media-missing text --progress log --progress-interval 30s --json "$@")
+		--run "$name-$stamp" --rate "$rate" ${workers:+--workers "$workers"} --media-missing text --progress log --progress-interval 30s --json "$@")
 	echo "+ ${cmd[*]}" | sed "s|$tmp/||g" >&2
 	"${cmd[@]}" >"$tmp/$name.summary.json" 2>"$tmp/$name.log" || { tail -n 20 "$tmp/$name.log" >&2; exit 1; }
 	stop_sim "$name"
