@@ -115,6 +115,12 @@ soak: ## an hour of two processes at --rate 7 with faults: the max in any 1 s as
 bench-send: ## send-path figures: faults, two processes with one killed, kill -9 to full speed
 	scripts/bench-send.sh
 
+# The send rate with 30% pictures and a media store (scripts/bench-media-send.sh, README,
+# Performance; a few minutes; not part of make test). BASELINE=1 adds a text-only run.
+.PHONY: bench-media-send
+bench-media-send: ## send rate with 30% media messages and a local S3 store, against kommo-sim
+	scripts/bench-media-send.sh
+
 # The version --version prints: the nearest tag, commits since and the commit (v1.2.0-3-gabc1234,
 # -dirty with local changes), or the bare commit before the first tag. Without git (an exported
 # tarball) it stays empty and the binary falls back to the VCS information the Go toolchain

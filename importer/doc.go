@@ -22,7 +22,10 @@
 // idempotent by (scope, msgid), so an input is read again from the start
 // whenever resuming by position could skip something, and a run nobody
 // works any more hands its unsent msgids to the next run that stages them
-// (stage.go, lifecycle.go).
+// (stage.go, lifecycle.go). A message whose media is a local file has the
+// file put in a media store ahead of its turn, by an uploader that walks the
+// run's files in send order and records each upload, and names it by a URL
+// made right before its request (media.go).
 //
 // Errors are typed (errors.go): the command line maps them to words and
 // exit codes.

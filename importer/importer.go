@@ -20,6 +20,7 @@ import (
 
 	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/importer/internal/store"
+	"github.com/kommo-import/kommo-import/media"
 	"github.com/kommo-import/kommo-import/sources"
 	"github.com/kommo-import/kommo-import/wire"
 )
@@ -98,6 +99,24 @@ type Config struct {
 	BatchSize     int           // staging batch; default 10000
 	DBOutageLimit time.Duration // how long sending waits for a lost database before the run stops; default 5m
 
+	// Media puts local files where Kommo fetches them (--media-store or
+	// --media-base-url; media.go). nil: none, and a run whose messages name
+	// local files stops before sending (MediaNeededError).
+	Media MediaStore
+	// MediaWeb: Media is the operator's web server (--media-base-url),
+	// checked against a file of the run once it is staged.
+	MediaWeb bool
+	// MediaUploads bounds the uploader's Puts at once; default
+	// media.DefaultConcurrency (the store bounds every Put of it too).
+	MediaUploads int
+	// MediaAhead bounds how many media messages the uploader walks ahead
+	// of the sending; default DefaultMediaAhead.
+	MediaAhead int
+	// MediaMissingText: a local file that cannot be used when its message's
+	// turn comes goes out as its text placeholder (--media-missing text);
+	// otherwise the message fails with the reason.
+	MediaMissingText bool
+
 	Logger *slog.Logger
 	// Clock is the time the pacer and the windows read; nil: the wall clock.
 	Clock Clock
@@ -141,6 +160,8 @@ func (c *Config) setDefaults() error {
 	orDefault(&c.ReconcileWait, DefaultReconcileWait)
 	orDefault(&c.DBOutageLimit, DefaultDBOutageLimit)
 	orDefault(&c.BatchSize, DefaultBatchSize)
+	orDefault(&c.MediaUploads, media.DefaultConcurrency)
+	orDefault(&c.MediaAhead, DefaultMediaAhead)
 	retryDefaults(&c.MaxAttempts, &c.BackoffBase, &c.BackoffMax, &c.DefaultPause)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -192,7 +213,8 @@ type Importer struct {
 
 	stats      counters
 	throughput meter
-	cycles     cycles // the workers' busy time, for the pool's size
+	cycles     cycles     // the workers' busy time, for the pool's size
+	media      mediaState // media.go
 }
 
 // New returns an Importer for cfg. api must not pace its requests: the
@@ -423,6 +445,9 @@ func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, er
 	if err == nil && !finished {
 		err = im.preflight(ctx)
 	}
+	if err == nil && !finished {
+		err = im.preflightMedia(ctx) // media.go: the store works, before anything is written
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -454,6 +479,9 @@ func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, er
 		// Staging resumes from its last committed batch, so a lost database
 		// connection is waited out by starting it again.
 		err = im.withDB(ctx, "staging", func(ctx context.Context) error { return im.stage(ctx, soft) }) // stages, then plans
+	}
+	if err == nil {
+		err = im.preflightMediaWeb(ctx) // --media-base-url against a staged file, before any send
 	}
 	var sendStart time.Time
 	if err == nil {
@@ -490,8 +518,9 @@ func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, er
 
 func outcomeOf(s *Summary, err error) Outcome {
 	var stop *StopError
+	var mediaErr *MediaError
 	switch {
-	case errors.As(err, &stop):
+	case errors.As(err, &stop), errors.As(err, &mediaErr) && mediaErr.Refused():
 		return OutcomeStopped
 	case errors.Is(err, ErrInterrupted):
 		return OutcomeInterrupted

@@ -97,6 +97,9 @@ func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 		case <-hbCtx.Done():
 		}
 	}()
+	// Local files are put ahead of their messages' turns (media.go).
+	stopUploader := im.startUploader(ctx, soft, halt)
+	defer stopUploader()
 
 	p := &pool{im: im, max: im.cfg.Workers}
 	p.desired.Store(int64(min(poolStart, im.cfg.Workers)))
@@ -233,16 +236,18 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 	if err != nil {
 		return 0, err
 	}
-	// A local file is uploaded ahead of its slot, and the request names it
-	// by a URL made now (media.go).
-	if st, err := im.prepareMedia(ctx, conv, m, &p, halt); err != nil || st != 0 {
-		return st, err
-	}
 	if m.State == StateSending {
 		// An earlier attempt may have landed: look before sending again.
 		if st, err := im.reconcile(ctx, conv, m, &p, halt); err != nil || st != stepSend {
 			return st, err
 		}
+	}
+	// A local file is uploaded ahead of its slot, and the request names it
+	// by a URL made now (media.go). After the look-up: a message found
+	// delivered needs no file, and one whose file fails now is known not
+	// to have landed before it is failed.
+	if st, err := im.prepareMedia(ctx, conv, m, &p, halt); err != nil || st != 0 {
+		return st, err
 	}
 	for {
 		var res *chatsapi.SendResult

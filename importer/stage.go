@@ -229,7 +229,8 @@ func (im *Importer) readBatches(ctx context.Context, r Source, stagedLine int64,
 			if err != nil {
 				return &SourceError{Name: r.Name(), Err: fmt.Errorf("line %d: %w", rec.Line, err)}
 			}
-			b.rows = append(b.rows, store.StageRow{MsgID: rec.Payload.MsgID, ConversationID: rec.Payload.ConversationID, Line: rec.Line, Msec: rec.Payload.MsecTimestamp, Payload: payload, Outgoing: rec.Payload.Receiver != nil})
+			b.rows = append(b.rows, store.StageRow{MsgID: rec.Payload.MsgID, ConversationID: rec.Payload.ConversationID, Line: rec.Line, Msec: rec.Payload.MsecTimestamp, Payload: payload, Outgoing: rec.Payload.Receiver != nil,
+				MediaPath: localMediaPath(&rec.Payload)})
 			bytes += len(payload)
 			b.lastLine = max(b.lastLine, rec.Line)
 		}

@@ -93,6 +93,9 @@ type RunStatus struct {
 	FinishedAt  time.Time    `json:"finished_at,omitzero"`
 	AbandonedAt time.Time    `json:"abandoned_at,omitzero"`
 	OtherRuns   []string     `json:"other_runs,omitempty"` // runs holding this run's known_other msgids
+	// Media: what became of the local files its messages name (media.go);
+	// nil when they name none.
+	Media *MediaStatus `json:"media,omitempty"`
 }
 
 // ProcessInfo is a live process working a run.
@@ -133,6 +136,9 @@ func Status(ctx context.Context, pool *pgxpool.Pool, name string) (*RunStatus, e
 		if st.RejectsKnownFrom, err = q.KnownFromRuns(ctx, name); err != nil {
 			return nil, fmt.Errorf("status of %s: %w", name, err)
 		}
+	}
+	if st.Media, err = mediaStatus(ctx, q, name); err != nil {
+		return nil, fmt.Errorf("status of %s: %w", name, err)
 	}
 	return &st, nil
 }
@@ -216,6 +222,9 @@ type Summary struct {
 	Retries        int64   `json:"retries"`
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
 	EffectiveRate  float64 `json:"effective_rate"` // messages delivered per second of sending
+	// MediaNow is what this invocation did with local files (media.go);
+	// nil when it handled none.
+	MediaNow *MediaNow `json:"media_now,omitempty"`
 }
 
 func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time, runErr error) (*Summary, error) {
@@ -242,6 +251,7 @@ func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time,
 		Retries:        im.stats.retries.Load(),
 		ElapsedSeconds: time.Since(started).Seconds(),
 	}
+	s.MediaNow = im.mediaNow()
 	if delivered := s.SentNow + s.InDoubtFound; delivered > 0 {
 		s.RequestsPerMessage = float64(s.Requests) / float64(delivered)
 	}

@@ -3,7 +3,9 @@
 // The Chats API takes a picture, voice note, video or file only as a URL that
 // Kommo downloads (message.media, with file_name and file_size). An export
 // keeps its media as local files, which travel through staging as file: URLs
-// (sources/chatexport.FileURL). A Store turns such a file into a URL in one of
+// (sources/chatexport.FileURL), or as zip: URLs for the files inside a zipped
+// export, read from the archive in place (chatexport.ZipURL; LocalRef turns
+// either into what Put takes). A Store turns such a file into a URL in one of
 // two ways:
 //
 //   - An S3-compatible object store (--media-store s3://BUCKET/PREFIX): Put

@@ -28,6 +28,10 @@ type Object struct {
 	// SHA256 is the content's hash in lower-case hex; "" with
 	// --media-base-url, which reads no content.
 	SHA256 string
+	// Uploaded: this Put sent the bytes. False when the store had the
+	// object already (a re-run, another process, the same file in another
+	// message) and with --media-base-url, which uploads nothing.
+	Uploaded bool
 }
 
 // LocalPath returns the local path of a payload's message.media when it is
@@ -104,19 +108,15 @@ func fileErr(path string, err error) error {
 	return &FileError{Path: path, Reason: ErrUnreadable, Err: err}
 }
 
-// hashFile reads f from its start to its end once and returns the SHA-256
-// in hex. It checks that exactly size bytes were read: a file that grew or
-// shrank while it was read is an error, not a wrong content address.
-func hashFile(f *os.File, size int64) (string, error) {
+// hashReader reads r to its end and returns the SHA-256 in hex and the
+// number of bytes read.
+func hashReader(r io.Reader) (string, int64, error) {
 	h := sha256.New()
-	n, err := io.Copy(h, io.NewSectionReader(f, 0, size+1))
+	n, err := io.Copy(h, r)
 	if err != nil {
-		return "", &FileError{Path: f.Name(), Reason: ErrUnreadable, Err: err}
+		return "", n, err
 	}
-	if n != size {
-		return "", &FileError{Path: f.Name(), Reason: ErrUnreadable, Err: fmt.Errorf("it changed while it was read (%d bytes, then %d)", size, n)}
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // keyName is the file name as it goes into an object key: the base name,

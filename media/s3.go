@@ -131,32 +131,37 @@ func (s *s3Store) key(sum, name string) string {
 	return k
 }
 
-func (s *s3Store) put(ctx context.Context, localPath string) (Object, error) {
-	f, size, err := openFile(localPath, s.cfg.MaxSize)
+func (s *s3Store) put(ctx context.Context, ref string) (Object, error) {
+	lf, err := openLocal(ref, s.cfg.MaxSize)
 	if err != nil {
 		return Object{}, err
 	}
-	defer f.Close()
-	sum, err := hashFile(f, size)
+	defer lf.Close()
+	sum, err := lf.hash()
 	if err != nil {
 		return Object{}, err
 	}
-	obj := Object{Key: s.key(sum, keyName(localPath)), Size: size, SHA256: sum}
+	obj := Object{Key: s.key(sum, lf.name), Size: lf.size, SHA256: sum}
 	found, err := s.head(ctx, obj)
 	if err != nil || found {
 		return obj, err
 	}
+	body, closeBody, err := lf.body()
+	if err != nil {
+		return obj, err
+	}
+	defer closeBody()
 	in := &s3.PutObjectInput{
 		Bucket:         aws.String(s.bucket),
 		Key:            aws.String(obj.Key),
-		Body:           io.NewSectionReader(f, 0, size),
-		ContentLength:  aws.Int64(size),
+		Body:           body,
+		ContentLength:  aws.Int64(lf.size),
 		ChecksumSHA256: aws.String(base64SHA(sum)),
 		// Nothing is overwritten: a second process that stored the same
 		// content a moment ago makes this a 412, which is success.
 		IfNoneMatch: aws.String("*"),
 	}
-	if ct := mime.TypeByExtension(strings.ToLower(filepath.Ext(localPath))); ct != "" {
+	if ct := mime.TypeByExtension(strings.ToLower(filepath.Ext(lf.name))); ct != "" {
 		in.ContentType = aws.String(ct)
 	}
 	_, err = s.client.PutObject(ctx, in, s3.WithAPIOptions(payloadHash(sum)))
@@ -169,6 +174,7 @@ func (s *s3Store) put(ctx context.Context, localPath string) (Object, error) {
 		}
 		return obj, classify(err, "put", s.where, obj.Key)
 	}
+	obj.Uploaded = true
 	return obj, nil
 }
 

@@ -78,13 +78,18 @@ func (s *Store) Describe() string {
 	return s.s3.where
 }
 
-// Put makes the local file at path available, idempotently.
+// Put makes the local file at path available, idempotently. path is a
+// reference as LocalRef returns it: a file's path, or the zip: URL of a
+// file inside a zipped export, read from the archive in place.
 //
 // With a store it reads the file once to hash it, HEADs the content-
 // addressed key and uploads (streaming the file, signed with that hash)
 // only when the object is not there: a second Put of the same content, from
 // this process or any other, uploads nothing. With --media-base-url it
-// checks that the file's URL serves it with its size.
+// checks that the file's URL serves it with its size (a file inside a zip
+// cannot be published so: a *FileError with ErrInArchive).
+//
+// Object.Uploaded says whether this Put sent the bytes.
 //
 // A *FileError says the file cannot be used (missing, unreadable, empty,
 // over Config.MaxSize, outside the export root); an *Error is Transient,

@@ -56,6 +56,10 @@ func (w *webStore) rel(path string) (string, error) {
 }
 
 func (w *webStore) put(ctx context.Context, localPath string) (Object, error) {
+	if archive, _, ok := zipRef(localPath); ok {
+		return Object{}, &FileError{Path: localPath, Reason: ErrInArchive,
+			Err: fmt.Errorf("a web server cannot publish the entries of %s: unzip the export and give its folder as the source", archive)}
+	}
 	size, err := statFile(localPath, w.cfg.MaxSize)
 	if err != nil {
 		return Object{}, err

@@ -174,6 +174,7 @@ func TestLocalMediaCSV(t *testing.T) {
 	require.Equal(t, []string{"a", "d", "e", "f"}, res.msgids())
 	require.Equal(t, &wire.Message{Type: "text", Text: "[picture: gone.jpg] see"}, res.records[3].Payload.Message)
 	require.Equal(t, int64(1), res.stats.MediaPlaceholders)
+	require.Equal(t, map[string]int64{SkipMediaWithoutFile: 1}, res.stats.Skipped, "counted where the run's summary and status show it, as for the exports")
 	require.Len(t, res.errs, 2, "escapes are refused with --media-missing text too")
 }
 

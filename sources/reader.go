@@ -297,8 +297,12 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 			}
 		}
 		if r.media != nil {
+			placeholders := r.stats.MediaPlaceholders
 			if le := r.media.resolve(r.p.Message, r.mediaText, &r.stats); le != nil {
 				return Record{}, r.rejectRead(le, pos)
+			}
+			if r.stats.MediaPlaceholders > placeholders {
+				r.skip(SkipMediaWithoutFile) // as the exports count it: in the run's summary and status
 			}
 		}
 		r.localMedia(r.p.Message) // exports.go

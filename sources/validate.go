@@ -301,6 +301,11 @@ func mediaMissing(m *wire.Message) bool {
 // mediaToText turns a message that needs media and has none into a text
 // message that says what it was: "[picture: name.jpg] caption", "[voice]".
 // The media fields go; a post, shared post or delivery status stays.
+// MediaToText turns a media message into the text placeholder that
+// --media-missing text sends, "[picture: name.jpg] caption": for the
+// importer, whose local file could not be used when the message's turn came.
+func MediaToText(m *wire.Message) { mediaToText(m) }
+
 func mediaToText(m *wire.Message) {
 	text := "[" + m.Type
 	if !isBlank(m.FileName) {

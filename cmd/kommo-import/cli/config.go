@@ -77,6 +77,8 @@ var configKeys = map[string]keyKind{
 	"channel-id": keyPlain, "account-id": keyPlain, "title": keyPlain, "env-file": keyPath, "dry-run": keyPlain,
 	"on-failure": keyPlain, "msgid": keyPlain, "skip": keyPlain, "out": keyPath,
 	"max-rejects": keyPlain, "older": keyPlain, "resume": keyPlain, "mark": keyPlain, "repair": keyPlain,
+	"media-store": keyPlain, "media-endpoint": keyPlain, "media-addressing": keyPlain, "media-region": keyPlain, "media-profile": keyPlain,
+	"media-public-base": keyPlain, "media-base-url": keyPlain, "media-url-ttl": keyPlain, "media-uploads": keyPlain,
 	"media-max-size": keyPlain, "link-contacts": keyPlain, "create-contacts": keyPlain, "contacts-map": keyPath, "default-region": keyPlain, "crm-rate": keyPlain,
 }
 

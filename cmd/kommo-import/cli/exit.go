@@ -195,6 +195,8 @@ func resolveExitCode(err error, inv invocationFacts) outcome {
 		inc      *incompleteError
 		empty    *emptySourceError
 		verify   *verifyError
+		mediaErr *importer.MediaError
+		needsMed *importer.MediaNeededError
 	)
 	resume := inv.resumeHints("resume with: ")
 	// inDoubt is what a hard stop of a sending command leaves behind.
@@ -217,6 +219,13 @@ func resolveExitCode(err error, inv invocationFacts) outcome {
 
 	case errors.As(err, &stop):
 		return outcome{ExitOperator, oneLine(err.Error(), 0), append([]string{stopHint(stop)}, inv.resumeHints("then resume with: ")...)}
+
+	case errors.As(err, &mediaErr):
+		return mediaOutcome(mediaErr, inv) // media.go
+
+	case errors.As(err, &needsMed):
+		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{
+			"give the media flags the run was started with (--media-store with its credentials, or --media-base-url): a local path is never sent to Kommo"}}
 
 	case errors.As(err, &intr):
 		o := outcome{code: ExitInterrupted, msg: oneLine(err.Error(), 0)}

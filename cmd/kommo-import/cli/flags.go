@@ -405,6 +405,7 @@ type sendFlags struct {
 	progress    string
 	interval    time.Duration
 	dbOutage    time.Duration
+	media       mediaFlags // media.go
 }
 
 func (s *sendFlags) register(fs *flag.FlagSet) {
@@ -426,6 +427,7 @@ func (s *sendFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, log lines otherwise or with --log-format json), bar, log or none")
 	durationVar(fs, &s.interval, "progress-interval", 10*time.Second, 100*time.Millisecond, time.Hour, false, "`DURATION` between progress log lines")
 	durationVar(fs, &s.dbOutage, "db-outage-limit", importer.DefaultDBOutageLimit, time.Second, 24*time.Hour, false, "how long (`DURATION`) sending waits for a lost database before the run stops as interrupted")
+	s.media.register(fs)
 }
 
 func (s *sendFlags) check() error {

@@ -21,11 +21,14 @@ import (
 
 const reportHelp = `
 List a run's failed messages (refused by the API: msgid, conversation, source
-line, attempts and the API's answer) and its rejected records (refused while
-staging: source line, field, reason and the record as read), in source order.
+line, attempts and the API's answer; or whose local media file could not be
+sent), its rejected records (refused while staging: source line, field,
+reason and the record as read), and the messages that went out as text
+because their media file could not be used when their turn came
+(--media-missing text), in source order.
 
 Formats: text for people; csv and jsonl (one object a line, with "kind":
-"failed" or "rejected") for spreadsheets and scripts. The default is text on
+"failed", "rejected" or "media_as_text") for spreadsheets and scripts. The default is text on
 a terminal, jsonl when stdout is a pipe or file, and for --output the format
 its extension names (.csv, .jsonl), else text.
 
@@ -164,6 +167,10 @@ func writeReport(ctx context.Context, pool *pgxpool.Pool, run string, w reportWr
 		rejected++
 		return w.rejected(r)
 	})
+	if err != nil {
+		return failed, rejected, err
+	}
+	err = importer.EachMediaPlaceholder(ctx, pool, run, w.placeholder)
 	return failed, rejected, err
 }
 
@@ -222,6 +229,8 @@ type reportWriter interface {
 	failed(*importer.FailedMessage) error
 	givenUp(*importer.FailedMessage) error // never sent, by choice (retry --skip, --older skip)
 	rejected(*importer.Reject) error
+	// placeholder: a message sent as text, its media file unusable.
+	placeholder(*importer.MediaPlaceholder) error
 	finish(failed, rejected int64) error
 }
 
@@ -268,6 +277,10 @@ func (r *csvReport) rejected(j *importer.Reject) error {
 	return r.write([]string{"rejected", strconv.FormatInt(j.Line, 10), j.MsgID, "", "", j.Field, j.Reason, rawText(j.Raw), j.KnownFrom, acked})
 }
 
+func (r *csvReport) placeholder(m *importer.MediaPlaceholder) error {
+	return r.write([]string{"media_as_text", strconv.FormatInt(m.Line, 10), m.MsgID, m.ConversationID, "", "message.media", m.Reason, ""})
+}
+
 func (r *csvReport) finish(_, _ int64) error {
 	if !r.header {
 		// A header even when empty, so a spreadsheet import never guesses.
@@ -309,6 +322,15 @@ func (r *jsonlReport) rejected(j *importer.Reject) error {
 	return r.enc.Encode(jsonlRejected{"rejected", j.Line, j.MsgID, j.Field, j.Reason, rawText(j.Raw), j.KnownFrom, j.Acked})
 }
 
+type jsonlPlaceholder struct {
+	Kind string `json:"kind"`
+	*importer.MediaPlaceholder
+}
+
+func (r *jsonlReport) placeholder(m *importer.MediaPlaceholder) error {
+	return r.enc.Encode(jsonlPlaceholder{"media_as_text", m})
+}
+
 func (r *jsonlReport) finish(_, _ int64) error { return nil }
 
 // textReport is for reading: one line a message or record, the reason
@@ -317,6 +339,7 @@ type textReport struct {
 	w                   io.Writer
 	failedHead, rejHead bool
 	givenUpHead         bool
+	placeholders        int64
 }
 
 // maxTextRaw is how much of a rejected record the text report shows.
@@ -378,12 +401,35 @@ func (r *textReport) rejected(j *importer.Reject) error {
 	return err
 }
 
+func (r *textReport) placeholder(m *importer.MediaPlaceholder) error {
+	if r.placeholders == 0 {
+		sep := ""
+		if r.failedHead || r.rejHead {
+			sep = "\n"
+		}
+		if _, err := fmt.Fprint(r.w, sep+"Sent as text (their media file could not be used when their turn came):\n"); err != nil {
+			return err
+		}
+	}
+	r.placeholders++
+	_, err := fmt.Fprintf(r.w, "  line %d  msgid %s  conversation %s\n      %s\n", m.Line, m.MsgID, m.ConversationID, oneLine(m.Reason, 0))
+	return err
+}
+
 func (r *textReport) finish(failed, rejected int64) error {
+	sentAsText := ""
+	if r.placeholders > 0 {
+		sentAsText = fmt.Sprintf("; %s sent as text", nouns(r.placeholders, "media message", "media messages"))
+	}
 	if failed+rejected == 0 {
-		_, err := fmt.Fprintln(r.w, "No failed messages and no rejected records.")
+		lead := ""
+		if r.placeholders > 0 {
+			lead = "\n"
+		}
+		_, err := fmt.Fprintf(r.w, "%sNo failed messages and no rejected records%s.\n", lead, sentAsText)
 		return err
 	}
-	_, err := fmt.Fprintf(r.w, "\n%s, %s\n", nouns(failed, "failed message", "failed messages"), nouns(rejected, "rejected record", "rejected records"))
+	_, err := fmt.Fprintf(r.w, "\n%s, %s%s\n", nouns(failed, "failed message", "failed messages"), nouns(rejected, "rejected record", "rejected records"), sentAsText)
 	return err
 }
 

@@ -92,6 +92,13 @@ func runRetry(ctx context.Context, inv *invocation, args []string) error {
 	}
 	defer sess.close()
 	keepRunSettings(&sess.cfg)
+	kind, path := sourceKindPath(sess.cfg.Source.Label)
+	if err := sf.media.check(kind, path, f.api.insecure); err != nil {
+		return err
+	}
+	if err := sf.media.openMedia(ctx, &sess.cfg, kind, path, 0, false, f.api.insecure, sess.log); err != nil {
+		return err
+	}
 	im, err := sess.newImporter()
 	if err != nil {
 		return err

@@ -86,8 +86,14 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	if f.source.DSN == "" && f.source.Kind == sources.KindPostgres {
 		f.source.DSN = env.Getenv(envSourceDSN)
 	}
+	// With a media store, local files stay files to put; without one they
+	// go out as the text naming them.
+	f.source.MediaHosted = f.media.enabled()
 	t, err := f.target()
 	if err != nil {
+		return err
+	}
+	if err := f.media.check(f.source.Kind, f.source.Path, f.api.insecure); err != nil {
 		return err
 	}
 	if f.dryRun {
@@ -135,6 +141,10 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 	defer sess.close()
 	sess.cfg.BatchSize = f.batch
 	f.plan.config(&sess.cfg)
+	if err := f.media.openMedia(ctx, &sess.cfg, f.source.Kind, f.source.Path, f.source.MediaMaxSize,
+		f.source.MediaMissing == sources.MediaMissingText, f.api.insecure, sess.log); err != nil {
+		return err
+	}
 	im, err := sess.newImporter()
 	if err != nil {
 		return err

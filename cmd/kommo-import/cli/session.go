@@ -101,6 +101,9 @@ func openSession(ctx context.Context, inv *invocation, f *sessionFlags, target f
 	conns := int32(4)
 	if f.send != nil {
 		conns = int32(f.send.workers + 4)
+		if f.send.media.enabled() {
+			conns += int32(f.send.media.uploads + 1) // the uploader records each file
+		}
 	}
 	// A sending command that starts while the database restarts waits for
 	// it, as it would mid-run.

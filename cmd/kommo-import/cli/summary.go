@@ -77,6 +77,13 @@ func printSummaryWith(w io.Writer, s *importer.Summary, asJSON bool, live map[st
 		p("parked", "%s waiting for a retry or for their in-doubt message to be looked up", nouns(s.Parked, "conversation", "conversations"))
 	}
 	p("in-doubt reconciled", "%s looked up, %s found already delivered", count(s.InDoubt), count(s.InDoubtFound))
+	for i, l := range mediaLines(s.Media, s.MediaNow) {
+		label := ""
+		if i == 0 {
+			label = "media:"
+		}
+		fmt.Fprintf(w, "  %-20s %s\n", label, l)
+	}
 	if s.QuotesDropped > 0 {
 		p("quotes dropped", "%s sent without their quote: the export does not hold the quoted message", nouns(s.QuotesDropped, "reply or forward", "replies or forwards"))
 	}

@@ -186,6 +186,7 @@ var deleteRunRows = []string{
 	`DELETE FROM kommo_import_messages WHERE run_name = $1`,
 	`DELETE FROM kommo_import_conversations WHERE run_name = $1`,
 	`DELETE FROM kommo_import_rejects WHERE run_name = $1`,
+	`DELETE FROM kommo_import_media_uploads WHERE run_name = $1`,
 	`DELETE FROM kommo_import_processes WHERE run_name = $1`,
 	`DELETE FROM kommo_import_runs WHERE name = $1`,
 }

@@ -63,7 +63,8 @@ CREATE TEMP TABLE IF NOT EXISTS kommo_import_stage (
     line            bigint  NOT NULL,
     msec_timestamp  bigint  NOT NULL,
     payload         bytea   NOT NULL,
-    outgoing        boolean NOT NULL
+    outgoing        boolean NOT NULL,
+    media_path      text
 ) ON COMMIT DELETE ROWS`, `
 CREATE TEMP TABLE IF NOT EXISTS kommo_import_stage_rejects (
     line   bigint NOT NULL,
@@ -90,6 +91,9 @@ type StageRow struct {
 	Line, Msec            int64
 	Payload               []byte
 	Outgoing              bool
+	// MediaPath is the local file message.media names ("": none): a path,
+	// or the zip: URL of a file inside an archive (media.LocalRef).
+	MediaPath string
 }
 
 // RejectRow is one record staging refused.
@@ -103,30 +107,30 @@ type RejectRow struct {
 // CopyStage puts a batch into the staging table (then InsertStaged).
 func (q *Queries) CopyStage(ctx context.Context, rows []StageRow) error {
 	_, err := q.db.CopyFrom(ctx, pgx.Identifier{"kommo_import_stage"},
-		[]string{"msgid", "conversation_id", "line", "msec_timestamp", "payload", "outgoing"},
+		[]string{"msgid", "conversation_id", "line", "msec_timestamp", "payload", "outgoing", "media_path"},
 		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 			r := &rows[i]
-			return []any{r.MsgID, r.ConversationID, r.Line, r.Msec, r.Payload, r.Outgoing}, nil
+			return []any{r.MsgID, r.ConversationID, r.Line, r.Msec, r.Payload, r.Outgoing, nullString(r.MediaPath)}, nil
 		}))
 	return err
 }
 
 const tryMessage = `
-INSERT INTO kommo_import_messages (scope_id, msgid, run_name, conversation_id, line, msec_timestamp, payload, outgoing)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (scope_id, msgid) DO NOTHING`
+INSERT INTO kommo_import_messages (scope_id, msgid, run_name, conversation_id, line, msec_timestamp, payload, outgoing, media_path)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (scope_id, msgid) DO NOTHING`
 
 // TryMessage inserts one record into the messages table as InsertStaged
 // would: for a batch written record by record, in a transaction rolled back
 // afterwards, so that a value the database cannot store or index is found
 // record by record.
 func (q *Queries) TryMessage(ctx context.Context, scope, run string, r StageRow) error {
-	_, err := q.db.Exec(ctx, tryMessage, scope, r.MsgID, run, r.ConversationID, r.Line, r.Msec, r.Payload, r.Outgoing)
+	_, err := q.db.Exec(ctx, tryMessage, scope, r.MsgID, run, r.ConversationID, r.Line, r.Msec, r.Payload, r.Outgoing, nullString(r.MediaPath))
 	return err
 }
 
 const insertStaged = `
-INSERT INTO kommo_import_messages (scope_id, msgid, run_name, conversation_id, line, msec_timestamp, payload, outgoing)
-SELECT $1, msgid, $2, conversation_id, line, msec_timestamp, payload, outgoing
+INSERT INTO kommo_import_messages (scope_id, msgid, run_name, conversation_id, line, msec_timestamp, payload, outgoing, media_path)
+SELECT $1, msgid, $2, conversation_id, line, msec_timestamp, payload, outgoing, media_path
 FROM kommo_import_stage
 ORDER BY line
 ON CONFLICT (scope_id, msgid) DO NOTHING`
@@ -147,7 +151,7 @@ const takeOver = `
 WITH moved AS (
     UPDATE kommo_import_messages m
     SET run_name = $2, line = s.line, conversation_id = s.conversation_id, msec_timestamp = s.msec_timestamp,
-        payload = s.payload, outgoing = s.outgoing,
+        payload = s.payload, outgoing = s.outgoing, media_path = s.media_path,
         state = CASE WHEN m.state = 'failed' THEN 'pending' ELSE m.state END,
         last_error = CASE WHEN m.state = 'failed' THEN NULL ELSE m.last_error END,
         silent = CASE WHEN m.state = 'sending' THEN m.silent END
@@ -269,4 +273,12 @@ func (q *Queries) CheckpointStaging(ctx context.Context, c StagingCheckpoint) er
 		"skipped": skipped, "conversations": c.Conversations,
 	})
 	return err
+}
+
+// nullString is s, or NULL for "".
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

@@ -363,6 +363,7 @@ func TestEveryStatementRuns(t *testing.T) {
 
 	// The operator's statements (operator_test.go), on runs of their own.
 	runOperatorStatements(t, pool, run)
+	mediaStatements(t, pool, run) // media_test.go
 
 	var missing []string
 	typ := reflect.TypeOf(q)
