@@ -179,6 +179,8 @@ var deleteRunRows = []string{
 	`DELETE FROM kommo_import_conversations WHERE run_name = $1`,
 	`DELETE FROM kommo_import_rejects WHERE run_name = $1`,
 	`DELETE FROM kommo_import_processes WHERE run_name = $1`,
+	`DELETE FROM kommo_import_contact_links WHERE run_name = $1`,
+	`DELETE FROM kommo_import_contact_matches WHERE run_name = $1`,
 	`DELETE FROM kommo_import_runs WHERE name = $1`,
 }
 
