@@ -124,7 +124,7 @@ func (c *Creator) send(batch []*pendingCreate) {
 			for i, it := range items {
 				rids[i] = it.RequestID
 			}
-			ctx = WithCheckpoint(ctx, func(ctx context.Context) error { return c.before(ctx, rids) })
+			ctx = WithCheckpoint(ctx, Checkpoint{Do: func(ctx context.Context) error { return c.before(ctx, rids) }})
 		}
 		ids, err := c.m.CreateContacts(ctx, items)
 		var refused map[string]bool

@@ -53,8 +53,8 @@ func (p *Pacer) Attempt(ctx context.Context, op Op, call func(context.Context) e
 		if err := p.lim.Wait(ctx); err != nil {
 			return err
 		}
-		if cp := CheckpointOf(ctx); cp != nil {
-			if err := cp(ctx); err != nil {
+		if cp, ok := CheckpointOf(ctx); ok {
+			if err := cp.Do(ctx); err != nil {
 				return err
 			}
 		}

@@ -155,6 +155,20 @@ func (q *Queries) MarkLinking(ctx context.Context, l Lease, lease time.Duration,
 	return leased, marked, err
 }
 
+const clearLinking = `
+DELETE FROM kommo_import_contact_links
+WHERE scope_id = $5 AND conversation_id = $2 AND state = 'linking'
+  AND EXISTS (SELECT 1 FROM kommo_import_conversations WHERE ` + leaseHeld + `)`
+
+// ClearLinking takes back, while l holds its conversation, the intent of a
+// link whose request was not made (or was refused unprocessed): nothing of
+// it is in doubt. An earlier attempt of it was settled (read back, absent)
+// before this one was written.
+func (q *Queries) ClearLinking(ctx context.Context, l Lease) error {
+	_, err := q.db.Exec(ctx, clearLinking, l.Run, l.Conversation, l.Owner, l.Epoch, l.Scope)
+	return err
+}
+
 // markLinked records a chat linked (by this run, or found linked), and
 // makes the run's messages of the conversation silent as the plan records
 // them: they all go out silent (report --sent says what was sent).
