@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/contacts"
 	"github.com/kommo-import/kommo-import/importer/internal/store"
 	"github.com/kommo-import/kommo-import/sources"
 	"github.com/kommo-import/kommo-import/wire"
@@ -88,6 +89,10 @@ type Config struct {
 	DefaultPause  time.Duration // pause on a 429 that gives no retry-after; default 60s
 	BatchSize     int           // staging batch; default 10000
 	DBOutageLimit time.Duration // how long sending waits for a lost database before the run stops; default 5m
+
+	// Contacts links each chat to its client's contact before its first
+	// message (--link-contacts; contacts.go); nil: no linking.
+	Contacts *contacts.RunConfig
 
 	Logger *slog.Logger
 	// Clock is the time the pacer and the windows read; nil: the wall clock.
@@ -171,6 +176,12 @@ type Importer struct {
 	sess    session
 	idleLog idleLogger
 
+	// link is this process's contact linking (nil without Contacts);
+	// runLinks: the run links chats (this invocation's, or as the run
+	// recorded it for a retry), so a linked chat's messages go out silent.
+	link     *linker
+	runLinks bool
+
 	attempts atomic.Int64 // numbers this process's attempts (markSending's id)
 
 	activeMu sync.Mutex
@@ -205,6 +216,13 @@ func New(pool *pgxpool.Pool, api API, cfg Config) (*Importer, error) {
 	im.pacer = newPacer(im.q, cfg.Clock, cfg.ScopeID, cfg.Rate, im.withDB)
 	im.att = &attempter{pacer: im.pacer, log: im.log,
 		policy: retryPolicy{backoffBase: cfg.BackoffBase, backoffMax: cfg.BackoffMax, defaultPause: cfg.DefaultPause}}
+	if cfg.Contacts != nil {
+		l, err := newLinker(im, cfg.Contacts)
+		if err != nil {
+			return nil, err
+		}
+		im.link = l
+	}
 	return im, nil
 }
 
@@ -407,12 +425,18 @@ func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, er
 	if err == nil && !finished {
 		err = im.preflight(ctx)
 	}
+	if err == nil && !finished {
+		// The token may search and link (--link-contacts).
+		err = im.preflightContacts(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
 	err = im.withDB(ctx, "start", func(ctx context.Context) (err error) {
-		_, err = im.openRun(ctx)
-		return err
+		if _, err = im.openRun(ctx); err != nil {
+			return err
+		}
+		return im.adoptLinkMode(ctx)
 	})
 	if err != nil {
 		return nil, err

@@ -97,6 +97,7 @@ func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 		}
 	}()
 
+	im.startLinking(ctx, halt)
 	var g errgroup.Group
 	for i := range im.cfg.Workers {
 		// Leases are held per worker, not per process: the markSending lease

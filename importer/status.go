@@ -63,6 +63,9 @@ type RunStatus struct {
 	FinishedAt    time.Time        `json:"finished_at,omitzero"`
 	AbandonedAt   time.Time        `json:"abandoned_at,omitzero"`
 	OtherRuns     []string         `json:"other_runs,omitempty"` // runs holding this run's known_other msgids
+	// Contacts counts the chats linked to contacts, created, ambiguous and
+	// unlinked, for a run that links them (--link-contacts); nil otherwise.
+	Contacts *ContactLinks `json:"contacts,omitempty"`
 }
 
 // ProcessInfo is a live process working a run.
@@ -98,6 +101,9 @@ func Status(ctx context.Context, pool *pgxpool.Pool, name string) (*RunStatus, e
 		if st.OtherRuns, err = q.OtherRuns(ctx, name); err != nil {
 			return nil, fmt.Errorf("status of %s: %w", name, err)
 		}
+	}
+	if st.Contacts, err = contactLinks(ctx, q, name); err != nil {
+		return nil, fmt.Errorf("status of %s: %w", name, err)
 	}
 	return &st, nil
 }
@@ -178,6 +184,12 @@ type Summary struct {
 	Retries        int64   `json:"retries"`
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
 	EffectiveRate  float64 `json:"effective_rate"` // messages delivered per second of sending
+
+	// CRMRequests counts the main API's requests (--link-contacts: contact
+	// searches, creations, links) this invocation made, on their own
+	// schedule; CRMRateLimited their 429 answers.
+	CRMRequests    int64 `json:"crm_requests,omitempty"`
+	CRMRateLimited int64 `json:"crm_rate_limited,omitempty"`
 }
 
 func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time, runErr error) (*Summary, error) {
@@ -203,6 +215,9 @@ func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time,
 		SlotsGivenUp:   im.pacer.Late(),
 		Retries:        im.stats.retries.Load(),
 		ElapsedSeconds: time.Since(started).Seconds(),
+	}
+	if im.link != nil {
+		s.CRMRequests, s.CRMRateLimited = im.link.att.pacer.Requests(), im.link.att.paused.Load()
 	}
 	if delivered := s.SentNow + s.InDoubtFound; delivered > 0 {
 		s.RequestsPerMessage = float64(s.Requests) / float64(delivered)
