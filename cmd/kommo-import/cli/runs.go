@@ -128,6 +128,9 @@ func printStatus(out io.Writer, st *importer.RunStatus, now time.Time) error {
 	row("reconciled", "%s (in-doubt messages found in history, not sent again)", count(st.Reconciled))
 	row("parked", "%s waiting for a retry or for their in-doubt message to be looked up", nouns(st.Parked, "conversation", "conversations"))
 	row("quotes dropped", "%s sent without the quoted message (not in the export)", nouns(st.QuotesDropped, "reply or forward", "replies or forwards"))
+	if st.Contacts != nil {
+		row("contacts", "%s", contactsText(st.Contacts, st.Name))
+	}
 	for _, l := range unknownFieldLines(st.UnknownFields) {
 		row("unknown field", "%s", l)
 	}
