@@ -67,9 +67,10 @@ with the account's admin token as "Authorization: Bearer" (env KOMMO_TOKEN or
   GET  /api/v4/contacts/chats?chat_id=ID  a chat's link (204 when none)
 Linking is refused (403) with --crm-token-no-link: the token of an integration
 that is not the chat channel's own. The main API has its own rate limit
-(--crm-rate, 429 with retry_after of --crm-retry-after) and faults of its own
-(--crm-faults: 500 and 503 before a request is carried out, accept-500 and
-accept-drop after it: a contact created or a chat linked, and the answer lost).
+(--crm-rate, 429 with retry_after of --crm-retry-after) and faults of its own in
+the contact and link calls (--crm-faults: 500 and 503 before a request is
+carried out, accept-500 and accept-drop after it: a contact created or a chat
+linked, and the answer lost).
 
 Unsigned control endpoints for tests and operators:
   GET  /_sim/stats    counters: requests by endpoint and status, accepted, duplicates,

@@ -297,7 +297,10 @@ func (s *Server) serveCRMEndpoint(w *recorder, r *http.Request, endpoint string)
 			"chats can be linked only by an admin's token of the integration whose uuid is set in the chat channel's settings")
 		return
 	}
-	kind := s.drawCRMFault()
+	kind := ""
+	if endpoint != CRMAccount && endpoint != CRMUsers {
+		kind = s.drawCRMFault()
+	}
 	switch kind {
 	case Fault500, Fault503:
 		s.log.Info("main API fault injected", "kind", kind, "endpoint", endpoint)
@@ -321,9 +324,10 @@ func (s *Server) serveCRMEndpoint(w *recorder, r *http.Request, endpoint string)
 	s.serveCRMCall(w, r, endpoint)
 }
 
-// drawCRMFault decides a main-API request's fault (Options.CRMFaults): 500
-// and 503 before the request is carried out, accept-500 and accept-drop
-// after. Drawn from the faults' generator, in arrival order.
+// drawCRMFault decides a contact or link request's fault
+// (Options.CRMFaults): 500 and 503 before the request is carried out,
+// accept-500 and accept-drop after. Drawn from the faults' generator, in
+// arrival order.
 func (s *Server) drawCRMFault() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

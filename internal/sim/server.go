@@ -86,8 +86,9 @@ type Options struct {
 	CRMBurst int
 	// CRMRetryAfter is the retry_after of a main-API 429 (default DefaultRetryAfter).
 	CRMRetryAfter time.Duration
-	// CRMFaults are injected into main-API requests (after the rate limit
-	// and the token): 500 and 503 before the request is carried out,
+	// CRMFaults are injected into the contact and link requests of the
+	// main API (after the rate limit and the token; not into the account
+	// and users calls): 500 and 503 before the request is carried out,
 	// accept-500 and accept-drop after (a contact created, a chat linked,
 	// and the answer lost). Other kinds are ignored. Drawn from the same
 	// generator as Faults.
