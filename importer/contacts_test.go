@@ -279,3 +279,29 @@ func (w *syncWriter) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
+
+// TestLinkContactsTwoProcesses: two importers work one run that creates
+// contacts: of the workers of both that reach a client's creation, one
+// creates it, the others wait for it; no contact is made twice.
+func TestLinkContactsTwoProcesses(t *testing.T) {
+	e := newLinkEnv(t, 12, 1200, 240, sim.Options{Latency: 2 * time.Millisecond})
+	var wg sync.WaitGroup
+	sums := make([]*importer.Summary, 2)
+	errs := make([]error, 2)
+	for i := range sums {
+		linking := e.linking(true)
+		im := e.importer("two", e.export, func(c *importer.Config) { c.Contacts = linking })
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			sums[i], errs[i] = im.Run(ctx, nil)
+		})
+	}
+	wg.Wait()
+	for i := range sums {
+		require.NoError(t, errs[i])
+		require.Positive(t, sums[i].SentNow, "both processes sent")
+		require.Positive(t, sums[i].CRMRequests, "both processes linked")
+	}
+	e.requireLinked(true)
+}

@@ -535,7 +535,7 @@ func (im *Importer) idle(ctx context.Context) (left int64, wait time.Duration, e
 		parts = append(parts, fmt.Sprintf("%d held by %s (lease %s)", leased, who, w.LeaseLeft.Round(time.Second)))
 	}
 	if parked > 0 {
-		parts = append(parts, fmt.Sprintf("%d parked, next in %s (in doubt, or a retry's backoff)", parked, w.ParkLeft.Round(time.Second)))
+		parts = append(parts, fmt.Sprintf("%d parked, next in %s (in doubt, a retry's backoff, or the main API's pause)", parked, w.ParkLeft.Round(time.Second)))
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "none claimable yet")
