@@ -613,10 +613,17 @@ func (w *linkWork) linkChat(ctx context.Context, p store.LinkParams) (step, erro
 		w.conv.linked = true
 		return 0, nil
 	}
-	if e, ok := kommoapi.AsError(err); ok && e.InDoubt {
+	e, isAPI := kommoapi.AsError(err)
+	switch {
+	case isAPI && e.InDoubt:
 		w.log.Info("link in doubt: reading it back", "conversation_id", w.conv.id, "err", err)
 		return w.settleLink(ctx, store.Link{State: "linking", ClientID: p.ClientID, MatchKey: p.MatchKey, Method: p.Method,
 			ChatID: p.ChatID, ContactID: p.ContactID}, true)
+	case isAPI && !e.Retryable():
+		// Refused, not carried out (a 400; a token refused): nothing is in doubt.
+		if err := w.clearLinking(ctx); err != nil {
+			return 0, err
+		}
 	}
 	return w.crmFailed(ctx, err, "linking its chat", p)
 }

@@ -305,3 +305,46 @@ func TestLinkContactsTwoProcesses(t *testing.T) {
 	}
 	e.requireLinked(true)
 }
+
+// TestLinkTokenRevokedMidRun: the token is refused (401) after some links:
+// the run stops for the operator, with the refusal, leaving no link in
+// doubt; with the token right again, the same run resumes and links the
+// rest, nothing twice.
+func TestLinkTokenRevokedMidRun(t *testing.T) {
+	e := newLinkEnv(t, 13, 300, 60, sim.Options{})
+	target, err := url.Parse(e.url)
+	require.NoError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var links atomic.Int64
+	var revoked atomic.Bool
+	revoked.Store(true)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/api/v4/contacts/chats" && links.Add(1) > 10 && revoked.Load() {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"title":"Unauthorized","status":401,"detail":"Invalid or expired token"}`))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	linking := e.linking(false)
+	linking.API, err = kommoapi.New(kommoapi.Config{BaseURL: front.URL, Token: crmToken, Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	mod := func(c *importer.Config) { c.Contacts = linking }
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sum, err := e.importer("revoked", e.export, mod).Run(ctx, nil)
+	var refused *importer.ContactsError
+	require.ErrorAs(t, err, &refused)
+	require.False(t, refused.Preflight)
+	require.True(t, refused.Err.Unauthorized())
+	require.Equal(t, importer.OutcomeStopped, sum.Outcome)
+	require.Zero(t, sum.Contacts.InDoubt, "a refused link is not in doubt")
+	require.Contains(t, sum.StopReason, "refused the token while linking chats to contacts")
+
+	revoked.Store(false)
+	sum = e.run("revoked", e.export, mod)
+	require.Equal(t, importer.OutcomeDone, sum.Outcome)
+	e.requireLinked(false)
+}

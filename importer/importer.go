@@ -237,7 +237,7 @@ const (
 	OutcomeDone        Outcome = "done"        // nothing left to send; no failures, no rejects
 	OutcomeIncomplete  Outcome = "incomplete"  // nothing left to send, but some messages failed or records were rejected
 	OutcomeInterrupted Outcome = "interrupted" // stopped early; running again resumes
-	OutcomeStopped     Outcome = "stopped"     // stopped for the operator: account blocked, signature refused, clock skew
+	OutcomeStopped     Outcome = "stopped"     // stopped for the operator: account blocked, signature refused, clock skew, the main API refusing the token
 	OutcomeFailed      Outcome = "failed"      // ended by an error another attempt would meet again: an unreadable source, a mismatched run
 )
 
@@ -494,8 +494,9 @@ func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, er
 
 func outcomeOf(s *Summary, err error) Outcome {
 	var stop *StopError
+	var refused *ContactsError
 	switch {
-	case errors.As(err, &stop):
+	case errors.As(err, &stop), errors.As(err, &refused):
 		return OutcomeStopped
 	case errors.Is(err, ErrInterrupted):
 		return OutcomeInterrupted

@@ -18,3 +18,7 @@ ALTER TABLE kommo_import_contact_matches ADD COLUMN owner text;
 
 -- report --contacts lists a run's links in conversation order.
 CREATE INDEX kommo_import_contact_links_run_conv ON kommo_import_contact_links (run_name, conversation_id);
+
+-- A creation request's checkpoint finds its batch's claims by request_id.
+CREATE INDEX kommo_import_contact_matches_creating
+    ON kommo_import_contact_matches (run_name, request_id) WHERE state = 'creating';
