@@ -438,7 +438,8 @@ func (w *linkWork) matchContact(ctx context.Context, note string, p store.LinkPa
 		} else if mrow, found, err = w.matchOf(ctx); err != nil {
 			return 0, err
 		} else if !found {
-			return 0, fmt.Errorf("conversation %s: the match of %s vanished", w.conv.id, w.key)
+			// The claim was given up meanwhile (its request refused): match again soon.
+			return stepParked, w.park(ctx, w.conv, createPoll, "")
 		}
 	}
 	switch mrow.State {
@@ -458,8 +459,11 @@ func (w *linkWork) matchContact(ctx context.Context, note string, p store.LinkPa
 }
 
 func joinNote(a, b string) string {
-	if a == "" || a == b {
+	switch {
+	case a == "":
 		return b
+	case strings.Contains(a, b):
+		return a
 	}
 	return a + "; " + b
 }
