@@ -3,8 +3,8 @@ package contacts_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
