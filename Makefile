@@ -18,6 +18,8 @@ SHELL := bash
 
 GO ?= go
 # Per test binary. The whole suite is meant to take a few minutes on 2 cores; this only catches hangs.
+# The end-to-end package (cmd/kommo-import) alone takes about 4-5 minutes on a quiet 2-core machine,
+# more on a loaded one.
 TEST_TIMEOUT ?= 12m
 # The race detector is on by default: the importer is a worker pool sharing a limiter and a
 # checkpoint, exactly where races hide. `make test RACE=` turns it off for a faster run.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -398,4 +399,46 @@ func TestCollectorTakesTheClientOfEachConversation(t *testing.T) {
 		{ID: "a", Messages: 3, Client: contacts.Client{ID: "cl-1", Name: "N cl-1", Phone: "+7 916 000 00 01", Email: "a@x.test"}},
 		{ID: "b", Messages: 1, Client: contacts.Client{ID: "cl-2", Name: "N cl-2", Email: "b@x.test"}},
 	}, c.Conversations())
+}
+
+// TestCheckpoints: a Creator's batch runs its checkpoint, with the batch's
+// request_ids, just before the request, through the Attempt; a failing
+// checkpoint fails the batch unsent. Link's checkpoint travels in its
+// context the same way.
+func TestCheckpoints(t *testing.T) {
+	s, srv, api := account(t, sim.Options{}, nil)
+	p := contacts.NewPacer(100, 1, nil)
+	m, err := contacts.New(contacts.Config{API: api, Attempt: p.Attempt, Create: true})
+	require.NoError(t, err)
+	ctx := context.Background()
+	cr := m.NewCreator(ctx, 10*time.Millisecond)
+	var seen [][]string
+	refuse := errors.New("claim lost")
+	cr.BeforeRequest(func(_ context.Context, rids []string) error {
+		seen = append(seen, rids)
+		if len(seen) == 1 {
+			return refuse
+		}
+		return nil
+	})
+	nc := contacts.NewContact("rq-1", contacts.Client{Name: "A", Email: "a@x.test"}, contacts.Key{Email: "a@x.test"})
+	_, err = cr.Create(ctx, nc)
+	require.ErrorIs(t, err, refuse)
+	require.Zero(t, s.Stats().CRMByEndpoint[sim.CRMContactsCreate], "not sent")
+	id, err := cr.Create(ctx, nc)
+	require.NoError(t, err, "a failed item is tried again")
+	require.Positive(t, id)
+	require.Equal(t, [][]string{{"rq-1"}, {"rq-1"}}, seen)
+
+	chat := createChat(t, srv.URL, "conv-1")
+	var did, undid int
+	lctx := contacts.WithCheckpoint(ctx, contacts.Checkpoint{
+		Do:   func(context.Context) error { did++; return nil },
+		Undo: func(context.Context) error { undid++; return nil },
+	})
+	_, err = m.Link(lctx, chat, id)
+	require.NoError(t, err)
+	require.Equal(t, [2]int{1, 0}, [2]int{did, undid})
+	_, ok := contacts.CheckpointOf(ctx)
+	require.False(t, ok)
 }

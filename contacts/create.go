@@ -20,6 +20,9 @@ type Creator struct {
 	ctx    context.Context
 	linger time.Duration
 
+	// before is the checkpoint of each batch's request (BeforeRequest).
+	before func(ctx context.Context, requestIDs []string) error
+
 	mu      sync.Mutex
 	pending []*pendingCreate
 	byID    map[string]*pendingCreate // pending, in flight, or created
@@ -37,6 +40,14 @@ type pendingCreate struct {
 // a batch in flight is not abandoned because one waiter gave up).
 func (m *Matcher) NewCreator(ctx context.Context, linger time.Duration) *Creator {
 	return &Creator{m: m, ctx: ctx, linger: linger, byID: map[string]*pendingCreate{}}
+}
+
+// BeforeRequest sets fn as the checkpoint of every batch's request: the
+// Attempt runs it with the batch's request_ids just before the request is
+// sent (WithCheckpoint), and the batch fails with its error, unsent, when
+// it fails. Set it before the first Create.
+func (c *Creator) BeforeRequest(fn func(ctx context.Context, requestIDs []string) error) {
+	c.before = fn
 }
 
 // Create creates nc in the next batch and returns its id. The error is the
@@ -107,7 +118,15 @@ func (c *Creator) send(batch []*pendingCreate) {
 		for i, p := range batch {
 			items[i] = p.nc
 		}
-		ids, err := c.m.CreateContacts(c.ctx, items)
+		ctx := c.ctx
+		if c.before != nil {
+			rids := make([]string, len(items))
+			for i, it := range items {
+				rids[i] = it.RequestID
+			}
+			ctx = WithCheckpoint(ctx, Checkpoint{Do: func(ctx context.Context) error { return c.before(ctx, rids) }})
+		}
+		ids, err := c.m.CreateContacts(ctx, items)
 		var refused map[string]bool
 		if e, ok := kommoapi.AsError(err); ok && e.Status == 400 && len(e.Invalid) > 0 && round == 0 {
 			refused = map[string]bool{}

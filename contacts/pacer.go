@@ -53,6 +53,11 @@ func (p *Pacer) Attempt(ctx context.Context, op Op, call func(context.Context) e
 		if err := p.lim.Wait(ctx); err != nil {
 			return err
 		}
+		if cp, ok := CheckpointOf(ctx); ok {
+			if err := cp.Do(ctx); err != nil {
+				return err
+			}
+		}
 		p.requests.Add(1)
 		err := call(ctx)
 		e, ok := kommoapi.AsError(err)

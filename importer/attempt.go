@@ -44,6 +44,11 @@ type request struct {
 	// actPause decision, instead of being waited out (the preflight: the
 	// run can stage meanwhile).
 	returnOnPause bool
+	// parkOnPause: a pause in force (this process's 429 or, learnt at the
+	// reservation, another's) ends the attempt with actPause before any
+	// request, instead of waiting it out: the main API's calls, whose
+	// conversation parks and lets the worker send others meanwhile.
+	parkOnPause bool
 }
 
 // errGuard: the request's guard refused it; nothing was sent.
@@ -56,6 +61,8 @@ type attempter struct {
 	policy retryPolicy
 	log    *slog.Logger
 	paused atomic.Int64 // 429 answers
+	// pauseMsg is what a 429 logs; "" for the Chats API's words.
+	pauseMsg string
 }
 
 // attempt makes r in a slot of the schedule. It returns a zero decision
@@ -66,6 +73,9 @@ type attempter struct {
 // the failures in a row before this attempt, for the backoff.
 func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request, failures int) (decision, error) {
 	for {
+		if d, ok := a.parked(r); ok {
+			return d, nil
+		}
 		var lead time.Duration
 		if r.checkpoint != nil {
 			lead = a.pacer.lead()
@@ -73,6 +83,11 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 		s, err := a.pacer.reserve(ctx, lead)
 		if err != nil {
 			return decision{}, interruptedOr(ctx, err)
+		}
+		if d, ok := a.parked(r); ok {
+			// The reservation found another process's pause: its slot,
+			// after the pause, is given up.
+			return d, nil
 		}
 		if r.waited != nil {
 			// The wait until the slot, the lead (checkpoint) apart.
@@ -131,6 +146,19 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 	}
 }
 
+// parked returns the actPause decision of a request that parks on a pause
+// in force, and whether there is one.
+func (a *attempter) parked(r request) (decision, bool) {
+	if !r.parkOnPause {
+		return decision{}, false
+	}
+	until := a.pacer.PausedUntil()
+	if until.IsZero() {
+		return decision{}, false
+	}
+	return decision{act: actPause, after: until.Sub(a.pacer.clock.Now())}, true
+}
+
 func (a *attempter) undo(ctx context.Context, r request, made bool) error {
 	if r.uncheckpoint == nil {
 		return nil
@@ -145,7 +173,11 @@ func (a *attempter) pause(ctx context.Context, d decision) {
 	if err := a.pacer.pause(ctx, d.after); err != nil {
 		a.log.Warn("record pause", "err", err)
 	}
-	a.log.Warn("rate limited by the API: pausing every request to the scope", "for", d.after.Round(time.Second), "rate_now", a.pacer.Rate())
+	msg := a.pauseMsg
+	if msg == "" {
+		msg = "rate limited by the API: pausing every request to the scope"
+	}
+	a.log.Warn(msg, "for", d.after.Round(time.Second), "rate_now", a.pacer.Rate())
 }
 
 // sleep waits d on the pacer's clock, or until ctx ends or halt is closed.

@@ -154,7 +154,7 @@ func interrupted(cause InterruptCause, detail string, err error) error {
 // the one the run was started for.
 type MismatchError struct {
 	Run   string
-	Field string // "scope", "source", "source version" or "notify"
+	Field string // "scope", "source", "source version", "notify" or "contacts"
 	Have  string // the run's
 	Want  string // this invocation's
 	// StagingDone: the run has staged its source whole (for "source version").
@@ -173,6 +173,8 @@ func (e *MismatchError) Error() string {
 		return fmt.Sprintf("run %q belongs to scope %s, not %s", e.Run, e.Have, e.Want)
 	case "source":
 		return fmt.Sprintf("run %q was started from %s, not %s", e.Run, e.Have, e.Want)
+	case "contacts":
+		return fmt.Sprintf("run %q was started %s, and cannot go on %s", e.Run, linkModeWords(e.Have), linkModeWords(e.Want))
 	}
 	return fmt.Sprintf("run %q was planned with %s %s; it cannot change to %s", e.Run, e.Field, e.Have, e.Want)
 }
@@ -219,4 +221,15 @@ type RateError struct {
 
 func (e *RateError) Error() string {
 	return fmt.Sprintf("scope %s is being sent at %g requests/s by a live process; this process was given %g", e.Scope, e.InForce, e.Rate)
+}
+
+// linkModeWords says a run's linking mode by its flags.
+func linkModeWords(mode string) string {
+	switch mode {
+	case linkModeLink:
+		return "with --link-contacts"
+	case linkModeCreate:
+		return "with --link-contacts --create-contacts"
+	}
+	return "without --link-contacts"
 }

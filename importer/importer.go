@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
+	"github.com/kommo-import/kommo-import/contacts"
 	"github.com/kommo-import/kommo-import/importer/internal/store"
 	"github.com/kommo-import/kommo-import/media"
 	"github.com/kommo-import/kommo-import/sources"
@@ -117,6 +118,10 @@ type Config struct {
 	// otherwise the message fails with the reason.
 	MediaMissingText bool
 
+	// Contacts links each chat to its client's contact before its first
+	// message (--link-contacts; contacts.go); nil: no linking.
+	Contacts *contacts.RunConfig
+
 	Logger *slog.Logger
 	// Clock is the time the pacer and the windows read; nil: the wall clock.
 	Clock Clock
@@ -206,6 +211,12 @@ type Importer struct {
 	sess    session
 	idleLog idleLogger
 
+	// link is this process's contact linking (nil without Contacts);
+	// runLinks: the run links chats (this invocation's, or as the run
+	// recorded it for a retry), so a linked chat's messages go out silent.
+	link     *linker
+	runLinks bool
+
 	attempts atomic.Int64 // numbers this process's attempts (markSending's id)
 
 	activeMu sync.Mutex
@@ -242,6 +253,13 @@ func New(pool *pgxpool.Pool, api API, cfg Config) (*Importer, error) {
 	im.pacer = newPacer(im.q, cfg.Clock, cfg.ScopeID, cfg.Rate, im.withDB)
 	im.att = &attempter{pacer: im.pacer, log: im.log,
 		policy: retryPolicy{backoffBase: cfg.BackoffBase, backoffMax: cfg.BackoffMax, defaultPause: cfg.DefaultPause}}
+	if cfg.Contacts != nil {
+		l, err := newLinker(im, cfg.Contacts)
+		if err != nil {
+			return nil, err
+		}
+		im.link = l
+	}
 	return im, nil
 }
 
@@ -256,7 +274,7 @@ const (
 	OutcomeDone        Outcome = "done"        // nothing left to send; no failures, no rejects
 	OutcomeIncomplete  Outcome = "incomplete"  // nothing left to send, but some messages failed or records were rejected
 	OutcomeInterrupted Outcome = "interrupted" // stopped early; running again resumes
-	OutcomeStopped     Outcome = "stopped"     // stopped for the operator: account blocked, signature refused, clock skew
+	OutcomeStopped     Outcome = "stopped"     // stopped for the operator: account blocked, signature refused, clock skew, the main API refusing the token
 	OutcomeFailed      Outcome = "failed"      // ended by an error another attempt would meet again: an unreadable source, a mismatched run
 )
 
@@ -448,11 +466,18 @@ func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, er
 	if err == nil && !finished {
 		err = im.preflightMedia(ctx) // media.go: the store works, before anything is written
 	}
+	if err == nil && !finished {
+		// The token may search and link (--link-contacts).
+		err = im.preflightContacts(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
 	err = im.withDB(ctx, "start", func(ctx context.Context) (err error) {
 		if _, err = im.openRun(ctx); err != nil {
+			return err
+		}
+		if err := im.adoptLinkMode(ctx); err != nil {
 			return err
 		}
 		// This invocation's story starts: an earlier one's stop reason is
@@ -519,8 +544,9 @@ func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, er
 func outcomeOf(s *Summary, err error) Outcome {
 	var stop *StopError
 	var mediaErr *MediaError
+	var refused *ContactsError
 	switch {
-	case errors.As(err, &stop), errors.As(err, &mediaErr) && mediaErr.Refused():
+	case errors.As(err, &stop), errors.As(err, &refused), errors.As(err, &mediaErr) && mediaErr.Refused():
 		return OutcomeStopped
 	case errors.Is(err, ErrInterrupted):
 		return OutcomeInterrupted

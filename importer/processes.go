@@ -217,6 +217,12 @@ func (im *Importer) beatLocked(ctx context.Context) (int, error) {
 	if err := im.pacer.refresh(ctx); err != nil {
 		return 0, err
 	}
+	if im.link != nil {
+		// Another process's 429 on the main API parks this one's calls too.
+		if err := im.link.att.pacer.refresh(ctx); err != nil {
+			return 0, err
+		}
+	}
 	n := max(int(live), 1)
 	im.stats.processes.Store(int64(n))
 	im.sess.beats++

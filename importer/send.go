@@ -101,6 +101,7 @@ func (im *Importer) send(ctx context.Context, soft <-chan struct{}) error {
 	stopUploader := im.startUploader(ctx, soft, halt)
 	defer stopUploader()
 
+	im.startLinking(ctx, halt)
 	p := &pool{im: im, max: im.cfg.Workers}
 	p.desired.Store(int64(min(poolStart, im.cfg.Workers)))
 	if im.cfg.Rate <= 0 {
@@ -546,7 +547,7 @@ func (im *Importer) idle(ctx context.Context) (left int64, wait time.Duration, e
 		parts = append(parts, fmt.Sprintf("%d held by %s (lease %s)", leased, who, w.LeaseLeft.Round(time.Second)))
 	}
 	if parked > 0 {
-		parts = append(parts, fmt.Sprintf("%d parked, next in %s (in doubt, or a retry's backoff)", parked, w.ParkLeft.Round(time.Second)))
+		parts = append(parts, fmt.Sprintf("%d parked, next in %s (in doubt, a retry's backoff, or the main API's pause)", parked, w.ParkLeft.Round(time.Second)))
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "none claimable yet")

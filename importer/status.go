@@ -96,6 +96,9 @@ type RunStatus struct {
 	// Media: what became of the local files its messages name (media.go);
 	// nil when they name none.
 	Media *MediaStatus `json:"media,omitempty"`
+	// Contacts counts the chats linked to contacts, created, ambiguous and
+	// unlinked, for a run that links them (--link-contacts); nil otherwise.
+	Contacts *ContactLinks `json:"contacts,omitempty"`
 }
 
 // ProcessInfo is a live process working a run.
@@ -138,6 +141,9 @@ func Status(ctx context.Context, pool *pgxpool.Pool, name string) (*RunStatus, e
 		}
 	}
 	if st.Media, err = mediaStatus(ctx, q, name); err != nil {
+		return nil, fmt.Errorf("status of %s: %w", name, err)
+	}
+	if st.Contacts, err = contactLinks(ctx, q, name); err != nil {
 		return nil, fmt.Errorf("status of %s: %w", name, err)
 	}
 	return &st, nil
@@ -225,6 +231,12 @@ type Summary struct {
 	// MediaNow is what this invocation did with local files (media.go);
 	// nil when it handled none.
 	MediaNow *MediaNow `json:"media_now,omitempty"`
+
+	// CRMRequests counts the main API's requests (--link-contacts: contact
+	// searches, creations, links) this invocation made, on their own
+	// schedule; CRMRateLimited their 429 answers.
+	CRMRequests    int64 `json:"crm_requests,omitempty"`
+	CRMRateLimited int64 `json:"crm_rate_limited,omitempty"`
 }
 
 func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time, runErr error) (*Summary, error) {
@@ -252,6 +264,9 @@ func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time,
 		ElapsedSeconds: time.Since(started).Seconds(),
 	}
 	s.MediaNow = im.mediaNow()
+	if im.link != nil {
+		s.CRMRequests, s.CRMRateLimited = im.link.att.pacer.Requests(), im.link.att.paused.Load()
+	}
 	if delivered := s.SentNow + s.InDoubtFound; delivered > 0 {
 		s.RequestsPerMessage = float64(s.Requests) / float64(delivered)
 	}

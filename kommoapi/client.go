@@ -304,3 +304,7 @@ func retryAfter(header string, body json.RawMessage) time.Duration {
 
 // CloseIdleConnections closes the pooled connections; call it when done.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
+// Host is the account's host (and port), as the client's base URL names
+// it: what tells one account's rate schedule from another's.
+func (c *Client) Host() string { return c.base.Host }

@@ -29,7 +29,13 @@ type contactsEnv struct {
 // simulator seeded with the account, its token from --token-file.
 func newContactsEnv(t *testing.T, contacts, conversations int, simArgs ...string) *contactsEnv {
 	t.Helper()
-	e := &contactsEnv{dir: t.TempDir(), acc: contactgen.Generate(19, contacts, conversations)}
+	return newContactsEnvWith(t, contactgen.Generate(19, contacts, conversations), simArgs...)
+}
+
+// newContactsEnvWith is newContactsEnv for a generated account.
+func newContactsEnvWith(t *testing.T, acc *contactgen.Account, simArgs ...string) *contactsEnv {
+	t.Helper()
+	e := &contactsEnv{dir: t.TempDir(), acc: acc}
 	e.export = filepath.Join(e.dir, "export.jsonl")
 	cf, err := os.Create(filepath.Join(e.dir, "contacts.jsonl"))
 	require.NoError(t, err)
@@ -181,24 +187,31 @@ func TestE2EContactsRateLimitedAndRefused(t *testing.T) {
 	_, rows, _ := readPlan(t, plan)
 	require.Len(t, rows, 12)
 
-	// run --link-contacts with that token: refused at preflight, naming the cause.
-	r = e.kommoImport(t, crmToken, "run", "--source", e.export, "--link-contacts", "--kommo-domain", e.sim.url, "--default-region", "RU")
+	// run --link-contacts with that token: refused at the preflight, naming
+	// the cause, before the run is written or a message sent.
+	im := newImporter(t, e.sim)
+	r = e.linkRunToken(t, im, crmToken, "run", "--source", e.export, "--run", "refused", "--link-contacts", "--kommo-domain", e.sim.url, "--default-region", "RU")
 	requireCode(t, 2, r)
 	require.Contains(t, r.stderr, "403")
+	require.Contains(t, r.stderr, "refused the token at the preflight, before anything was sent")
 	require.Contains(t, r.stderr, "the integration whose uuid is set in the chat channel's settings")
 	require.Contains(t, r.stderr, "Generate the token in that integration, as an admin")
 	require.Zero(t, e.sim.stats(t).Accepted, "nothing sent")
+	requireCode(t, 2, im.run(t, "status", "--run", "refused"))
 
 	// A token the account does not know: 401, for plan and run alike.
-	for _, args := range [][]string{
-		{"contacts", "plan", "--source", e.export, "--kommo-domain", e.sim.url, "--out", filepath.Join(e.dir, "p.csv")},
-		{"run", "--source", e.export, "--link-contacts", "--kommo-domain", e.sim.url},
-	} {
-		r = e.kommoImport(t, "not-"+crmToken, args...)
-		requireCode(t, 2, r)
-		require.Contains(t, r.stderr, "401", args[0])
-		require.Contains(t, r.stderr, "wrong, expired or revoked", args[0])
-		require.NotContains(t, r.stderr+r.stdout, crmToken, "the token is never printed")
-	}
+	r = e.kommoImport(t, "not-"+crmToken, "contacts", "plan", "--source", e.export, "--kommo-domain", e.sim.url, "--out", filepath.Join(e.dir, "p.csv"))
+	requireCode(t, 2, r)
+	require.Contains(t, r.stderr, "401")
+	require.Contains(t, r.stderr, "wrong, expired or revoked")
+	require.NotContains(t, r.stderr+r.stdout, crmToken, "the token is never printed")
+	r = e.linkRunToken(t, im, "not-"+crmToken, "run", "--source", e.export, "--run", "refused", "--link-contacts", "--kommo-domain", e.sim.url)
+	requireCode(t, 2, r)
+	require.Contains(t, r.stderr, "401")
+	require.Contains(t, r.stderr, "wrong, expired or revoked")
+	require.NotContains(t, r.stderr+r.stdout, crmToken, "the token is never printed")
+	require.NotContains(t, dumpDatabase(t, im.dbURL), crmToken, "nor stored")
+	requireCode(t, 2, im.run(t, "status", "--run", "refused"))
 	require.NoFileExists(t, filepath.Join(e.dir, "p.csv"), "no plan written on a refusal")
+	require.Zero(t, e.sim.stats(t).Accepted)
 }

@@ -67,7 +67,10 @@ with the account's admin token as "Authorization: Bearer" (env KOMMO_TOKEN or
   GET  /api/v4/contacts/chats?chat_id=ID  a chat's link (204 when none)
 Linking is refused (403) with --crm-token-no-link: the token of an integration
 that is not the chat channel's own. The main API has its own rate limit
-(--crm-rate, 429 with retry_after of --crm-retry-after).
+(--crm-rate, 429 with retry_after of --crm-retry-after) and faults of its own in
+the contact and link calls (--crm-faults: 500 and 503 before a request is
+carried out, accept-500 and accept-drop after it: a contact created or a chat
+linked, and the answer lost).
 
 Unsigned control endpoints for tests and operators:
   GET  /_sim/stats    counters: requests by endpoint and status, accepted, duplicates,
@@ -77,8 +80,9 @@ Unsigned control endpoints for tests and operators:
   GET  /_sim/links    the linked chats: [{chat_id, contact_id, conversation_id}]
   GET  /_sim/contacts the account's contacts, seeded and created
   (stats also has contacts_created, links_created, incoming_leads: the chats that got
-  a loud message while not linked, each an incoming lead the real Kommo would make,
-  and crm_* counters of the main API)
+  a loud message while not linked, each an incoming lead the real Kommo would make;
+  links_repeated, links_changed, links_after_messages; and crm_* counters of the
+  main API)
   POST /_sim/faults   {"spec":"500=0.05","seed":7} changes the faults at run time
   POST /_sim/unblock  lifts the --block-after block
 
@@ -163,6 +167,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		tokenNoLink     = fs.Bool("crm-token-no-link", false, "the token is not the chat channel's integration's: linking chats gets 403")
 		crmRate         = fs.Float64("crm-rate", sim.DefaultRate, "the main API's rate limit in requests per second, apart from the Chats API's; 0 = no limit")
 		crmRetryAfter   = fs.Duration("crm-retry-after", sim.DefaultRetryAfter, "retry_after of a main-API 429")
+		crmFaultSpec    = fs.String("crm-faults", "", "main-API fault spec: 500, 503, accept-500, accept-drop (e.g. accept-drop=0.05)")
 		mediaFetch      = fs.String("media-fetch", "on", "on: download the media of every accepted message as Kommo does; off: leave media URLs alone")
 		mediaTimeout    = fs.Duration("media-timeout", sim.DefaultMediaTimeout, "bound of one media download, body included")
 		mediaMaxSize    = fs.Int64("media-max-size", sim.DefaultMediaMaxSize, "most bytes of one media file (more: too_large)")
@@ -207,6 +212,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if *crmRate < 0 {
 		return usageErr{"--crm-rate must not be negative"}
+	}
+	crmFaults, err := sim.ParseFaults(*crmFaultSpec)
+	if err != nil {
+		return usageErr{"--crm-faults: " + err.Error()}
+	}
+	for kind := range crmFaults {
+		switch kind {
+		case sim.Fault500, sim.Fault503, sim.FaultAccept500, sim.FaultAcceptDrop:
+		default:
+			return usageErr{"--crm-faults: " + kind + " is not a main-API fault (500, 503, accept-500, accept-drop)"}
+		}
 	}
 	token := signer.Secret(strings.TrimSpace(getenv(EnvToken)))
 	if *tokenFile != "" {
@@ -271,7 +287,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Latency: *latency, Jitter: *jitter, HistoryDelay: *historyDelay, HistoryOrder: *historyOrder, Hang: *hang,
 		IdempotentMsgID: *idempotent, Ledger: ledger, Logger: logger, MediaFetch: fetch,
 		CRMToken: token, CRMTokenNoLink: *tokenNoLink, Contacts: contacts, CRMUsers: users,
-		CRMRate: *crmRate, CRMRetryAfter: *crmRetryAfter,
+		CRMRate: *crmRate, CRMRetryAfter: *crmRetryAfter, CRMFaults: crmFaults,
 	})
 	if err != nil {
 		return usageErr{err.Error()}

@@ -297,6 +297,61 @@ func (s *Server) serveCRMEndpoint(w *recorder, r *http.Request, endpoint string)
 			"chats can be linked only by an admin's token of the integration whose uuid is set in the chat channel's settings")
 		return
 	}
+	kind := ""
+	if endpoint != CRMAccount && endpoint != CRMUsers {
+		kind = s.drawCRMFault()
+	}
+	switch kind {
+	case Fault500, Fault503:
+		s.log.Info("main API fault injected", "kind", kind, "endpoint", endpoint)
+		writeProblem(w, map[string]int{Fault500: http.StatusInternalServerError, Fault503: http.StatusServiceUnavailable}[kind], "Server Error", "injected fault")
+		return
+	case FaultAccept500, FaultAcceptDrop:
+		// Carried out, then the answer is lost: a POST is in doubt.
+		s.serveCRMCall(discardWriter{h: http.Header{}}, r, endpoint)
+		s.log.Info("main API fault injected after carrying the request out", "kind", kind, "endpoint", endpoint)
+		if kind == FaultAccept500 {
+			writeProblem(w, http.StatusInternalServerError, "Server Error", "injected fault after carrying the request out")
+			return
+		}
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+			w.dropped = true
+			return
+		}
+		panic(http.ErrAbortHandler)
+	}
+	s.serveCRMCall(w, r, endpoint)
+}
+
+// drawCRMFault decides a contact or link request's fault
+// (Options.CRMFaults): 500 and 503 before the request is carried out,
+// accept-500 and accept-drop after. Drawn from the faults' generator, in
+// arrival order.
+func (s *Server) drawCRMFault() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.opts.CRMFaults) == 0 {
+		return ""
+	}
+	kind := s.opts.CRMFaults.pick(s.rng.Float64())
+	switch kind {
+	case Fault500, Fault503, FaultAccept500, FaultAcceptDrop:
+		s.stats.CRMFaults[kind]++
+		return kind
+	}
+	return ""
+}
+
+// discardWriter takes an answer nobody will read (an accept fault's).
+type discardWriter struct{ h http.Header }
+
+func (d discardWriter) Header() http.Header         { return d.h }
+func (d discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d discardWriter) WriteHeader(int)             {}
+
+// serveCRMCall carries a main-API request out.
+func (s *Server) serveCRMCall(w http.ResponseWriter, r *http.Request, endpoint string) {
 	switch endpoint {
 	case CRMAccount:
 		s.serveAccount(w, r)
@@ -324,6 +379,10 @@ func (s *Server) admitCRM() bool {
 		return true
 	}
 	s.stats.CRMRateLimited++
+	if s.stats.CRMFirstRateLimited.IsZero() {
+		s.stats.CRMFirstRateLimited = now
+	}
+	s.stats.CRMLastRateLimited = now
 	return false
 }
 
@@ -587,10 +646,19 @@ func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
 	out := make([]linkItem, 0, len(wants))
 	for _, wt := range wants {
 		c := s.chatByID[wt.chatID]
-		if c.link == nil || c.link.contactID != wt.contactID {
+		switch {
+		case c.link == nil || c.link.contactID != wt.contactID:
+			if c.link != nil {
+				s.stats.LinksChanged++
+			}
+			if len(c.messages) > 0 {
+				s.stats.LinksAfterMessages++
+			}
 			s.linkSeq++
 			c.link = &link{id: s.linkSeq, contactID: wt.contactID}
 			s.stats.LinksCreated++
+		default:
+			s.stats.LinksRepeated++
 		}
 		out = append(out, linkItem{ChatID: wt.chatID, ContactID: wt.contactID, ID: c.link.id, RequestID: wt.rid})
 	}

@@ -239,10 +239,14 @@ func TestCRMCreateLinkAndLeads(t *testing.T) {
 	require.Equal(t, []Link{{ChatID: linked, ContactID: anna, ConversationID: "conv-linked"}}, e.sim.Links())
 	require.NotEqual(t, linked, loose)
 
+	require.Equal(t, [3]int64{1, 0, 0}, [3]int64{st.LinksRepeated, st.LinksChanged, st.LinksAfterMessages}, "the same pair again changed nothing")
+
 	// Relinking to another contact replaces the link, with a new id.
 	_, b = e.crm(http.MethodPost, "/api/v4/contacts/chats", tok, []any{map[string]any{"chat_id": linked, "contact_id": 10}})
 	require.NotEqual(t, first.Embedded.Chats[0].ID, decode[linkResp](t, b).Embedded.Chats[0].ID)
 	require.Equal(t, int64(10), e.sim.Links()[0].ContactID)
+	st = e.sim.Stats()
+	require.Equal(t, [3]int64{2, 1, 1}, [3]int64{st.LinksCreated, st.LinksChanged, st.LinksAfterMessages}, "a link changed after the chat had messages")
 
 	// The control endpoint.
 	r, err := http.Get(e.ts.URL + "/_sim/links")
@@ -287,6 +291,39 @@ func TestCRMRateLimitIsItsOwn(t *testing.T) {
 	st := e.sim.Stats()
 	require.Equal(t, int64(3), st.CRMRateLimited)
 	require.Zero(t, st.RateLimited)
+	require.Equal(t, clock.Now().Add(-time.Second), st.CRMFirstRateLimited)
+	require.Equal(t, clock.Now(), st.CRMLastRateLimited)
+}
+
+// TestCRMFaults: a main-API fault before the request is carried out makes
+// nothing; an accept fault carries it out and loses the answer (a 500, or
+// the connection dropped): the contact exists, the link is made.
+func TestCRMFaults(t *testing.T) {
+	tok := testToken.Reveal()
+	e := newEnv(t, Options{CRMToken: testToken, CRMFaults: Faults{Fault500: 1}})
+	resp, _ := e.crm(http.MethodPost, "/api/v4/contacts", tok, []any{map[string]any{"name": "A"}})
+	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	require.Zero(t, e.sim.Stats().ContactsCreated, "500: nothing made")
+
+	e = newEnv(t, Options{CRMToken: testToken, CRMFaults: Faults{FaultAccept500: 1}})
+	resp, _ = e.crm(http.MethodPost, "/api/v4/contacts", tok, []any{map[string]any{"name": "Anna", "request_id": "r1"}})
+	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	require.EqualValues(t, 1, e.sim.Stats().ContactsCreated, "accept-500: made, the answer lost")
+	require.Len(t, e.sim.Contacts(), 1)
+
+	e = newEnv(t, Options{CRMToken: testToken, Contacts: seedContacts(t, `{"id":5,"name":"B"}`), CRMFaults: Faults{FaultAcceptDrop: 1}})
+	resp, b := e.do(http.MethodPost, chatPath, []byte(`{"conversation_id":"c1","user":{"id":"u1","name":"U"}}`), nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
+	chat, _ := e.sim.ChatID("c1")
+	req, err := http.NewRequest(http.MethodPost, e.ts.URL+"/api/v4/contacts/chats", strings.NewReader(`[{"chat_id":"`+chat+`","contact_id":5}]`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	_, err = e.ts.Client().Do(req)
+	require.Error(t, err, "accept-drop: the connection is dropped")
+	require.Equal(t, []Link{{ChatID: chat, ContactID: 5, ConversationID: "c1"}}, e.sim.Links(), "and the link made")
+	require.EqualValues(t, 1, e.sim.Stats().CRMFaults[FaultAcceptDrop])
+	// Counted once the handler has returned, which may be after the client saw the drop.
+	require.Eventually(t, func() bool { return e.sim.Stats().CRMByStatus["dropped"] == 1 }, 5*time.Second, time.Millisecond)
 }
 
 func TestLoadContactsNamesTheLine(t *testing.T) {

@@ -97,6 +97,13 @@ type Options struct {
 	CRMBurst int
 	// CRMRetryAfter is the retry_after of a main-API 429 (default DefaultRetryAfter).
 	CRMRetryAfter time.Duration
+	// CRMFaults are injected into the contact and link requests of the
+	// main API (after the rate limit and the token; not into the account
+	// and users calls): 500 and 503 before the request is carried out,
+	// accept-500 and accept-drop after (a contact created, a chat linked,
+	// and the answer lost). Other kinds are ignored. Drawn from the same
+	// generator as Faults.
+	CRMFaults Faults
 
 	// MediaFetch, if set, downloads the media of every accepted message as
 	// Kommo does (media.go); nil leaves media URLs alone.

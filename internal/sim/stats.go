@@ -50,6 +50,20 @@ type Stats struct {
 	// LinksCreated the links made or changed by POST /api/v4/contacts/chats.
 	ContactsCreated int64 `json:"contacts_created"`
 	LinksCreated    int64 `json:"links_created"`
+	// LinksChanged counts links that moved a chat to another contact,
+	// LinksRepeated the POSTs that named the contact a chat was linked to
+	// already (nothing changed), LinksAfterMessages the links made for a
+	// chat that had messages (Kommo's recipe links a chat before its first
+	// message).
+	LinksChanged       int64 `json:"links_changed"`
+	LinksRepeated      int64 `json:"links_repeated"`
+	LinksAfterMessages int64 `json:"links_after_messages"`
+	// CRMFaults counts the main API's injected faults (Options.CRMFaults)
+	// by kind; CRMFirstRateLimited and CRMLastRateLimited are the times of
+	// its first and last 429.
+	CRMFaults           map[string]int64 `json:"crm_faults"`
+	CRMFirstRateLimited time.Time        `json:"crm_first_rate_limited,omitzero"`
+	CRMLastRateLimited  time.Time        `json:"crm_last_rate_limited,omitzero"`
 	// IncomingLeads counts the chats that received a loud (silent: false)
 	// message while not linked to a contact: each is an incoming (unsorted)
 	// lead the real Kommo would create, once per chat.
@@ -68,7 +82,7 @@ type Stats struct {
 
 func newStats() Stats {
 	return Stats{ByEndpoint: map[string]int64{}, ByStatus: map[string]int64{}, Faults: map[string]int64{}, MediaFailed: map[string]int64{},
-		CRMByEndpoint: map[string]int64{}, CRMByStatus: map[string]int64{}}
+		CRMByEndpoint: map[string]int64{}, CRMByStatus: map[string]int64{}, CRMFaults: map[string]int64{}}
 }
 
 func (s Stats) clone() Stats {
@@ -77,6 +91,7 @@ func (s Stats) clone() Stats {
 	s.Faults = copyMap(s.Faults)
 	s.CRMByEndpoint = copyMap(s.CRMByEndpoint)
 	s.CRMByStatus = copyMap(s.CRMByStatus)
+	s.CRMFaults = copyMap(s.CRMFaults)
 	s.MediaFailed = copyMap(s.MediaFailed)
 	return s
 }

@@ -73,7 +73,7 @@ var configKeys = map[string]keyKind{
 	"progress-interval": keyPlain, "db-outage-limit": keyPlain,
 
 	"run": keyPlain, "stage-batch": keyPlain, "notify": keyPlain, "allow-empty": keyPlain, "json": keyPlain,
-	"rejects": keyPath, "sample": keyPlain, "format": keyPlain, "output": keyPath, "force": keyPlain, "sent": keyPlain,
+	"rejects": keyPath, "sample": keyPlain, "format": keyPlain, "output": keyPath, "force": keyPlain, "sent": keyPlain, "contacts": keyPlain,
 	"channel-id": keyPlain, "account-id": keyPlain, "title": keyPlain, "env-file": keyPath, "dry-run": keyPlain,
 	"on-failure": keyPlain, "msgid": keyPlain, "skip": keyPlain, "out": keyPath,
 	"max-rejects": keyPlain, "older": keyPlain, "resume": keyPlain, "mark": keyPlain, "repair": keyPlain,

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,7 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/kommo-import/kommo-import/contacts"
+	"github.com/kommo-import/kommo-import/importer"
 	"github.com/kommo-import/kommo-import/kommoapi"
 	"github.com/kommo-import/kommo-import/sources"
 )
@@ -104,49 +109,41 @@ func (f *contactsFlags) config(env Env, kommoDomain string, requireLink bool) (*
 	return cfg, nil
 }
 
-// contactsAPIError turns a refused main-API call of the contacts work into
-// an exit code and what to do.
+// contactsAPIError turns a refused main-API call of contacts plan into an
+// exit code and what to do.
 func contactsAPIError(err error, domain string) error {
 	e, ok := kommoapi.AsError(err)
-	switch {
-	case !ok:
+	if !ok {
 		return err
-	case e.Unauthorized():
-		return withHint(ExitUsage, err, e.Reason()+": generate a new long-lived token in Kommo (an admin's, in the chat channel's own integration) and export "+envKommoToken)
-	case e.Forbidden() && e.Linking():
-		return withHint(ExitUsage, err, e.Reason()+". Generate the token in that integration, as an admin, and export it as "+envKommoToken+
-			"; or run without --link-contacts (chats arrive unlinked, each making an incoming lead)")
-	case e.Forbidden():
-		return withHint(ExitOperator, err, e.Reason()+": use an admin's token; if it is one, ask Kommo support whether the account or this IP is blocked")
-	case e.PaymentRequired():
-		return withHint(ExitOperator, err, e.Reason()+": renew the subscription, then run the same command again")
-	case e.RateLimited():
-		return withHint(ExitInterrupted, err, fmt.Sprintf("Kommo's main API is rate limiting this account or IP (other integrations count too): wait %s, lower --crm-rate, and run the same command again",
-			max(e.RetryAfter, time.Second).Round(time.Second)))
+	}
+	if code, hint, ok := contactsRefusal(e); ok {
+		return withHint(code, err, hint)
 	}
 	return kommoAPIError(err, domain)
 }
 
-// preflightContacts checks the token before anything is sent: it may
-// search, and it may link (a token of another integration than the chat
-// channel's own may not). One search and one link listing, at --crm-rate.
-func preflightContacts(ctx context.Context, cfg *contacts.RunConfig, domain string, log *slog.Logger) error {
-	p := contacts.NewPacer(cfg.CRMRate, 3, log)
-	m, err := cfg.Matcher(p.Attempt)
-	if err != nil {
-		return err
+// contactsRefusal says what to do about a refusal of the token by the main
+// API (for contacts plan, and for a run that links: resolveExitCode), and
+// its exit code: a token that is wrong or may not link is the operator's
+// setting (2), anything else stops until they act (5), a 429 is waited out
+// by running again (4). ok is false for any other error.
+func contactsRefusal(e *kommoapi.Error) (code int, hint string, ok bool) {
+	switch {
+	case e.Unauthorized():
+		return ExitUsage, e.Reason() + ": generate a new long-lived token in Kommo (an admin's, in the chat channel's own integration) and export " + envKommoToken, true
+	case e.Forbidden() && e.Linking():
+		return ExitUsage, e.Reason() + ". Generate the token in that integration, as an admin, and export it as " + envKommoToken +
+			"; or run without --link-contacts (chats arrive unlinked, each making an incoming lead)", true
+	case e.Forbidden():
+		return ExitOperator, e.Reason() + ": use an admin's token; if it is one, ask Kommo support whether the account or this IP is blocked", true
+	case e.PaymentRequired():
+		return ExitOperator, e.Reason() + ": renew the subscription, then run the same command again", true
+	case e.RateLimited():
+		return ExitInterrupted, fmt.Sprintf("Kommo's main API is rate limiting this account or IP (other integrations count too): wait %s, lower --crm-rate, and run the same command again",
+			max(e.RetryAfter, time.Second).Round(time.Second)), true
 	}
-	if err := m.Preflight(ctx); err != nil {
-		return contactsAPIError(err, domain)
-	}
-	return nil
+	return 0, "", false
 }
-
-// errLinkNotWired: the send path does not link yet. --link-contacts is
-// parsed, checked and preflighted; until the importer takes the
-// configuration, a run with it stops here rather than send chats unlinked
-// the operator asked to link.
-var errLinkNotWired = errors.New("--link-contacts: this build checks the flags and the token but does not link chats in the send path yet")
 
 const contactsHelp = `
 Match every conversation of an export to the account's contacts, the way
@@ -396,11 +393,79 @@ func readConversations(ctx context.Context, spec sources.Spec, stderr io.Writer)
 	return col.Conversations(), bad, nil
 }
 
-// checkNotWired stops a run that asked for --link-contacts (after its
-// flags and token were checked) until the importer links chats.
-func checkNotWired(cfg *contacts.RunConfig) error {
-	if cfg == nil {
-		return nil
+// contactLinkColumns are the CSV columns of report --contacts. Filled in
+// (contact_id of an ambiguous row: one of its candidates, or "none"), the
+// file is a --contacts-map.
+var contactLinkColumns = []string{"conversation_id", "client_id", "phone", "email", "state", "method", "contact_id", "contact_name",
+	"candidates", "chat_id", "link_id", "reason"}
+
+// writeContactLinks streams the run's chat links (report --contacts) to w
+// in format.
+func writeContactLinks(ctx context.Context, pool *pgxpool.Pool, run, format string, w io.Writer) error {
+	id := func(n int64) string {
+		if n == 0 {
+			return ""
+		}
+		return strconv.FormatInt(n, 10)
 	}
-	return withHint(ExitUsage, errLinkNotWired, "kommo-import contacts plan shows what linking would do; run without --link-contacts to import unlinked")
+	cands := func(c *importer.ContactLink) string {
+		parts := make([]string, len(c.Candidates))
+		for i, k := range c.Candidates {
+			parts[i] = fmt.Sprintf("%d %s (%s)", k.ID, k.Name, k.By)
+		}
+		return strings.Join(parts, "; ")
+	}
+	var n, ambiguous int64
+	var each func(c *importer.ContactLink) error
+	var cw *csv.Writer
+	switch format {
+	case "csv":
+		cw = csv.NewWriter(w)
+		if err := cw.Write(contactLinkColumns); err != nil {
+			return fmt.Errorf("report: write: %w", err)
+		}
+		each = func(c *importer.ContactLink) error {
+			return cw.Write([]string{c.ConversationID, c.ClientID, c.Phone, c.Email, c.State, c.Method, id(c.ContactID), c.ContactName,
+				cands(c), c.ChatID, id(c.LinkID), c.Reason})
+		}
+	case "jsonl":
+		enc := json.NewEncoder(w)
+		each = func(c *importer.ContactLink) error { return enc.Encode(c) }
+	default:
+		each = func(c *importer.ContactLink) error {
+			var err error
+			switch {
+			case c.State == "linked":
+				_, err = fmt.Fprintf(w, "linked     %s  contact %d %s(%s)\n", c.ConversationID, c.ContactID, orDefault(c.ContactName+" ", ""), c.Method)
+			case c.State == "linking":
+				_, err = fmt.Fprintf(w, "in doubt   %s  contact %d: read back on resume\n", c.ConversationID, c.ContactID)
+			case c.Method == "ambiguous":
+				_, err = fmt.Fprintf(w, "ambiguous  %s  client %s %s %s\n           candidates: %s\n", c.ConversationID, c.ClientID, c.Phone, c.Email, cands(c))
+			default:
+				_, err = fmt.Fprintf(w, "unlinked   %s  %s: %s\n", c.ConversationID, c.Method, c.Reason)
+			}
+			return err
+		}
+	}
+	err := importer.EachContactLink(ctx, pool, run, func(c *importer.ContactLink) error {
+		n++
+		if c.Method == "ambiguous" {
+			ambiguous++
+		}
+		return each(c)
+	})
+	if err != nil {
+		return err
+	}
+	switch format {
+	case "csv":
+		cw.Flush()
+		return cw.Error()
+	case "text":
+		_, err = fmt.Fprintf(w, "%s, %s\n", nouns(n, "chat", "chats"), nouns(ambiguous, "ambiguous", "ambiguous"))
+		if ambiguous > 0 && err == nil {
+			_, err = fmt.Fprintln(w, "settle the ambiguous: report --contacts --format csv --output map.csv, fill their contact_id (a candidate, or none), and give it to run as --contacts-map")
+		}
+	}
+	return err
 }

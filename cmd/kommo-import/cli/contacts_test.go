@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kommo-import/kommo-import/internal/pgtest"
 	"github.com/kommo-import/kommo-import/internal/sim"
 )
 
@@ -35,7 +36,6 @@ func TestContactsFlagsAreChecked(t *testing.T) {
 		{append(run, "--link-contacts", "--kommo-domain", srv.URL, "--default-region", "Narnia"), `--default-region: "NARNIA" is not a country code`},
 		{append(run, "--link-contacts", "--kommo-domain", srv.URL, "--contacts-map", badMap), `map.csv:2: contact_id: "abc"`},
 		{append(run, "--link-contacts", "--kommo-domain", srv.URL, "--crm-rate", "0"), "--crm-rate"},
-		{append(run, "--link-contacts", "--kommo-domain", srv.URL), "does not link chats in the send path yet"},
 		{[]string{"contacts"}, "want a subcommand: plan"},
 		{[]string{"contacts", "plan", "--kommo-domain", srv.URL}, "--source is required"},
 		{[]string{"contacts", "plan", "--source", sampleJSONL}, "give --kommo-domain"},
@@ -77,4 +77,99 @@ func TestContactsPlanWritesTheCSV(t *testing.T) {
 	_, _, code = runWith(t, map[string]string{envKommoToken: "tok"}, "contacts", "plan", "--source", sampleJSONL, "--kommo-domain", srv.URL, "--out", out)
 	require.Equal(t, ExitUsage, code, "an existing --out is not replaced without --force")
 	require.Zero(t, s.Stats().ContactsCreated)
+}
+
+// TestRunLinksContacts: run --link-contacts over the sample export against
+// an account with Anna's contact (her phone written another way) and two
+// contacts with Chen's e-mail: Anna's chat is linked and sent all silent,
+// Chen's is ambiguous and keeps the notify rule, Boris has nothing to match
+// by; the summary, status and report --contacts say so, and the same
+// command again does nothing.
+func TestRunLinksContacts(t *testing.T) {
+	cs, err := sim.LoadContacts(strings.NewReader(`{"id":11,"name":"Anna P.","custom_fields_values":[{"field_code":"PHONE","values":[{"value":"8 (701) 123-45-67"}]}]}
+{"id":12,"name":"Chen","custom_fields_values":[{"field_code":"EMAIL","values":[{"value":"CHEN.WEI@example.com"}]}]}
+{"id":13,"name":"Chen Wei","custom_fields_values":[{"field_code":"EMAIL","values":[{"value":"chen.wei@example.com"}]}]}
+{"id":14,"name":"Not Anna","custom_fields_values":[{"field_code":"PHONE","values":[{"value":"+7 701 123 45 678"}]}]}`), "c")
+	require.NoError(t, err)
+	s, err := sim.New(sim.Options{ScopeID: cliScope, Secret: cliSecret, CRMToken: "tok", Contacts: cs})
+	require.NoError(t, err)
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	c := &cliEnv{sim: s, vars: map[string]string{envDatabaseURL: pgtest.URL(t), envScopeID: cliScope, envAPIURL: srv.URL,
+		envChannelSecret: cliSecret, envKommoToken: "tok"}}
+	args := []string{"run", "--source", sampleJSONL, "--rate", "unlimited", "--progress", "none", "--run", "linked",
+		"--link-contacts", "--kommo-domain", srv.URL, "--default-region", "KZ", "--crm-rate", "50"}
+	out, errOut, code := c.run(t, args...)
+	require.Equal(t, ExitOK, code, "stderr: %s", errOut)
+	require.Contains(t, out, "contacts:            1 chat linked to existing contacts, 0 linked to contacts created for them, 1 ambiguous, 1 unlinked")
+	require.Contains(t, out, "report --run linked --contacts lists the ambiguous")
+	require.Contains(t, out, "main API:            ")
+
+	require.Equal(t, []sim.Link{{ChatID: s.Links()[0].ChatID, ContactID: 11, ConversationID: "conv-anna-001"}}, s.Links())
+	loud := map[string]int{}
+	for _, e := range s.Ledger() {
+		if !e.Silent {
+			loud[e.ConversationID]++
+		}
+	}
+	require.Equal(t, map[string]int{"conv-boris-002": 1, "conv-chen-003": 1}, loud, "the linked chat is all silent")
+	st := s.Stats()
+	require.EqualValues(t, 2, st.IncomingLeads, "the unlinked chats make their incoming leads, the linked one none")
+	require.Zero(t, st.LinksAfterMessages, "linked before its first message")
+	require.Zero(t, st.ContactsCreated)
+
+	out, _, code = c.run(t, "status", "--run", "linked")
+	require.Equal(t, ExitOK, code)
+	require.Contains(t, out, "contacts        1 chat linked to existing contacts")
+	out, _, code = c.run(t, "report", "--run", "linked", "--contacts", "--format", "csv")
+	require.Equal(t, ExitOK, code)
+	require.Equal(t, strings.Join(contactLinkColumns, ",")+"\n"+
+		"conv-anna-001,tg-100245,+77011234567,,linked,phone,11,Anna P.,,"+s.Links()[0].ChatID+",1,\n"+
+		"conv-boris-002,tg-100377,,,unlinked,no_contact_info,,,,"+chatOf(s, "conv-boris-002")+",,the client has no phone or e-mail\n"+
+		"conv-chen-003,tg-100512,+8613800138000,chen.wei@example.com,unlinked,ambiguous,,,12 Chen (email); 13 Chen Wei (email),"+
+		chatOf(s, "conv-chen-003")+",,2 contacts have this phone or e-mail: settle it in --contacts-map (kommo-import report --contacts lists them)\n", out)
+
+	contactCalls := func() int64 {
+		by := s.Stats().CRMByEndpoint
+		return by[sim.CRMContactsSearch] + by[sim.CRMContactsCreate] + by[sim.CRMLink] + by[sim.CRMLinks]
+	}
+	requests := contactCalls()
+	_, errOut, code = c.run(t, args...)
+	require.Equal(t, ExitOK, code, errOut)
+	require.Equal(t, requests, contactCalls(), "a finished run makes no contact request (--kommo-domain reads the users, as without linking)")
+	require.Len(t, s.Ledger(), 14)
+
+	// Without --link-contacts, a run that links is not resumed unlinked.
+	_, errOut, code = c.run(t, args[:9]...)
+	require.Equal(t, ExitUsage, code, errOut)
+	require.Contains(t, errOut, `run "linked" was started with --link-contacts, and cannot go on without --link-contacts`)
+}
+
+// chatOf is the simulator's chat id of a conversation.
+func chatOf(s *sim.Server, conv string) string {
+	for _, e := range s.Ledger() {
+		if e.ConversationID == conv {
+			return e.ChatID
+		}
+	}
+	return ""
+}
+
+// TestRunLinkRefusedAtPreflight: a token that may not link stops the run
+// before anything is written or sent, with the reason and what to do.
+func TestRunLinkRefusedAtPreflight(t *testing.T) {
+	s, err := sim.New(sim.Options{ScopeID: cliScope, Secret: cliSecret, CRMToken: "tok", CRMTokenNoLink: true})
+	require.NoError(t, err)
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	c := &cliEnv{sim: s, vars: map[string]string{envDatabaseURL: pgtest.URL(t), envScopeID: cliScope, envAPIURL: srv.URL,
+		envChannelSecret: cliSecret, envKommoToken: "tok"}}
+	_, errOut, code := c.run(t, "run", "--source", sampleJSONL, "--rate", "unlimited", "--progress", "none", "--run", "refused",
+		"--link-contacts", "--kommo-domain", srv.URL)
+	require.Equal(t, ExitUsage, code, errOut)
+	require.Contains(t, errOut, "refused the token at the preflight, before anything was sent")
+	require.Contains(t, errOut, "Try: linking chats to contacts needs a long-lived token of an admin")
+	require.Zero(t, s.Stats().Accepted)
+	_, errOut, code = c.run(t, "status", "--run", "refused")
+	require.Equal(t, ExitUsage, code, "no run was written: %s", errOut)
 }

@@ -197,6 +197,7 @@ func resolveExitCode(err error, inv invocationFacts) outcome {
 		verify   *verifyError
 		mediaErr *importer.MediaError
 		needsMed *importer.MediaNeededError
+		contacts *importer.ContactsError
 	)
 	resume := inv.resumeHints("resume with: ")
 	// inDoubt is what a hard stop of a sending command leaves behind.
@@ -226,6 +227,12 @@ func resolveExitCode(err error, inv invocationFacts) outcome {
 	case errors.As(err, &needsMed):
 		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{
 			"give the media flags the run was started with (--media-store with its credentials, or --media-base-url): a local path is never sent to Kommo"}}
+	case errors.As(err, &contacts):
+		return contactsOutcome(contacts, inv)
+
+	case errors.Is(err, importer.ErrLinkingNeeded):
+		return outcome{ExitUsage, oneLine(err.Error(), 0), []string{
+			"resume it with the run command that started it (kommo-import status --run " + shellQuote([]string{inv.run}) + " prints it), with --link-contacts and " + envKommoToken + " set; then retry"}}
 
 	case errors.As(err, &intr):
 		o := outcome{code: ExitInterrupted, msg: oneLine(err.Error(), 0)}
@@ -349,6 +356,33 @@ func stopHint(e *importer.StopError) string {
 	return "check that " + envChannelSecret + " (or --channel-secret-file) is the secret of this channel and --scope-id (env " + envScopeID + ") its scope in this account"
 }
 
+// contactsOutcome is a refusal of the main API for a run that links chats:
+// at the preflight (nothing written or sent) a wrong token or one that may
+// not link is the command's setting (exit 2), an API that does not answer
+// an interruption (4); during the run it stops until the operator acts (5)
+// and resumes with the same command.
+func contactsOutcome(e *importer.ContactsError, inv invocationFacts) outcome {
+	o := outcome{code: ExitOperator, msg: oneLine(e.Error(), 0)}
+	code, hint, ok := contactsRefusal(e.Err)
+	switch {
+	case ok:
+		o.hints = []string{hint}
+		if e.Preflight {
+			o.code = code
+		}
+	case e.Err.Status == 0 || e.Err.Retryable():
+		o.code = ExitInterrupted
+		o.hints = []string{"check --kommo-domain (" + e.Host + ") and the network; nothing was sent"}
+	default:
+		o.code = ExitUsage
+		o.hints = []string{"check --kommo-domain (" + e.Host + "): it is the address you log in at, e.g. mycompany.kommo.com"}
+	}
+	if !e.Preflight {
+		o.hints = append(o.hints, inv.resumeHints("then resume with: ")...)
+	}
+	return o
+}
+
 // mismatchHint says how to run a job that is not the named run's.
 func mismatchHint(e *importer.MismatchError) string {
 	switch e.Field {
@@ -358,6 +392,8 @@ func mismatchHint(e *importer.MismatchError) string {
 		return "give another --run name, or the run's scope with --scope-id (env " + envScopeID + ")"
 	case "source":
 		return "resume it with the same --source, or give another --run name"
+	case "contacts":
+		return "resume it with the contacts flags it was started with (--link-contacts, --create-contacts: a run links all its chats or none), or give another --run name"
 	}
 	return "run it with --notify " + e.Have + ", or give another --run name"
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kommo-import/kommo-import/chatsapi"
 	"github.com/kommo-import/kommo-import/importer"
+	"github.com/kommo-import/kommo-import/kommoapi"
 )
 
 func TestResolveExitCode(t *testing.T) {
@@ -75,6 +76,23 @@ func TestResolveExitCode(t *testing.T) {
 		{"empty", &emptySourceError{run: "nightly", source: "x.csv"}, run, ExitIncomplete, "the source held no records: nothing was imported", []string{"--allow-empty"}, 1},
 		{"incomplete", &incompleteError{run: "nightly", failed: 2}, run, ExitIncomplete, "run nightly has 2 failed messages and 0 rejected records",
 			[]string{"kommo-import report --run nightly lists them", "kommo-import retry --run nightly"}, 2},
+		{"contacts: token refused at preflight", &importer.ContactsError{Preflight: true, Host: "acme.kommo.com", Err: &kommoapi.Error{Op: "search contacts", Status: 401}}, run,
+			ExitUsage, "Kommo's main API at acme.kommo.com refused the token at the preflight, before anything was sent: kommo api: search contacts: 401",
+			[]string{"generate a new long-lived token in Kommo"}, 1},
+		{"contacts: may not link", &importer.ContactsError{Preflight: true, Host: "acme.kommo.com", Err: &kommoapi.Error{Op: kommoapi.OpChatLinks, Status: 403}}, run,
+			ExitUsage, "refused the token at the preflight", []string{"Generate the token in that integration, as an admin"}, 1},
+		{"contacts: revoked mid-run", &importer.ContactsError{Host: "acme.kommo.com", Err: &kommoapi.Error{Op: kommoapi.OpLinkChats, Status: 401}}, run,
+			ExitOperator, "refused the token while linking chats to contacts", []string{"generate a new long-lived token", "then resume with: kommo-import run"}, 2},
+		{"contacts: not paid", &importer.ContactsError{Preflight: true, Host: "acme.kommo.com", Err: &kommoapi.Error{Op: "search contacts", Status: 402}}, run,
+			ExitOperator, "402", []string{"renew the subscription"}, 1},
+		{"contacts: no answer at preflight", &importer.ContactsError{Preflight: true, Host: "acme.kommo.com", Err: &kommoapi.Error{Op: "search contacts", Err: errors.New("connection refused")}}, run,
+			ExitInterrupted, "did not answer at the preflight", []string{"check --kommo-domain (acme.kommo.com) and the network; nothing was sent"}, 1},
+		{"contacts: wrong address", &importer.ContactsError{Preflight: true, Host: "acme.kommo.com", Err: &kommoapi.Error{Op: "search contacts", Status: 404}}, run,
+			ExitUsage, "refused the request at the preflight", []string{"check --kommo-domain (acme.kommo.com)"}, 1},
+		{"contacts: retry cannot link", fmt.Errorf("conversation c1: %w", importer.ErrLinkingNeeded), run,
+			ExitUsage, "links chats to contacts", []string{"resume it with the run command that started it"}, 1},
+		{"contacts: mode", &importer.MismatchError{Run: "nightly", Field: "contacts", Have: "link", Want: "none"}, run,
+			ExitUsage, `run "nightly" was started with --link-contacts, and cannot go on without --link-contacts`, []string{"a run links all its chats or none"}, 1},
 		{"usage", withHint(ExitUsage, errors.New("no scope"), "kommo-import connect"), run, ExitUsage, "no scope", []string{"kommo-import connect"}, 1},
 		{"anything else", errors.New("boom"), run, ExitFatal, "boom", []string{"fix the cause, then resume with: kommo-import run"}, 1},
 	}

@@ -44,14 +44,23 @@ and whether it was found in history after an in-doubt attempt (reconciled);
 conversation by conversation in the order sent, streamed from the database
 (a run of millions needs no more memory than one of ten). Exits 0.
 
+With --contacts it lists the chats of a run that links them to contacts
+(--link-contacts): each conversation's client (phone and e-mail as matched),
+whether its chat is linked, to which contact and how (phone, email,
+phone+email, map, created, existing), and for the chats sent unlinked why
+(ambiguous, with the candidates; not_found; no_contact_info; map_none;
+error). Its CSV is a --contacts-map once the ambiguous rows' contact_id is
+filled in. Exits 0.
+
 Examples:
   kommo-import report --run my-import
   kommo-import report --run my-import --output failures.csv
-  kommo-import report --run my-import --sent --output delivered.csv`
+  kommo-import report --run my-import --sent --output delivered.csv
+  kommo-import report --run my-import --contacts --output contacts.csv`
 
 func runReport(ctx context.Context, inv *invocation, args []string) error {
 	env := inv.env
-	fs := newFlagSet(env, "report", "--run NAME [--sent] [--format text|csv|jsonl] [--output FILE [--force]]", reportHelp)
+	fs := newFlagSet(env, "report", "--run NAME [--sent | --contacts] [--format text|csv|jsonl] [--output FILE [--force]]", reportHelp)
 	var db dbFlags
 	db.register(fs, env)
 	run := fs.String("run", "", "the run's name (kommo-import runs lists them); required")
@@ -59,8 +68,12 @@ func runReport(ctx context.Context, inv *invocation, args []string) error {
 	output := fs.String("output", "", "write the report to `FILE` instead of stdout (created 0600; through a symbolic link, its target)")
 	force := fs.Bool("force", false, "let --output replace an existing file (keeping its mode; never a read-only one)")
 	sent := fs.Bool("sent", false, "list the delivered messages with Kommo's ids (an audit export), not the failed and rejected ones")
+	links := fs.Bool("contacts", false, "list the chats' links to contacts (--link-contacts): linked, created, ambiguous with their candidates, unlinked and why")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
+	}
+	if *sent && *links {
+		return usageError(errors.New("report: --sent and --contacts are two reports: give one"))
 	}
 	if *run == "" {
 		return withHint(ExitUsage, errors.New("report: --run is required"), "kommo-import runs lists the runs")
@@ -95,8 +108,12 @@ func runReport(ctx context.Context, inv *invocation, args []string) error {
 	defer pool.Close()
 
 	buf := bufio.NewWriter(out)
-	if *sent {
-		if err := writeSent(ctx, pool, *run, *format, buf); err != nil {
+	if *sent || *links {
+		write := writeSent
+		if *links {
+			write = writeContactLinks
+		}
+		if err := write(ctx, pool, *run, *format, buf); err != nil {
 			return err
 		}
 		if err := buf.Flush(); err != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,22 +99,15 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 		return runDryRun(ctx, inv, &f, t)
 	}
 	inv.setResume(fs, args, t.Run)
-	// --link-contacts: the flags checked, the map read, and the token tried
-	// (it may search and link) before anything is staged or sent.
+	// --link-contacts: the flags checked and the map read before anything
+	// is opened; the importer tries the token (it may search and link)
+	// before it writes or sends anything.
 	linking, err := f.contacts.config(env, f.users.KommoDomain, true)
 	if err != nil {
 		return err
 	}
 	if linking != nil {
 		defer linking.API.CloseIdleConnections()
-		if err := preflightContacts(ctx, linking, f.users.KommoDomain, slog.New(slog.NewTextHandler(env.Stderr, logOptions(slog.LevelWarn)))); err != nil {
-			return err
-		}
-		// The importer takes linking (importer.Config) once its send path
-		// links chats; until then a run that asked for it stops here.
-		if err := checkNotWired(linking); err != nil {
-			return err
-		}
 	}
 
 	var opened atomic.Pointer[sources.Reader] // the source, when this invocation reads it
@@ -145,6 +137,7 @@ func runRun(ctx context.Context, inv *invocation, args []string) error {
 		f.source.MediaMissing == sources.MediaMissingText, f.api.insecure, sess.log); err != nil {
 		return err
 	}
+	sess.cfg.Contacts = linking
 	im, err := sess.newImporter()
 	if err != nil {
 		return err

@@ -140,6 +140,9 @@ func printStatus(out io.Writer, st *importer.RunStatus, now time.Time) error {
 	for _, l := range mediaLines(st.Media, nil) {
 		row("media", "%s", l)
 	}
+	if st.Contacts != nil {
+		row("contacts", "%s", contactsText(st.Contacts, st.Name))
+	}
 	for _, l := range unknownFieldLines(st.UnknownFields) {
 		row("unknown field", "%s", l)
 	}

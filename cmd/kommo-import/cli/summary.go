@@ -84,6 +84,12 @@ func printSummaryWith(w io.Writer, s *importer.Summary, asJSON bool, live map[st
 		}
 		fmt.Fprintf(w, "  %-20s %s\n", label, l)
 	}
+	if s.Contacts != nil {
+		p("contacts", "%s", contactsText(s.Contacts, s.Name))
+	}
+	if s.CRMRequests > 0 {
+		p("main API", "%s (contact searches, creations, links), %s rate-limited", nouns(s.CRMRequests, "request", "requests"), count(s.CRMRateLimited))
+	}
 	if s.QuotesDropped > 0 {
 		p("quotes dropped", "%s sent without their quote: the export does not hold the quoted message", nouns(s.QuotesDropped, "reply or forward", "replies or forwards"))
 	}
@@ -100,6 +106,19 @@ func printSummaryWith(w io.Writer, s *importer.Summary, asJSON bool, live map[st
 	}
 	p("elapsed", "%.1f s, %.2f messages/s", s.ElapsedSeconds, s.EffectiveRate)
 	return nil
+}
+
+// contactsText says what became of a run's chats' links (--link-contacts).
+func contactsText(c *importer.ContactLinks, run string) string {
+	t := fmt.Sprintf("%s linked to existing contacts, %s linked to contacts created for them, %s ambiguous, %s unlinked",
+		nouns(c.Linked, "chat", "chats"), count(c.Created), count(c.Ambiguous), count(c.Unlinked))
+	if c.InDoubt > 0 {
+		t += fmt.Sprintf(", %s in doubt (read back on resume)", count(c.InDoubt))
+	}
+	if c.Ambiguous > 0 {
+		t += fmt.Sprintf(" (kommo-import report --run %s --contacts lists the ambiguous with their candidates)", shellQuote([]string{run}))
+	}
+	return t
 }
 
 // otherRunsText names the runs that hold msgids of this one, and what

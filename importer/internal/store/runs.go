@@ -188,6 +188,8 @@ var deleteRunRows = []string{
 	`DELETE FROM kommo_import_rejects WHERE run_name = $1`,
 	`DELETE FROM kommo_import_media_uploads WHERE run_name = $1`,
 	`DELETE FROM kommo_import_processes WHERE run_name = $1`,
+	`DELETE FROM kommo_import_contact_links WHERE run_name = $1`,
+	`DELETE FROM kommo_import_contact_matches WHERE run_name = $1`,
 	`DELETE FROM kommo_import_runs WHERE name = $1`,
 }
 

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"sort"
 	"testing"
@@ -79,7 +80,8 @@ func TestEveryStatementRuns(t *testing.T) {
 	rows := []store.StageRow{
 		{MsgID: "m1", ConversationID: "c1", Line: 1, Msec: 1000, Payload: []byte(`{"msgid":"m1"}`)},
 		{MsgID: "m2", ConversationID: "c1", Line: 2, Msec: 2000, Payload: []byte(`{"msgid":"m2"}`), Outgoing: true},
-		{MsgID: "m3", ConversationID: "c2", Line: 3, Msec: 1500, Payload: []byte(`{"msgid":"m3"}`)},
+		{MsgID: "m3", ConversationID: "c2", Line: 3, Msec: 1500,
+			Payload: []byte(`{"msgid":"m3","sender":{"id":"u3","name":"Ann","profile":{"phone":" +7 916 123-45-67 ","email":"a@x.test"}}}`)},
 	}
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		tq := cq.WithTx(tx)
@@ -196,8 +198,129 @@ func TestEveryStatementRuns(t *testing.T) {
 	require.Len(t, claimed, 1)
 	require.Equal(t, "chat-2", claimed[0].ChatID)
 	require.Equal(t, "m3", claimed[0].Loud)
-	run("Park")
 	l2 := store.Lease{Run: name, Scope: scope, Conversation: "c2", Owner: "p1#1", Epoch: 1}
+
+	// Contact linking (--link-contacts).
+	run("AdoptLinkMode")
+	mode, err := q.AdoptLinkMode(ctx, name, "link")
+	require.NoError(t, err)
+	require.Equal(t, "", mode, "a run that sent a message unlinked does not start linking")
+	mode, err = q.AdoptLinkMode(ctx, name+".2", "link+create")
+	require.NoError(t, err)
+	require.Equal(t, "link+create", mode)
+	mode, err = q.AdoptLinkMode(ctx, name+".2", "")
+	require.NoError(t, err)
+	require.Equal(t, "link+create", mode, "recorded once")
+	run("ConversationClient")
+	client, err := q.ConversationClient(ctx, scope, "c2")
+	require.NoError(t, err)
+	require.Equal(t, store.Client{ID: "u3", Name: "Ann", Phone: "+7 916 123-45-67", Email: "a@x.test"}, client)
+	client, err = q.ConversationClient(ctx, scope, "c1")
+	require.NoError(t, err)
+	require.Equal(t, store.Client{}, client, "no message names a client")
+	const key = "+79161234567|a@x.test"
+	run("InsertMatch")
+	inserted, err := q.InsertMatch(ctx, name, key, store.Match{State: "creating", RequestID: "kimp-1", Owner: "p1"})
+	require.NoError(t, err)
+	require.True(t, inserted, "the claim")
+	inserted, err = q.InsertMatch(ctx, name, key, store.Match{State: "creating", RequestID: "kimp-1", Owner: "p2"})
+	require.NoError(t, err)
+	require.False(t, inserted, "one claim wins")
+	run("MatchOf")
+	match, ok, err := q.MatchOf(ctx, name, key)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, [3]string{"creating", "kimp-1", "p1"}, [3]string{match.State, match.RequestID, match.Owner})
+	require.Less(t, match.SinceAttempt, 5*time.Second)
+	_, ok, err = q.MatchOf(ctx, name, "nope")
+	require.NoError(t, err)
+	require.False(t, ok)
+	run("TouchCreating")
+	touched, err := q.TouchCreating(ctx, name, "p1", []string{"kimp-1", "kimp-x"})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, touched)
+	touched, err = q.TouchCreating(ctx, name, "p2", []string{"kimp-1"})
+	require.NoError(t, err)
+	require.Zero(t, touched, "not p2's claim")
+	run("RetakeCreate")
+	won, err := q.RetakeCreate(ctx, name, key, "p2", 0, time.Minute)
+	require.NoError(t, err)
+	require.False(t, won, "another process's attempt may still arrive")
+	won, err = q.RetakeCreate(ctx, name, key, "p1", 0, time.Hour)
+	require.NoError(t, err)
+	require.True(t, won, "its own, once the window has passed")
+	won, err = q.RetakeCreate(ctx, name, key, "p2", 0, 0)
+	require.NoError(t, err)
+	require.True(t, won)
+	run("ReleaseCreate")
+	require.NoError(t, q.ReleaseCreate(ctx, name, key, "p1"))
+	match, _, err = q.MatchOf(ctx, name, key)
+	require.NoError(t, err)
+	require.Equal(t, "p2", match.Owner, "p1 holds it no more: its release changes nothing")
+	run("SettleMatch")
+	require.NoError(t, q.SettleMatch(ctx, name, key, store.Match{State: "created", Method: "created", ContactID: 42, ContactName: "Ann"}))
+	match, _, err = q.MatchOf(ctx, name, key)
+	require.NoError(t, err)
+	require.Equal(t, store.Match{State: "created", Method: "created", ContactID: 42, ContactName: "Ann", RequestID: "kimp-1", Owner: "p2",
+		Attempts: 1, SinceAttempt: match.SinceAttempt}, match)
+	_, err = q.InsertMatch(ctx, name, "|b@x.test", store.Match{State: "ambiguous", Candidates: []byte(`[{"id":5,"name":"B","by":"email"},{"id":6,"name":"B2","by":"email"}]`)})
+	require.NoError(t, err)
+	run("MarkLinking")
+	lp := store.LinkParams{ClientID: "u3", MatchKey: key, Method: "created", ChatID: "chat-2", ContactID: 42}
+	leased, marked, err = q.MarkLinking(ctx, l2, time.Minute, lp)
+	require.NoError(t, err)
+	require.True(t, leased && marked)
+	leased, _, err = q.MarkLinking(ctx, store.Lease{Run: name, Scope: scope, Conversation: "c2", Owner: "p1#1", Epoch: 0}, time.Minute, lp)
+	require.NoError(t, err)
+	require.False(t, leased, "no lease, no link")
+	run("ClearLinking")
+	require.NoError(t, q.ClearLinking(ctx, l2))
+	_, ok, err = q.LinkOf(ctx, scope, "c2")
+	require.NoError(t, err)
+	require.False(t, ok, "a link whose request was not made is not in doubt")
+	_, _, err = q.MarkLinking(ctx, l2, time.Minute, lp)
+	require.NoError(t, err)
+	run("LinkOf")
+	link, ok, err := q.LinkOf(ctx, scope, "c2")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, store.Link{Run: name, ClientID: "u3", MatchKey: key, State: "linking", Method: "created", ChatID: "chat-2", ContactID: 42,
+		SinceAttempt: link.SinceAttempt}, link)
+	require.Less(t, link.SinceAttempt, 5*time.Second)
+	run("MarkLinked")
+	lp.Run, lp.Scope, lp.Conversation, lp.LinkID = name, scope, "c2", 7
+	require.NoError(t, q.MarkLinked(ctx, lp))
+	link, _, err = q.LinkOf(ctx, scope, "c2")
+	require.NoError(t, err)
+	require.Equal(t, [2]string{"linked", "7"}, [2]string{link.State, fmt.Sprint(link.LinkID)})
+	page, err = q.PendingPage(ctx, name, "c2", -1<<63, -1<<63)
+	require.NoError(t, err)
+	require.True(t, page[0].Silent, "a linked chat's messages are recorded silent")
+	_, marked, err = q.MarkLinking(ctx, l2, time.Minute, lp)
+	require.NoError(t, err)
+	require.False(t, marked, "a linked chat is not set back to linking")
+	run("MarkUnlinked")
+	require.NoError(t, q.MarkUnlinked(ctx, store.LinkParams{Run: name, Scope: scope, Conversation: "c2", Method: "error", Reason: "x"}))
+	link, _, err = q.LinkOf(ctx, scope, "c2")
+	require.NoError(t, err)
+	require.Equal(t, "linked", link.State, "a linked chat stays linked")
+	require.NoError(t, q.MarkUnlinked(ctx, store.LinkParams{Run: name, Scope: scope, Conversation: "c9", ClientID: "u9", MatchKey: "|b@x.test",
+		Method: "ambiguous", Reason: "2 contacts"}))
+	run("CountLinks")
+	mode, lc, err := q.CountLinks(ctx, name)
+	require.NoError(t, err)
+	require.Equal(t, "", mode)
+	require.Equal(t, []store.LinkCount{{State: "linked", Method: "created", N: 1}, {State: "unlinked", Method: "ambiguous", N: 1}}, lc)
+	run("EachLink")
+	var links []store.LinkRow
+	require.NoError(t, q.EachLink(ctx, name, func(r *store.LinkRow) error { links = append(links, *r); return nil }))
+	require.Len(t, links, 2)
+	require.Equal(t, store.LinkRow{ConversationID: "c2", ClientID: "u3", MatchKey: key, State: "linked", Method: "created", ContactID: 42,
+		ContactName: "Ann", ChatID: "chat-2", LinkID: 7}, links[0])
+	require.Equal(t, "ambiguous", links[1].Method)
+	require.JSONEq(t, `[{"id":5,"name":"B","by":"email"},{"id":6,"name":"B2","by":"email"}]`, string(links[1].Candidates))
+
+	run("Park")
 	_, marked, err = q.MarkSending(ctx, l2, time.Minute, "m3", 5)
 	require.NoError(t, err)
 	require.True(t, marked)
