@@ -159,7 +159,7 @@ vet: ## go vet
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEADCODE ?= golang.org/x/tools/cmd/deadcode@v0.51.0
 # Packages that exist for tests (helpers): deadcode, run without test files, reports all of them.
-DEADCODE_TEST_HELPERS ?= internal/pgtest|internal/s3test|internal/ledgertest
+DEADCODE_TEST_HELPERS ?= internal/pgtest|internal/s3test|internal/ledgertest|internal/contactgen
 # docker-compose.yml must validate without any of these (README: docker compose up -d db).
 COMPOSE_ENV_UNSET := -u KOMMO_CHANNEL_SECRET -u KOMMO_SCOPE_ID -u KOMMO_API_URL -u KOMMO_TOKEN -u DATABASE_URL
 

@@ -321,8 +321,6 @@ func (p *pacer) Late() int64 { return p.late.Load() }
 // Waited is the time spent waiting for slots.
 func (p *pacer) Waited() time.Duration { return time.Duration(p.waited.Load()) }
 
-func secs(s float64) time.Duration { return store.Seconds(s) }
-
 // durations keeps the last latenessWindow durations (latenesses of
 // requests after their slots, checkpoints), for their 99th percentile.
 type durations struct {

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,12 +14,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kommo-import/kommo-import/internal/s3test"
+	"github.com/kommo-import/kommo-import/sources/chatexport"
 )
 
-// zipURL is chatexport.ZipURL (which this package does not import).
-func zipURL(archive, entry string) string {
-	return (&url.URL{Scheme: "zip", Path: filepath.ToSlash(archive), RawQuery: url.Values{"entry": {entry}}.Encode()}).String()
-}
+// zipURL is how the exports' readers name a file inside a zip archive.
+var zipURL = chatexport.ZipURL
 
 // writeZip writes an archive holding each of files (name -> content),
 // compressed or stored as method says.
@@ -111,4 +109,41 @@ func TestLocalRef(t *testing.T) {
 		require.Equal(t, want != "", ok, in)
 		require.Equal(t, want, got, in)
 	}
+}
+
+// TestLocalRefsOfTheExports: the URLs the exports' readers write for a file
+// on disk and for a zip entry (names with spaces, &, ?, #, =, a folder)
+// come back as references openLocal reads byte for byte.
+func TestLocalRefsOfTheExports(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "exports & co")
+	require.NoError(t, os.Mkdir(dir, 0o700))
+	plain := filepath.Join(dir, "IMG 1#?.jpg")
+	require.NoError(t, os.WriteFile(plain, []byte("jpeg bytes"), 0o600))
+	zpath := filepath.Join(dir, "WhatsApp Chat - Anna?.zip")
+	writeZip(t, zpath, zip.Deflate, map[string][]byte{
+		"_chat.txt": []byte("chat"), "00000006-Catalog Winter&Sommer.pdf": []byte("pdf bytes"), "sub/x=1.jpg": []byte("nested"),
+	})
+	for u, want := range map[string]string{
+		chatexport.FileURL(plain):                           "jpeg bytes",
+		zipURL(zpath, "00000006-Catalog Winter&Sommer.pdf"): "pdf bytes",
+		zipURL(zpath, "sub/x=1.jpg"):                        "nested",
+	} {
+		ref, ok := LocalRef(u)
+		require.True(t, ok, u)
+		lf, err := openLocal(ref, 1<<20)
+		require.NoError(t, err, u)
+		rc, err := lf.open()
+		require.NoError(t, err)
+		b, err := io.ReadAll(rc)
+		require.NoError(t, err)
+		require.NoError(t, rc.Close())
+		require.NoError(t, lf.Close())
+		require.Equal(t, want, string(b), u)
+		require.EqualValues(t, len(want), lf.size)
+	}
+	_, err := openLocal(zipURL(zpath, "missing.jpg"), 1<<20)
+	var fe *FileError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, ErrMissing, fe.Reason)
 }

@@ -247,8 +247,8 @@ func (cf *chatFile) exists(name string) bool {
 }
 
 // media finds the file name beside the chat text: in the .txt's folder,
-// or in the zip (read in place: the media stage opens zip: URLs with
-// chatexport.OpenLocal).
+// or in the zip (read in place: the media package opens zip: URLs, see
+// media.LocalRef).
 func (cf *chatFile) media(name string) (localMedia, bool) {
 	if !validName(name) {
 		return localMedia{}, false

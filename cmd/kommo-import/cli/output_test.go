@@ -193,7 +193,7 @@ func TestSummaryShowsWhatTheRunFound(t *testing.T) {
 		UnknownFields: map[string]int64{"payload.mood": 1204, "payload.channel": 1, "payload.z": 1204},
 	}, Outcome: importer.OutcomeIncomplete, SentNow: 3990, ElapsedSeconds: 754.25, EffectiveRate: 5.29}
 	var b bytes.Buffer
-	require.NoError(t, printSummary(&b, s, false, nil))
+	require.NoError(t, printSummary(&b, s, false, nil, subsetInfo{}))
 	out := b.String()
 	for _, want := range []string{
 		"  taken over:          120 messages from runs no process works any more",
@@ -208,7 +208,7 @@ func TestSummaryShowsWhatTheRunFound(t *testing.T) {
 	}
 
 	b.Reset()
-	require.NoError(t, printSummary(&b, s, true, nil))
+	require.NoError(t, printSummary(&b, s, true, nil, subsetInfo{}))
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(b.Bytes(), &m))
 	for _, k := range []string{"taken_over", "parked", "quotes_dropped", "unknown_fields", "elapsed_seconds", "sent_now", "live", "state"} {

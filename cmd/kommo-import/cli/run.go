@@ -256,7 +256,7 @@ func finishSend(ctx context.Context, env Env, sess *session, sum *importer.Summa
 			live = liveRuns(ctx, sess.pool, sum.OtherRuns)
 		}
 		var text bytes.Buffer
-		if err := printSummaryWith(&text, sum, jsonOut, live, sub); err != nil {
+		if err := printSummary(&text, sum, jsonOut, live, sub); err != nil {
 			return err
 		}
 		// Written whatever becomes of stdout: a closed pipe must not
@@ -264,7 +264,7 @@ func finishSend(ctx context.Context, env Env, sess *session, sum *importer.Summa
 		_, _ = env.Stdout.Write(text.Bytes())
 		if jsonOut {
 			text.Reset()
-			_ = printSummaryWith(&text, sum, false, live, sub)
+			_ = printSummary(&text, sum, false, live, sub)
 		}
 		sess.sinks.writeSummary(text.Bytes(), sum)
 	}

@@ -15,13 +15,6 @@ import (
 	"github.com/kommo-import/kommo-import/sources"
 )
 
-// printSummary prints what a run (or retry) did: as text for people, or the
-// whole Summary as JSON. live says which of s.OtherRuns a process works now
-// (nil: not known).
-func printSummary(w io.Writer, s *importer.Summary, asJSON bool, live map[string]bool) error {
-	return printSummaryWith(w, s, asJSON, live, subsetInfo{})
-}
-
 // subsetInfo is what the command knows of a run's subset (--conversation,
 // --since, --until, --limit-conversations).
 type subsetInfo struct {
@@ -31,8 +24,10 @@ type subsetInfo struct {
 	Filtered *int64 `json:"filtered,omitempty"`
 }
 
-// printSummaryWith is printSummary with the subset the run read.
-func printSummaryWith(w io.Writer, s *importer.Summary, asJSON bool, live map[string]bool, sub subsetInfo) error {
+// printSummary prints what a run (or retry) did: as text for people, or the
+// whole Summary as JSON. live says which of s.OtherRuns a process works now
+// (nil: not known); sub is the subset the run read.
+func printSummary(w io.Writer, s *importer.Summary, asJSON bool, live map[string]bool, sub subsetInfo) error {
 	if asJSON {
 		return writeJSON(w, struct {
 			*importer.Summary

@@ -27,7 +27,7 @@ func TestCountsReadInTheirNumber(t *testing.T) {
 	}
 	var out bytes.Buffer
 	sum := &importer.Summary{RunStatus: ones, SentNow: 1, Retries: 1, Requests: 1, InDoubt: 1, InDoubtFound: 1}
-	require.NoError(t, printSummary(&out, sum, false, nil))
+	require.NoError(t, printSummary(&out, sum, false, nil, subsetInfo{}))
 	require.NoError(t, printStatus(&out, &ones, time.Now()))
 	out.WriteString((&incompleteError{run: "r", failed: 1, rejected: 1}).Error() + "\n")
 	require.NoError(t, (&textReport{w: &out}).finish(1, 1))
@@ -41,7 +41,7 @@ func TestCountsReadInTheirNumber(t *testing.T) {
 
 	big := importer.RunStatus{Name: "r", Sent: 11720, Staged: 11720, Pending: 1204, Failed: 1001, Sending: 1500}
 	out.Reset()
-	require.NoError(t, printSummary(&out, &importer.Summary{RunStatus: big, SentNow: 11720}, false, nil))
+	require.NoError(t, printSummary(&out, &importer.Summary{RunStatus: big, SentNow: 11720}, false, nil, subsetInfo{}))
 	require.Contains(t, out.String(), "sent:                11,720 (11,720 now), failed 1,001, pending 1,204, in doubt 1,500")
 	require.NotRegexp(t, `\d{4}`, strings.ReplaceAll(out.String(), "0.000", ""))
 }
@@ -63,7 +63,7 @@ func TestReportOfARecordWithoutAField(t *testing.T) {
 func TestOverlapSaysWhichRunIsLive(t *testing.T) {
 	s := &importer.Summary{RunStatus: importer.RunStatus{Name: "b", KnownOther: 7, OtherRuns: []string{"a", "old"}}}
 	var out bytes.Buffer
-	require.NoError(t, printSummary(&out, s, false, map[string]bool{"a": true}))
+	require.NoError(t, printSummary(&out, s, false, map[string]bool{"a": true}, subsetInfo{}))
 	require.Contains(t, out.String(), "other runs holding them: a (being worked now: it sends them), old (no process works it: resume it to send them)")
 	require.NotContains(t, out.String(), "resume those")
 }

@@ -438,6 +438,7 @@ func TestEveryStatementRuns(t *testing.T) {
 		n, convs, err := tq.SkipFailed(ctx, name, store.Selection{MsgIDs: []string{"nope"}})
 		require.NoError(t, err)
 		require.Zero(t, n, "only the picked messages")
+		require.Empty(t, convs)
 		run("ResetFailed")
 		n, convs, err = tq.ResetFailed(ctx, name, store.Selection{})
 		require.NoError(t, err)
