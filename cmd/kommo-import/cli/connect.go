@@ -114,7 +114,7 @@ func runConnect(ctx context.Context, inv *invocation, args []string) error {
 		if err != nil {
 			return err
 		}
-		acc, err := kc.Account(ctx)
+		acc, err := readKommo(ctx, env, kc.Account)
 		kc.CloseIdleConnections()
 		if err != nil {
 			return kommoAPIError(err, f.kommoDomain)
@@ -211,6 +211,44 @@ func kommoAPIError(err error, domain string) error {
 	return withHint(ExitFatal, err, "try again later; or give the values by hand (--account-id, --users FILE)")
 }
 
+// Reads of the main API the commands make once at their start (the
+// account, its users) wait out a short 429 or a passing 5xx rather than
+// fail: the operator's other integrations share the account's 7 requests a
+// second, and a plan or another process may have just spent them.
+const (
+	kommoReadAttempts = 5
+	kommoReadMaxWait  = 2 * time.Minute // a longer retry_after is the operator's to wait for
+)
+
+// readKommo makes read, trying again after a 429 (its retry_after, up to
+// kommoReadMaxWait) or a 5xx (1 s, 2 s, 4 s ...), kommoReadAttempts times
+// in all; each wait is said on stderr.
+func readKommo[T any](ctx context.Context, env Env, read func(context.Context) (T, error)) (T, error) {
+	backoff := time.Second
+	for attempt := 1; ; attempt++ {
+		v, err := read(ctx)
+		e, ok := kommoapi.AsError(err)
+		if err == nil || !ok || attempt == kommoReadAttempts {
+			return v, err
+		}
+		var wait time.Duration
+		switch {
+		case e.RateLimited() && e.RetryAfter <= kommoReadMaxWait:
+			wait = e.RetryAfter
+		case e.Status/100 == 5:
+			wait, backoff = backoff, 2*backoff
+		default:
+			return v, err
+		}
+		fmt.Fprintf(env.Stderr, "%v; trying again in %s\n", err, wait)
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(wait):
+		}
+	}
+}
+
 // loadUserMap builds the agent-to-Kommo-user map run and validate put in
 // their source spec, or nil when no flag asked for one: the --users file
 // first (the operator's explicit word), then the account's users by email.
@@ -231,7 +269,7 @@ func loadUserMap(ctx context.Context, env Env, f userFlags) (*sources.UserMap, e
 			return nil, err
 		}
 		defer kc.CloseIdleConnections()
-		users, err := kc.Users(ctx)
+		users, err := readKommo(ctx, env, kc.Users)
 		if err != nil {
 			return nil, kommoAPIError(err, f.KommoDomain)
 		}

@@ -30,11 +30,18 @@ const (
 type fakeKommo struct {
 	users    []map[string]any
 	requests atomic.Int64
+	// limited: the next this many requests get a 429 asking for a second.
+	limited atomic.Int64
 }
 
 func (f *fakeKommo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.requests.Add(1)
 	w.Header().Set("Content-Type", "application/hal+json")
+	if f.limited.Add(-1) >= 0 {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+		return
+	}
 	if r.Header.Get("Authorization") != "Bearer "+kommoToken {
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = w.Write([]byte(`{"title":"Unauthorized","type":"https://httpstatus.es/401","status":401,"detail":"Invalid token"}`))
@@ -319,4 +326,27 @@ func TestRunSendsManagersUnderTheirNames(t *testing.T) {
 		"g-0": "", "g-1": "amojo-dana-file", "g-2": "amojo-oleg", "g-3": "bot-1", "g-4": "bot-1", "g-5": "bot-1",
 	}, refs)
 	require.NotContains(t, out+errOut, kommoToken)
+}
+
+// TestUsersLookUpWaitsOutA429: the main API's 429 at the users look-up (a
+// contacts plan or another process spent the account's requests a moment
+// before) is waited out, said on stderr, not an exit 1 (it was, seen in
+// TestE2EContactsRateLimitedAndRefused).
+func TestUsersLookUpWaitsOutA429(t *testing.T) {
+	t.Parallel()
+	fake, kommoURL := newFakeKommo(t)
+	fake.limited.Store(2)
+	src := agentsFile(t)
+	vars := map[string]string{envKommoToken: kommoToken}
+	out, errOut, code := runWith(t, vars, "validate", "--source", src, "--kommo-domain", kommoURL, "--bot-id", "bot-1")
+	require.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Equal(t, 2, strings.Count(errOut, "429 Too Many Requests"), errOut)
+	require.Contains(t, errOut, "trying again in 1s")
+	require.EqualValues(t, 2+3, fake.requests.Load(), "two refused, then the three pages")
+
+	// A 401 is not tried again.
+	fake.requests.Store(0)
+	_, errOut, code = runWith(t, map[string]string{envKommoToken: "wrong"}, "validate", "--source", src, "--kommo-domain", kommoURL, "--bot-id", "bot-1")
+	require.Equal(t, ExitUsage, code, errOut)
+	require.EqualValues(t, 1, fake.requests.Load())
 }
