@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http/httptrace"
 	"sync/atomic"
 	"time"
 )
@@ -121,6 +122,11 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 			}
 			continue
 		}
+		place, err := a.pacer.spaced(ctx)
+		if err != nil {
+			// A hard stop: as in the wait for the slot.
+			return decision{}, interrupted(CauseSignal, "", err)
+		}
 		if r.guard != nil && !r.guard(checkpointed) {
 			if err := a.undo(ctx, r, false); err != nil {
 				return decision{}, err
@@ -128,7 +134,7 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 			return decision{}, errGuard
 		}
 		a.pacer.taken()
-		err = r.do(ctx)
+		err = a.do(ctx, r, place)
 		if err == nil {
 			return decision{}, nil
 		}
@@ -144,6 +150,22 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 			return d, nil
 		}
 	}
+}
+
+// do makes r's request and records when its headers were written
+// (httptrace), for the pacer's spacing. A request that wrote none (it
+// failed before, or made no HTTP call: the unit tests) keeps the time its
+// place was taken.
+func (a *attempter) do(ctx context.Context, r request, place uint64) error {
+	var wroteAt atomic.Int64
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteHeaders: func() { wroteAt.CompareAndSwap(0, a.pacer.clock.Now().UnixNano()) },
+	})
+	err := r.do(ctx)
+	if ns := wroteAt.Load(); ns != 0 {
+		a.pacer.wrote(place, time.Unix(0, ns))
+	}
+	return err
 }
 
 // parked returns the actPause decision of a request that parks on a pause

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http/httptrace"
 	"testing"
 	"time"
 
@@ -272,4 +273,53 @@ func TestLivenessChainBreaksAtAGap(t *testing.T) {
 	// A beat answered too late to extend the chain breaks it too.
 	l.beat(at(12.5), at(15.4), deadAfter)
 	require.False(t, l.aliveSince(at(15.5), at(12), deadAfter))
+}
+
+// maxInAnySecond is the most of times (in order) within any second.
+func maxInAnySecond(times []time.Time) int {
+	most := 0
+	for i := range times {
+		n := 0
+		for j := i; j < len(times) && times[j].Sub(times[i]) < time.Second; j++ {
+			n++
+		}
+		most = max(most, n)
+	}
+	return most
+}
+
+// A request whose headers go out well after its slot check (the process
+// descheduled, a new connection: later than the margin covers) must not
+// let the request ceil(rate) slots on crowd a second: bench-send's single
+// case saw 8 requests in one second at --rate 7 so. The spacing ring holds
+// that one back until a second after the stalled write; the rest keep
+// their slots.
+func TestAttemptSpacingCoversAStalledWrite(t *testing.T) {
+	const rate = 7
+	a, clock := fakeAttempter(rate)
+	var written []time.Time
+	clock.run(func() {
+		for i := range 3 * rate {
+			d, err := a.attempt(context.Background(), nil, request{do: func(ctx context.Context) error {
+				if i == 1 {
+					clock.Advance(30 * time.Millisecond) // stalled between the check and the write
+				}
+				written = append(written, clock.Now())
+				httptrace.ContextClientTrace(ctx).WroteHeaders()
+				return nil
+			}}, 0)
+			require.NoError(t, err)
+			require.Zero(t, d.act)
+		}
+	})
+	require.Len(t, written, 3*rate)
+	require.LessOrEqual(t, maxInAnySecond(written), rate, "at most %d requests in any second", rate)
+	// The request ceil(rate) on waited, and the one ceil(rate) after it,
+	// and so on, each a little less (the schedule's margin over the
+	// ring's), until the delay is gone: one request in ceil(rate).
+	require.Positive(t, a.pacer.spacedWaits.Load())
+	require.LessOrEqual(t, a.pacer.spacedWaits.Load(), int64(2))
+	require.Zero(t, a.pacer.Late(), "no slot given up: the stall came after the check")
+	// The stall costs the wait once; the rate is spent as before.
+	require.Less(t, written[3*rate-1].Sub(written[0]), time.Duration(3*rate-1)*a.pacer.interval()+30*time.Millisecond)
 }
