@@ -152,14 +152,14 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 	}
 }
 
-// do makes r's request and records when its headers were written
-// (httptrace), for the pacer's spacing. A request that wrote none (it
+// do makes r's request and records when it was written (httptrace's
+// WroteRequest: headers and body flushed), for the pacer's spacing. A request that wrote none (it
 // failed before, or made no HTTP call: the unit tests) keeps the time its
 // place was taken.
 func (a *attempter) do(ctx context.Context, r request, place uint64) error {
 	var wroteAt atomic.Int64
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteHeaders: func() { wroteAt.CompareAndSwap(0, a.pacer.clock.Now().UnixNano()) },
+		WroteRequest: func(httptrace.WroteRequestInfo) { wroteAt.CompareAndSwap(0, a.pacer.clock.Now().UnixNano()) },
 	})
 	err := r.do(ctx)
 	if ns := wroteAt.Load(); ns != 0 {

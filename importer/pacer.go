@@ -146,7 +146,7 @@ func (p *pacer) spaced(ctx context.Context) (uint64, error) {
 	return n, nil
 }
 
-// wrote records when the request spaced as n was written (its headers on
+// wrote records when the request spaced as n was written (flushed to
 // the wire), if later than its place said.
 func (p *pacer) wrote(n uint64, t time.Time) {
 	if len(p.writes) == 0 {

@@ -305,7 +305,7 @@ func TestAttemptSpacingCoversAStalledWrite(t *testing.T) {
 					clock.Advance(30 * time.Millisecond) // stalled between the check and the write
 				}
 				written = append(written, clock.Now())
-				httptrace.ContextClientTrace(ctx).WroteHeaders()
+				httptrace.ContextClientTrace(ctx).WroteRequest(httptrace.WroteRequestInfo{})
 				return nil
 			}}, 0)
 			require.NoError(t, err)
