@@ -194,6 +194,11 @@ func runContacts(ctx context.Context, inv *invocation, args []string) error {
 	f.register(fs, false)
 	domain := fs.String("kommo-domain", "", "`SUBDOMAIN.kommo.com` of the account whose contacts are matched (a kommo-sim URL for a rehearsal),\n"+
 		"with an admin's long-lived token in env "+envKommoToken)
+	// The agents' flags of run, so that the source reads as run reads it
+	// (an agent's message without them is an invalid record, skipped).
+	var users userFlags
+	fs.StringVar(&users.File, "users", "", sources.UsersFileHelp)
+	fs.StringVar(&users.BotID, "bot-id", "", "as run's: the agents that match no Kommo user are the channel's bot (this `ID`)")
 	out := fs.String("out", "contacts-plan.csv", "write the plan to this CSV `FILE` (- for stdout)")
 	force := fs.Bool("force", false, "let --out replace an existing file")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
@@ -215,6 +220,12 @@ func runContacts(ctx context.Context, inv *invocation, args []string) error {
 		return err
 	}
 	defer cfg.API.CloseIdleConnections()
+	if users.File != "" || users.BotID != "" {
+		users.KommoDomain = *domain
+		if spec.Users, err = loadUserMap(ctx, env, users); err != nil {
+			return err
+		}
+	}
 	var file *atomicFile
 	if *out != "-" {
 		if file, err = createAtomic(*out, *force, 0o600); err != nil {
@@ -387,8 +398,8 @@ func readConversations(ctx context.Context, spec sources.Spec, stderr io.Writer)
 		}
 		col.Add(&rec.Payload)
 	}
-	if bad > 5 {
-		fmt.Fprintf(stderr, "skipped: %d invalid records in all\n", bad)
+	if bad > 0 {
+		fmt.Fprintf(stderr, "skipped: %d invalid records in all (kommo-import validate lists them; --users and --bot-id read agents as run does)\n", bad)
 	}
 	return col.Conversations(), bad, nil
 }

@@ -173,3 +173,35 @@ func TestRunLinkRefusedAtPreflight(t *testing.T) {
 	_, errOut, code = c.run(t, "status", "--run", "refused")
 	require.Equal(t, ExitUsage, code, "no run was written: %s", errOut)
 }
+
+// TestContactsPlanReadsAgentsAsRunDoes: an export whose agents' messages
+// carry no ref_id reads as run reads it with --bot-id (or --users), not as
+// a pile of invalid records ("skipped: 818 invalid records" in a rehearsal
+// whose run used --bot-id, which contacts plan did not take).
+func TestContactsPlanReadsAgentsAsRunDoes(t *testing.T) {
+	t.Parallel()
+	s, err := sim.New(sim.Options{ScopeID: cliScope, Secret: cliSecret, CRMToken: "tok"})
+	require.NoError(t, err)
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	src := agentsFile(t)
+	vars := map[string]string{envKommoToken: "tok"}
+	plan := func(extra ...string) (string, int) {
+		out := filepath.Join(t.TempDir(), "plan.csv")
+		_, stderr, code := runWith(t, vars, append([]string{"contacts", "plan", "--source", src, "--kommo-domain", srv.URL, "--out", out}, extra...)...)
+		return stderr, code
+	}
+	stderr, code := plan()
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, stderr, "skipped: 5 invalid records in all")
+	require.Contains(t, stderr, "--users and --bot-id read agents as run does")
+
+	stderr, code = plan("--bot-id", "bot-1")
+	require.Equal(t, ExitOK, code, stderr)
+	require.NotContains(t, stderr, "skipped")
+
+	users := filepath.Join(filepath.Dir(src), "users.csv")
+	stderr, code = plan("--users", users)
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, stderr, "skipped:", "agents --users does not map stay invalid")
+}
