@@ -153,9 +153,9 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 }
 
 // do makes r's request and records when it was written (httptrace's
-// WroteRequest: headers and body flushed), for the pacer's spacing. A request that wrote none (it
-// failed before, or made no HTTP call: the unit tests) keeps the time its
-// place was taken.
+// WroteRequest: headers and body flushed), for the pacer's spacing. A
+// request that wrote none (it failed before, or made no HTTP call: the
+// unit tests) keeps the time its place was taken.
 func (a *attempter) do(ctx context.Context, r request, place uint64) error {
 	var wroteAt atomic.Int64
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
