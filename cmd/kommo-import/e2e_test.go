@@ -401,8 +401,20 @@ func TestE2ECrashAndRestart(t *testing.T) {
 		exited := make(chan struct{})
 		go func() { waitErr = cmd.Wait(); close(exited) }()
 		if p, _ := phase(t, im.dbURL); p != "sending" && kills["staging"] < 4 {
-			// Staging takes a few hundred milliseconds in batches of 3.
-			sleepUnless(exited, time.Duration(40+r.IntN(200))*time.Millisecond)
+			// Staging takes a few hundred milliseconds in batches of 3. The
+			// run is made only after the preflight, which a loaded machine
+			// slows past any fixed sleep (under make test-under-load 20 of
+			// 30 kills landed before it): wait for the run, then a moment.
+			require.Eventually(t, func() bool {
+				select {
+				case <-exited:
+					return true
+				default:
+				}
+				p, _ := phase(t, im.dbURL)
+				return p != "start"
+			}, 30*time.Second, 5*time.Millisecond, "the importer made no run: %s", errOut.String())
+			sleepUnless(exited, time.Duration(r.IntN(150))*time.Millisecond)
 		} else {
 			// Kill mid-send: once this process has delivered something
 			// (a restart first waits for the killed one's heartbeat to
