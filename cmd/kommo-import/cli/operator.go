@@ -83,16 +83,7 @@ func noteRejects(log *slog.Logger, st *importer.RunStatus) {
 // runsAck is runs ack NAME.
 func runsAck(ctx context.Context, inv *invocation, args []string) error {
 	env := inv.env
-	fs := newFlagSet(env, "runs ack", "NAME [--json]", runsHelp)
-	var db dbFlags
-	db.register(fs, env)
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	name, err := parseWithName(fs, env, args)
-	if err != nil {
-		return err
-	}
-	inv.set(func(f *invocationFacts) { f.run = name })
-	pool, err := db.open(ctx, 2)
+	name, pool, asJSON, err := openRunsAction(ctx, inv, "ack", args)
 	if err != nil {
 		return err
 	}

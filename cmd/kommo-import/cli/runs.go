@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/kommo-import/kommo-import/importer"
 )
 
@@ -316,16 +317,7 @@ type runsChangeResult struct {
 // runsChange is runs abandon NAME and runs delete NAME.
 func runsChange(ctx context.Context, inv *invocation, action string, args []string) error {
 	env := inv.env
-	fs := newFlagSet(env, "runs "+action, "NAME [--json]", runsHelp)
-	var db dbFlags
-	db.register(fs, env)
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	name, err := parseWithName(fs, env, args)
-	if err != nil {
-		return err
-	}
-	inv.set(func(f *invocationFacts) { f.run = name })
-	pool, err := db.open(ctx, 2)
+	name, pool, asJSON, err := openRunsAction(ctx, inv, action, args)
 	if err != nil {
 		return err
 	}
@@ -357,6 +349,27 @@ func runsChange(ctx context.Context, inv *invocation, action string, args []stri
 	}
 	_, err = fmt.Fprintln(env.Stdout, text)
 	return err
+}
+
+// openRunsAction parses the flags of `runs ACTION NAME [--json]` (with the
+// database's) and opens the database: the run's name, the pool (the
+// caller closes it) and whether --json was given.
+func openRunsAction(ctx context.Context, inv *invocation, action string, args []string) (string, *pgxpool.Pool, *bool, error) {
+	env := inv.env
+	fs := newFlagSet(env, "runs "+action, "NAME [--json]", runsHelp)
+	var db dbFlags
+	db.register(fs, env)
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	name, err := parseWithName(fs, env, args)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	inv.set(func(f *invocationFacts) { f.run = name })
+	pool, err := db.open(ctx, 2)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return name, pool, asJSON, nil
 }
 
 // parseWithName parses flags and exactly one positional argument, which
