@@ -106,7 +106,9 @@ func (t *fakeTimer) Stop() bool {
 // memSchedule is the scope's GCRA schedule in memory, on a clock of its own
 // (the database's, which may be set apart from ours), with the same rules
 // as the store's statements: a slot at max(tat, now + lead, end of pause),
-// tat one interval (over the factor) on; a pause halves the factor once an
+// tat one interval (over the factor) on, the alone interval while one
+// pacer has the scope to itself, the handover before the first shared slot;
+// a pause halves the factor once an
 // episode; the factor recovers a step after a quiet period.
 type memSchedule struct {
 	mu          sync.Mutex
@@ -117,6 +119,8 @@ type memSchedule struct {
 	factor      float64
 	lastStep    time.Time
 	pausedUntil time.Time
+	holder      string
+	sharedUntil time.Time
 	calls       int
 }
 
@@ -140,13 +144,24 @@ func (m *memSchedule) ReserveSlot(_ context.Context, p store.SlotParams) (store.
 		m.factor = min(1, m.factor*p.Step)
 		m.lastStep = now
 	}
+	wasShared := m.sharedUntil.After(now)
+	shared := wasShared || (m.holder != "" && m.holder != p.Holder)
 	at := maxTime(m.tat, now.Add(p.Lead), m.pausedUntil)
-	m.tat = at.Add(time.Duration(float64(p.Interval) / m.factor))
+	iv := p.AloneInterval
+	if shared {
+		iv = p.Interval
+		if !wasShared {
+			at = at.Add(p.Handover)
+		}
+		m.sharedUntil = at.Add(p.SharedFor)
+	}
+	m.holder = p.Holder
+	m.tat = at.Add(time.Duration(float64(iv) / m.factor))
 	var paused time.Duration
 	if m.pausedUntil.After(now) {
 		paused = m.pausedUntil.Sub(now)
 	}
-	return store.Slot{In: at.Sub(now), Factor: m.factor, Paused: paused, DBNow: now}, nil
+	return store.Slot{In: at.Sub(now), Factor: m.factor, Paused: paused, DBNow: now, Shared: shared}, nil
 }
 
 func (m *memSchedule) PauseScope(_ context.Context, _ string, d time.Duration, minFactor float64) (float64, error) {

@@ -14,28 +14,47 @@ import (
 // it is under its lock.
 
 // reserveSlot takes the scope's next slot, at least $5 seconds from now, for
-// a request whose interval at full speed is $2 seconds ($3: the recovery
-// period in seconds, $4: the recovery step). It returns how far the slot is
-// from now, the factor in force, the seconds left of a pause and the
-// database's now(), all in the database's time.
+// the pacer $7 ($3: the recovery period in seconds, $4: the recovery step).
+// The scope is shared when another pacer reserved last or did within $9
+// seconds of the slot before (shared_until); then the slot moves tat on by
+// $2 seconds (the interval at full speed), and by $6 when the pacer is
+// alone. The first shared slot after a lone pacer's comes $8 seconds later.
+// It returns how far the slot is from now, the factor in force, the seconds
+// left of a pause, the database's now() and whether the scope is shared,
+// all in the database's time.
 const reserveSlot = `
-INSERT INTO kommo_import_pacer AS p (scope_id, tat) VALUES ($1, now() + make_interval(secs => $5::float8 + $2::float8))
-ON CONFLICT (scope_id) DO UPDATE SET (factor, last_step, tat) = (
+INSERT INTO kommo_import_pacer AS p (scope_id, tat, holder) VALUES ($1, now() + make_interval(secs => $5::float8 + $6::float8), $7)
+ON CONFLICT (scope_id) DO UPDATE SET (factor, last_step, tat, holder, shared_until) = (
     SELECT f, CASE WHEN stepping THEN now() ELSE p.last_step END,
-           GREATEST(p.tat, now() + make_interval(secs => $5), COALESCE(p.paused_until, now())) + make_interval(secs => $2 / f)
-    FROM (SELECT stepping, CASE WHEN stepping THEN least(1, p.factor * $4) ELSE p.factor END AS f
-          FROM (SELECT p.factor < 1 AND p.last_step <= now() - make_interval(secs => $3)
-                       AND COALESCE(p.paused_until, '-infinity') < now() AS stepping) s) f)
-RETURNING GREATEST(extract(epoch FROM tat - now())::float8 - $2 / factor, 0), factor,
-    GREATEST(COALESCE(extract(epoch FROM paused_until - now())::float8, 0), 0), extract(epoch FROM now())::float8`
+           start + make_interval(secs => CASE WHEN shared THEN $2::float8 ELSE $6::float8 END / f),
+           $7, CASE WHEN shared THEN start + make_interval(secs => $9) ELSE p.shared_until END
+    FROM (SELECT stepping, f, shared,
+                 GREATEST(p.tat, now() + make_interval(secs => $5), COALESCE(p.paused_until, now()))
+                 + make_interval(secs => CASE WHEN shared AND NOT was_shared THEN $8::float8 ELSE 0 END) AS start
+          FROM (SELECT stepping, was_shared, was_shared OR p.holder <> $7 AS shared,
+                       CASE WHEN stepping THEN least(1, p.factor * $4) ELSE p.factor END AS f
+                FROM (SELECT p.factor < 1 AND p.last_step <= now() - make_interval(secs => $3)
+                             AND COALESCE(p.paused_until, '-infinity') < now() AS stepping,
+                             COALESCE(p.shared_until > now(), false) AS was_shared) s) s) s)
+RETURNING GREATEST(extract(epoch FROM tat - now())::float8
+                   - CASE WHEN shared_until > now() THEN $2::float8 ELSE $6::float8 END / factor, 0),
+    factor, GREATEST(COALESCE(extract(epoch FROM paused_until - now())::float8, 0), 0),
+    extract(epoch FROM now())::float8, COALESCE(shared_until > now(), false)`
 
 // SlotParams says what a reservation asks of the schedule.
 type SlotParams struct {
 	Scope    string
-	Interval time.Duration // between slots at full speed
-	Lead     time.Duration // the slot is at least this far from now
-	Recover  time.Duration // quiet time after which the factor steps up
-	Step     float64       // the factor's step up
+	Holder   string        // the pacer asking (one per process and scope)
+	Interval time.Duration // between slots at full speed, the scope shared
+	// AloneInterval is the interval when the pacer has the scope to itself.
+	AloneInterval time.Duration
+	// Handover is how much later the first shared slot after a lone
+	// pacer's comes; SharedFor, how long after a slot the scope counts as
+	// shared once another pacer reserved.
+	Handover, SharedFor time.Duration
+	Lead                time.Duration // the slot is at least this far from now
+	Recover             time.Duration // quiet time after which the factor steps up
+	Step                float64       // the factor's step up
 }
 
 // Slot is a reserved slot as the database sees it.
@@ -44,14 +63,16 @@ type Slot struct {
 	Factor float64       // the rate factor in force
 	Paused time.Duration // left of a pause in force
 	DBNow  time.Time     // the database's now()
+	Shared bool          // another pacer reserves slots of the scope too
 }
 
 // ReserveSlot takes the scope's next slot.
 func (q *Queries) ReserveSlot(ctx context.Context, p SlotParams) (Slot, error) {
 	var in, paused, now float64
 	var s Slot
-	err := q.db.QueryRow(ctx, reserveSlot, p.Scope, p.Interval.Seconds(), p.Recover.Seconds(), p.Step, p.Lead.Seconds()).
-		Scan(&in, &s.Factor, &paused, &now)
+	err := q.db.QueryRow(ctx, reserveSlot, p.Scope, p.Interval.Seconds(), p.Recover.Seconds(), p.Step, p.Lead.Seconds(),
+		p.AloneInterval.Seconds(), p.Holder, p.Handover.Seconds(), p.SharedFor.Seconds()).
+		Scan(&in, &s.Factor, &paused, &now, &s.Shared)
 	s.In, s.Paused, s.DBNow = Seconds(in), Seconds(paused), time.Unix(0, int64(now*1e9))
 	return s, err
 }

@@ -333,13 +333,26 @@ func TestEveryStatementRuns(t *testing.T) {
 	require.InDelta(t, time.Hour.Seconds(), idle.ParkLeft.Seconds(), 5)
 
 	// The rate schedule.
-	sp := store.SlotParams{Scope: scope, Interval: 100 * time.Millisecond, Recover: 30 * time.Second, Step: 1.25}
+	sp := store.SlotParams{Scope: scope, Holder: "a", Interval: 100 * time.Millisecond, AloneInterval: 90 * time.Millisecond,
+		Handover: 50 * time.Millisecond, SharedFor: 2 * time.Second, Recover: 30 * time.Second, Step: 1.25}
 	run("ReserveSlot")
+	at := func(s store.Slot) time.Time { return s.DBNow.Add(s.In) }
 	s1, err := q.ReserveSlot(ctx, sp)
 	require.NoError(t, err)
 	s2, err := q.ReserveSlot(ctx, sp)
 	require.NoError(t, err)
-	require.InDelta(t, 0.1, (s2.In-s1.In).Seconds()+s2.DBNow.Sub(s1.DBNow).Seconds(), 0.02, "slots an interval apart")
+	require.False(t, s1.Shared || s2.Shared, "one pacer: alone")
+	require.InDelta(t, 0.09, at(s2).Sub(at(s1)).Seconds(), 0.002, "alone: slots the alone interval apart")
+	sb := sp
+	sb.Holder = "b"
+	s3, err := q.ReserveSlot(ctx, sb)
+	require.NoError(t, err)
+	require.True(t, s3.Shared, "another pacer reserved")
+	require.InDelta(t, 0.09+0.05, at(s3).Sub(at(s2)).Seconds(), 0.002, "the first shared slot comes the handover later")
+	s4, err := q.ReserveSlot(ctx, sp)
+	require.NoError(t, err)
+	require.True(t, s4.Shared, "shared for a while after the other pacer's slot")
+	require.InDelta(t, 0.1, at(s4).Sub(at(s3)).Seconds(), 0.002, "shared: slots the interval apart")
 	run("PauseScope")
 	f, err := q.PauseScope(ctx, scope, time.Minute, 1.0/16)
 	require.NoError(t, err)
