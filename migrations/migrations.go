@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -36,6 +37,8 @@ const insertApplied = `INSERT INTO kommo_import_schema_migrations (name) VALUES 
 const (
 	undefinedTable        = "42P01"
 	insufficientPrivilege = "42501"
+	deadlockDetected      = "40P01"
+	lockNotAvailable      = "55P03"
 )
 
 // Names returns the migration file names in the order they apply.
@@ -194,14 +197,7 @@ func apply(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) ([]string, error
 		if err != nil {
 			return out, fmt.Errorf("migrate %s: %w", name, err)
 		}
-		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			tag, err := tx.Exec(ctx, insertApplied, name)
-			if err != nil || tag.RowsAffected() == 0 {
-				return err
-			}
-			_, err = tx.Exec(ctx, string(sql))
-			return err
-		})
+		err = applyOne(ctx, conn, name, string(sql))
 		if err != nil {
 			if verr := refused(err); verr != nil {
 				return out, verr
@@ -213,4 +209,31 @@ func apply(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) ([]string, error
 		todo = todo[1:] // what refused reports: the range above holds its own copy
 	}
 	return out, nil
+}
+
+// applyOne applies one migration in a transaction of its own. A deadlock or
+// a lock wait cut short (a role's lock_timeout) with a session that reads
+// the tables meanwhile (status, a process of an older binary) rolls it back
+// whole, so it is tried again a few times before Apply gives up.
+func applyOne(ctx context.Context, conn *pgxpool.Conn, name, sql string) error {
+	const tries = 5
+	for i := 1; ; i++ {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, insertApplied, name)
+			if err != nil || tag.RowsAffected() == 0 {
+				return err
+			}
+			_, err = tx.Exec(ctx, sql)
+			return err
+		})
+		pgErr, ok := errors.AsType[*pgconn.PgError](err)
+		if !ok || (pgErr.Code != deadlockDetected && pgErr.Code != lockNotAvailable) || i == tries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(i) * 200 * time.Millisecond):
+		}
+	}
 }

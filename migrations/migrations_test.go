@@ -350,3 +350,54 @@ func TestApplyAsRowsOnlyRole(t *testing.T) {
 		require.Equal(t, Names(), recorded(t, admin), "nothing recorded for what was refused")
 	})
 }
+
+// TestApplyOutlivesADeadlock: a session reading the tables a migration
+// alters, in the other order (a poller of status, as TestE2ECrashAndRestart
+// has), deadlocks with it; PostgreSQL cancels the migration's transaction,
+// and Apply tries it again instead of failing the command (seen: "migrate
+// 003_fencing_hold_logged_pacer.sql: ERROR: deadlock detected").
+func TestApplyOutlivesADeadlock(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	_, err := Apply(ctx, pool)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `CREATE TABLE kt_dl_a (id int); CREATE TABLE kt_dl_b (id int)`)
+	require.NoError(t, err)
+
+	reader, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer reader.Rollback(ctx) //nolint:errcheck // committed below
+	_, err = reader.Exec(ctx, `SELECT * FROM kt_dl_b`)
+	require.NoError(t, err)
+
+	type result struct {
+		applied []string
+		err     error
+	}
+	fsys := withExtras(t, map[string]string{
+		"992_kt_deadlock.sql": `ALTER TABLE kt_dl_a ADD COLUMN x int; ALTER TABLE kt_dl_b ADD COLUMN x int`,
+	})
+	done := make(chan result, 1)
+	go func() {
+		a, err := apply(ctx, pool, fsys)
+		done <- result{a, err}
+	}()
+	// The migration holds kt_dl_a and waits for kt_dl_b; the reader now
+	// reads kt_dl_a: a deadlock, which the migration (waiting longer)
+	// finds and is cancelled for.
+	require.Eventually(t, func() bool {
+		var n int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'kt_dl_b'::regclass`).Scan(&n)
+		return err == nil && n > 0
+	}, 10*time.Second, 10*time.Millisecond, "the migration waits for kt_dl_b")
+	_, err = reader.Exec(ctx, `SELECT * FROM kt_dl_a`)
+	require.NoError(t, err, "the reader is not the one cancelled")
+	require.NoError(t, reader.Commit(ctx))
+
+	r := <-done
+	require.NoError(t, r.err)
+	require.Equal(t, []string{"992_kt_deadlock.sql"}, r.applied)
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_name IN ('kt_dl_a', 'kt_dl_b') AND column_name = 'x'`).Scan(&n))
+	require.Equal(t, 2, n)
+}
