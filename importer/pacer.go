@@ -38,17 +38,18 @@ const (
 	minFactor    = 1.0 / 16
 	recoverEvery = 30 * time.Second
 	recoverStep  = 1.25
-	// The margin and the lateness bound come from what this process
-	// measures: how late its requests actually go out after their slots
-	// (a loaded machine's timers wake late). A request later than lateSlot
-	// gives its slot up and takes the next free one: a request k slots
-	// before it might be on time, and as the API counts them the R+1
-	// requests from k on must span more than a second. The schedule makes
-	// them span a second plus the margin, which covers lateSlot and a few
-	// milliseconds of jitter on the way (netJitter). lateSlot follows the
-	// 99th percentile of recent lateness (with room to spare), between
-	// minLate and maxLate: on a quiet machine the rate is spent to 99.6%,
-	// on a loaded one the margin widens instead of slots being given up.
+	// With the scope shared, the margin and the lateness bound come from
+	// what this process measures: how late its requests actually go out
+	// after their slots (a loaded machine's timers wake late). A request
+	// later than lateSlot gives its slot up and takes the next free one: a
+	// request k slots before it (another process's) might be on time, and
+	// as the API counts them the R+1 requests from k on must span more than
+	// a second. The schedule makes them span a second plus the margin,
+	// which covers lateSlot and a few milliseconds of jitter on the way
+	// (netJitter). lateSlot follows the 99th percentile of recent lateness
+	// (with room to spare), between minLate and maxLate: on a quiet
+	// machine the rate is spent to about 98.6-99%, on a loaded one the
+	// margin widens instead of slots being given up.
 	minLate   = 2 * time.Millisecond
 	maxLate   = 40 * time.Millisecond
 	netJitter = 6 * time.Millisecond
