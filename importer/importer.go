@@ -223,6 +223,7 @@ type Importer struct {
 	active   map[string]string // lease owner (worker) -> the conversation it works now
 
 	stats      counters
+	settling   settling // whether the API shows messages late (send.go)
 	throughput meter
 	cycles     cycles     // the workers' busy time, for the pool's size
 	media      mediaState // media.go

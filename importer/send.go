@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kommo-import/kommo-import/chatsapi"
@@ -337,13 +338,26 @@ func (im *Importer) deliver(ctx context.Context, conv *conversation, m *pendingM
 
 // reconcile settles an in-doubt message: it looks the message up in its
 // chat's history at once (most accepted-then-failed requests are there
-// already). Found: it is marked sent. Not found while the reconcile window
-// since the attempt has not passed (the API processes messages
-// asynchronously): the conversation is parked until it has, and looked up
-// again then. Not found after the window: the caller sends it again.
+// already), or, when look-ups at once have been missing messages the API
+// shows only later, a while after the attempt (settling). Found: it is
+// marked sent. Not found while the reconcile window since the attempt has
+// not passed (the API processes messages asynchronously): the conversation
+// is parked until it has, and looked up again then. Not found after the
+// window: the caller sends it again.
 func (im *Importer) reconcile(ctx context.Context, conv *conversation, m *pendingMessage, p *wire.Payload, halt <-chan struct{}) (step, error) {
+	atOnce := m.Ended && m.Age == 0 // this process's attempt has just ended
+	if atOnce && im.settling.late() {
+		if wait := min(im.cfg.ReconcileWait/settleShare, im.resendWait(conv, m)); wait > 0 {
+			im.log.Info("in-doubt message: looking it up in its chat's history a while after the attempt (the API shows messages late)",
+				"msgid", m.MsgID, "conversation_id", conv.id, "at", im.cfg.Clock.Now().Add(wait).Format(time.TimeOnly))
+			return stepParked, im.park(ctx, conv, wait, endedID(m))
+		}
+	}
 	im.stats.reconciled.Add(1)
 	found, d, err := im.lookup(ctx, conv, m, p, halt)
+	if err == nil && d.act == 0 {
+		im.settling.learn(m.MsgID, atOnce, found)
+	}
 	switch {
 	case errors.Is(err, errHalted):
 		// A soft stop during a pause: the message stays in doubt, looked
@@ -378,6 +392,45 @@ func (im *Importer) reconcile(ctx context.Context, conv *conversation, m *pendin
 		return stepParked, im.park(ctx, conv, wait, endedID(m))
 	}
 	return stepSend, nil
+}
+
+// settleShare: a first look-up that waits, waits this share of the
+// reconcile window after the attempt (2.5 s of the default 10 s).
+const settleShare = 4
+
+// settling learns whether a look-up right after an in-doubt attempt finds
+// the messages the API took. Kommo processes messages asynchronously; one
+// that shows them late makes the look-up at once a slot of the rate spent
+// for nothing (the message is found by the one after the window: two
+// look-ups a message). Once look-ups at once have missed more messages (at
+// least three) than they found, the first look-up waits settleShare of the
+// window (reconcile); what it finds then is not counted.
+type settling struct {
+	found  atomic.Int64 // in-doubt messages the look-up at once found
+	missed atomic.Int64 // ... it missed and a later look-up found
+	// pending: the msgids the look-up at once missed, until a later
+	// look-up settles them.
+	pending sync.Map
+}
+
+func (s *settling) late() bool {
+	m := s.missed.Load()
+	return m >= 3 && m > s.found.Load()
+}
+
+// learn records what a look-up of msgid found; atOnce: right after its
+// attempt.
+func (s *settling) learn(msgID string, atOnce, found bool) {
+	switch {
+	case atOnce && found:
+		s.found.Add(1)
+	case atOnce:
+		s.pending.Store(msgID, struct{}{})
+	default:
+		if _, missed := s.pending.LoadAndDelete(msgID); missed && found {
+			s.missed.Add(1)
+		}
+	}
 }
 
 // resendWait is how long an in-doubt message that its chat's history does
