@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -251,10 +252,10 @@ func (s *Server) seedCRM(contacts []map[string]any) error {
 
 // serveCRM serves /api/v4/: the rate limit first, then the token, then the
 // endpoint.
-func (s *Server) serveCRM(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveCRM(w http.ResponseWriter, r *http.Request, arrived time.Time) {
 	rec := &recorder{ResponseWriter: w}
 	endpoint := crmEndpoint(r.Method, r.URL.Path)
-	s.serveCRMEndpoint(rec, r, endpoint)
+	s.serveCRMEndpoint(rec, r, endpoint, arrived)
 	s.mu.Lock()
 	s.stats.CRMRequests++
 	s.stats.CRMByEndpoint[endpoint]++
@@ -281,8 +282,8 @@ func crmEndpoint(method, path string) string {
 	return CRMUnknown
 }
 
-func (s *Server) serveCRMEndpoint(w *recorder, r *http.Request, endpoint string) {
-	if !s.admitCRM() {
+func (s *Server) serveCRMEndpoint(w *recorder, r *http.Request, endpoint string, arrived time.Time) {
+	if !s.admitCRM(arrived) {
 		s.writeTooMany(w, s.opts.CRMRetryAfter, "Too many requests to the main API")
 		return
 	}
@@ -370,10 +371,11 @@ func (s *Server) serveCRMCall(w http.ResponseWriter, r *http.Request, endpoint s
 	}
 }
 
-func (s *Server) admitCRM() bool {
+// admitCRM applies the main API's rate limit to a request that arrived at
+// now.
+func (s *Server) admitCRM(now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
 	s.crmWin.add(now)
 	if s.crmBucket.allow(now) {
 		return true

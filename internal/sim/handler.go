@@ -105,20 +105,25 @@ func (r *recorder) label() string {
 // ServeHTTP serves the Chats API under /v2/origin/custom/ and the
 // simulator's own control endpoints under /_sim/.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The rate limit and the window count a request when it arrived, not
+	// when it gets the lock (another request may hold it writing the
+	// ledger: the arrival would look later by that much, and the second
+	// after it more crowded than it was).
+	arrived := s.now()
 	// Every answer carries the simulator's clock, so a client can tell clock
 	// skew from a bad signature.
-	w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
+	w.Header().Set("Date", arrived.UTC().Format(http.TimeFormat))
 	if strings.HasPrefix(r.URL.Path, "/_sim/") {
 		s.serveControl(w, r)
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, crmPrefix) {
-		s.serveCRM(w, r)
+		s.serveCRM(w, r, arrived)
 		return
 	}
 	rec := &recorder{ResponseWriter: w}
 	rt := parseRoute(r.URL.Path)
-	s.serveAPI(rec, r, rt)
+	s.serveAPI(rec, r, rt, arrived)
 	s.mu.Lock()
 	s.stats.Requests++
 	s.stats.ByEndpoint[rt.endpoint]++
@@ -127,8 +132,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "endpoint", rt.endpoint, "status", rec.label())
 }
 
-func (s *Server) serveAPI(w *recorder, r *http.Request, rt route) {
-	if ok, blocked := s.admit(); blocked {
+func (s *Server) serveAPI(w *recorder, r *http.Request, rt route, arrived time.Time) {
+	if ok, blocked := s.admit(arrived); blocked {
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(http.StatusForbidden)
 		io.WriteString(w, blockPage)
@@ -185,15 +190,15 @@ func (s *Server) serveAPI(w *recorder, r *http.Request, rt route) {
 	}
 }
 
-// admit applies the block emulation and the rate limit.
-func (s *Server) admit() (ok, blocked bool) {
+// admit applies the block emulation and the rate limit to a request that
+// arrived at now.
+func (s *Server) admit(now time.Time) (ok, blocked bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.blocked {
 		s.stats.BlockedRequests++
 		return false, true
 	}
-	now := s.now()
 	s.win.add(now)
 	if s.bucket.allow(now) {
 		return true, false

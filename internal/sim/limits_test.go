@@ -1,11 +1,13 @@
 package sim
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,4 +175,71 @@ func TestNoLimitByDefault(t *testing.T) {
 		resp, _ := e.send(msgBody(fmt.Sprintf("m-%d", i), "conv-1", 1000_000))
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 	}
+}
+
+// The window counts requests when they arrive. A request that arrives while
+// another holds the server's lock (writing the ledger to a slow disk) was
+// counted when it got the lock: later, so the second after it looked more
+// crowded than it was (kommo-import's bench saw 21 in a second at --rate
+// 20, its own requests never more than 20 in a second as written).
+func TestWindowCountsArrivalsNotLockTimes(t *testing.T) {
+	clock := newFakeClock()
+	var nows atomic.Int64
+	ledger := &blockingWriter{release: make(chan struct{}), blocked: make(chan struct{})}
+	e := newEnv(t, Options{Now: func() time.Time { nows.Add(1); return clock.Now() }, Ledger: ledger})
+	a := make(chan struct{})
+	go func() {
+		defer close(a)
+		e.send(msgBody("a", "conv-1", 1000_000)) // at 0; its ledger write holds the lock
+	}()
+	<-ledger.blocked
+	clock.Advance(50 * time.Millisecond)
+	before := nows.Load()
+	b := make(chan struct{})
+	go func() {
+		defer close(b)
+		e.send(msgBody("b", "conv-1", 1000_001)) // arrives at 50 ms, waits for the lock
+	}()
+	require.Eventually(t, func() bool { return nows.Load() > before }, 10*time.Second, time.Millisecond, "b arrived")
+	clock.Advance(250 * time.Millisecond) // the write takes 300 ms in all
+	close(ledger.release)
+	<-a
+	<-b
+	clock.Advance(800 * time.Millisecond) // 1.1 s
+	e.send(msgBody("c", "conv-1", 1000_002))
+	clock.Advance(50 * time.Millisecond) // 1.15 s: 1.1 s after b arrived
+	e.send(msgBody("d", "conv-1", 1000_003))
+	require.Equal(t, 2, e.sim.Stats().MaxRequestsInAny1s, "a and b, or c and d: b arrived 1.1 s before d")
+}
+
+// blockingWriter blocks its first write until release is closed.
+type blockingWriter struct {
+	once     sync.Once
+	blocked  chan struct{}
+	release  chan struct{}
+	mu       sync.Mutex
+	contents bytes.Buffer
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() {
+		close(w.blocked)
+		<-w.release
+	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.contents.Write(p)
+}
+
+// Arrivals a little out of order are counted in their places.
+func TestWindowTakesArrivalsOutOfOrder(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
+	var w window
+	for _, ms := range []int{0, 300, 200, 1100, 1150, 1050, 5000, 4990} {
+		w.add(at(ms))
+	}
+	// (100, 1100]: 200, 300, 1050, 1100; (150, 1150] adds 1150: 5.
+	require.Equal(t, 5, w.max)
+	require.Equal(t, []time.Time{at(4990), at(5000)}, w.times, "older than two seconds before the last: dropped")
 }
