@@ -153,17 +153,23 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 }
 
 // do makes r's request and records when it was written (httptrace's
-// WroteRequest: headers and body flushed), for the pacer's spacing. A
-// request that wrote none (it failed before, or made no HTTP call: the
-// unit tests) keeps the time its place was taken.
+// WroteRequest: headers and body flushed) and how long until the answer
+// began (GotFirstResponseByte), for the pacer's spacing. A request that
+// wrote none (it failed before, or made no HTTP call: the unit tests)
+// keeps the time its place was taken.
 func (a *attempter) do(ctx context.Context, r request, place uint64) error {
-	var wroteAt atomic.Int64
+	var wroteAt, answeredAt atomic.Int64
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { wroteAt.CompareAndSwap(0, a.pacer.clock.Now().UnixNano()) },
+		WroteRequest:         func(httptrace.WroteRequestInfo) { wroteAt.CompareAndSwap(0, a.pacer.clock.Now().UnixNano()) },
+		GotFirstResponseByte: func() { answeredAt.CompareAndSwap(0, a.pacer.clock.Now().UnixNano()) },
 	})
 	err := r.do(ctx)
 	if ns := wroteAt.Load(); ns != 0 {
-		a.pacer.wrote(place, time.Unix(0, ns))
+		var rtt time.Duration
+		if as := answeredAt.Load(); as >= ns {
+			rtt = time.Duration(as - ns)
+		}
+		a.pacer.wrote(place, time.Unix(0, ns), rtt)
 	}
 	return err
 }

@@ -60,8 +60,11 @@ const (
 	// lone pacer's comes handover later, and the scope counts as shared for
 	// sharedFor after another pacer's slot.
 	aloneSlack = time.Millisecond
-	handover   = maxLate + netJitter
-	sharedFor  = 2 * time.Second
+	// rttNoise: a round trip longer than the quickest lately by up to this
+	// is taken as the way's usual jitter, which netJitter covers (wrote).
+	rttNoise  = 2 * time.Millisecond
+	handover  = maxLate + netJitter
+	sharedFor = 2 * time.Second
 	// The lead is how long before its slot a send is checkpointed as
 	// "sending", so that the request itself goes out on time: twice the
 	// 99th percentile of recent checkpoints (a database with slow commits),
@@ -119,6 +122,7 @@ type pacer struct {
 	spacingMu sync.Mutex
 	writes    []time.Time // a ring; zero: free
 	writeN    uint64      // requests spaced so far; writes[writeN%len] is the oldest
+	rtts      durations   // round trips to the answer's first byte, for their quickest
 }
 
 func newPacer(sched schedule, clock Clock, scope string, rate float64, withDB func(context.Context, string, func(context.Context) error) error) *pacer {
@@ -167,10 +171,25 @@ func (p *pacer) spaced(ctx context.Context) (uint64, error) {
 }
 
 // wrote records when the request spaced as n was written (flushed to
-// the wire), if later than its place said.
-func (p *pacer) wrote(n uint64, t time.Time) {
+// the wire), if later than its place said, and rtt, how long its answer
+// took to begin (0: none came). The API counts a request when it reaches
+// it, which is not always right after the write: a busy server picks it up
+// late, or accepts a new connection late (seen at kommo-sim: 10 ms, where
+// requests usually arrive within half a millisecond, and 21 requests in one
+// second at --rate 20, none more than 20 in a second as written). The
+// answer cannot begin before the request reached the API, so a round trip
+// longer than the quickest lately by more than rttNoise says by how much
+// it may have reached it late, up to maxLate: the ring counts the request
+// as written that much later, and the one ceil(rate) after it waits.
+func (p *pacer) wrote(n uint64, t time.Time, rtt time.Duration) {
 	if len(p.writes) == 0 {
 		return
+	}
+	if rtt > 0 {
+		p.rtts.add(rtt)
+		if excess := rtt - p.rtts.low(); excess > rttNoise {
+			t = t.Add(min(excess, maxLate))
+		}
 	}
 	p.spacingMu.Lock()
 	defer p.spacingMu.Unlock()
@@ -445,7 +464,8 @@ type durations struct {
 	ring [latenessWindow]time.Duration
 	n    int
 	p    time.Duration // cached 99th percentile
-	next int           // at n == next, p is computed again
+	lo   time.Duration // cached 1st percentile
+	next int           // at n == next, p and lo are computed again
 }
 
 const latenessWindow = 512
@@ -455,10 +475,17 @@ func (l *durations) add(d time.Duration) {
 	defer l.mu.Unlock()
 	l.ring[l.n%latenessWindow] = d
 	l.n++
-	if l.n >= l.next {
-		l.p = l.percentileLocked(0.99)
+	if l.n >= l.next || d < l.lo {
+		l.lo, l.p = l.percentilesLocked(0.01, 0.99)
 		l.next = l.n + 32
 	}
+}
+
+// low is the 1st percentile: the quickest lately, but for a fluke.
+func (l *durations) low() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lo
 }
 
 func (l *durations) p99() time.Duration {
@@ -467,13 +494,15 @@ func (l *durations) p99() time.Duration {
 	return l.p
 }
 
-func (l *durations) percentileLocked(q float64) time.Duration {
+// percentilesLocked returns the q1 and q2 quantiles of the durations kept.
+func (l *durations) percentilesLocked(q1, q2 float64) (time.Duration, time.Duration) {
 	n := min(l.n, latenessWindow)
 	if n == 0 {
-		return 0
+		return 0, 0
 	}
 	s := make([]time.Duration, n)
 	copy(s, l.ring[:n])
 	slices.Sort(s)
-	return s[min(int(q*float64(n)), n-1)]
+	at := func(q float64) time.Duration { return s[min(int(q*float64(n)), n-1)] }
+	return at(q1), at(q2)
 }

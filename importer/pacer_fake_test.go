@@ -419,3 +419,40 @@ func TestASecondProcessJoinsALonePacer(t *testing.T) {
 	require.False(t, s2.shared)
 	require.Equal(t, a.aloneInterval(), s2.at.Sub(s1.at))
 }
+
+// A request may reach the API later than it was written: a busy server
+// picks it up late, or accepts its new connection late (bench-send's
+// faults case: one request 10 ms after its write where the others took
+// half a millisecond, and 21 requests in a second at --rate 20, never more
+// than 20 as written). Its answer then begins later too: the ring counts it
+// as written by the round trip's excess over the quickest later, and the
+// request ceil(rate) after it waits until a second and netJitter after
+// that.
+func TestAttemptSpacingCountsALateArrival(t *testing.T) {
+	const rate, slow, excess = 7, 3, 15 * time.Millisecond
+	a, clock := fakeAttempter(rate)
+	var written []time.Time
+	clock.run(func() {
+		for i := range 3 * rate {
+			d, err := a.attempt(context.Background(), nil, request{do: func(ctx context.Context) error {
+				trace := httptrace.ContextClientTrace(ctx)
+				written = append(written, clock.Now())
+				trace.WroteRequest(httptrace.WroteRequestInfo{})
+				rtt := time.Millisecond
+				if i == slow {
+					rtt += excess
+				}
+				clock.Advance(rtt)
+				trace.GotFirstResponseByte()
+				return nil
+			}}, 0)
+			require.NoError(t, err)
+			require.Zero(t, d.act)
+		}
+	})
+	require.GreaterOrEqual(t, written[slow+rate].Sub(written[slow]), time.Second+netJitter+excess,
+		"the request %d after the one that arrived late", rate)
+	require.Equal(t, a.pacer.aloneInterval(), written[3*rate-1].Sub(written[3*rate-2]), "the ones after keep their slots")
+	// Jitter within rttNoise is the way's usual, which netJitter covers.
+	require.Less(t, written[slow+rate+1].Sub(written[slow+1]), time.Second+netJitter+aloneSlack+time.Millisecond)
+}
