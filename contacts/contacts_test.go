@@ -442,3 +442,38 @@ func TestCheckpoints(t *testing.T) {
 	_, ok := contacts.CheckpointOf(ctx)
 	require.False(t, ok)
 }
+
+// TestCreatorForgetsAFailureBeforeItsWaitersWake: a Create that failed is
+// tried again by the next Create of its request_id, even one made the
+// instant the failure is returned (the Creator used to wake the waiters
+// before it forgot the failed items, and a quick retry got the old error).
+func TestCreatorForgetsAFailureBeforeItsWaitersWake(t *testing.T) {
+	_, _, api := account(t, sim.Options{}, nil)
+	p := contacts.NewPacer(1000, 1, nil)
+	m, err := contacts.New(contacts.Config{API: api, Attempt: p.Attempt, Create: true})
+	require.NoError(t, err)
+	ctx := context.Background()
+	cr := m.NewCreator(ctx, 0)
+	refuse := errors.New("claim lost")
+	var mu sync.Mutex
+	tries := map[string]int{}
+	cr.BeforeRequest(func(_ context.Context, rids []string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		tries[rids[0]]++
+		if tries[rids[0]] == 1 {
+			return refuse
+		}
+		return nil
+	})
+	for i := range 300 {
+		rid := fmt.Sprintf("rq-%d", i)
+		email := fmt.Sprintf("c%d@x.test", i)
+		nc := contacts.NewContact(rid, contacts.Client{Name: "C", Email: email}, contacts.Key{Email: email})
+		_, err := cr.Create(ctx, nc)
+		require.ErrorIs(t, err, refuse)
+		id, err := cr.Create(ctx, nc)
+		require.NoError(t, err, "try %d: the failed item is tried again", i)
+		require.Positive(t, id)
+	}
+}

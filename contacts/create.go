@@ -134,7 +134,7 @@ func (c *Creator) send(batch []*pendingCreate) {
 				refused[fe.RequestID] = true
 			}
 		}
-		var again, failed []*pendingCreate
+		var again, failed, finished []*pendingCreate
 		for _, p := range batch {
 			switch id, ok := ids[p.nc.RequestID]; {
 			case ok:
@@ -146,17 +146,22 @@ func (c *Creator) send(batch []*pendingCreate) {
 				p.err = err
 				failed = append(failed, p)
 			}
-			close(p.done)
+			finished = append(finished, p)
 		}
 		if len(again) == len(batch) {
 			for _, p := range again {
 				p.err = err
-				close(p.done)
 			}
 			failed = append(failed, again...)
+			finished = append(finished, again...)
 			again = nil
 		}
+		// Forgotten before the waiters wake: a waiter that tries again at
+		// once must start a new item, not find this failed one.
 		c.forget(failed)
+		for _, p := range finished {
+			close(p.done)
+		}
 		batch = again
 	}
 }
