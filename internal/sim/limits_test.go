@@ -186,7 +186,9 @@ func TestWindowCountsArrivalsNotLockTimes(t *testing.T) {
 	clock := newFakeClock()
 	var nows atomic.Int64
 	ledger := &blockingWriter{release: make(chan struct{}), blocked: make(chan struct{})}
-	e := newEnv(t, Options{Now: func() time.Time { nows.Add(1); return clock.Now() }, Ledger: ledger})
+	// Counted after the clock is read: the test advances it once b's arrival
+	// has read it.
+	e := newEnv(t, Options{Now: func() time.Time { now := clock.Now(); nows.Add(1); return now }, Ledger: ledger})
 	a := make(chan struct{})
 	go func() {
 		defer close(a)
@@ -200,7 +202,8 @@ func TestWindowCountsArrivalsNotLockTimes(t *testing.T) {
 		defer close(b)
 		e.send(msgBody("b", "conv-1", 1000_001)) // arrives at 50 ms, waits for the lock
 	}()
-	require.Eventually(t, func() bool { return nows.Load() > before }, 10*time.Second, time.Millisecond, "b arrived")
+	// b's clock readings: the test's signing of it, then its arrival.
+	require.Eventually(t, func() bool { return nows.Load() >= before+2 }, 10*time.Second, time.Millisecond, "b arrived")
 	clock.Advance(250 * time.Millisecond) // the write takes 300 ms in all
 	close(ledger.release)
 	<-a
