@@ -260,6 +260,13 @@ func TestAbandonAndDeleteRuns(t *testing.T) {
 	close(soft)
 	_, err = h.importer("empty", ledgertest.WriteJSONL(t, ledgertest.Gen(74, 2, 2)), nil).Run(ctx, soft)
 	require.ErrorIs(t, err, importer.ErrInterrupted)
+	// Its process is gone once its session's lock is: at once when Run
+	// unregistered it, a moment later when the unregister timed out (under
+	// make test-under-load DeleteRun still saw it live).
+	require.Eventually(t, func() bool {
+		st, err := importer.Status(ctx, h.pool, "empty")
+		return err == nil && !st.Live
+	}, 10*time.Second, 10*time.Millisecond)
 	require.NoError(t, importer.DeleteRun(ctx, h.pool, "empty"))
 	_, err = importer.Status(ctx, h.pool, "empty")
 	require.ErrorIs(t, err, importer.ErrNoRun)
