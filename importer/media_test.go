@@ -280,20 +280,22 @@ func manyMediaExport(t *testing.T, dir string, convs, perConv int) (string, map[
 }
 
 // TestTheUploaderKeepsAhead: with the uploader at most a few messages ahead
-// and sending paced, the files are put by the uploader, not at their
-// message's turn (a handful of the first may be), and every one arrives.
+// and sending paced, most files are put by the uploader, not at their
+// message's turn (the first few are, and more on a loaded machine: 11 of 30
+// at --rate 60 once under make test-under-load, which is why the rate is 20
+// and the bound a third; with no uploader all 30 are), and every one arrives.
 func TestTheUploaderKeepsAhead(t *testing.T) {
 	t.Parallel()
 	e := newMediaEnv(t, sim.Options{})
 	path, content, nfiles := manyMediaExport(t, t.TempDir(), 6, 15)
 	sum := e.run("ahead", path, e.with(path, false, func(c *importer.Config) {
-		c.Rate, c.Workers, c.MediaAhead = 60, 3, 4
+		c.Rate, c.Workers, c.MediaAhead = 20, 3, 4
 	}))
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
 	e.requireMediaArrived(t, content, nfiles)
 	require.EqualValues(t, nfiles, e.tr.puts.Load(), "%v %+v", e.tr.keys, sum.MediaNow)
 	require.EqualValues(t, nfiles, sum.MediaNow.Uploaded)
-	require.LessOrEqual(t, sum.MediaNow.AtTurn, int64(nfiles/4), "most files were put ahead of their turn")
+	require.LessOrEqual(t, sum.MediaNow.AtTurn, int64(nfiles/3), "most files were put ahead of their turn")
 }
 
 // TestAHardStopResumesWithoutASecondUpload: a run stopped at once while it
