@@ -120,7 +120,7 @@ def ts(s):
     return datetime.fromisoformat(m.group(1) + m.group(3).replace("Z", "+00:00")).timestamp() + int(frac) / 10 ** len(frac)
 
 tmp, name, rate = sys.argv[1], sys.argv[2], float(sys.argv[3])
-times = sorted(ts(json.loads(l)["received_at"]) for l in open(f"{tmp}/{name}.ledger.jsonl"))
+times = sorted(ts(json.loads(l)["arrived_at"]) for l in open(f"{tmp}/{name}.ledger.jsonl"))
 stats = json.load(open(f"{tmp}/{name}.stats.json"))
 s = json.load(open(f"{tmp}/{name}.summary.json"))
 span = times[-1] - times[0]

@@ -82,8 +82,9 @@ stop_sim() {
 
 now() { date +%s.%N; }
 
-# The figures are computed from the simulator's ledger (received_at of every
-# accepted message), its /_sim/stats and the importers' --json summaries.
+# The figures are computed from the simulator's ledger (arrived_at of every
+# accepted message: when its request reached the simulator, as the rate
+# limit counts it), its /_sim/stats and the importers' --json summaries.
 cat >"$tmp/figures.py" <<'PY'
 import json, math, re, sys
 from datetime import datetime, timezone
@@ -99,7 +100,7 @@ def ledger(path):
     out = []
     for line in open(path):
         e = json.loads(line)
-        out.append((ts(e["received_at"]), e["msgid"], e["duplicate"]))
+        out.append((ts(e["arrived_at"]), e["msgid"], e["duplicate"]))
     out.sort()
     return out
 

@@ -50,7 +50,7 @@ curl -fsS "$api/_sim/stats" >"$tmp/stats.json"
 python3 - "$tmp/stats.json" "$tmp/ledger.jsonl" "$rate" "$start" <<'PY'
 import json, sys
 stats = json.load(open(sys.argv[1])); rate = float(sys.argv[3])
-times = sorted(json.loads(l)["received_at"] for l in open(sys.argv[2]))
+times = sorted(json.loads(l)["arrived_at"] for l in open(sys.argv[2]))
 print(f"accepted {len(times)} messages; requests {stats['requests']}; max in any 1 s {stats['max_requests_in_any_1s']} (--rate {rate:g}); "
       f"429s {stats['rate_limited']}; duplicates {stats['duplicates']}; faults {sum(stats['faults'].values())}")
 PY

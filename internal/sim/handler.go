@@ -180,7 +180,7 @@ func (s *Server) serveAPI(w *recorder, r *http.Request, rt route, arrived time.T
 	}
 	switch rt.endpoint {
 	case EndpointNewMessage:
-		s.serveNewMessage(w, r, body)
+		s.serveNewMessage(w, r, body, arrived)
 	case EndpointCreateChat:
 		s.serveCreateChat(w, r, body)
 	case EndpointHistory:
@@ -291,7 +291,7 @@ type newMessageResult struct {
 	RefID          string  `json:"ref_id"`
 }
 
-func (s *Server) serveNewMessage(w *recorder, r *http.Request, body []byte) {
+func (s *Server) serveNewMessage(w *recorder, r *http.Request, body []byte, arrived time.Time) {
 	kind, delay := s.drawFault(EndpointNewMessage)
 	if s.preFault(w, r, kind, delay) {
 		return
@@ -306,7 +306,7 @@ func (s *Server) serveNewMessage(w *recorder, r *http.Request, body []byte) {
 		writeJSON(w, http.StatusOK, map[string]newMessageResult{"new_message": s.lose(m)})
 		return
 	}
-	res, seq, err := s.accept(m)
+	res, seq, err := s.accept(m, arrived)
 	if err != nil {
 		s.log.Error("ledger write", "err", err)
 		writeJSON(w, http.StatusInternalServerError, serverError("ledger write failed"))
@@ -334,7 +334,7 @@ func (s *Server) serveNewMessage(w *recorder, r *http.Request, body []byte) {
 
 // accept records a valid message (or, for a repeated msgid in idempotent
 // mode, returns the first answer, and seq 0).
-func (s *Server) accept(m *newMessage) (newMessageResult, int64, error) {
+func (s *Server) accept(m *newMessage, arrived time.Time) (newMessageResult, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.byMsgID[m.msgID]
@@ -355,7 +355,7 @@ func (s *Server) accept(m *newMessage) (newMessageResult, int64, error) {
 		st.response.ReceiverID = &st.receiverID
 	}
 	e := LedgerEntry{
-		Seq: st.seq, ReceivedAt: now, ScopeID: s.opts.ScopeID, ConversationID: m.conversationID, ChatID: c.id,
+		Seq: st.seq, ReceivedAt: now, ArrivedAt: arrived, ScopeID: s.opts.ScopeID, ConversationID: m.conversationID, ChatID: c.id,
 		MsgID: m.msgID, KommoMsgID: st.kommoID, Silent: m.silent, MsecTimestamp: m.msecTimestamp,
 		Duplicate: prev != nil, Payload: m.raw,
 	}

@@ -213,6 +213,16 @@ func TestWindowCountsArrivalsNotLockTimes(t *testing.T) {
 	clock.Advance(50 * time.Millisecond) // 1.15 s: 1.1 s after b arrived
 	e.send(msgBody("d", "conv-1", 1000_003))
 	require.Equal(t, 2, e.sim.Stats().MaxRequestsInAny1s, "a and b, or c and d: b arrived 1.1 s before d")
+	// The ledger says both: when b arrived, and when it was stored.
+	var got LedgerEntry
+	for _, le := range e.sim.Ledger() {
+		if le.MsgID == "b" {
+			got = le
+		}
+	}
+	start := clock.Now().Add(-1150 * time.Millisecond)
+	require.Equal(t, 50*time.Millisecond, got.ArrivedAt.Sub(start), "arrived_at")
+	require.Equal(t, 300*time.Millisecond, got.ReceivedAt.Sub(start), "received_at")
 }
 
 // blockingWriter blocks its first write until release is closed.

@@ -104,8 +104,12 @@ func copyMap(m map[string]int64) map[string]int64 {
 
 // LedgerEntry is one accepted message, as written to the JSONL ledger.
 type LedgerEntry struct {
-	Seq            int64     `json:"seq"`
-	ReceivedAt     time.Time `json:"received_at"` // RFC 3339 with nanoseconds
+	Seq        int64     `json:"seq"`
+	ReceivedAt time.Time `json:"received_at"` // RFC 3339 with nanoseconds
+	// ArrivedAt is when the request reached the simulator, before its body
+	// was read and before any lock: what the rate limit counts. ReceivedAt
+	// (when it was stored) can be later by a lock's wait.
+	ArrivedAt      time.Time `json:"arrived_at"`
 	ScopeID        string    `json:"scope_id"`
 	ConversationID string    `json:"conversation_id"`
 	ChatID         string    `json:"chat_id"`
