@@ -134,7 +134,7 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 			return decision{}, errGuard
 		}
 		a.pacer.taken()
-		err = a.do(ctx, r, place)
+		err = a.do(ctx, r, place, s)
 		if err == nil {
 			return decision{}, nil
 		}
@@ -157,7 +157,7 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 // began (GotFirstResponseByte), for the pacer's spacing. A request that
 // wrote none (it failed before, or made no HTTP call: the unit tests)
 // keeps the time its place was taken.
-func (a *attempter) do(ctx context.Context, r request, place uint64) error {
+func (a *attempter) do(ctx context.Context, r request, place uint64, s slot) error {
 	var wroteAt, answeredAt atomic.Int64
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		WroteRequest:         func(httptrace.WroteRequestInfo) { wroteAt.CompareAndSwap(0, a.pacer.clock.Now().UnixNano()) },
@@ -169,7 +169,11 @@ func (a *attempter) do(ctx context.Context, r request, place uint64) error {
 		if as := answeredAt.Load(); as >= ns {
 			rtt = time.Duration(as - ns)
 		}
-		a.pacer.wrote(place, time.Unix(0, ns), rtt)
+		if d := a.pacer.wrote(place, s, time.Unix(0, ns), rtt); d > 0 {
+			if err := a.pacer.delay(ctx, d); err != nil && ctx.Err() == nil {
+				a.log.Warn("rate schedule: could not move the slots on after a late request", "late", d, "err", err)
+			}
+		}
 	}
 	return err
 }

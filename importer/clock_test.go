@@ -122,6 +122,7 @@ type memSchedule struct {
 	holder      string
 	sharedUntil time.Time
 	calls       int
+	delays      int // DelaySlots calls
 }
 
 func newMemSchedule(clock *fakeClock, offset time.Duration) *memSchedule {
@@ -162,6 +163,14 @@ func (m *memSchedule) ReserveSlot(_ context.Context, p store.SlotParams) (store.
 		paused = m.pausedUntil.Sub(now)
 	}
 	return store.Slot{In: at.Sub(now), Factor: m.factor, Paused: paused, DBNow: now, Shared: shared}, nil
+}
+
+func (m *memSchedule) DelaySlots(_ context.Context, _ string, d time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.delays++
+	m.tat = m.tat.Add(d)
+	return nil
 }
 
 func (m *memSchedule) PauseScope(_ context.Context, _ string, d time.Duration, minFactor float64) (float64, error) {

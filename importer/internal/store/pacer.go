@@ -98,6 +98,17 @@ func (q *Queries) PauseScope(ctx context.Context, scope string, d time.Duration,
 	return f, err
 }
 
+// delaySlots moves the scope's next free slot $2 seconds on.
+const delaySlots = `UPDATE kommo_import_pacer SET tat = tat + make_interval(secs => $2) WHERE scope_id = $1`
+
+// DelaySlots moves the scope's next free slot, and so every slot not yet
+// reserved, d later: a request reached the API later than the schedule's
+// margin allows, and the one R slots after it must not crowd its second.
+func (q *Queries) DelaySlots(ctx context.Context, scope string, d time.Duration) error {
+	_, err := q.db.Exec(ctx, delaySlots, scope, d.Seconds())
+	return err
+}
+
 // readPacer reads the scope's schedule without taking a slot (heartbeats).
 const readPacer = `
 SELECT factor, GREATEST(COALESCE(extract(epoch FROM paused_until - now())::float8, 0), 0)
