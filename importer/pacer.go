@@ -188,11 +188,11 @@ func (p *pacer) spaced(ctx context.Context) (uint64, error) {
 
 // wrote records when the request spaced as n, in slot s, was written
 // (flushed to the wire), if later than its place said, and rtt, how long
-// its answer took to begin (0: none came). The API counts a request when it reaches
-// it, which is not always right after the write: a busy server picks it up
-// late, or accepts a new connection late (seen at kommo-sim: 10 ms, where
-// requests usually arrive within half a millisecond, and 21 requests in one
-// second at --rate 20, none more than 20 in a second as written). The
+// its answer took to begin (0: none came). The API counts a request when it
+// reaches it, which is not always right after the write: a busy server
+// picks it up late, or accepts a new connection late (seen at kommo-sim:
+// 10 ms, where requests usually arrive within half a millisecond, and 21
+// requests in one second at --rate 20, none more than 20 as written). The
 // answer cannot begin before the request reached the API, so a round trip
 // longer than the quickest lately by more than rttNoise says by how much
 // it may have reached it late, up to maxLate: the ring counts the request
@@ -440,8 +440,9 @@ func (p *pacer) usable(s slot) bool {
 // draws from the one schedule), and the move comes after the request's
 // answer began (its round trip, the 99th percentile lately) and a write to
 // the database (a checkpoint's 99th percentile). Two processes at Kommo's
-// 7/s with round trips of a few hundred milliseconds reserve more than a
-// second ahead: there a late slot is given up, as before.
+// 7/s with round trips of a few hundred milliseconds can reserve more than
+// a second ahead (each one's pool is sized for the whole rate): there a
+// late slot is given up, as before.
 func (p *pacer) correctable(s slot) bool {
 	reach := s.at.Sub(s.reserved) + maxLate + p.rtts.p99() + p.checkpoints.p99()
 	return reach < time.Second
@@ -530,6 +531,9 @@ func (p *pacer) Requests() int64 { return p.requests.Load() }
 // Late is the number of slots given up for being missed by more than
 // maxLate, or lateSlot when the schedule could not be moved on in time.
 func (p *pacer) Late() int64 { return p.late.Load() }
+
+// Moves is the number of times a late request moved the schedule on.
+func (p *pacer) Moves() int64 { return p.delays.Load() }
 
 // Waited is the time spent waiting for slots.
 func (p *pacer) Waited() time.Duration { return time.Duration(p.waited.Load()) }

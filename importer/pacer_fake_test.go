@@ -505,6 +505,7 @@ func TestALateArrivalMovesASharedScheduleOn(t *testing.T) {
 	require.Len(t, arrived, 4*rate)
 	require.LessOrEqual(t, maxInAnySecond(arrived), rate, "at most %d requests in any second as the API counts them", rate)
 	require.Equal(t, 1, sched.delays, "the late request moved the schedule on, once")
+	require.EqualValues(t, 1, a.pacer.Moves()+b.pacer.Moves())
 	require.Zero(t, a.pacer.Late()+b.pacer.Late(), "no slot given up")
 	// Moved on by the lateness over the allowance, no more: the request R
 	// on comes a second and the unmeasured margin (sharedJitter) after.

@@ -224,7 +224,11 @@ type Summary struct {
 	// SlotsGivenUp counts slots of the rate schedule this invocation missed
 	// by more than a few milliseconds (a loaded machine, a slow database)
 	// and gave up rather than crowd the API's second: rate lost.
-	SlotsGivenUp   int64   `json:"slots_given_up"`
+	SlotsGivenUp int64 `json:"slots_given_up"`
+	// ScheduleMoves counts this invocation's requests that reached the API
+	// later than their shared slots allowed and moved the scope's schedule
+	// on (the difference, a few milliseconds of rate each).
+	ScheduleMoves  int64   `json:"schedule_moves"`
 	Retries        int64   `json:"retries"`
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
 	EffectiveRate  float64 `json:"effective_rate"` // messages delivered per second of sending
@@ -260,6 +264,7 @@ func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time,
 		Requests:       im.pacer.Requests(),
 		RateLimited:    im.att.paused.Load(),
 		SlotsGivenUp:   im.pacer.Late(),
+		ScheduleMoves:  im.pacer.Moves(),
 		Retries:        im.stats.retries.Load(),
 		ElapsedSeconds: time.Since(started).Seconds(),
 	}

@@ -99,6 +99,9 @@ func printSummary(w io.Writer, s *importer.Summary, asJSON bool, live map[string
 	if s.SlotsGivenUp > 0 {
 		p("slots given up", "%s (missed by more than a few ms: a loaded machine or a slow database; each is rate lost)", count(s.SlotsGivenUp))
 	}
+	if s.ScheduleMoves > 0 {
+		p("schedule moved on", "%s (requests that reached the API late moved the shared schedule on: a few ms of rate each)", nouns(s.ScheduleMoves, "time", "times"))
+	}
 	p("elapsed", "%.1f s, %.2f messages/s", s.ElapsedSeconds, s.EffectiveRate)
 	return nil
 }
