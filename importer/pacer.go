@@ -70,7 +70,7 @@ const (
 	// lone pacer's comes handover later, and the scope counts as shared for
 	// sharedFor after another pacer's slot.
 	aloneSlack = time.Millisecond
-	// rttNoise: a round trip longer than the quickest lately by up to this
+	// rttNoise: a round trip longer than nine in ten lately by up to this
 	// is taken as the way's usual jitter, which netJitter covers (wrote).
 	rttNoise  = 2 * time.Millisecond
 	handover  = maxLate + netJitter
@@ -138,7 +138,7 @@ type pacer struct {
 	spacingMu sync.Mutex
 	writes    []time.Time // a ring; zero: free
 	writeN    uint64      // requests spaced so far; writes[writeN%len] is the oldest
-	rtts      durations   // round trips to the answer's first byte, for their quickest
+	rtts      durations   // round trips to the answer's first byte
 }
 
 func newPacer(sched schedule, clock Clock, scope string, rate float64, withDB func(context.Context, string, func(context.Context) error) error) *pacer {
@@ -194,9 +194,12 @@ func (p *pacer) spaced(ctx context.Context) (uint64, error) {
 // 10 ms, where requests usually arrive within half a millisecond, and 21
 // requests in one second at --rate 20, none more than 20 as written). The
 // answer cannot begin before the request reached the API, so a round trip
-// longer than the quickest lately by more than rttNoise says by how much
-// it may have reached it late, up to maxLate: the ring counts the request
-// as written that much later, and the one ceil(rate) after it waits.
+// longer than nine in ten lately (their 90th percentile) by more than
+// rttNoise says by how much it may have reached it late, up to maxLate:
+// the ring counts the request as written that much later, and the one
+// ceil(rate) after it waits. Not longer than the quickest: an API whose
+// own work varies would look late on almost every request
+// (TestAVaryingAPIIsNotALateOne).
 //
 // The ring spaces this process's requests only. In a shared scope the
 // request R slots on may be another process's: wrote returns how much
@@ -211,10 +214,10 @@ func (p *pacer) wrote(n uint64, s slot, t time.Time, rtt time.Duration) time.Dur
 		return 0
 	}
 	if rtt > 0 {
-		p.rtts.add(rtt)
-		if excess := rtt - p.rtts.low(); excess > rttNoise {
+		if excess := rtt - p.rtts.usual(); excess > rttNoise {
 			t = t.Add(min(excess, maxLate))
 		}
+		p.rtts.add(rtt)
 	}
 	p.spacingMu.Lock()
 	defer p.spacingMu.Unlock()
@@ -539,14 +542,15 @@ func (p *pacer) Moves() int64 { return p.delays.Load() }
 func (p *pacer) Waited() time.Duration { return time.Duration(p.waited.Load()) }
 
 // durations keeps the last latenessWindow durations (latenesses of
-// requests after their slots, checkpoints), for their 99th percentile.
+// requests after their slots, checkpoints, round trips), for their 90th
+// and 99th percentiles.
 type durations struct {
 	mu   sync.Mutex
 	ring [latenessWindow]time.Duration
 	n    int
 	p    time.Duration // cached 99th percentile
-	lo   time.Duration // cached 1st percentile
-	next int           // at n == next, p and lo are computed again
+	p90  time.Duration // cached 90th percentile
+	next int           // at n == next, the percentiles are computed again
 }
 
 const latenessWindow = 512
@@ -556,17 +560,19 @@ func (l *durations) add(d time.Duration) {
 	defer l.mu.Unlock()
 	l.ring[l.n%latenessWindow] = d
 	l.n++
-	if l.n >= l.next || d < l.lo {
-		l.lo, l.p = l.percentilesLocked(0.01, 0.99)
+	// Every time while there are few, so that the first ones do not stand
+	// for all.
+	if l.n >= l.next || l.n <= 64 {
+		l.p90, l.p = l.percentilesLocked(0.90, 0.99)
 		l.next = l.n + 32
 	}
 }
 
-// low is the 1st percentile: the quickest lately, but for a fluke.
-func (l *durations) low() time.Duration {
+// usual is the 90th percentile: nine in ten lately took no longer.
+func (l *durations) usual() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.lo
+	return l.p90
 }
 
 func (l *durations) p99() time.Duration {
