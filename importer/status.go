@@ -248,7 +248,7 @@ func (im *Importer) summarize(ctx context.Context, started, sendStart time.Time,
 	if runErr != nil {
 		reason = cleanText(runErr.Error())
 	}
-	if err := im.q.MarkEnded(ctx, im.cfg.Run, reason); err != nil {
+	if err := im.q.MarkEnded(ctx, im.cfg.Run, reason, im.procID); err != nil {
 		return nil, fmt.Errorf("summary: %w", err)
 	}
 	st, err := Status(ctx, im.pool, im.cfg.Run)

@@ -43,7 +43,7 @@ func runOperatorStatements(t *testing.T, pool *pgxpool.Pool, run func(string)) {
 	_, _, err = q.MarkSending(ctx, l, time.Minute, "o1", 1)
 	require.NoError(t, err)
 	require.NoError(t, q.MarkSent(ctx, name, scope, "c1", store.Sent{MsgID: "o1", KommoMsgID: "k", ChatID: "chat-o"}))
-	require.NoError(t, q.MarkEnded(ctx, name, "interrupted by a signal")) // an earlier invocation's stop...
+	require.NoError(t, q.MarkEnded(ctx, name, "interrupted by a signal", "earlier")) // an earlier invocation's stop...
 	time.Sleep(10 * time.Millisecond)
 	require.NoError(t, cq.Heartbeat(ctx, store.Process{Run: name, ID: "dead", Host: "h1", PID: 99, LockKey: 77, DeadAfter: time.Minute}))
 	require.NoError(t, conn.Conn().Close(ctx)) // ... then this one is killed: its session ends
@@ -60,11 +60,25 @@ func runOperatorStatements(t *testing.T, pool *pgxpool.Pool, run func(string)) {
 
 	run("MarkStarted")
 	require.NoError(t, q.MarkStarted(ctx, name))
-	require.NoError(t, q.MarkEnded(ctx, name, ""))
+	require.NoError(t, q.MarkEnded(ctx, name, "", "other"))
 	rs, _, err = q.RunStatus(ctx, name)
 	require.NoError(t, err)
 	require.Empty(t, rs.StopReason)
 	require.Empty(t, rs.LostHost, "an end recorded after it: the story is that end's")
+
+	// A process whose last heartbeat reaches the database after its own
+	// recorded end (the beat was cancelled on the client but ran late on a
+	// loaded server, and its row stayed: the unregister timed out) did not
+	// die without recording its stop. make test-under-load saw status say
+	// it had, after a SIGTERM (TestE2EStatusAfterAKillDoesNotShowAnEarlierStop).
+	require.NoError(t, q.Heartbeat(ctx, store.Process{Run: name, ID: "termed", Host: "h2", PID: 98, LockKey: 78, DeadAfter: time.Minute}))
+	require.NoError(t, q.MarkEnded(ctx, name, "interrupted by a signal", "termed"))
+	time.Sleep(10 * time.Millisecond)
+	require.NoError(t, q.Heartbeat(ctx, store.Process{Run: name, ID: "termed", Host: "h2", PID: 98, LockKey: 78, DeadAfter: time.Minute}))
+	rs, _, err = q.RunStatus(ctx, name)
+	require.NoError(t, err)
+	require.Equal(t, "interrupted by a signal", rs.StopReason)
+	require.Empty(t, rs.LostHost, "the process that recorded the stop is not a lost one")
 
 	// Known rejects: a later run of the scope rejects the same bytes and
 	// the same msgid (other bytes); a third record is new.

@@ -94,6 +94,7 @@ LEFT JOIN LATERAL (
 LEFT JOIN LATERAL (
     SELECT p.host, p.pid, p.heartbeat_at FROM kommo_import_processes p
     WHERE p.run_name = r.name AND p.heartbeat_at > COALESCE(r.stopped_at, '-infinity')
+      AND p.process_id IS DISTINCT FROM r.stopped_by
       AND NOT EXISTS (SELECT 1 FROM kommo_import_live_processes l WHERE l.run_name = p.run_name AND l.process_id = p.process_id)
     ORDER BY p.heartbeat_at DESC
     LIMIT 1

@@ -69,20 +69,21 @@ func (q *Queries) Generations(ctx context.Context, base string) ([]Generation, e
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[Generation])
 }
 
-// markEnded records how an invocation ended: the reason it stopped early
-// (none when it did not), and when the run finished, once nothing is left.
+// markEnded records how an invocation of process $3 ended: the reason it
+// stopped early (none when it did not), and when the run finished, once
+// nothing is left.
 const markEnded = `
-UPDATE kommo_import_runs SET stop_reason = NULLIF($2, ''), stopped_at = now(), updated_at = now(),
+UPDATE kommo_import_runs SET stop_reason = NULLIF($2, ''), stopped_at = now(), stopped_by = $3, updated_at = now(),
     finished_at = CASE
         WHEN finished_at IS NULL AND staging_done AND planned
              AND NOT EXISTS (SELECT 1 FROM kommo_import_conversations WHERE run_name = $1 AND NOT done AND NOT held)
         THEN now() ELSE finished_at END
 WHERE name = $1`
 
-// MarkEnded records the reason an invocation stopped early ("": it did
-// not) and the run's end once nothing is left to send.
-func (q *Queries) MarkEnded(ctx context.Context, run, reason string) error {
-	_, err := q.db.Exec(ctx, markEnded, run, reason)
+// MarkEnded records the reason the invocation of process stopped early
+// ("": it did not) and the run's end once nothing is left to send.
+func (q *Queries) MarkEnded(ctx context.Context, run, reason, process string) error {
+	_, err := q.db.Exec(ctx, markEnded, run, reason, process)
 	return err
 }
 

@@ -441,7 +441,7 @@ func TestEveryStatementRuns(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, vm, 2)
 	run("MarkEnded")
-	require.NoError(t, q.MarkEnded(ctx, name, "interrupted"))
+	require.NoError(t, q.MarkEnded(ctx, name, "interrupted", "p1"))
 
 	// Retry, in one transaction under the run lock.
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
