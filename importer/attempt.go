@@ -170,6 +170,8 @@ func (a *attempter) do(ctx context.Context, r request, place uint64, s slot) err
 			rtt = time.Duration(as - ns)
 		}
 		if d := a.pacer.wrote(place, s, time.Unix(0, ns), rtt); d > 0 {
+			a.log.Debug("rate schedule: a request reached the API late; moving the slots on", "by", d,
+				"written_after_slot", time.Unix(0, ns).Sub(s.at), "round_trip", rtt, "slot_reserved_ahead", s.at.Sub(s.reserved))
 			if err := a.pacer.delay(ctx, d); err != nil && ctx.Err() == nil {
 				a.log.Warn("rate schedule: could not move the slots on after a late request", "late", d, "err", err)
 			}

@@ -129,7 +129,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.stats.ByEndpoint[rt.endpoint]++
 	s.stats.ByStatus[rec.label()]++
 	s.mu.Unlock()
-	s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "endpoint", rt.endpoint, "status", rec.label())
+	s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "endpoint", rt.endpoint, "status", rec.label(), "arrived", arrived.UTC().Format(time.RFC3339Nano))
 }
 
 func (s *Server) serveAPI(w *recorder, r *http.Request, rt route, arrived time.Time) {
