@@ -317,6 +317,23 @@ func maxInAnySecond(times []time.Time) int {
 	return most
 }
 
+// attemptAll makes n requests one after another, request i through
+// pick(i), each doing do(i, its trace) as its HTTP call, on the fake
+// clock's timeline; every one must succeed.
+func attemptAll(t *testing.T, clock *fakeClock, n int, pick func(i int) *attempter, do func(i int, trace *httptrace.ClientTrace)) {
+	t.Helper()
+	clock.run(func() {
+		for i := range n {
+			d, err := pick(i).attempt(context.Background(), nil, request{do: func(ctx context.Context) error {
+				do(i, httptrace.ContextClientTrace(ctx))
+				return nil
+			}}, 0)
+			require.NoError(t, err)
+			require.Zero(t, d.act)
+		}
+	})
+}
+
 // A request whose headers go out well after its slot check (the process
 // descheduled, a new connection: later than the margin covers) must not
 // let the request ceil(rate) slots on crowd a second: bench-send's single
@@ -327,19 +344,12 @@ func TestAttemptSpacingCoversAStalledWrite(t *testing.T) {
 	const rate = 7
 	a, clock := fakeAttempter(rate)
 	var written []time.Time
-	clock.run(func() {
-		for i := range 3 * rate {
-			d, err := a.attempt(context.Background(), nil, request{do: func(ctx context.Context) error {
-				if i == 1 {
-					clock.Advance(30 * time.Millisecond) // stalled between the check and the write
-				}
-				written = append(written, clock.Now())
-				httptrace.ContextClientTrace(ctx).WroteRequest(httptrace.WroteRequestInfo{})
-				return nil
-			}}, 0)
-			require.NoError(t, err)
-			require.Zero(t, d.act)
+	attemptAll(t, clock, 3*rate, func(int) *attempter { return a }, func(i int, trace *httptrace.ClientTrace) {
+		if i == 1 {
+			clock.Advance(30 * time.Millisecond) // stalled between the check and the write
 		}
+		written = append(written, clock.Now())
+		trace.WroteRequest(httptrace.WroteRequestInfo{})
 	})
 	require.Len(t, written, 3*rate)
 	require.LessOrEqual(t, maxInAnySecond(written), rate, "at most %d requests in any second", rate)
@@ -442,23 +452,15 @@ func TestAttemptSpacingCountsALateArrival(t *testing.T) {
 	const rate, slow, excess = 7, 3, 15 * time.Millisecond
 	a, clock := fakeAttempter(rate)
 	var written []time.Time
-	clock.run(func() {
-		for i := range 3 * rate {
-			d, err := a.attempt(context.Background(), nil, request{do: func(ctx context.Context) error {
-				trace := httptrace.ContextClientTrace(ctx)
-				written = append(written, clock.Now())
-				trace.WroteRequest(httptrace.WroteRequestInfo{})
-				rtt := time.Millisecond
-				if i == slow {
-					rtt += excess
-				}
-				clock.Advance(rtt)
-				trace.GotFirstResponseByte()
-				return nil
-			}}, 0)
-			require.NoError(t, err)
-			require.Zero(t, d.act)
+	attemptAll(t, clock, 3*rate, func(int) *attempter { return a }, func(i int, trace *httptrace.ClientTrace) {
+		written = append(written, clock.Now())
+		trace.WroteRequest(httptrace.WroteRequestInfo{})
+		rtt := time.Millisecond
+		if i == slow {
+			rtt += excess
 		}
+		clock.Advance(rtt)
+		trace.GotFirstResponseByte()
 	})
 	require.GreaterOrEqual(t, written[slow+rate].Sub(written[slow]), time.Second+netJitter+excess,
 		"the request %d after the one that arrived late", rate)
@@ -480,27 +482,15 @@ func TestALateArrivalMovesASharedScheduleOn(t *testing.T) {
 	b := &attempter{pacer: newPacer(a.pacer.sched, clock, "scope", rate, noDBWait), log: a.log, policy: a.policy}
 	sched := a.pacer.sched.(*memSchedule)
 	var arrived []time.Time
-	clock.run(func() {
-		for i := range 4 * rate {
-			at := a
-			if i%2 == 1 {
-				at = b
-			}
-			d, err := at.attempt(context.Background(), nil, request{do: func(ctx context.Context) error {
-				trace := httptrace.ContextClientTrace(ctx)
-				trace.WroteRequest(httptrace.WroteRequestInfo{})
-				late := time.Duration(0)
-				if i == slow {
-					late = excess
-				}
-				arrived = append(arrived, clock.Now().Add(late))
-				clock.Advance(time.Millisecond + late)
-				trace.GotFirstResponseByte()
-				return nil
-			}}, 0)
-			require.NoError(t, err)
-			require.Zero(t, d.act)
+	attemptAll(t, clock, 4*rate, func(i int) *attempter { return []*attempter{a, b}[i%2] }, func(i int, trace *httptrace.ClientTrace) {
+		trace.WroteRequest(httptrace.WroteRequestInfo{})
+		late := time.Duration(0)
+		if i == slow {
+			late = excess
 		}
+		arrived = append(arrived, clock.Now().Add(late))
+		clock.Advance(time.Millisecond + late)
+		trace.GotFirstResponseByte()
 	})
 	require.Len(t, arrived, 4*rate)
 	require.LessOrEqual(t, maxInAnySecond(arrived), rate, "at most %d requests in any second as the API counts them", rate)
@@ -563,19 +553,11 @@ func TestAVaryingAPIIsNotALateOne(t *testing.T) {
 			ats = append(ats, &attempter{pacer: newPacer(a.pacer.sched, clock, "scope", rate, noDBWait), log: a.log, policy: a.policy})
 		}
 		var written []time.Time
-		clock.run(func() {
-			for i := range n {
-				d, err := ats[i%procs].attempt(context.Background(), nil, request{do: func(ctx context.Context) error {
-					trace := httptrace.ContextClientTrace(ctx)
-					written = append(written, clock.Now())
-					trace.WroteRequest(httptrace.WroteRequestInfo{})
-					clock.Advance(40*time.Millisecond + time.Duration(i*37%61)*time.Millisecond)
-					trace.GotFirstResponseByte()
-					return nil
-				}}, 0)
-				require.NoError(t, err)
-				require.Zero(t, d.act)
-			}
+		attemptAll(t, clock, n, func(i int) *attempter { return ats[i%procs] }, func(i int, trace *httptrace.ClientTrace) {
+			written = append(written, clock.Now())
+			trace.WroteRequest(httptrace.WroteRequestInfo{})
+			clock.Advance(40*time.Millisecond + time.Duration(i*37%61)*time.Millisecond)
+			trace.GotFirstResponseByte()
 		})
 		spent := float64(n-1) / written[n-1].Sub(written[0]).Seconds() / rate
 		var moves int64
