@@ -118,7 +118,7 @@ type pacer struct {
 	requests atomic.Int64
 	waited   atomic.Int64 // nanoseconds
 	late     atomic.Int64 // slots given up for being late
-	delays   atomic.Int64 // times the schedule was moved on after a late request
+	moves    atomic.Int64 // times the schedule was moved on after a late request
 	// shallow: the last slot reserved was correctable; clockRTT: the round
 	// trip dbClock is read through (for sharedJitter, without mu).
 	shallow     atomic.Bool
@@ -235,7 +235,7 @@ func (p *pacer) wrote(n uint64, s slot, t time.Time, rtt time.Duration) time.Dur
 // delay moves the scope's slots not yet reserved d on: a request of this
 // process reached the API later than its slot's allowance (wrote).
 func (p *pacer) delay(ctx context.Context, d time.Duration) error {
-	p.delays.Add(1)
+	p.moves.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	return p.sched.DelaySlots(ctx, p.scope, d)
@@ -536,7 +536,7 @@ func (p *pacer) Requests() int64 { return p.requests.Load() }
 func (p *pacer) Late() int64 { return p.late.Load() }
 
 // Moves is the number of times a late request moved the schedule on.
-func (p *pacer) Moves() int64 { return p.delays.Load() }
+func (p *pacer) Moves() int64 { return p.moves.Load() }
 
 // Waited is the time spent waiting for slots.
 func (p *pacer) Waited() time.Duration { return time.Duration(p.waited.Load()) }
