@@ -201,7 +201,7 @@ func (im *Importer) beatLocked(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	freed, live, err := q.ReapLeases(ctx, im.cfg.Run, im.cfg.RequestTimeout)
+	freed, live, err := q.ReapLeases(ctx, im.cfg.Run, im.procID, im.cfg.RequestTimeout)
 	if err != nil {
 		return 0, err
 	}

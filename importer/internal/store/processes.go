@@ -77,7 +77,12 @@ func (q *Queries) RenewLeases(ctx context.Context, run string, convs, owners []s
 // A freed conversation is fenced until its owner's requests can no longer
 // arrive: the owner wrote none after its liveness deadline (expires_at; it
 // checks that itself), and none travels longer than its request timeout. A
-// process the table no longer holds is fenced for $2 from now.
+// process the table no longer holds is fenced for $2 from now. The caller's
+// own leases ($3) are never freed: a process that reaps is alive, and one
+// whose beat reached the database late (a stall longer than its liveness
+// span, between its heartbeat and this statement) freed its own
+// conversations and left their messages in doubt; it checks its own
+// liveness itself, and the others free its leases if it is gone.
 const reapLeases = `
 WITH freed AS (
     UPDATE kommo_import_conversations c
@@ -87,6 +92,7 @@ WITH freed AS (
              WHERE p.run_name = c.run_name AND p.process_id = split_part(c.lease_owner, '#', 1)),
             now() + make_interval(secs => $2)))
     WHERE c.run_name = $1 AND c.lease_owner IS NOT NULL
+      AND split_part(c.lease_owner, '#', 1) <> $3
       AND split_part(c.lease_owner, '#', 1) NOT IN (SELECT process_id FROM kommo_import_live_processes WHERE run_name = $1)
     RETURNING 1
 ), forgotten AS (
@@ -97,10 +103,11 @@ WITH freed AS (
 )
 SELECT (SELECT count(*) FROM freed), (SELECT count(*) FROM kommo_import_live_processes WHERE run_name = $1)`
 
-// ReapLeases frees the leases of the run's processes that are gone (fenced
-// as above; requestTimeout for an owner the table no longer holds); it
-// returns how many it freed and how many processes live.
-func (q *Queries) ReapLeases(ctx context.Context, run string, requestTimeout time.Duration) (freed, live int64, err error) {
-	err = q.db.QueryRow(ctx, reapLeases, run, requestTimeout.Seconds()).Scan(&freed, &live)
+// ReapLeases frees the leases of the run's processes that are gone, self
+// (the caller) aside (fenced as above; requestTimeout for an owner the
+// table no longer holds); it returns how many it freed and how many
+// processes live.
+func (q *Queries) ReapLeases(ctx context.Context, run, self string, requestTimeout time.Duration) (freed, live int64, err error) {
+	err = q.db.QueryRow(ctx, reapLeases, run, requestTimeout.Seconds(), self).Scan(&freed, &live)
 	return freed, live, err
 }

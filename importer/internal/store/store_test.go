@@ -476,7 +476,7 @@ func TestEveryStatementRuns(t *testing.T) {
 	run("ReapLeases")
 	_, err = q.ClaimConversation(ctx, store.ClaimParams{Run: name, Scope: scope, Owner: "p1#0", Lease: time.Minute})
 	require.NoError(t, err)
-	freed, live, err := q.ReapLeases(ctx, name, 30*time.Second)
+	freed, live, err := q.ReapLeases(ctx, name, "p9", 30*time.Second)
 	require.NoError(t, err)
 	require.Equal(t, [2]int64{1, 0}, [2]int64{freed, live}, "the lease of a process that is gone is freed")
 	claimed, err = q.ClaimConversation(ctx, store.ClaimParams{Run: name, Scope: scope, Owner: "p2#0", Lease: time.Minute})
