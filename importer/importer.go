@@ -252,6 +252,7 @@ func New(pool *pgxpool.Pool, api API, cfg Config) (*Importer, error) {
 		active: map[string]string{},
 	}
 	im.pacer = newPacer(im.q, cfg.Clock, cfg.ScopeID, cfg.Rate, im.withDB)
+	im.pacer.workers = cfg.Workers
 	im.att = &attempter{pacer: im.pacer, log: im.log,
 		policy: retryPolicy{backoffBase: cfg.BackoffBase, backoffMax: cfg.BackoffMax, defaultPause: cfg.DefaultPause}}
 	if cfg.Contacts != nil {

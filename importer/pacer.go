@@ -99,12 +99,15 @@ type schedule interface {
 
 // pacer hands out the slots of one scope's schedule to this process.
 type pacer struct {
-	sched  schedule
-	clock  Clock
-	scope  string
-	rate   float64 // requests/s at full speed; <= 0: unlimited
-	holder string  // this pacer, as the schedule knows it
-	withDB func(ctx context.Context, what string, fn func(context.Context) error) error
+	sched schedule
+	clock Clock
+	scope string
+	rate  float64 // requests/s at full speed; <= 0: unlimited
+	// workers: the most requests this process has in flight at once (the
+	// pool's size at most, for leadBudget); 0: not known.
+	workers int
+	holder  string // this pacer, as the schedule knows it
+	withDB  func(ctx context.Context, what string, fn func(context.Context) error) error
 
 	mu          sync.Mutex
 	factor      float64
@@ -291,9 +294,30 @@ func (p *pacer) aloneInterval() time.Duration {
 
 // lead is how long before a send's slot its checkpoint starts: twice the
 // 99th percentile of the checkpoints lately (a slow database), so that one
-// slow commit does not push every slot after it away.
+// slow commit does not push every slot after it away. It never takes more
+// than the workers can give (leadBudget): a database that stalled for a
+// second once filled the tail with 1 s checkpoints, and a lead of 2 s left
+// 8 workers about 3.9 requests/s at --rate 20 until they left the window.
 func (p *pacer) lead() time.Duration {
-	return min(max(2*p.checkpoints.p99(), minLead), maxLead)
+	l := min(max(2*p.checkpoints.p99(), minLead), maxLead)
+	if b, ok := p.leadBudget(); ok {
+		l = min(l, b)
+	}
+	return l
+}
+
+// leadBudget is the longest lead with which the workers still spend the
+// rate, by Little's law: a worker is busy with a message for the lead, the
+// request and the checkpoint after it, so W workers make R requests/s only
+// while that cycle is at most W/R; two thirds of it, as the pool sizes
+// itself with half again for jitter. At least minLead; not ok when the
+// pacer has no rate or no known pool.
+func (p *pacer) leadBudget() (time.Duration, bool) {
+	if p.workers <= 0 || p.rate <= 0 {
+		return 0, false
+	}
+	cycle := time.Duration(float64(p.workers) / p.rate * float64(time.Second) * 2 / 3)
+	return max(cycle-p.rtts.usual()-p.checkpoints.usual(), minLead), true
 }
 
 // lateSlot is how late a request may go out after its slot: the 99th

@@ -570,3 +570,28 @@ func TestAVaryingAPIIsNotALateOne(t *testing.T) {
 		require.LessOrEqual(t, moves, int64(n/8), "a few moves at most: the slowest tenth of round trips")
 	}
 }
+
+// The lead follows the checkpoints' slow tail, but never so far that the
+// workers cannot spend the rate: after a 1 s stall filled the tail, a lead
+// of twice it (2 s) left 8 workers at --rate 20 about 3.9 requests/s.
+func TestTheLeadLeavesTheWorkersTheRate(t *testing.T) {
+	p, _, _ := fakePacer(20, 0)
+	p.workers = 8
+	for range 60 {
+		p.checkpointTook(12 * time.Millisecond)
+		p.rtts.add(time.Millisecond)
+	}
+	require.Equal(t, 24*time.Millisecond, p.lead(), "twice the slow tail, well within the workers' budget")
+	for range 4 { // the checkpoints in flight when the database stalled
+		p.checkpointTook(time.Second)
+	}
+	lead := p.lead()
+	// A worker's cycle: the lead, the request, the checkpoint after it.
+	cycle := lead + p.rtts.usual() + p.checkpoints.usual()
+	t.Logf("after the stall: lead %v, cycle %v, 8 workers make %.1f/s", lead, cycle, 8/cycle.Seconds())
+	require.Less(t, lead, time.Second)
+	require.GreaterOrEqual(t, 8/cycle.Seconds(), 20.0, "the workers still spend the rate")
+
+	p.workers = 0 // no pool known (look-ups, the contact API): the tail alone
+	require.Equal(t, maxLead, p.lead())
+}
