@@ -373,7 +373,7 @@ spend_case() {
 commits() { psql "$DATABASE_URL" -Atc "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
 
 scenario_spend() {
-	echo "== the rate spent without tuning --workers (kommo-import's pool sizes itself; --workers is its ceiling, default 32)"
+	echo "== the rate spent without tuning --workers (kommo-import's pool sizes itself; --workers is its ceiling, default 8)"
 	for k in ${SPEND_CASES:-fast small faults single seq}; do
 		case $k in
 		fast) spend_case fast ">= 900/s" 20000 2000 1000 "" ;;
