@@ -101,13 +101,16 @@ func TestASlowDatabaseStillSpendsTheRate(t *testing.T) {
 	require.Equal(t, importer.OutcomeDone, sum.Outcome)
 	ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
 	got := sustained(h.sim.Ledger())
-	t.Logf("%d messages through an 80 ms database: sustained %.2f/s (%.1f%% of %d), max %d in any second; %d slots given up, %d retries, %.1f s",
-		len(msgs), got, 100*got/rate, rate, h.sim.Stats().MaxRequestsInAny1s, sum.SlotsGivenUp, sum.Retries, sum.ElapsedSeconds)
+	t.Logf("%d messages through an 80 ms database: sustained %.2f/s (%.1f%% of %d), max %d in any second; %d slots given up, %d retries, %d in doubt, %.1f s",
+		len(msgs), got, 100*got/rate, rate, h.sim.Stats().MaxRequestsInAny1s, sum.SlotsGivenUp, sum.Retries, sum.InDoubt, sum.ElapsedSeconds)
 	require.LessOrEqual(t, h.sent.maxInAnySecond(), rate)
 	require.LessOrEqual(t, h.sim.Stats().MaxRequestsInAny1s, rate+1)
-	// A generous floor (74.9% and 48.8% under make test-under-load): with
-	// a fixed lead the run sent nothing at all; make bench-send measures
-	// the rate.
+	// A generous floor (74.9% and 48.8% under make test-under-load, and
+	// once 23%: 57 s for 79 messages, as when a stall between the heartbeat
+	// and the reap made the process free its own conversations and park
+	// them in doubt, TestADatabaseStallDoesNotSlowTheRestOfTheRun): with a
+	// fixed lead the run sent nothing at all; make bench-send measures the
+	// rate.
 	require.GreaterOrEqual(t, got, 0.25*rate, "the rate was spent (a generous floor; make bench-send measures it)")
 }
 
