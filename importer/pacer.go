@@ -82,6 +82,11 @@ const (
 	// than that.
 	minLead = 3 * time.Millisecond
 	maxLead = 2 * time.Second
+	// horizonSlack: what the horizon keeps besides the move's way (see
+	// horizon); minHorizon: a slot is never reserved less than this beyond
+	// the lead.
+	horizonSlack = 100 * time.Millisecond
+	minHorizon   = 100 * time.Millisecond
 	// blockSpan: a process reserves the slots of about this span in one
 	// round trip (10 at 1,000 requests/s; one at a time up to 100/s).
 	blockSpan = 10 * time.Millisecond
@@ -131,9 +136,12 @@ type pacer struct {
 	// block holds the slots reserved together, not handed out yet (our
 	// clock), in order; blockMu also makes a process's reservations one at
 	// a time.
-	blockMu  sync.Mutex
-	block    []slot
-	lateness durations // how late requests went out after their slots
+	blockMu sync.Mutex
+	block   []slot
+	// reserveAfter: with the scope shared, no slot is reserved before this
+	// (the next slot, as far as this process knows, less the horizon).
+	reserveAfter time.Time
+	lateness     durations // how late requests went out after their slots
 
 	// spacing is the belt to the schedule's braces: the write times of this
 	// process's last ceil(rate) requests, so that none goes out as the
@@ -350,6 +358,17 @@ func (p *pacer) reserve(ctx context.Context, lead time.Duration) (slot, error) {
 		// A slot of the block nobody took in time: the workers are fewer
 		// than the rate needs (the pool grows), or the machine is busy.
 	}
+	// Not further ahead than the horizon: wait until the last slot
+	// reserved is that near.
+	if d := p.reserveAfter.Sub(now); d > 0 {
+		t := p.clock.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return slot{}, ctx.Err()
+		case <-t.C():
+		}
+	}
 	// At high rates the slots of about blockSpan are reserved at once: one
 	// round trip to the schedule for several requests.
 	shared := p.interval()
@@ -382,10 +401,15 @@ func (p *pacer) reserve(ctx context.Context, lead time.Duration) (slot, error) {
 		iv = shared
 	}
 	step := time.Duration(float64(iv) / s.Factor)
+	last := first
 	for i := 1; i < k; i++ {
-		next := first
-		next.at = first.at.Add(time.Duration(i) * step)
-		p.block = append(p.block, next)
+		last.at = first.at.Add(time.Duration(i) * step)
+		p.block = append(p.block, last)
+	}
+	p.reserveAfter = time.Time{}
+	if s.Shared {
+		// The next slot comes step after the last one.
+		p.reserveAfter = last.at.Add(step - p.horizon(lead))
 	}
 	return first, nil
 }
@@ -473,6 +497,21 @@ func (p *pacer) usable(s slot) bool {
 func (p *pacer) correctable(s slot) bool {
 	reach := s.at.Sub(s.reserved) + maxLate + p.rtts.p99() + p.checkpoints.p99()
 	return reach < time.Second
+}
+
+// horizon is how far ahead of now a process reserves slots when the scope
+// is shared: near enough that a late request's move (delay) reaches the
+// schedule before the slot R on is reserved (correctable), with
+// horizonSlack to spare, and at least minHorizon beyond the lead. Every
+// process sizes its pool for the whole rate, so without it two processes
+// at Kommo's 7/s with 120-200 ms round trips held slots 2 s ahead, the
+// move came too late, and a request that reached the API 80 ms late made
+// 8 in a second (README, "a known gap"). A worker that would reserve
+// further ahead waits; the rate is spent as long as one waits at the
+// horizon.
+func (p *pacer) horizon(lead time.Duration) time.Duration {
+	h := time.Second - (maxLate + p.rtts.p99() + p.checkpoints.p99() + horizonSlack)
+	return max(h, lead+minHorizon)
 }
 
 // taken counts a slot used for a request.

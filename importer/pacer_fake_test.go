@@ -595,3 +595,44 @@ func TestTheLeadLeavesTheWorkersTheRate(t *testing.T) {
 	p.workers = 0 // no pool known (look-ups, the contact API): the tail alone
 	require.Equal(t, maxLead, p.lead())
 }
+
+// With the scope shared, a process reserves no slot further ahead than the
+// horizon, so that a late request's move reaches the schedule before the
+// slot R on is taken (correctable): a reservation after one 1.4 s ahead
+// waits until that slot is the horizon away. Without it, two processes at
+// 7/s with 120-200 ms round trips held slots 2 s ahead.
+func TestSharedSlotsAreNotReservedFarAhead(t *testing.T) {
+	ctx := context.Background()
+	p, clock, sched := fakePacer(7, 0)
+	other := newPacer(sched, clock, "scope", 7, noDBWait)
+	for range 10 { // the other process's workers hold slots 1.4 s ahead
+		_, err := other.reserve(ctx, 0)
+		require.NoError(t, err)
+	}
+	far, err := p.reserve(ctx, 0)
+	require.NoError(t, err)
+	require.True(t, far.shared)
+	require.Greater(t, far.at.Sub(clock.Now()), 1400*time.Millisecond)
+	h := p.horizon(0)
+	require.Equal(t, time.Second-maxLate-horizonSlack, h, "no round trips measured yet")
+	var next slot
+	var reservedAt time.Time
+	clock.run(func() {
+		next, err = p.reserve(ctx, 0)
+		reservedAt = clock.Now()
+	})
+	require.NoError(t, err)
+	require.WithinDuration(t, far.at.Add(p.interval()-h), reservedAt, time.Millisecond, "waited until the next slot was the horizon away")
+	require.InDelta(t, p.interval(), next.at.Sub(far.at), float64(time.Millisecond))
+	require.True(t, p.correctable(next), "reserved %v ahead", next.at.Sub(reservedAt))
+
+	// Alone, a pacer reserves as far ahead as its workers ask (its ring
+	// spaces its own requests).
+	a, clock2, _ := fakePacer(7, 0)
+	_, err = a.reserve(ctx, 1500*time.Millisecond)
+	require.NoError(t, err)
+	start := clock2.Now()
+	_, err = a.reserve(ctx, 0)
+	require.NoError(t, err)
+	require.Equal(t, start, clock2.Now(), "no wait")
+}
