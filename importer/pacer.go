@@ -506,9 +506,9 @@ func (p *pacer) correctable(s slot) bool {
 // process sizes its pool for the whole rate, so without it two processes
 // at Kommo's 7/s with 120-200 ms round trips held slots 2 s ahead, the
 // move came too late, and a request that reached the API 80 ms late made
-// 8 in a second (README, "a known gap"). A worker that would reserve
-// further ahead waits; the rate is spent as long as one waits at the
-// horizon.
+// 8 in a second (README, "Slots are reserved at most about a second
+// ahead"). A worker that would reserve further ahead waits; the rate is
+// spent as long as one waits at the horizon.
 func (p *pacer) horizon(lead time.Duration) time.Duration {
 	h := time.Second - (maxLate + p.rtts.p99() + p.checkpoints.p99() + horizonSlack)
 	return max(h, lead+minHorizon)
