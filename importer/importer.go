@@ -493,13 +493,15 @@ func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, er
 	// The heartbeat keeps the process alive (and its leases renewed) in
 	// every phase, staging included: a process cut off from the database
 	// counts as gone within a few beats whatever it was doing.
-	hbCtx, stopHB := context.WithCancel(ctx)
+	hbCtx, cancelHB := context.WithCancel(ctx)
+	defer cancelHB()
+	stopHB := make(chan struct{})
 	hbDone := make(chan struct{})
 	registered := err == nil
 	go func() {
 		defer close(hbDone)
 		if registered {
-			im.heartbeatLoop(hbCtx)
+			im.heartbeatLoop(hbCtx, stopHB)
 		}
 	}()
 	if err == nil {
@@ -515,8 +517,16 @@ func (im *Importer) Run(ctx context.Context, soft <-chan struct{}) (*Summary, er
 		sendStart = time.Now()
 		err = im.send(ctx, soft)
 	}
-	stopHB()
-	<-hbDone
+	// The beat in flight ends before the process unregisters (cancelled,
+	// it would drop the session and leave the row: heartbeatLoop), unless
+	// the database does not answer it.
+	close(stopHB)
+	select {
+	case <-hbDone:
+	case <-time.After(hbFinish):
+		cancelHB()
+		<-hbDone
+	}
 	im.unregister(context.WithoutCancel(ctx))
 	var sum *Summary
 	// After a hard stop the summary gets a moment, not an outage's wait:

@@ -337,3 +337,33 @@ func gzipTruncated(t *testing.T, path string) string {
 	require.NoError(t, os.WriteFile(out, buf.Bytes()[:buf.Len()/2], 0o600))
 	return out
 }
+
+// A run that ends while a heartbeat is in flight leaves no live process
+// behind: the next run of the scope (cron's next export) takes its unsent
+// msgids over at once. The end used to cancel the beat mid-statement,
+// which dropped the session without removing the process's row, and the
+// server kept the lock until the cancelled statement ended: the next run
+// saw the old one live and took nothing over (under make
+// test-under-load, TestAnInterruptedRunsMessagesAreTakenOverByTheNextExport).
+func TestARunEndingMidHeartbeatLeavesNoLiveProcess(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sim.Options{Latency: time.Millisecond})
+	pool, proxy := proxiedPool(t)
+	h.pool = pool
+	proxy.SetLatency(15 * time.Millisecond) // a beat (three statements) takes 90 ms or more of its 100
+	msgs := ledgertest.Gen(71, 20, 5)
+	path := ledgertest.WriteJSONL(t, msgs)
+	for i := range 4 {
+		name := fmt.Sprintf("mid-beat-%d", i)
+		im := h.importer(name, path, func(c *importer.Config) { c.Rate = 500; c.Heartbeat = 100 * time.Millisecond })
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, err := im.Run(ctx, stopAfter(im, 5))
+		cancel()
+		require.ErrorIs(t, err, importer.ErrInterrupted)
+		var rows, live int
+		require.NoError(t, h.pool.QueryRow(context.Background(),
+			`SELECT (SELECT count(*) FROM kommo_import_processes WHERE run_name = $1),
+			        (SELECT count(*) FROM kommo_import_live_processes WHERE run_name = $1)`, name).Scan(&rows, &live))
+		require.Equal(t, [2]int{0, 0}, [2]int{rows, live}, "run %d: the process that ended is neither recorded nor live", i)
+	}
+}

@@ -26,6 +26,10 @@ import (
 // gone although its session lives on (a host cut off from the network).
 func (im *Importer) deadAfter() time.Duration { return 4 * im.cfg.Heartbeat }
 
+// hbFinish is how long the end of a run waits for the heartbeat in flight
+// before it cancels it (a database that does not answer).
+const hbFinish = 2 * time.Second
+
 // session is the process's own database connection: it holds the advisory
 // lock that proves the process alive, and carries the heartbeat.
 type session struct {
@@ -152,11 +156,16 @@ func (im *Importer) dropSessionLocked() {
 func (im *Importer) unregister(ctx context.Context) {
 	im.sess.mu.Lock()
 	defer im.sess.mu.Unlock()
-	if im.sess.conn == nil {
-		return
-	}
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	if im.sess.conn == nil {
+		// The session failed (its lock went with it): the row alone is
+		// left, which would count the process live until its deadline.
+		if err := store.New(im.pool).Unregister(cctx, im.cfg.Run, im.procID); err != nil {
+			im.log.Warn("unregister process", "err", err)
+		}
+		return
+	}
 	q := store.New(im.sess.conn)
 	if err := q.Unregister(cctx, im.cfg.Run, im.procID); err != nil {
 		im.log.Warn("unregister process", "err", err)
@@ -267,14 +276,20 @@ func (im *Importer) setActive(owner, conv string) {
 	im.active[owner] = conv
 }
 
-// heartbeatLoop beats until ctx is done. A failed beat is logged, not fatal:
-// the workers' own statements wait out a lost database.
-func (im *Importer) heartbeatLoop(ctx context.Context) {
+// heartbeatLoop beats until stop is closed or ctx is done. A failed beat is
+// logged, not fatal: the workers' own statements wait out a lost database.
+// stop ends the loop between beats, never during one: a beat cancelled
+// mid-statement drops the session (dropSession), and the process's row
+// stayed behind, with its lock held by the server until the cancelled
+// statement ended, so the next run of the scope saw the process live.
+func (im *Importer) heartbeatLoop(ctx context.Context, stop <-chan struct{}) {
 	t := time.NewTicker(im.cfg.Heartbeat)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-stop:
 			return
 		case <-t.C:
 		}
