@@ -27,7 +27,8 @@ export KOMMO_CHANNEL_SECRET=soak-secret
 scope=soak_$(date +%s)
 n=$((rate * 60 * minutes))
 "$tmp/benchgen" -messages $((n / 2)) -conversations $((n / 16)) -seed 11 >"$tmp/a.jsonl"
-"$tmp/benchgen" -messages $((n / 2)) -conversations $((n / 16)) -seed 12 >"$tmp/b.jsonl"
+# Another export: its own msgids (with the same ones, the second run had nothing to send).
+"$tmp/benchgen" -messages $((n / 2)) -conversations $((n / 16)) -seed 12 -prefix soak-b >"$tmp/b.jsonl"
 "$tmp/kommo-sim" --addr 127.0.0.1:0 --addr-file "$tmp/addr" --scope-id "$scope" --ledger "$tmp/ledger.jsonl" \
 	--rate "$rate" --retry-after 5s --seed 11 --faults 500=0.02,503=0.01,accept-500=0.01,accept-drop=0.005,hang=0.005 \
 	--hang 3s --history-delay 300ms >/dev/null 2>"$tmp/sim.log" &

@@ -28,6 +28,7 @@ func main() {
 	size := flag.Int("size", 300, "approximate payload size in bytes")
 	seed := flag.Uint64("seed", 1, "random seed")
 	format := flag.String("format", "jsonl", "jsonl, or telegram: a Telegram Desktop result.json (-size is ignored)")
+	prefix := flag.String("prefix", "bench", "what msgids and conversation ids start with (jsonl): two exports with other prefixes share nothing")
 	flag.Parse()
 	if *convs < 1 || *n < 1 {
 		fmt.Fprintln(os.Stderr, "benchgen: -messages and -conversations must be at least 1")
@@ -55,8 +56,8 @@ func main() {
 		seq := i / *convs
 		p := wire.Payload{
 			MsecTimestamp:  base + int64(seq)*60_000 + int64(c) + int64(r.IntN(30_000)),
-			MsgID:          fmt.Sprintf("bench-%d-%d", c, seq),
-			ConversationID: fmt.Sprintf("bench-conv-%d", c),
+			MsgID:          fmt.Sprintf("%s-%d-%d", *prefix, c, seq),
+			ConversationID: fmt.Sprintf("%s-conv-%d", *prefix, c),
 			Sender:         &wire.Participant{ID: fmt.Sprintf("client-%d", c), Name: fmt.Sprintf("Client %d", c)},
 			Message:        &wire.Message{Type: wire.TypeText, Text: pad},
 		}
