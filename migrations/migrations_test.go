@@ -363,10 +363,25 @@ func TestApplyOutlivesADeadlock(t *testing.T) {
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `CREATE TABLE kt_dl_a (id int); CREATE TABLE kt_dl_b (id int)`)
 	require.NoError(t, err)
+	// PostgreSQL looks for a deadlock once, deadlock_timeout after a wait
+	// begins, and cancels the session that finds it. The migration must be
+	// the one: its check comes 5 s after its wait begins (the reader's
+	// wait begins well within that, even on a loaded machine: with the
+	// default 1 s the reader came 1 s late once under make
+	// test-under-load, the migration found nothing, and the reader was
+	// cancelled), the reader's a minute after its own. (Setting
+	// deadlock_timeout takes a superuser, as the throwaway cluster is.)
+	var db string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT current_database()`).Scan(&db))
+	_, err = pool.Exec(ctx, `ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` SET deadlock_timeout = '5s'`)
+	require.NoError(t, err, "the test needs a superuser to set deadlock_timeout")
+	pool.Reset() // new sessions take the setting
 
 	reader, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer reader.Rollback(ctx) //nolint:errcheck // committed below
+	_, err = reader.Exec(ctx, `SET LOCAL deadlock_timeout = '60s'`)
+	require.NoError(t, err)
 	_, err = reader.Exec(ctx, `SELECT * FROM kt_dl_b`)
 	require.NoError(t, err)
 
