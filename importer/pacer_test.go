@@ -59,9 +59,12 @@ func TestPacersShareOneSchedule(t *testing.T) {
 		require.InDelta(t, float64(interval), float64(slots[i].Sub(slots[i-1])), float64(20*time.Millisecond),
 			"slot %d is one interval after the one before, whichever process took it", i)
 	}
+	// Its slot maps to our clock through this very round trip (off by up
+	// to half of it: 64 ms once under make test-under-load).
+	start := time.Now()
 	s, err := other.reserve(ctx, 0)
 	require.NoError(t, err)
-	require.WithinDuration(t, time.Now(), s.at, 50*time.Millisecond, "another scope has a schedule of its own")
+	require.WithinDuration(t, time.Now(), s.at, 50*time.Millisecond+time.Since(start), "another scope has a schedule of its own")
 
 	// A 429 seen by a pauses b. (b may first wait until its last slot is
 	// within the horizon: the slot is measured from the pause, not from
