@@ -112,6 +112,10 @@ func (h *harness) importerFor(name, path, scope string, mod func(*importer.Confi
 		BackoffBase:   10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		Heartbeat: 200 * time.Millisecond, Lease: 5 * time.Second,
 		MaxAttempts: 30,
+		// As the CLI does (--request-timeout sets both): the fence after a
+		// lapsed process's conversations are taken over is its lease's end
+		// plus this, and the client below gives up after it.
+		RequestTimeout: 2 * time.Second,
 	}
 	if path != "" {
 		cfg.Open, cfg.Source = openJSONL(path), fileIdentity(h.t, path)
@@ -119,7 +123,7 @@ func (h *harness) importerFor(name, path, scope string, mod func(*importer.Confi
 	if mod != nil {
 		mod(&cfg)
 	}
-	client, err := chatsapi.New(chatsapi.Config{BaseURL: h.url, ScopeID: cfg.ScopeID, Secret: testSecret, Timeout: 2 * time.Second,
+	client, err := chatsapi.New(chatsapi.Config{BaseURL: h.url, ScopeID: cfg.ScopeID, Secret: testSecret, Timeout: cfg.RequestTimeout,
 		WrapTransport: h.sent.wrap})
 	require.NoError(h.t, err)
 	im, err := importer.New(h.pool, client, cfg)

@@ -3,15 +3,19 @@ package importer_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kommo-import/kommo-import/importer"
 	"github.com/kommo-import/kommo-import/internal/ledgertest"
+	"github.com/kommo-import/kommo-import/internal/pgtest"
 	"github.com/kommo-import/kommo-import/internal/sim"
+	"github.com/kommo-import/kommo-import/migrations"
 )
 
 // sustained is the rate of the simulator's accepted messages between the
@@ -45,18 +49,31 @@ func TestRateIsExactWithOneOrSeveralProcesses(t *testing.T) {
 			path := ledgertest.WriteJSONL(t, msgs)
 			var wg sync.WaitGroup
 			errs := make([]error, procs)
+			sums := make([]*importer.Summary, procs)
+			logs := make([]*syncWriter, procs)
 			for i := range procs {
 				wg.Add(1)
+				logs[i] = new(syncWriter)
 				go func() {
 					defer wg.Done()
-					im := h.importer("rate", path, func(c *importer.Config) { c.Rate = rate })
-					_, errs[i] = im.Run(context.Background(), nil)
+					im := h.importer("rate", path, func(c *importer.Config) {
+						c.Rate = rate
+						c.Logger = slog.New(slog.NewTextHandler(logs[i], &slog.HandlerOptions{Level: slog.LevelDebug}))
+					})
+					sums[i], errs[i] = im.Run(context.Background(), nil)
 				}()
 			}
 			wg.Wait()
 			for _, err := range errs {
 				require.NoError(t, err)
 			}
+			defer func() {
+				if t.Failed() {
+					for i := range procs {
+						t.Logf("process %d: %+v\n%s", i, *sums[i], logs[i].String())
+					}
+				}
+			}()
 			ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
 			st := h.sim.Stats()
 			got := sustained(h.sim.Ledger())
@@ -108,7 +125,9 @@ func TestASlowDatabaseStillSpendsTheRate(t *testing.T) {
 	// A generous floor (74.9% and 48.8% under make test-under-load, and
 	// once 23%: 57 s for 79 messages, as when a stall between the heartbeat
 	// and the reap made the process free its own conversations and park
-	// them in doubt, TestADatabaseStallDoesNotSlowTheRestOfTheRun): with a
+	// them in doubt, TestADatabaseStallDoesNotSlowTheRestOfTheRun, each
+	// fenced for the 30 s the harness's request timeout then was,
+	// TestALapseCostsTheRunOnlyTheRequestTimeout): with a
 	// fixed lead the run sent nothing at all; make bench-send measures the
 	// rate.
 	require.GreaterOrEqual(t, got, 0.25*rate, "the rate was spent (a generous floor; make bench-send measures it)")
@@ -155,10 +174,82 @@ func TestADatabaseStallDoesNotSlowTheRestOfTheRun(t *testing.T) {
 	t.Logf("%d messages, %d after a 1 s database stall: sustained %.2f/s after it (%.1f%% of %d); %d slots given up, %d in doubt",
 		len(msgs), len(rest), got, 100*got/rate, rate, sum.SlotsGivenUp, sum.InDoubt)
 	// The process freed its own conversations when its beat reached the
-	// database late: their messages went in doubt, parked for 28 s.
+	// database late: their messages went in doubt, parked for 28 s (the
+	// harness's request timeout was the 30 s default then).
 	require.Zero(t, sum.InDoubt, "no message was left in doubt by the stall")
 	require.LessOrEqual(t, h.sent.maxInAnySecond(), rate)
 	// 8 workers with a 2 s lead make about 3.9/s. A generous floor for a
 	// loaded machine.
 	require.GreaterOrEqual(t, got, 0.5*rate, "the rate was spent after the stall")
+}
+
+// A process whose heartbeats lapse for a moment (its database answers a
+// second late; a loaded machine) counts as gone: another process of the run
+// frees its conversations and takes them over. A message it had
+// checkpointed is in doubt, and waits until that process's request could
+// no longer arrive: its lease's end plus the request timeout. That is the
+// whole cost; with the harness's request timeout left at the 30 s default
+// while its client gave up after 2 s, one lapse under make test-under-load
+// stretched a 7 s run to 35 s (23% of the rate).
+func TestALapseCostsTheRunOnlyTheRequestTimeout(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sim.Options{})
+	// Two processes on one database, the first through a proxy.
+	dbURL := pgtest.URL(t)
+	proxy, proxiedURL := pgtest.NewProxy(t, dbURL)
+	var pools [2]*pgxpool.Pool
+	for i, u := range []string{proxiedURL, dbURL} {
+		var err error
+		pools[i], err = importer.Connect(context.Background(), u, 10)
+		require.NoError(t, err)
+		t.Cleanup(pools[i].Close)
+	}
+	_, err := migrations.Apply(context.Background(), pools[1])
+	require.NoError(t, err)
+	msgs := ledgertest.Gen(66, 60, 3)
+	path := ledgertest.WriteJSONL(t, msgs)
+	var logs [2]syncWriter
+	ims := make([]*importer.Importer, 2)
+	for i, pool := range pools {
+		h.pool = pool
+		ims[i] = h.importer("lapse", path, func(c *importer.Config) {
+			c.Rate = 20
+			c.Logger = slog.New(slog.NewTextHandler(&logs[i], nil))
+		})
+	}
+	go func() {
+		for h.sim.Stats().Requests < 30 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		proxy.SetLatency(time.Second) // the first process's beats lapse
+		time.Sleep(2 * time.Second)
+		proxy.SetLatency(0)
+	}()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, im := range ims {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = im.Run(context.Background(), nil)
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	defer func() {
+		if t.Failed() {
+			t.Logf("the lapsing process:\n%s\nthe other:\n%s", logs[0].String(), logs[1].String())
+		}
+	}()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
+	require.Contains(t, logs[1].String(), "freed the conversations of processes that are gone",
+		"the second process took the first for gone (what this test is about)")
+	t.Logf("%d messages at 20/s, one process's database a second late for 2 s: %.1f s", len(msgs), took.Seconds())
+	// 133 messages at 20/s are 7 s: 7.8-8.4 s here; with the fence at the
+	// 30 s default, 33.7 s.
+	require.Less(t, took, 25*time.Second, "the taken-over conversations waited no longer than the request timeout")
 }
