@@ -48,7 +48,7 @@ func TestSeveralRunsInOneDatabaseNeverStall(t *testing.T) {
 		im, err := importer.New(pool, client, importer.Config{
 			Run: fmt.Sprintf("run-%d", run), ScopeID: scope,
 			Open: openJSONL(path), Source: fileIdentity(t, path),
-			Rate: -1, Workers: 8, ReconcileWait: 50 * time.Millisecond,
+			Rate: -1, Workers: 8, ReconcileWait: 50 * time.Millisecond, RequestTimeout: 2 * time.Second,
 		})
 		require.NoError(t, err)
 		// What autovacuum does a minute into a long run: statistics that
