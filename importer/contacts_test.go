@@ -285,19 +285,12 @@ func (w *syncWriter) String() string {
 // creates it, the others wait for it; no contact is made twice.
 func TestLinkContactsTwoProcesses(t *testing.T) {
 	e := newLinkEnv(t, 12, 1200, 240, sim.Options{Latency: 2 * time.Millisecond})
-	var wg sync.WaitGroup
-	sums := make([]*importer.Summary, 2)
-	errs := make([]error, 2)
-	for i := range sums {
+	ims := make([]*importer.Importer, 2)
+	for i := range ims {
 		linking := e.linking(true)
-		im := e.importer("two", e.export, func(c *importer.Config) { c.Contacts = linking })
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			sums[i], errs[i] = im.Run(ctx, nil)
-		})
+		ims[i] = e.importer("two", e.export, func(c *importer.Config) { c.Contacts = linking })
 	}
-	wg.Wait()
+	sums, errs := runTogether(ims...)
 	for i := range sums {
 		require.NoError(t, errs[i])
 		require.Positive(t, sums[i].SentNow, "both processes sent")

@@ -160,6 +160,21 @@ func openJSONL(path string) importer.OpenFunc {
 	}
 }
 
+// runTogether runs the importers at once, as processes of one run would,
+// and returns each one's summary and error when all have ended.
+func runTogether(ims ...*importer.Importer) ([]*importer.Summary, []error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sums := make([]*importer.Summary, len(ims))
+	errs := make([]error, len(ims))
+	var wg sync.WaitGroup
+	for i, im := range ims {
+		wg.Go(func() { sums[i], errs[i] = im.Run(ctx, nil) })
+	}
+	wg.Wait()
+	return sums, errs
+}
+
 func (h *harness) run(name, path string, mod func(*importer.Config)) *importer.Summary {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

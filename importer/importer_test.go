@@ -121,18 +121,8 @@ func TestTwoImportersShareOneRun(t *testing.T) {
 	h := newHarness(t, sim.Options{Rate: 40})
 	msgs := ledgertest.Gen(5, 20, 8)
 	path := ledgertest.WriteJSONL(t, msgs)
-	var wg sync.WaitGroup
-	sums := make([]*importer.Summary, 2)
-	errs := make([]error, 2)
-	for i := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			im := h.importer("shared", path, func(c *importer.Config) { c.Rate = 20 })
-			sums[i], errs[i] = im.Run(context.Background(), nil)
-		}()
-	}
-	wg.Wait()
+	im := func() *importer.Importer { return h.importer("shared", path, func(c *importer.Config) { c.Rate = 20 }) }
+	_, errs := runTogether(im(), im())
 	require.NoError(t, errs[0])
 	require.NoError(t, errs[1])
 	ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))

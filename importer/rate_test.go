@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,33 +46,25 @@ func TestRateIsExactWithOneOrSeveralProcesses(t *testing.T) {
 			h := newHarness(t, sim.Options{})
 			msgs := ledgertest.Gen(uint64(60+procs), 40, 6) // ~140 messages: 7 s at 20/s
 			path := ledgertest.WriteJSONL(t, msgs)
-			var wg sync.WaitGroup
-			errs := make([]error, procs)
-			sums := make([]*importer.Summary, procs)
-			logs := make([]*syncWriter, procs)
-			for i := range procs {
-				wg.Add(1)
-				logs[i] = new(syncWriter)
-				go func() {
-					defer wg.Done()
-					im := h.importer("rate", path, func(c *importer.Config) {
-						c.Rate = rate
-						c.Logger = slog.New(slog.NewTextHandler(logs[i], &slog.HandlerOptions{Level: slog.LevelDebug}))
-					})
-					sums[i], errs[i] = im.Run(context.Background(), nil)
-				}()
+			ims := make([]*importer.Importer, procs)
+			logs := make([]syncWriter, procs)
+			for i := range ims {
+				ims[i] = h.importer("rate", path, func(c *importer.Config) {
+					c.Rate = rate
+					c.Logger = slog.New(slog.NewTextHandler(&logs[i], &slog.HandlerOptions{Level: slog.LevelDebug}))
+				})
 			}
-			wg.Wait()
-			for _, err := range errs {
-				require.NoError(t, err)
-			}
+			sums, errs := runTogether(ims...)
 			defer func() {
 				if t.Failed() {
-					for i := range procs {
-						t.Logf("process %d: %+v\n%s", i, *sums[i], logs[i].String())
+					for i, sum := range sums {
+						t.Logf("process %d: %+v, %v\n%s", i, sum, errs[i], logs[i].String())
 					}
 				}
 			}()
+			for _, err := range errs {
+				require.NoError(t, err)
+			}
 			ledgertest.Check(t, h.sim.Ledger(), msgs, ledgertest.Newest(msgs))
 			st := h.sim.Stats()
 			got := sustained(h.sim.Ledger())
@@ -226,16 +217,7 @@ func TestALapseCostsTheRunOnlyTheRequestTimeout(t *testing.T) {
 		proxy.SetLatency(0)
 	}()
 	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, im := range ims {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = im.Run(context.Background(), nil)
-		}()
-	}
-	wg.Wait()
+	_, errs := runTogether(ims...)
 	took := time.Since(start)
 	defer func() {
 		if t.Failed() {
