@@ -147,6 +147,9 @@ func (m *memSchedule) ReserveSlot(_ context.Context, p store.SlotParams) (store.
 	}
 	wasShared := m.sharedUntil.After(now)
 	shared := wasShared || (m.holder != "" && m.holder != p.Holder)
+	if shared && p.Horizon > 0 && m.tat.After(now.Add(p.Horizon)) && !m.pausedUntil.After(now) {
+		return store.Slot{In: m.tat.Sub(now), Factor: m.factor, DBNow: now, Shared: true}, nil
+	}
 	at := maxTime(m.tat, now.Add(p.Lead), m.pausedUntil)
 	iv := p.AloneInterval
 	if shared {
@@ -162,7 +165,7 @@ func (m *memSchedule) ReserveSlot(_ context.Context, p store.SlotParams) (store.
 	if m.pausedUntil.After(now) {
 		paused = m.pausedUntil.Sub(now)
 	}
-	return store.Slot{In: at.Sub(now), Factor: m.factor, Paused: paused, DBNow: now, Shared: shared}, nil
+	return store.Slot{In: at.Sub(now), Factor: m.factor, Paused: paused, DBNow: now, Shared: shared, Reserved: true}, nil
 }
 
 func (m *memSchedule) DelaySlots(_ context.Context, _ string, d time.Duration) error {

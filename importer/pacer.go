@@ -375,16 +375,37 @@ func (p *pacer) reserve(ctx context.Context, lead time.Duration) (slot, error) {
 	k := max(1, int(blockSpan/shared))
 	var s store.Slot
 	var sent, received time.Time
-	err := p.withDB(ctx, "rate schedule", func(ctx context.Context) (err error) {
-		sent = p.clock.Now()
-		s, err = p.sched.ReserveSlot(ctx, store.SlotParams{Scope: p.scope, Holder: p.holder,
-			Interval: time.Duration(k) * shared, AloneInterval: time.Duration(k) * p.aloneInterval(),
-			Handover: handover, SharedFor: sharedFor, Lead: lead, Recover: recoverEvery, Step: recoverStep})
-		received = p.clock.Now()
-		return err
-	})
-	if err != nil {
-		return slot{}, fmt.Errorf("rate schedule: %w", err)
+	for {
+		h := p.horizon(lead)
+		err := p.withDB(ctx, "rate schedule", func(ctx context.Context) (err error) {
+			sent = p.clock.Now()
+			s, err = p.sched.ReserveSlot(ctx, store.SlotParams{Scope: p.scope, Holder: p.holder,
+				Interval: time.Duration(k) * shared, AloneInterval: time.Duration(k) * p.aloneInterval(),
+				Handover: handover, SharedFor: sharedFor, Lead: lead, Horizon: h, Recover: recoverEvery, Step: recoverStep})
+			received = p.clock.Now()
+			if isNoRows(err) {
+				// The schedule's row came in meanwhile (another process's
+				// first reservation): ask again.
+				s, err = store.Slot{DBNow: s.DBNow}, nil
+			}
+			return err
+		})
+		if err != nil {
+			return slot{}, fmt.Errorf("rate schedule: %w", err)
+		}
+		if s.Reserved {
+			break
+		}
+		// The scope is shared and its next free slot further than the
+		// horizon (the other processes took the ones before): wait until it
+		// is that near, so that every shared slot stays correctable.
+		t := p.clock.NewTimer(max(s.In-h, time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return slot{}, ctx.Err()
+		case <-t.C():
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

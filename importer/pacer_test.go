@@ -88,3 +88,51 @@ func TestPacersShareOneSchedule(t *testing.T) {
 	require.NoError(t, err)
 	require.InDelta(t, rate/2*recoverStep, a.Rate(), 0.01)
 }
+
+// The schedule's statement hands a shared scope's slot out only within the
+// horizon asked for: beyond it, it takes nothing and says how far the next
+// free slot is. A pacer alone, and a scope in a pause (the slot after the
+// pause is what the caller needs to learn), are not held to it.
+func TestTheScheduleHandsSharedSlotsOutWithinTheHorizon(t *testing.T) {
+	pool := pgtest.Pool(t)
+	ctx := context.Background()
+	_, err := migrations.Apply(ctx, pool)
+	require.NoError(t, err)
+	q := store.New(pool)
+	params := func(holder string, lead, horizon time.Duration) store.SlotParams {
+		return store.SlotParams{Scope: "scope-h", Holder: holder, Interval: 150 * time.Millisecond, AloneInterval: 145 * time.Millisecond,
+			Handover: handover, SharedFor: sharedFor, Lead: lead, Horizon: horizon, Recover: recoverEvery, Step: recoverStep}
+	}
+	s, err := q.ReserveSlot(ctx, params("a", 2*time.Second, 500*time.Millisecond))
+	require.NoError(t, err)
+	require.True(t, s.Reserved, "alone: no horizon")
+	require.False(t, s.Shared)
+	s, err = q.ReserveSlot(ctx, params("a", 0, 500*time.Millisecond))
+	require.NoError(t, err)
+	require.True(t, s.Reserved)
+	require.InDelta(t, float64(2145*time.Millisecond), float64(s.In), float64(150*time.Millisecond))
+
+	// b joins: the next free slot is 2.3 s away, beyond its horizon.
+	for range 2 {
+		s, err = q.ReserveSlot(ctx, params("b", 0, 500*time.Millisecond))
+		require.NoError(t, err)
+		require.False(t, s.Reserved, "beyond the horizon: nothing taken")
+		require.True(t, s.Shared)
+		require.InDelta(t, float64(2290*time.Millisecond), float64(s.In), float64(150*time.Millisecond), "how far the next free slot is")
+	}
+	s, err = q.ReserveSlot(ctx, params("b", 0, 3*time.Second))
+	require.NoError(t, err)
+	require.True(t, s.Reserved, "within a wider horizon")
+	require.True(t, s.Shared)
+	require.InDelta(t, float64(2290*time.Millisecond+handover), float64(s.In), float64(150*time.Millisecond),
+		"the slot the refusals left free, the handover later")
+
+	// A pause: the slot after it is handed out, however far.
+	_, err = q.PauseScope(ctx, "scope-h", 10*time.Second, minFactor)
+	require.NoError(t, err)
+	s, err = q.ReserveSlot(ctx, params("a", 0, 500*time.Millisecond))
+	require.NoError(t, err)
+	require.True(t, s.Reserved)
+	require.Greater(t, s.Paused, 9*time.Second)
+	require.GreaterOrEqual(t, s.In, s.Paused-time.Millisecond, "the slot after the pause") // seconds as float8
+}

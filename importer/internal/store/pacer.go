@@ -21,8 +21,12 @@ import (
 // alone. The first shared slot after a lone pacer's comes $8 seconds later.
 // It returns how far the slot is from now, the factor in force, the seconds
 // left of a pause, the database's now() and whether the scope is shared,
-// all in the database's time.
+// all in the database's time, and true. A shared scope's next free slot
+// more than $10 seconds from now (when $10 > 0, and no pause holds it) is
+// not taken: the row says how far it is, the factor, no pause, now(),
+// shared, and false.
 const reserveSlot = `
+WITH taken AS (
 INSERT INTO kommo_import_pacer AS p (scope_id, tat, holder) VALUES ($1, now() + make_interval(secs => $5::float8 + $6::float8), $7)
 ON CONFLICT (scope_id) DO UPDATE SET (factor, last_step, tat, holder, shared_until) = (
     SELECT f, CASE WHEN stepping THEN now() ELSE p.last_step END,
@@ -36,10 +40,17 @@ ON CONFLICT (scope_id) DO UPDATE SET (factor, last_step, tat, holder, shared_unt
                 FROM (SELECT p.factor < 1 AND p.last_step <= now() - make_interval(secs => $3)
                              AND COALESCE(p.paused_until, '-infinity') < now() AS stepping,
                              COALESCE(p.shared_until > now(), false) AS was_shared) s) s) s)
+WHERE $10::float8 <= 0 OR p.tat <= now() + make_interval(secs => $10)
+   OR NOT (COALESCE(p.shared_until > now(), false) OR COALESCE(p.holder <> $7, false))
+   OR COALESCE(p.paused_until > now(), false)
 RETURNING GREATEST(extract(epoch FROM tat - now())::float8
                    - CASE WHEN shared_until > now() THEN $2::float8 ELSE $6::float8 END / factor, 0),
     factor, GREATEST(COALESCE(extract(epoch FROM paused_until - now())::float8, 0), 0),
-    extract(epoch FROM now())::float8, COALESCE(shared_until > now(), false)`
+    extract(epoch FROM now())::float8, COALESCE(shared_until > now(), false), true)
+SELECT * FROM taken
+UNION ALL
+SELECT GREATEST(extract(epoch FROM tat - now())::float8, 0), factor, 0, extract(epoch FROM now())::float8, true, false
+FROM kommo_import_pacer WHERE scope_id = $1 AND NOT EXISTS (SELECT FROM taken)`
 
 // SlotParams says what a reservation asks of the schedule.
 type SlotParams struct {
@@ -55,6 +66,9 @@ type SlotParams struct {
 	Lead                time.Duration // the slot is at least this far from now
 	Recover             time.Duration // quiet time after which the factor steps up
 	Step                float64       // the factor's step up
+	// Horizon: a shared scope's slot is not taken further ahead than this
+	// (0: no limit); Slot.Reserved says so.
+	Horizon time.Duration
 }
 
 // Slot is a reserved slot as the database sees it.
@@ -64,6 +78,9 @@ type Slot struct {
 	Paused time.Duration // left of a pause in force
 	DBNow  time.Time     // the database's now()
 	Shared bool          // another pacer reserves slots of the scope too
+	// Reserved is false when the next free slot was beyond the horizon and
+	// not taken: In says how far it is.
+	Reserved bool
 }
 
 // ReserveSlot takes the scope's next slot.
@@ -71,8 +88,8 @@ func (q *Queries) ReserveSlot(ctx context.Context, p SlotParams) (Slot, error) {
 	var in, paused, now float64
 	var s Slot
 	err := q.db.QueryRow(ctx, reserveSlot, p.Scope, p.Interval.Seconds(), p.Recover.Seconds(), p.Step, p.Lead.Seconds(),
-		p.AloneInterval.Seconds(), p.Holder, p.Handover.Seconds(), p.SharedFor.Seconds()).
-		Scan(&in, &s.Factor, &paused, &now, &s.Shared)
+		p.AloneInterval.Seconds(), p.Holder, p.Handover.Seconds(), p.SharedFor.Seconds(), p.Horizon.Seconds()).
+		Scan(&in, &s.Factor, &paused, &now, &s.Shared, &s.Reserved)
 	s.In, s.Paused, s.DBNow = Seconds(in), Seconds(paused), time.Unix(0, int64(now*1e9))
 	return s, err
 }
