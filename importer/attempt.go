@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http/httptrace"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -157,27 +158,51 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 // began (GotFirstResponseByte), for the pacer's spacing. A request that
 // wrote none (it failed before, or made no HTTP call: the unit tests)
 // keeps the time its place was taken.
+//
+// What the write says counts as soon as it is written, not when the answer
+// comes (3 s later from a hanging API, long after the slot R on was
+// reserved): the ring takes the write time, and a write later than its
+// shared slot allows moves the schedule on meanwhile. The answer then adds
+// only what its round trip tells beyond that.
 func (a *attempter) do(ctx context.Context, r request, place uint64, s slot) error {
-	var wroteAt, answeredAt atomic.Int64
+	var wroteAt, answeredAt, moved atomic.Int64
+	var early sync.WaitGroup
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest:         func(httptrace.WroteRequestInfo) { wroteAt.CompareAndSwap(0, a.pacer.clock.Now().UnixNano()) },
+		WroteRequest: func(httptrace.WroteRequestInfo) {
+			t := a.pacer.clock.Now()
+			if !wroteAt.CompareAndSwap(0, t.UnixNano()) {
+				return
+			}
+			if d := a.pacer.wrote(place, s, t, 0); d > 0 {
+				moved.Store(int64(d))
+				early.Go(func() { a.moveOn(ctx, d, s, t, 0) })
+			}
+		},
 		GotFirstResponseByte: func() { answeredAt.CompareAndSwap(0, a.pacer.clock.Now().UnixNano()) },
 	})
 	err := r.do(ctx)
+	early.Wait()
 	if ns := wroteAt.Load(); ns != 0 {
 		var rtt time.Duration
 		if as := answeredAt.Load(); as >= ns {
 			rtt = time.Duration(as - ns)
 		}
-		if d := a.pacer.wrote(place, s, time.Unix(0, ns), rtt); d > 0 {
-			a.log.Debug("rate schedule: a request reached the API late; moving the slots on", "by", d,
-				"written_after_slot", time.Unix(0, ns).Sub(s.at), "round_trip", rtt, "slot_reserved_ahead", s.at.Sub(s.reserved))
-			if err := a.pacer.delay(ctx, d); err != nil && ctx.Err() == nil {
-				a.log.Warn("rate schedule: could not move the slots on after a late request", "late", d, "err", err)
-			}
+		t := time.Unix(0, ns)
+		if d := a.pacer.wrote(place, s, t, rtt) - time.Duration(moved.Load()); d > 0 {
+			a.moveOn(ctx, d, s, t, rtt)
 		}
 	}
 	return err
+}
+
+// moveOn moves the schedule d on after a request, in slot s and written at
+// t, reached the API late.
+func (a *attempter) moveOn(ctx context.Context, d time.Duration, s slot, t time.Time, rtt time.Duration) {
+	a.log.Debug("rate schedule: a request reached the API late; moving the slots on", "by", d,
+		"written_after_slot", t.Sub(s.at), "round_trip", rtt, "slot_reserved_ahead", s.at.Sub(s.reserved))
+	if err := a.pacer.delay(ctx, d); err != nil && ctx.Err() == nil {
+		a.log.Warn("rate schedule: could not move the slots on after a late request", "late", d, "err", err)
+	}
 }
 
 // parked returns the actPause decision of a request that parks on a pause

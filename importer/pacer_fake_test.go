@@ -716,3 +716,45 @@ func TestSharedSlotsStayWithinTheHorizon(t *testing.T) {
 	}
 	require.Zero(t, far, "shared slots reserved beyond the horizon, of %d", len(slots))
 }
+
+// What a request's write says is known when it is written, not when its
+// answer comes: the traced soak saw a look-up written 10 ms after its shared
+// slot (allowed 2 ms) whose answer came 3 s later (the API hung), so the
+// schedule moved on only then, long after the slot R on was reserved, and
+// 8 requests reached kommo-sim in 994.8 ms. The write moves a shared
+// schedule on at once, and a lone pacer's ring counts the request from its
+// write, while the answer is still awaited.
+func TestALateWriteCountsBeforeItsAnswer(t *testing.T) {
+	const rate, late = 7, 15 * time.Millisecond
+	for _, shared := range []bool{false, true} {
+		a, clock := fakeAttempter(rate)
+		sched := a.pacer.sched.(*memSchedule)
+		if shared {
+			other := newPacer(sched, clock, "scope", rate, noDBWait)
+			_, err := other.reserve(context.Background(), 0)
+			require.NoError(t, err)
+		}
+		var wrote time.Time
+		attemptAll(t, clock, 1, func(int) *attempter { return a }, func(_ int, trace *httptrace.ClientTrace) {
+			clock.Advance(late) // stalled between the check and the write
+			wrote = clock.Now()
+			trace.WroteRequest(httptrace.WroteRequestInfo{})
+			// The answer is 3 s away; meanwhile other workers reserve
+			// their slots.
+			if shared {
+				require.Eventually(t, func() bool {
+					sched.mu.Lock()
+					defer sched.mu.Unlock()
+					return sched.delays == 1
+				}, 2*time.Second, time.Millisecond, "the schedule moved on before the answer")
+			} else {
+				a.pacer.spacingMu.Lock()
+				at := a.pacer.writes[(a.pacer.writeN-1)%uint64(len(a.pacer.writes))]
+				a.pacer.spacingMu.Unlock()
+				require.Equal(t, wrote, at, "the ring counts the request from its write")
+			}
+			clock.Advance(3 * time.Second)
+			trace.GotFirstResponseByte()
+		})
+	}
+}
