@@ -360,14 +360,8 @@ func (p *pacer) reserve(ctx context.Context, lead time.Duration) (slot, error) {
 	}
 	// Not further ahead than the horizon: wait until the last slot
 	// reserved is that near.
-	if d := p.reserveAfter.Sub(now); d > 0 {
-		t := p.clock.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return slot{}, ctx.Err()
-		case <-t.C():
-		}
+	if err := p.sleep(ctx, p.reserveAfter.Sub(now)); err != nil {
+		return slot{}, err
 	}
 	// At high rates the slots of about blockSpan are reserved at once: one
 	// round trip to the schedule for several requests.
@@ -386,7 +380,7 @@ func (p *pacer) reserve(ctx context.Context, lead time.Duration) (slot, error) {
 			if isNoRows(err) {
 				// The schedule's row came in meanwhile (another process's
 				// first reservation): ask again.
-				s, err = store.Slot{DBNow: s.DBNow}, nil
+				s, err = store.Slot{}, nil
 			}
 			return err
 		})
@@ -399,12 +393,8 @@ func (p *pacer) reserve(ctx context.Context, lead time.Duration) (slot, error) {
 		// The scope is shared and its next free slot further than the
 		// horizon (the other processes took the ones before): wait until it
 		// is that near, so that every shared slot stays correctable.
-		t := p.clock.NewTimer(max(s.In-h, time.Millisecond))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return slot{}, ctx.Err()
-		case <-t.C():
+		if err := p.sleep(ctx, max(s.In-h, time.Millisecond)); err != nil {
+			return slot{}, err
 		}
 	}
 	p.mu.Lock()
@@ -433,6 +423,21 @@ func (p *pacer) reserve(ctx context.Context, lead time.Duration) (slot, error) {
 		p.reserveAfter = last.at.Add(step - p.horizon(lead))
 	}
 	return first, nil
+}
+
+// sleep waits d (nothing when d <= 0), or until ctx ends.
+func (p *pacer) sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := p.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C():
+		return nil
+	}
 }
 
 // clockSample is the round trip the database's clock is read through.
