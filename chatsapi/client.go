@@ -167,13 +167,17 @@ const maxResponseHeaderBytes = 64 << 10
 // request was cancelled, and the close resets it (SO_LINGER 0), discarding
 // what the kernel had not sent yet. TCP_USER_TIMEOUT of the attempt's length
 // has the kernel drop a connection whose data goes unacknowledged (a
-// black-holed network), even while this process is frozen.
+// black-holed network), even while this process is frozen. And a request
+// is not written at all once its attempt's time is over, or when the
+// caller's WithWriteCheck says no, checked by the connection right before
+// the first byte (a process frozen between the caller's checks and the
+// write would otherwise send it whenever it runs again).
 func newTransport(attemptTimeout time.Duration) *http.Transport {
 	connect := min(10*time.Second, attemptTimeout)
 	return &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
-		DialContext: tcpopt.Dialer(connect, tcpopt.Options{UserTimeout: attemptTimeout, ResetOnClose: true,
-			KeepAlive: net.KeepAliveConfig{Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 3}}).DialContext,
+		DialContext: checkedDial(tcpopt.Dialer(connect, tcpopt.Options{UserTimeout: attemptTimeout, ResetOnClose: true,
+			KeepAlive: net.KeepAliveConfig{Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 3}}).DialContext),
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:    connect,
 		ResponseHeaderTimeout:  30 * time.Second,
@@ -516,6 +520,7 @@ func (c *Client) attempt(ctx context.Context, op, method, path, query string, bo
 
 	var wrote atomic.Bool
 	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+		GotConn:      armOnGotConn(writeCheck(actx)),
 		WroteRequest: func(info httptrace.WroteRequestInfo) { wrote.Store(info.Err == nil) },
 	})
 	u := *c.base
@@ -535,7 +540,10 @@ func (c *Client) attempt(ctx context.Context, op, method, path, query string, bo
 
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		a.err, a.wrote = c.timeoutErr(actx, ctx, err), wrote.Load()
+		// WroteRequest comes when the request is in the transport's buffer,
+		// before the flush that a write check can refuse.
+		var refused *RefusedError
+		a.err, a.wrote = c.timeoutErr(actx, ctx, err), wrote.Load() && !errors.As(err, &refused)
 		return a
 	}
 	defer resp.Body.Close()

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kommo-import/kommo-import/chatsapi"
 )
 
 // The one paced attempt: every HTTP call the importer makes (a send, a
@@ -17,7 +19,8 @@ import (
 //
 //	reserve a slot of the schedule → wait for it (the checkpoint, if any,
 //	just before it) → check the slot is still usable and the caller's
-//	guard → make the request → classify a failure (policy.go) → on a 429,
+//	guard → make the request (the Chats API client checks again right
+//	before its first byte) → classify a failure (policy.go) → on a 429,
 //	pause the schedule for every process and try again in a later slot.
 //
 // Everything else a failure calls for (fail the message, park its
@@ -33,9 +36,12 @@ type request struct {
 	// false: its slot was given up, a guard refused it) or was refused
 	// unprocessed (made true: a 429).
 	uncheckpoint func(ctx context.Context, made bool) error
-	// guard is asked right before the request is written, with the time
-	// the checkpoint started (zero without one); false: it must not go out
-	// (the caller's lease may have passed). attempt returns errGuard.
+	// guard is asked right before the request is made, and again by the
+	// Chats API client right before its first byte is written (on the
+	// connection's writer: it must be quick and safe for concurrent use),
+	// with the time the checkpoint started (zero without one); false: it
+	// must not go out (the caller's lease may have passed). attempt returns
+	// errGuard.
 	guard func(checkpointed time.Time) bool
 	// do makes the request: one HTTP attempt.
 	do func(ctx context.Context) error
@@ -55,6 +61,12 @@ type request struct {
 
 // errGuard: the request's guard refused it; nothing was sent.
 var errGuard = errors.New("request not made: its guard refused it")
+
+// errStalled: the request was not written, because it could not be written
+// within maxLate of the moment attempt let it go (a frozen or starved
+// process, a dial waiting for a lost SYN to be sent again), or a 429 paused
+// the schedule meanwhile. attempt takes another slot.
+var errStalled = errors.New("request not made: it stalled on its way to the network")
 
 // attempter makes paced attempts on one schedule (the Chats API's scope,
 // or the v4 API's).
@@ -135,9 +147,34 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 			return decision{}, errGuard
 		}
 		a.pacer.taken()
-		err = a.do(ctx, r, place, s)
+		// The checks above hold when they are made; the Chats API client
+		// makes them again right before the request's first byte is
+		// written (chatsapi.WithWriteCheck), so that a process stalled in
+		// between (signing, the pool, a dial, a freeze) does not write it
+		// afterwards: into a lease another process has taken over, or on
+		// top of the slots that came meanwhile.
+		released := a.pacer.clock.Now()
+		err = a.do(ctx, r, place, s, func() error {
+			if !a.pacer.writable(released) {
+				return errStalled
+			}
+			if r.guard != nil && !r.guard(checkpointed) {
+				return errGuard
+			}
+			return nil
+		})
 		if err == nil {
 			return decision{}, nil
+		}
+		if errors.Is(err, errGuard) || errors.Is(err, errStalled) {
+			// Refused before its first byte: not made.
+			if err := a.undo(ctx, r, false); err != nil {
+				return decision{}, err
+			}
+			if errors.Is(err, errGuard) {
+				return decision{}, errGuard
+			}
+			continue
 		}
 		d := a.policy.decide(ctx, err, failures+1)
 		if d.act != actPause {
@@ -164,7 +201,11 @@ func (a *attempter) attempt(ctx context.Context, halt <-chan struct{}, r request
 // reserved): the ring takes the write time, and a write later than its
 // shared slot allows moves the schedule on meanwhile. The answer then adds
 // only what its round trip tells beyond that.
-func (a *attempter) do(ctx context.Context, r request, place uint64, s slot) error {
+//
+// check is run right before the request's first byte is written (by the
+// Chats API client; other requests do without it).
+func (a *attempter) do(ctx context.Context, r request, place uint64, s slot, check func() error) error {
+	ctx = chatsapi.WithWriteCheck(ctx, check)
 	var wroteAt, answeredAt, moved atomic.Int64
 	var early sync.WaitGroup
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{

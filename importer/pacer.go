@@ -511,6 +511,22 @@ func (p *pacer) usable(s slot) bool {
 	return true
 }
 
+// writable reports, right before a request is written, whether it may
+// still be: no 429 has paused the schedule since, and it comes at most
+// maxLate after released, when attempt let it go on time. Later, it would
+// land on top of the slots that came meanwhile: it is given up (and
+// counted as such).
+func (p *pacer) writable(released time.Time) bool {
+	if p.paused() {
+		return false
+	}
+	if p.rate > 0 && p.clock.Now().Sub(released) > maxLate {
+		p.late.Add(1)
+		return false
+	}
+	return true
+}
+
 // correctable reports whether a request in shared slot s, up to maxLate
 // late, can move the schedule on (delay) before the slot R on is
 // reserved: slots are reserved about as far ahead as s was (every process
