@@ -108,7 +108,8 @@ test-under-load: ## make test 5 times with 2 CPU-bound processes beside it (RUNS
 	scripts/test-under-load.sh
 
 # An hour at --rate 7 with two processes and faults against a simulator that enforces 7/s:
-# the maximum in any 1-second window as the API saw it (scripts/soak.sh; SOAK_MINUTES).
+# the maximum in any 1-second window as the API saw it (scripts/soak.sh; SOAK_MINUTES; TRACE=1:
+# every request traced, and scripts/rate-trace.py says why the narrowest windows were narrow).
 .PHONY: soak
 soak: ## an hour of two processes at --rate 7 with faults: the max in any 1 s as the API saw it (SOAK_MINUTES)
 	scripts/soak.sh

@@ -228,6 +228,14 @@ func (a *attempter) do(ctx context.Context, r request, place uint64, s slot, che
 		if as := answeredAt.Load(); as >= ns {
 			rtt = time.Duration(as - ns)
 		}
+		if a.log.Enabled(ctx, slog.LevelDebug) {
+			// Every request's timeline, in this process's clock, for
+			// scripts/rate-trace.py to match against kommo-sim --verbose
+			// (make soak TRACE=1): nanoseconds, where log times and
+			// durations have milliseconds.
+			a.log.Debug("request written", "slot_ns", s.at.UnixNano(), "reserved_ns", s.reserved.UnixNano(),
+				"wrote_ns", ns, "round_trip_ns", rtt.Nanoseconds(), "shared", s.shared)
+		}
 		t := time.Unix(0, ns)
 		if d := a.pacer.wrote(place, s, t, rtt) - time.Duration(moved.Load()); d > 0 {
 			a.moveOn(ctx, d, s, t, rtt)

@@ -1,7 +1,9 @@
 package importer
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -91,4 +93,20 @@ func TestALeaseThatPassesOnTheWayStopsTheSend(t *testing.T) {
 	require.Equal(t, 2, asked, "asked before the request and at its first byte")
 	require.Zero(t, reached.Load())
 	require.Equal(t, []bool{false}, undone)
+}
+
+// With debug logging, every request written logs its timeline in
+// nanoseconds, in the form scripts/rate-trace.py (make soak TRACE=1) reads.
+func TestEveryRequestWrittenIsTracedAtDebug(t *testing.T) {
+	a, clock := fakeAttempter(10)
+	var buf bytes.Buffer
+	a.log = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c, reached := countingAPI(t)
+	var err error
+	clock.run(func() {
+		_, err = a.attempt(context.Background(), nil, request{do: func(ctx context.Context) error { return sendOne(ctx, c) }}, 0)
+	})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, reached.Load())
+	require.Regexp(t, `msg="request written" slot_ns=\d+ reserved_ns=-?\d+ wrote_ns=\d+ round_trip_ns=\d+ shared=(true|false)\n`, buf.String())
 }
